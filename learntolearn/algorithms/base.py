@@ -1,0 +1,89 @@
+"""The one interface every meta-learning algorithm implements.
+
+All three families fit it: ``adapt`` turns a support set into an *adapted state* (fast weights for
+MAML, class prototypes for Prototypical Networks, a filled memory for a memory-augmented network)
+and ``predict`` maps queries through that state. ``meta_loss`` is what meta-training minimises over
+a batch of tasks; its default adapts and predicts each task and takes the query cross-entropy, and
+algorithms override it where training differs from testing (Reptile's outer update, first-order
+shortcuts, one batched forward pass).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from learntolearn.registry import Registry
+from learntolearn.types import Task
+
+ALGORITHMS: Registry[Callable[..., "Algorithm"]] = Registry("algorithm")
+
+
+@dataclass(frozen=True)
+class MetaLoss:
+    """Mean query loss over a task batch (differentiable) and the mean query accuracy."""
+
+    loss: Tensor
+    accuracy: float
+
+
+class Algorithm(nn.Module, abc.ABC):
+    """Base class: implement ``adapt`` and ``predict``; override ``meta_loss`` when training differs."""
+
+    #: True when ``adapt`` needs autograd (gradient-based inner loops); the evaluator then keeps it on.
+    adapts_by_gradient: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> Any:
+        """Adapt to a support set of shape ``(N*K, *input_shape)`` with labels in ``0..N-1``."""
+
+    @abc.abstractmethod
+    def predict(self, adapted: Any, query_x: Tensor) -> Tensor:
+        """Logits of shape ``(n_query, N)`` for queries, given the result of :meth:`adapt`."""
+
+    def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        losses, correct, total = [], 0, 0
+        for task in tasks:
+            check_query(task.support_x, task.query_x)
+            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            losses.append(F.cross_entropy(logits, task.query_y))
+            correct += int((logits.argmax(-1) == task.query_y).sum())
+            total += task.query_y.numel()
+        return MetaLoss(torch.stack(losses).mean(), correct / max(total, 1))
+
+
+def check_support(support_x: Tensor, support_y: Tensor) -> int:
+    """Validate a classification support set and return its number of ways N.
+
+    Labels must be integers covering exactly ``0..N-1`` (every class has at least one example).
+    """
+    if support_y.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"support labels must be integer class indices, got dtype {support_y.dtype}")
+    if support_y.dim() != 1 or support_y.shape[0] != support_x.shape[0]:
+        raise ValueError(
+            f"support labels must be a vector with one label per support example: "
+            f"got labels of shape {tuple(support_y.shape)} for {support_x.shape[0]} examples"
+        )
+    if support_y.numel() == 0:
+        raise ValueError("the support set is empty")
+    present = torch.unique(support_y)
+    ways = int(present.max()) + 1
+    if int(present.min()) < 0 or present.numel() != ways:
+        missing = sorted(set(range(ways)) - set(present.tolist()))
+        raise ValueError(
+            f"support labels must be 0..N-1 with every class present; got labels {present.tolist()}"
+            + (f" (no support example for class {missing})" if missing else "")
+        )
+    return ways
+
+
+def check_query(support_x: Tensor, query_x: Tensor) -> None:
+    if support_x.shape[1:] != query_x.shape[1:]:
+        raise ValueError(
+            f"support and query inputs differ in shape: {tuple(support_x.shape[1:])} vs {tuple(query_x.shape[1:])}"
+        )

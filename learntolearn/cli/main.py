@@ -1,0 +1,177 @@
+"""The ``ltl`` command: data sets, demo, meta-training and evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from learntolearn.algorithms import ALGORITHMS
+from learntolearn.data import DATASETS, EpisodeSet, load_dataset
+from learntolearn.data.archives import DataError
+from learntolearn.data.lake_runs import load_lake_runs
+from learntolearn.data.roots import describe_root_choice, resolve_data_root
+from learntolearn.data.status import dataset_status
+from learntolearn.engine.checkpoint import load
+from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.trainer import TEST_EPISODE_SEED, TrainConfig, Trainer, build_algorithm
+from learntolearn.nn.backbones import BACKBONES
+
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                                help="Folder holding <name>/ data sets (default: $LTL_DATA, else ~/.cache/learntolearn).")
+download_option = click.option("--download/--no-download", default=True, show_default=True,
+                               help="Fetch missing official archives (checksum-verified).")
+
+
+def episode_options(f):
+    for option in reversed([
+        click.option("--dataset", type=click.Choice(DATASETS.names()), default="omniglot", show_default=True),
+        click.option("--split", default="vinyals", show_default=True, help="Class split of the data set."),
+        click.option("--ways", type=click.IntRange(min=2), default=5, show_default=True, help="Classes per test episode (N)."),
+        click.option("--shots", type=click.IntRange(min=1), default=1, show_default=True, help="Support examples per class (K)."),
+        click.option("--queries", type=click.IntRange(min=1), default=15, show_default=True, help="Query examples per class."),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]):
+        f = option(f)
+    return f
+
+
+class FriendlyErrors(click.Group):
+    """Turn expected user errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (DataError, KeyError, ValueError, FileExistsError, FileNotFoundError, TypeError, FloatingPointError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise click.ClickException(message) from err
+
+
+@click.group(cls=FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """learntolearn: meta-learning ("learning to learn") for few-shot tasks."""
+
+
+@cli.command()
+@data_root_option
+def datasets(data_root: str | None) -> None:
+    """List data sets, where they are looked for, and whether they are present and verified."""
+    root = resolve_data_root(data_root)
+    click.echo(f"data root: {root}  (from {describe_root_choice(data_root)})")
+    for name in DATASETS.names():
+        _, splits = DATASETS.get(name)
+        click.echo(f"\n{name}: splits " + "; ".join(f"{s} ({', '.join(subsets)})" for s, subsets in splits.items()))
+        for line in dataset_status(name, root):
+            click.echo(f"  {line}")
+
+
+@cli.command()
+@episode_options
+@click.option("--algorithm", type=click.Choice(ALGORITHMS.names()), default="protonet", show_default=True)
+@click.option("--backbone", type=click.Choice(BACKBONES.names()), default="conv4", show_default=True)
+@click.option("--train-ways", type=int, default=None, help="Classes per training episode (default: --ways).")
+@click.option("--train-queries", type=int, default=None, help="Queries per class in training (default: --queries).")
+@click.option("--train-subset", default="train", show_default=True)
+@click.option("--val-subset", default="val", show_default=True)
+@click.option("--test-subset", default="test", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Meta-training steps.")
+@click.option("--meta-batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks per step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr-halve-every", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--val-every", type=click.IntRange(min=0), default=500, show_default=True, help="0 disables validation.")
+@click.option("--val-episodes", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--test-episodes", type=click.IntRange(min=2), default=1000, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=4), default=28, show_default=True)
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True, help="Run folder to create.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (--steps may grow).")
+@data_root_option
+@download_option
+def train(run_dir: str, resume: bool, data_root: str | None, download: bool, **options) -> None:
+    """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI."""
+    config = TrainConfig(**{k: options[k] for k in options}, checkpoint_every=100)
+    if resume:
+        config = _resumed_config(Path(run_dir), config.steps)
+    trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=resume)
+    result = trainer.run()
+    click.echo(f"test accuracy {result} (run folder {run_dir})")
+
+
+def _resumed_config(run_dir: Path, steps: int) -> TrainConfig:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); nothing to resume")
+    saved = json.loads(path.read_text())
+    if steps > saved["steps"]:
+        saved["steps"] = steps
+        path.write_text(json.dumps(saved, indent=2))
+    return TrainConfig.from_dict(saved)
+
+
+@cli.command(name="eval")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--subset", default=None, help="Subset to evaluate on (default: the run's test subset).")
+@click.option("--lake-runs", is_flag=True, help="Evaluate on the 20 Lake et al. within-alphabet 20-way one-shot runs.")
+@click.option("--ways", type=int, default=None, help="Override the run's test ways.")
+@click.option("--shots", type=int, default=None, help="Override the run's test shots.")
+@click.option("--queries", type=int, default=None, help="Override the run's test queries.")
+@click.option("--episodes", type=click.IntRange(min=2), default=1000, show_default=True)
+@click.option("--episode-seed", type=int, default=TEST_EPISODE_SEED, show_default=True)
+@data_root_option
+@download_option
+def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episode_seed, data_root, download) -> None:
+    """Evaluate a trained run's best checkpoint on fixed episodes (mean accuracy ± 95% CI)."""
+    run = Path(run_dir)
+    if not (run / "config.json").exists():
+        raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    checkpoint = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{run} has no checkpoint (best.pt or last.pt) yet")
+    options = {"data_root": data_root, "image_size": config.image_size, "download": download}
+    if lake_runs:
+        tasks = load_lake_runs(**options)
+        algorithm = build_algorithm(config, tasks[0].support_x.shape[1])
+        total, label = len(tasks), "Lake 20-way within-alphabet one-shot runs"
+    else:
+        data = load_dataset(config.dataset, config.split, subset or config.test_subset, **options)
+        algorithm = build_algorithm(config, data.image_shape[0])
+        episode_set = EpisodeSet.generate(data, ways or config.ways, shots or config.shots, queries or config.queries,
+                                          episodes, episode_seed)
+        tasks, total = episode_set.tasks(data), episodes
+        label = f"{data.name} {ways or config.ways}-way {shots or config.shots}-shot"
+    algorithm.load_state_dict(load(checkpoint)["model"])
+    result = evaluate(algorithm, tasks, total=total)
+    click.echo(f"{label}: accuracy {result} ({checkpoint})")
+
+
+@cli.command()
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), default="ltl-demo", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@data_root_option
+@download_option
+def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: bool) -> None:
+    """Meta-train Prototypical Networks on Omniglot for a few minutes; print 5-way 1-shot test accuracy."""
+    if Path(run_dir, "config.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass another --out or delete it")
+    config = TrainConfig(algorithm="protonet", dataset="omniglot", split="vinyals", ways=5, shots=1, queries=15,
+                         train_ways=20, train_queries=5, steps=steps, val_every=0, seed=seed)
+    click.echo(f"Meta-training Prototypical Networks (conv4) on Omniglot, Vinyals split, 20-way 1-shot episodes, "
+               f"{steps} steps; data root {resolve_data_root(data_root)}")
+    started = time.time()
+    result = Trainer(config, run_dir, data_root=data_root, download=download).run()
+    click.echo(f"Omniglot 5-way 1-shot test accuracy: {result} in {time.time() - started:.0f} s; "
+               f"run folder {run_dir}")
+
+
+def main() -> None:
+    cli(prog_name="ltl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Episodic data: in-memory image data sets, seeded episode samplers, fixed evaluation episodes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS, load_omniglot
+from learntolearn.data.sampler import EpisodeSampler, EpisodeSet
+from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS, load_synthetic
+from learntolearn.registry import Registry
+
+#: name -> (loader(split, subset, *, data_root, image_size, download), {split: subsets})
+DATASETS: Registry[tuple[Callable[..., ImageClassDataset], dict[str, tuple[str, ...]]]] = Registry("data set")
+DATASETS.register("omniglot")((load_omniglot, OMNIGLOT_SPLITS))
+DATASETS.register("synthetic")((load_synthetic, SYNTHETIC_SPLITS))
+
+
+def load_dataset(name: str, split: str, subset: str, **options) -> ImageClassDataset:
+    """Load ``subset`` of ``split`` of the registered data set ``name``."""
+    loader, splits = DATASETS.get(name)
+    if split not in splits:
+        raise KeyError(f"unknown split {split!r} of data set {name!r}; valid splits: {', '.join(splits)}")
+    if subset not in splits[split]:
+        raise KeyError(f"unknown subset {subset!r} of {name}/{split}; valid subsets: {', '.join(splits[split])}")
+    return loader(split, subset, **options)
+
+
+__all__ = ["DATASETS", "EpisodeSampler", "EpisodeSet", "ImageClassDataset", "load_dataset", "load_omniglot", "load_synthetic"]

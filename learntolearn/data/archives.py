@@ -1,0 +1,68 @@
+"""Downloading archives with a checksum check, atomically: a failed download leaves nothing behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class DataError(RuntimeError):
+    """A data set is missing, corrupt or does not match what the loader expects."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file published at ``url`` whose bytes hash to ``digest`` under ``algorithm``."""
+
+    filename: str
+    url: str
+    digest: str
+    algorithm: str = "sha256"
+    size: int | None = None
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(remote: RemoteFile, folder: Path, *, progress: bool = True) -> Path:
+    """Fetch ``remote`` into ``folder``; the file appears only once its checksum matched.
+
+    The bytes go to a temporary file in the same folder, are hashed while they stream, and are
+    renamed into place on success. On a mismatch or an interrupted transfer the temporary file is
+    removed and :class:`DataError` names the expected and actual checksums.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / remote.filename
+    h = hashlib.new(remote.algorithm)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
+            total = remote.size or int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename, disable=not progress) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+        if h.hexdigest() != remote.digest:
+            raise DataError(
+                f"checksum mismatch for {remote.filename} downloaded from {remote.url}: expected "
+                f"{remote.algorithm} {remote.digest}, got {h.hexdigest()}. The file was not kept; "
+                f"retry, or place a copy of the official archive in {folder} yourself."
+            )
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,144 @@
+"""Seeded N-way K-shot episode sampling by tensor indexing, and fixed evaluation episode sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.types import Task
+
+EPISODE_SET_VERSION = 1
+
+
+def check_episode_shape(dataset: ImageClassDataset, ways: int, shots: int, queries: int) -> None:
+    """Raise ``ValueError`` naming the limit when ``dataset`` cannot supply such episodes."""
+    if ways < 1 or shots < 1 or queries < 0:
+        raise ValueError(f"need ways >= 1, shots >= 1 and queries >= 0, got {ways}-way {shots}-shot {queries}-query")
+    if ways > dataset.n_classes:
+        raise ValueError(
+            f"{ways}-way episodes need {ways} classes but {dataset.name} has only {dataset.n_classes}; "
+            f"lower the number of ways"
+        )
+    smallest = int(dataset.counts.argmin())
+    size = int(dataset.counts[smallest])
+    if shots + queries > size:
+        raise ValueError(
+            f"{shots} shots + {queries} queries = {shots + queries} images per class, but class "
+            f"{dataset.class_names[smallest]!r} of {dataset.name} has only {size}; lower shots or queries"
+        )
+
+
+def draw_plans(dataset: ImageClassDataset, ways: int, shots: int, queries: int, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Choose classes and images for ``count`` episodes at once.
+
+    Returns:
+        classes: int64 ``(count, ways)``, class indices of the data set.
+        images: int64 ``(count, ways, shots + queries)``, rows of ``dataset.images``; the first
+            ``shots`` of each class are the support set.
+    """
+    classes = torch.rand(count, dataset.n_classes, generator=generator).argsort(dim=1)[:, :ways]
+    counts = dataset.counts[classes]
+    keys = torch.rand(count, ways, int(counts.max()), generator=generator)
+    keys.masked_fill_(torch.arange(keys.shape[-1]) >= counts.unsqueeze(-1), 2.0)
+    picks = keys.argsort(dim=-1)[..., : shots + queries]
+    return classes, dataset.offsets[classes].unsqueeze(-1) + picks
+
+
+def task_from_plan(dataset: ImageClassDataset, classes: Tensor, images: Tensor, shots: int) -> Task:
+    """Gather one episode given its ``classes (ways,)`` and ``images (ways, shots + queries)``."""
+    ways, per_class = images.shape
+    labels = torch.arange(ways).unsqueeze(1)
+    return Task(
+        support_x=dataset.to_float(images[:, :shots].reshape(-1)),
+        support_y=labels.expand(ways, shots).reshape(-1),
+        query_x=dataset.to_float(images[:, shots:].reshape(-1)),
+        query_y=labels.expand(ways, per_class - shots).reshape(-1),
+        class_ids=classes.clone(),
+    )
+
+
+class EpisodeSampler:
+    """An endless, seeded stream of N-way K-shot Q-query episodes from an in-memory data set.
+
+    Episodes are drawn ``batch`` at a time with a few tensor ops; the stream depends only on the
+    seed, and ``state_dict`` / ``load_state_dict`` let a resumed run continue it exactly.
+    """
+
+    def __init__(self, dataset: ImageClassDataset, ways: int, shots: int, queries: int, *, seed: int = 0, batch: int = 64) -> None:
+        check_episode_shape(dataset, ways, shots, queries)
+        self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
+        self.batch = batch
+        self.generator = torch.Generator().manual_seed(seed)
+        self._pending: list[tuple[Tensor, Tensor]] = []
+
+    def sample(self) -> Task:
+        if not self._pending:
+            classes, images = draw_plans(self.dataset, self.ways, self.shots, self.queries, self.batch, self.generator)
+            self._pending = list(zip(classes.unbind(0), images.unbind(0)))[::-1]
+        classes, images = self._pending.pop()
+        return task_from_plan(self.dataset, classes, images, self.shots)
+
+    def __iter__(self):
+        while True:
+            yield self.sample()
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "pending": list(self._pending)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._pending = list(state["pending"])
+
+
+@dataclass(frozen=True)
+class EpisodeSet:
+    """A fixed, saved list of episodes so every method is evaluated on the same tasks (paired).
+
+    Only indices are stored; ``dataset_name`` and ``n_classes`` guard against pairing them with
+    another data set.
+    """
+
+    dataset_name: str
+    n_classes: int
+    shots: int
+    seed: int
+    classes: Tensor
+    images: Tensor
+
+    @classmethod
+    def generate(cls, dataset: ImageClassDataset, ways: int, shots: int, queries: int, count: int, seed: int) -> "EpisodeSet":
+        check_episode_shape(dataset, ways, shots, queries)
+        classes, images = draw_plans(dataset, ways, shots, queries, count, torch.Generator().manual_seed(seed))
+        return cls(dataset.name, dataset.n_classes, shots, seed, classes, images)
+
+    def __len__(self) -> int:
+        return int(self.classes.shape[0])
+
+    def tasks(self, dataset: ImageClassDataset):
+        """Yield the episodes as :class:`Task` objects gathered from ``dataset``."""
+        if dataset.name != self.dataset_name or dataset.n_classes != self.n_classes:
+            raise ValueError(
+                f"these episodes were drawn from {self.dataset_name} ({self.n_classes} classes), "
+                f"not {dataset.name} ({dataset.n_classes} classes)"
+            )
+        for classes, images in zip(self.classes, self.images):
+            yield task_from_plan(dataset, classes, images, self.shots)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"version": EPISODE_SET_VERSION, **self.__dict__}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "EpisodeSet":
+        state = torch.load(path, weights_only=True)
+        version = state.pop("version", None)
+        if version != EPISODE_SET_VERSION:
+            raise ValueError(f"{path} holds episode-set format {version}; this learntolearn reads format {EPISODE_SET_VERSION}")
+        return cls(**state)

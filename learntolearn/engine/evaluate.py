@@ -1,0 +1,62 @@
+"""Accuracy on fixed episodes with a 95% confidence interval, and paired comparisons."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from learntolearn.algorithms.base import Algorithm, check_query
+from learntolearn.types import Task
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-episode query accuracies; ``mean`` ± ``ci95`` = 1.96 * sd / sqrt(n) (sample sd)."""
+
+    accuracies: Tensor
+
+    @property
+    def mean(self) -> float:
+        return float(self.accuracies.mean())
+
+    @property
+    def ci95(self) -> float:
+        return confidence_interval(self.accuracies)
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.ci95:.2f}% over {len(self.accuracies)} episodes"
+
+
+def confidence_interval(values: Tensor) -> float:
+    """Half-width of the normal 95% confidence interval of the mean of ``values``."""
+    n = values.numel()
+    if n < 2:
+        return float("nan")
+    return 1.96 * float(values.to(torch.float64).std(unbiased=True)) / math.sqrt(n)
+
+
+def evaluate(algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None) -> Evaluation:
+    """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
+    algorithm.eval()
+    accuracies = []
+    device = next(algorithm.parameters()).device
+    with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
+        for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
+            task = task.to(device)
+            check_query(task.support_x, task.query_x)
+            logits = algorithm.predict(algorithm.adapt(task.support_x, task.support_y), task.query_x)
+            accuracies.append((logits.argmax(-1) == task.query_y).float().mean().item())
+    return Evaluation(torch.tensor(accuracies, dtype=torch.float64))
+
+
+def paired_difference(a: Evaluation, b: Evaluation) -> tuple[float, float]:
+    """Mean and 95% CI half-width of ``a - b`` on the same episodes (paired comparison)."""
+    if a.accuracies.shape != b.accuracies.shape:
+        raise ValueError("a paired comparison needs both methods evaluated on the same episodes")
+    diff = a.accuracies - b.accuracies
+    return float(diff.mean()), confidence_interval(diff)

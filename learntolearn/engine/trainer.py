@@ -1,0 +1,209 @@
+"""One meta-training loop: seeded episodes, Adam, validation on fixed episodes, atomic resumable checkpoints.
+
+A run folder holds ``config.json``, ``metrics.jsonl`` (one line per step and per validation),
+``last.pt`` (everything needed to resume), ``best.pt`` (best validation accuracy), the fixed test
+episodes and ``results.json``. A killed run continued with ``resume=True`` ends with the same
+numbers as an uninterrupted one on the same seed and thread count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from learntolearn.algorithms.base import ALGORITHMS, Algorithm
+from learntolearn.data import EpisodeSampler, EpisodeSet, load_dataset
+from learntolearn.engine.checkpoint import atomic_save, load
+from learntolearn.engine.evaluate import Evaluation, evaluate
+from learntolearn.nn.backbones import BACKBONES
+
+VAL_EPISODE_SEED = 1
+TEST_EPISODE_SEED = 2
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. ``train_ways`` / ``train_queries`` default to the test setting."""
+
+    algorithm: str = "protonet"
+    backbone: str = "conv4"
+    dataset: str = "omniglot"
+    split: str = "vinyals"
+    train_subset: str = "train"
+    val_subset: str = "val"
+    test_subset: str = "test"
+    image_size: int = 28
+    ways: int = 5
+    shots: int = 1
+    queries: int = 15
+    train_ways: int | None = None
+    train_queries: int | None = None
+    meta_batch: int = 1
+    steps: int = 1000
+    lr: float = 1e-3
+    lr_halve_every: int = 2000
+    val_every: int = 500
+    val_episodes: int = 500
+    test_episodes: int = 1000
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = {"str": str, "int": int, "float": (int, float), "int | None": (int, type(None))}[f.type]
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise TypeError(f"config key {f.name!r} must be {f.type}, got {value!r}")
+        ALGORITHMS.get(self.algorithm)
+        BACKBONES.get(self.backbone)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KeyError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def build_algorithm(config: TrainConfig, in_channels: int) -> Algorithm:
+    backbone = BACKBONES.get(config.backbone)(in_channels=in_channels)
+    return ALGORITHMS.get(config.algorithm)(backbone)
+
+
+def provenance() -> dict:
+    """Commit, machine and library versions recorded next to every result."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+class Trainer:
+    """Meta-trains ``config.algorithm`` in ``run_dir``; ``run()`` returns the test :class:`Evaluation`."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, data_root: str | None = None,
+                 download: bool = False, resume: bool = False, progress: bool = True) -> None:
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        if (self.run_dir / "config.json").exists() and not resume:
+            raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it or choose another folder")
+        if resume and not (self.run_dir / "config.json").exists():
+            raise FileNotFoundError(f"{self.run_dir} is not a run folder (no config.json); nothing to resume")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        c = config
+        options = {"data_root": data_root, "image_size": c.image_size, "download": download}
+        self.train_data = load_dataset(c.dataset, c.split, c.train_subset, **options)
+        self.val_data = load_dataset(c.dataset, c.split, c.val_subset, **options) if c.val_every else None
+        self.test_data = load_dataset(c.dataset, c.split, c.test_subset, **options)
+        torch.manual_seed(c.seed)
+        self.algorithm = build_algorithm(c, self.train_data.image_shape[0])
+        self.optimizer = torch.optim.Adam(self.algorithm.parameters(), lr=c.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5)
+        self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.shots, c.train_queries or c.queries, seed=c.seed)
+        self.val_episodes = (EpisodeSet.generate(self.val_data, c.ways, c.shots, c.queries, c.val_episodes, VAL_EPISODE_SEED)
+                             if self.val_data else None)
+        self.test_episodes = EpisodeSet.generate(self.test_data, c.ways, c.shots, c.queries, c.test_episodes, TEST_EPISODE_SEED)
+        self.step, self.best_val, self.train_seconds = 0, -1.0, 0.0
+        if resume:
+            self._restore()
+        else:
+            (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
+            (self.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
+            (self.run_dir / "metrics.jsonl").write_text("")
+
+    def _state(self) -> dict:
+        return {"model": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "step": self.step, "best_val": self.best_val,
+                "train_seconds": self.train_seconds, "config": dataclasses.asdict(self.config)}
+
+    def _restore(self) -> None:
+        saved = json.loads((self.run_dir / "config.json").read_text())
+        if saved != dataclasses.asdict(self.config):
+            raise ValueError(f"{self.run_dir}/config.json differs from the given config; resume with the saved one")
+        if not (self.run_dir / "last.pt").exists():
+            raise FileNotFoundError(f"{self.run_dir} has no last.pt checkpoint yet; start the run again without resume")
+        state = load(self.run_dir / "last.pt")
+        self.algorithm.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.best_val, self.train_seconds = state["step"], state["best_val"], state["train_seconds"]
+        lines = (self.run_dir / "metrics.jsonl").read_text().splitlines()
+        kept = [line for line in lines if json.loads(line)["step"] <= self.step]
+        (self.run_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+
+    def _log(self, record: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def train(self) -> None:
+        c = self.config
+        self.algorithm.train()
+        bar = tqdm(total=c.steps, initial=self.step, desc="meta-training", unit="step", disable=not self.progress)
+        while self.step < c.steps:
+            started = time.perf_counter()
+            self.algorithm.train()
+            out = self.algorithm.meta_loss([self.sampler.sample() for _ in range(c.meta_batch)])
+            if not math.isfinite(out.loss.item()):
+                raise FloatingPointError(
+                    f"the meta-loss became {out.loss.item()} at step {self.step + 1}; lower the learning rate "
+                    f"(lr={c.lr}) or resume from the last checkpoint in {self.run_dir}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            self.train_seconds += time.perf_counter() - started
+            self._log({"step": self.step, "loss": round(out.loss.item(), 6), "accuracy": round(out.accuracy, 6),
+                       "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 3)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{out.loss.item():.3f}", acc=f"{out.accuracy:.3f}",
+                            tasks_per_s=f"{c.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}")
+            if self.val_episodes is not None and c.val_every and self.step % c.val_every == 0:
+                self._validate()
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                atomic_save(self._state(), self.run_dir / "last.pt")
+        bar.close()
+
+    def _validate(self) -> None:
+        result = evaluate(self.algorithm, self.val_episodes.tasks(self.val_data), progress=False)
+        self._log({"step": self.step, "val_accuracy": result.mean, "val_ci95": result.ci95})
+        if result.mean > self.best_val:
+            self.best_val = result.mean
+            atomic_save({"model": self.algorithm.state_dict(), "step": self.step, "val_accuracy": result.mean,
+                         "config": dataclasses.asdict(self.config)}, self.run_dir / "best.pt")
+
+    def test(self) -> Evaluation:
+        """Evaluate the best-validation model (or the last one) on the fixed test episodes."""
+        best = self.run_dir / "best.pt"
+        if best.exists():
+            self.algorithm.load_state_dict(load(best)["model"])
+        result = evaluate(self.algorithm, self.test_episodes.tasks(self.test_data), progress=self.progress,
+                          total=len(self.test_episodes))
+        self.test_episodes.save(self.run_dir / "test_episodes.pt")
+        summary = {"test_accuracy": result.mean, "test_ci95": result.ci95, "episodes": len(self.test_episodes),
+                   "episode_seed": TEST_EPISODE_SEED, "steps": self.step, "train_seconds": round(self.train_seconds, 1),
+                   "best_val_accuracy": self.best_val if best.exists() else None,
+                   "config": dataclasses.asdict(self.config), **provenance()}
+        (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+        return result
+
+    def run(self) -> Evaluation:
+        self.train()
+        return self.test()

@@ -1,0 +1,46 @@
+"""Embedding networks shared by all algorithms, registered by name."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from learntolearn.registry import Registry
+
+BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution, BatchNorm, ReLU, 2x2 max-pooling (Vinyals et al. 2016, Snell et al. 2017)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+@BACKBONES.register("conv4")
+def conv4(in_channels: int = 1, hidden: int = 64, out_channels: int = 64) -> nn.Sequential:
+    """The standard four-block convolutional embedding; a 28x28 input gives a 64-d vector."""
+    return nn.Sequential(
+        conv_block(in_channels, hidden),
+        conv_block(hidden, hidden),
+        conv_block(hidden, hidden),
+        conv_block(hidden, out_channels),
+        nn.Flatten(),
+    )
+
+
+@BACKBONES.register("mlp")
+def mlp(in_features: int = 784, hidden: tuple[int, ...] = (40, 40), out_features: int | None = None) -> nn.Sequential:
+    """A fully connected ReLU network on flattened inputs (the MAML sinusoid net is ``mlp(1, (40, 40), 1)``)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    if out_features is not None:
+        layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)

@@ -1,0 +1,35 @@
+"""The episode type shared by data, algorithms and the evaluator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Task:
+    """One N-way K-shot episode.
+
+    Attributes:
+        support_x: support inputs, shape ``(N*K, *input_shape)``, grouped by class.
+        support_y: support labels in ``0..N-1``, shape ``(N*K,)``.
+        query_x: query inputs, shape ``(N*Q, *input_shape)``.
+        query_y: query labels in ``0..N-1`` (classification) or targets (regression).
+        class_ids: original class index of each episode label in its data set, shape ``(N,)``;
+            label ``i`` of this episode is class ``class_ids[i]`` of the source.
+    """
+
+    support_x: Tensor
+    support_y: Tensor
+    query_x: Tensor
+    query_y: Tensor
+    class_ids: Tensor
+
+    @property
+    def ways(self) -> int:
+        return int(self.class_ids.shape[0])
+
+    def to(self, device: torch.device | str) -> "Task":
+        return Task(*(t.to(device) for t in (self.support_x, self.support_y, self.query_x, self.query_y, self.class_ids)))
