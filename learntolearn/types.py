@@ -18,7 +18,8 @@ class Task:
         query_x: query inputs, shape ``(N*Q, *input_shape)``.
         query_y: query labels in ``0..N-1`` (classification) or targets (regression).
         class_ids: original class index of each episode label in its data set, shape ``(N,)``;
-            label ``i`` of this episode is class ``class_ids[i]`` of the source.
+            label ``i`` of this episode is class ``class_ids[i]`` of the source (empty for regression).
+        parameters: what generated a synthetic task, e.g. sinusoid ``(amplitude, phase)``; else None.
     """
 
     support_x: Tensor
@@ -26,10 +27,12 @@ class Task:
     query_x: Tensor
     query_y: Tensor
     class_ids: Tensor
+    parameters: Tensor | None = None
 
     @property
     def ways(self) -> int:
         return int(self.class_ids.shape[0])
 
     def to(self, device: torch.device | str) -> "Task":
-        return Task(*(t.to(device) for t in (self.support_x, self.support_y, self.query_x, self.query_y, self.class_ids)))
+        moved = (self.support_x, self.support_y, self.query_x, self.query_y, self.class_ids, self.parameters)
+        return Task(*(None if t is None else t.to(device) for t in moved))

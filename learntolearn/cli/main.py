@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
 import click
-import torch
 
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.data import DATASETS, EpisodeSet, load_dataset
@@ -87,13 +84,15 @@ def datasets(data_root: str | None) -> None:
 @click.option("--val-episodes", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--test-episodes", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=4), default=28, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Steps between atomic checkpoints (last.pt) that --resume continues from.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True, help="Run folder to create.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (--steps may grow).")
 @data_root_option
 @download_option
 def train(run_dir: str, resume: bool, data_root: str | None, download: bool, **options) -> None:
     """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI."""
-    config = TrainConfig(**{k: options[k] for k in options}, checkpoint_every=100)
+    config = TrainConfig(**options)
     if resume:
         config = _resumed_config(Path(run_dir), config.steps)
     trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=resume)
@@ -102,14 +101,12 @@ def train(run_dir: str, resume: bool, data_root: str | None, download: bool, **o
 
 
 def _resumed_config(run_dir: Path, steps: int) -> TrainConfig:
+    """The run's saved config, with ``steps`` raised to ``steps`` when that is larger."""
     path = run_dir / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); nothing to resume")
     saved = json.loads(path.read_text())
-    if steps > saved["steps"]:
-        saved["steps"] = steps
-        path.write_text(json.dumps(saved, indent=2))
-    return TrainConfig.from_dict(saved)
+    return TrainConfig.from_dict({**saved, "steps": max(steps, saved["steps"])})
 
 
 @cli.command(name="eval")

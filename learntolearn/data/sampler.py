@@ -41,11 +41,13 @@ def draw_plans(dataset: ImageClassDataset, ways: int, shots: int, queries: int, 
         images: int64 ``(count, ways, shots + queries)``, rows of ``dataset.images``; the first
             ``shots`` of each class are the support set.
     """
-    classes = torch.rand(count, dataset.n_classes, generator=generator).argsort(dim=1)[:, :ways]
+    # The k largest of i.i.d. uniform keys are a uniformly random k-subset in random order; topk is
+    # linear in the number of classes where a full argsort is not.
+    classes = torch.rand(count, dataset.n_classes, generator=generator).topk(ways, dim=1).indices
     counts = dataset.counts[classes]
     keys = torch.rand(count, ways, int(counts.max()), generator=generator)
-    keys.masked_fill_(torch.arange(keys.shape[-1]) >= counts.unsqueeze(-1), 2.0)
-    picks = keys.argsort(dim=-1)[..., : shots + queries]
+    keys.masked_fill_(torch.arange(keys.shape[-1]) >= counts.unsqueeze(-1), -1.0)
+    picks = keys.topk(shots + queries, dim=-1).indices
     return classes, dataset.offsets[classes].unsqueeze(-1) + picks
 
 

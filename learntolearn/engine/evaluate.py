@@ -44,7 +44,7 @@ def evaluate(algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = Tr
     """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
     algorithm.eval()
     accuracies = []
-    device = next(algorithm.parameters()).device
+    device = next(algorithm.parameters(), torch.empty(0)).device
     with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
         for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
             task = task.to(device)

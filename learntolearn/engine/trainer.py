@@ -132,8 +132,11 @@ class Trainer:
 
     def _restore(self) -> None:
         saved = json.loads((self.run_dir / "config.json").read_text())
-        if saved != dataclasses.asdict(self.config):
-            raise ValueError(f"{self.run_dir}/config.json differs from the given config; resume with the saved one")
+        given = dataclasses.asdict(self.config)
+        changed = sorted(k for k in given if k != "steps" and saved.get(k) != given[k])
+        if changed:
+            raise ValueError(f"{self.run_dir}/config.json differs from the given config in {', '.join(changed)}; "
+                             f"only steps may change on resume")
         if not (self.run_dir / "last.pt").exists():
             raise FileNotFoundError(f"{self.run_dir} has no last.pt checkpoint yet; start the run again without resume")
         state = load(self.run_dir / "last.pt")
@@ -143,6 +146,9 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_val, self.train_seconds = state["step"], state["best_val"], state["train_seconds"]
+        if self.step > self.config.steps:
+            raise ValueError(f"{self.run_dir} already ran {self.step} steps; resume with steps >= {self.step}")
+        (self.run_dir / "config.json").write_text(json.dumps(given, indent=2))
         lines = (self.run_dir / "metrics.jsonl").read_text().splitlines()
         kept = [line for line in lines if json.loads(line)["step"] <= self.step]
         (self.run_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))

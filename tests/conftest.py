@@ -1,0 +1,40 @@
+"""Shared fixtures: the real data root (or a skip that says why), seeds, small thread counts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def real_data_root() -> Path | None:
+    """``$LTL_DATA`` if it holds Omniglot, else ``../shared/data`` beside the repository, else None."""
+    for candidate in (os.environ.get("LTL_DATA"), SHARED_DATA):
+        if candidate and (Path(candidate) / "omniglot" / "images_background.zip").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = real_data_root()
+    if root is None:
+        pytest.skip("real Omniglot archives not found: set LTL_DATA to a folder holding "
+                    "omniglot/images_background.zip (CI uses ../shared/data)")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_data_root(monkeypatch, tmp_path) -> None:
+    """Tests never touch the user's cache: the default root points into a temporary folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

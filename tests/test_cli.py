@@ -1,0 +1,57 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from learntolearn.cli.main import cli
+
+TINY = ["--dataset", "synthetic", "--split", "default", "--image-size", "16", "--steps", "20", "--val-every", "10",
+        "--val-episodes", "10", "--test-episodes", "20", "--queries", "3", "--checkpoint-every", "10"]
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["datasets"], ["train"], ["eval"], ["demo"]])
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_train_eval_and_resume_from_the_command_line(runner, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train", *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "over 20 episodes" in result.output
+    assert json.loads((out / "results.json").read_text())["steps"] == 20
+    result = runner.invoke(cli, ["eval", str(out), "--episodes", "12", "--ways", "3"])
+    assert result.exit_code == 0, result.output
+    assert "3-way 1-shot: accuracy" in result.output and "over 12 episodes" in result.output
+    result = runner.invoke(cli, ["train", "--out", str(out), "--resume", "--steps", "30"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "results.json").read_text())["steps"] == 30
+    again = runner.invoke(cli, ["train", *TINY, "--out", str(out)])
+    assert again.exit_code == 1 and "already holds a run" in again.output
+
+
+def test_missing_data_is_one_clear_line_not_a_traceback(runner, tmp_path):
+    result = runner.invoke(cli, ["train", "--data-root", str(tmp_path), "--no-download", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "Error: Omniglot archive not found: looked for" in result.output and "Traceback" not in result.output
+
+
+def test_eval_of_a_folder_that_is_not_a_run(runner, tmp_path):
+    result = runner.invoke(cli, ["eval", str(tmp_path)])
+    assert result.exit_code == 1 and "is not a run folder" in result.output
+
+
+def test_datasets_reports_missing_and_verified_archives(runner, tmp_path):
+    result = runner.invoke(cli, ["datasets", "--data-root", str(tmp_path)])
+    assert result.exit_code == 0 and "images_background.zip: missing at" in result.output
+
+
+def test_datasets_verifies_the_real_archives(runner, data_root):
+    result = runner.invoke(cli, ["datasets", "--data-root", str(data_root)])
+    assert "images_evaluation.zip: present, verified (20 alphabets, 659 characters, 13180 images)" in result.output

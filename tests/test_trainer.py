@@ -1,0 +1,66 @@
+import json
+
+import pytest
+import torch
+
+from learntolearn.engine.trainer import TrainConfig, Trainer
+
+SMALL = dict(dataset="synthetic", split="default", image_size=16, ways=5, shots=1, queries=3, train_ways=5,
+             val_every=10, val_episodes=20, test_episodes=30, checkpoint_every=10, lr=1e-3)
+
+
+def run(tmp_path, name, steps, resume=False):
+    trainer = Trainer(TrainConfig(**SMALL, steps=steps), tmp_path / name, resume=resume, progress=False)
+    trainer.train()
+    return trainer
+
+
+def metrics(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_stopped_run_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
+    whole = run(tmp_path, "whole", 30)
+    first = run(tmp_path, "parts", 20)
+    del first
+    resumed = run(tmp_path, "parts", 30, resume=True)
+    for a, b in zip(whole.algorithm.state_dict().values(), resumed.algorithm.state_dict().values()):
+        assert torch.equal(a, b)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]  # noqa: E731
+    assert strip(metrics(tmp_path / "whole")) == strip(metrics(tmp_path / "parts"))
+    result = resumed.test()
+    saved = json.loads((tmp_path / "parts" / "results.json").read_text())
+    assert saved["test_accuracy"] == pytest.approx(result.mean) and saved["steps"] == 30
+
+
+def test_resume_drops_metrics_logged_after_the_last_checkpoint(tmp_path):
+    run(tmp_path, "r", 20)
+    with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 21, "loss": 1.0}) + "\n")
+    resumed = Trainer(TrainConfig(**SMALL, steps=20), tmp_path / "r", resume=True, progress=False)
+    assert resumed.step == 20 and max(r["step"] for r in metrics(tmp_path / "r")) == 20
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path):
+    run(tmp_path, "r", 10)
+    with pytest.raises(FileExistsError, match="already holds a run; pass resume=True"):
+        Trainer(TrainConfig(**SMALL, steps=10), tmp_path / "r", progress=False)
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        Trainer(TrainConfig(**SMALL, steps=10), tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_config_rejects_unknown_keys_and_wrong_types():
+    with pytest.raises(KeyError, match="unknown config key.*shot.*valid keys"):
+        TrainConfig.from_dict({"shot": 1})
+    with pytest.raises(TypeError, match="config key 'ways' must be int"):
+        TrainConfig(ways="5")
+    with pytest.raises(KeyError, match="unknown algorithm 'mammal'; valid algorithms: protonet"):
+        TrainConfig(algorithm="mammal")
+
+
+def test_a_nan_loss_stops_training_with_advice(tmp_path):
+    trainer = Trainer(TrainConfig(**SMALL, steps=5), tmp_path / "nan", progress=False)
+    with torch.no_grad():
+        next(trainer.algorithm.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="meta-loss became nan at step 1; lower the learning rate"):
+        trainer.train()
