@@ -55,3 +55,11 @@ def test_datasets_reports_missing_and_verified_archives(runner, tmp_path):
 def test_datasets_verifies_the_real_archives(runner, data_root):
     result = runner.invoke(cli, ["datasets", "--data-root", str(data_root)])
     assert "images_evaluation.zip: present, verified (20 alphabets, 659 characters, 13180 images)" in result.output
+
+
+def test_eval_on_the_lake_runs(runner, tmp_path, data_root):
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    result = runner.invoke(cli, ["eval", str(out), "--lake-runs", "--data-root", str(data_root)])
+    assert result.exit_code == 0, result.output
+    assert "Lake 20-way within-alphabet one-shot runs: accuracy" in result.output and "over 20 episodes" in result.output
