@@ -26,7 +26,7 @@ ALGORITHMS: Registry[Callable[..., "Algorithm"]] = Registry("algorithm")
 
 @dataclass(frozen=True)
 class MetaLoss:
-    """Mean query loss over a task batch (differentiable) and the mean query accuracy."""
+    """Mean query loss over a task batch (differentiable) and the mean query accuracy (NaN for regression)."""
 
     loss: Tensor
     accuracy: float
@@ -46,15 +46,25 @@ class Algorithm(nn.Module, abc.ABC):
     def predict(self, adapted: Any, query_x: Tensor) -> Tensor:
         """Logits of shape ``(n_query, N)`` for queries, given the result of :meth:`adapt`."""
 
+    def query_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The loss of predictions on queries; cross-entropy unless an algorithm says otherwise."""
+        return F.cross_entropy(outputs, targets)
+
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
-        losses, correct, total = [], 0, 0
+        losses, accuracies = [], []
         for task in tasks:
             check_query(task.support_x, task.query_x)
-            logits = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
-            losses.append(F.cross_entropy(logits, task.query_y))
-            correct += int((logits.argmax(-1) == task.query_y).sum())
-            total += task.query_y.numel()
-        return MetaLoss(torch.stack(losses).mean(), correct / max(total, 1))
+            outputs = self.predict(self.adapt(task.support_x, task.support_y), task.query_x)
+            losses.append(self.query_loss(outputs, task.query_y))
+            accuracies.append(accuracy(outputs, task.query_y))
+        return MetaLoss(torch.stack(losses).mean(), sum(accuracies) / len(accuracies))
+
+
+def accuracy(outputs: Tensor, targets: Tensor) -> float:
+    """Fraction of argmax predictions equal to integer targets; NaN for regression targets."""
+    if targets.is_floating_point():
+        return float("nan")
+    return float((outputs.argmax(-1) == targets).float().mean())
 
 
 def check_support(support_x: Tensor, support_y: Tensor) -> int:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, check_query, check_support
+from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, accuracy, check_query, check_support
 from learntolearn.nn.distances import prototypes, squared_euclidean
 from learntolearn.types import Task
 
@@ -49,7 +49,7 @@ class PrototypicalNetworks(Algorithm):
             ways.append(check_support(task.support_x, task.support_y))
             check_query(task.support_x, task.query_x)
         embeddings = self.embed(torch.cat([x for t in tasks for x in (t.support_x, t.query_x)]))
-        losses, correct, total, start = [], 0, 0, 0
+        losses, accuracies, start = [], [], 0
         for task, n_ways in zip(tasks, ways):
             n_support, n_query = task.support_x.shape[0], task.query_x.shape[0]
             support = embeddings[start : start + n_support]
@@ -57,6 +57,5 @@ class PrototypicalNetworks(Algorithm):
             start += n_support + n_query
             logits = -squared_euclidean(query, prototypes(support, task.support_y, n_ways))
             losses.append(F.cross_entropy(logits, task.query_y))
-            correct += int((logits.argmax(-1) == task.query_y).sum())
-            total += n_query
-        return MetaLoss(torch.stack(losses).mean(), correct / total)
+            accuracies.append(accuracy(logits, task.query_y))
+        return MetaLoss(torch.stack(losses).mean(), sum(accuracies) / len(accuracies))
