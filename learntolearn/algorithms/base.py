@@ -38,6 +38,11 @@ class Algorithm(nn.Module, abc.ABC):
     #: True when ``adapt`` needs autograd (gradient-based inner loops); the evaluator then keeps it on.
     adapts_by_gradient: ClassVar[bool] = False
 
+    @classmethod
+    def from_config(cls, backbone: nn.Module, embedding_dim: int, config: Any) -> "Algorithm":
+        """Build from a backbone (whose output has ``embedding_dim`` features) and a run config."""
+        return cls(backbone)
+
     @abc.abstractmethod
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Any:
         """Adapt to a support set of shape ``(N*K, *input_shape)`` with labels in ``0..N-1``."""

@@ -31,6 +31,12 @@ from learntolearn.types import Task
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
 
+def inner_options(config) -> dict:
+    """The inner-loop settings of a run config, as keyword arguments of the MAML family."""
+    return {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
+            "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
+
+
 @ALGORITHMS.register("maml")
 class MAML(Algorithm):
     """MAML over any ``nn.Module`` whose output is the task's logits (or regression targets).
@@ -61,6 +67,11 @@ class MAML(Algorithm):
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.loss_name = first_order, batched, loss
 
+    @classmethod
+    def from_config(cls, backbone: nn.Module, embedding_dim: int, config) -> "MAML":
+        head = nn.Linear(embedding_dim, config.ways)
+        return cls(nn.Sequential(backbone, head), **inner_options(config))
+
     # -- pieces the variants override -------------------------------------------------------
     def inner_rates(self) -> LearningRate:
         """The step size of each adapted parameter (a scalar here; learned tensors in Meta-SGD)."""
@@ -81,20 +92,23 @@ class MAML(Algorithm):
         """The number of ways of a classification support set (validated); None for regression."""
         return check_support(support_x, support_y) if self.loss_name == "cross_entropy" else None
 
-    def support_loss(self, params: Params, x: Tensor, y: Tensor, ways: int | None) -> Tensor:
-        outputs = self.forward_with(params, x)
+    def checked_loss(self, outputs: Tensor, targets: Tensor, ways: int | None) -> Tensor:
+        """``query_loss``, after checking that a classifier has one logit per way."""
         if ways is not None and outputs.shape[-1] != ways:
             raise ValueError(f"the model outputs {outputs.shape[-1]} logits but the task has {ways} ways; "
                              f"build the model's head for {ways} classes")
-        return self.query_loss(outputs, y)
+        return self.query_loss(outputs, targets)
+
+    def inner_steps_now(self) -> int:
+        return self.inner_steps if self.training else self.test_inner_steps
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
         params = dict(self.model.named_parameters())
         adapted = {n: params.pop(n) for n in self.adapted_names()}
-        steps = self.inner_steps if self.training else self.test_inner_steps
-        fast = sgd_inner_loop(lambda p: self.support_loss({**params, **p}, support_x, support_y, ways), adapted, steps,
-                              self.inner_rates(), first_order=self.first_order or not self.training,
-                              check_finite=check_finite)
+        fast = sgd_inner_loop(
+            lambda p: self.checked_loss(self.forward_with({**params, **p}, support_x), support_y, ways),
+            adapted, self.inner_steps_now(), self.inner_rates(),
+            first_order=self.first_order or not self.training, check_finite=check_finite)
         return {**params, **fast}
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Params:
@@ -114,7 +128,7 @@ class MAML(Algorithm):
         stacked = [torch.stack([getattr(t, f) for t in tasks]) for f in ("support_x", "support_y", "query_x", "query_y")]
 
         def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            outputs = self.forward_with(self.fast_weights(sx, sy, *ways, check_finite=False), qx)
+            outputs = self.predict(self.fast_weights(sx, sy, *ways, check_finite=False), qx)
             return self.query_loss(outputs, qy), outputs
 
         losses, outputs = torch.func.vmap(one_task)(*stacked)

@@ -84,6 +84,15 @@ def datasets(data_root: str | None) -> None:
 @click.option("--val-episodes", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--test-episodes", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=4), default=28, show_default=True)
+@click.option("--outer-optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+              help="Meta-optimizer (Reptile's paper update is sgd with --lr = outer step size).")
+@click.option("--inner-lr", type=float, default=0.4, show_default=True, help="Inner-loop step size (MAML family).")
+@click.option("--inner-steps", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Inner steps during meta-training (MAML family).")
+@click.option("--test-inner-steps", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Inner steps at evaluation (MAML family).")
+@click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
+@click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps between atomic checkpoints (last.pt) that --resume continues from.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True, help="Run folder to create.")
@@ -132,11 +141,11 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     options = {"data_root": data_root, "image_size": config.image_size, "download": download}
     if lake_runs:
         tasks = load_lake_runs(**options)
-        algorithm = build_algorithm(config, tasks[0].support_x.shape[1])
+        algorithm = build_algorithm(config, tuple(tasks[0].support_x.shape[1:]))
         total, label = len(tasks), "Lake 20-way within-alphabet one-shot runs"
     else:
         data = load_dataset(config.dataset, config.split, subset or config.test_subset, **options)
-        algorithm = build_algorithm(config, data.image_shape[0])
+        algorithm = build_algorithm(config, data.image_shape)
         episode_set = EpisodeSet.generate(data, ways or config.ways, shots or config.shots, queries or config.queries,
                                           episodes, episode_seed)
         tasks, total = episode_set.tasks(data), episodes

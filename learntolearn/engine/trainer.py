@@ -28,6 +28,7 @@ from learntolearn.engine.checkpoint import atomic_save, load
 from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.nn.backbones import BACKBONES
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 VAL_EPISODE_SEED = 1
 TEST_EPISODE_SEED = 2
 
@@ -58,15 +59,26 @@ class TrainConfig:
     test_episodes: int = 1000
     checkpoint_every: int = 100
     seed: int = 0
+    outer_optimizer: str = "adam"
+    inner_lr: float = 0.4
+    inner_steps: int = 1
+    test_inner_steps: int = 3
+    first_order: bool = False
+    batched: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            expected = {"str": str, "int": int, "float": (int, float), "int | None": (int, type(None))}[f.type]
-            if not isinstance(value, expected) or isinstance(value, bool):
+            expected = {"str": str, "int": int, "float": (int, float), "int | None": (int, type(None)), "bool": bool}[f.type]
+            if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
                 raise TypeError(f"config key {f.name!r} must be {f.type}, got {value!r}")
         ALGORITHMS.get(self.algorithm)
         BACKBONES.get(self.backbone)
+        if self.outer_optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown outer_optimizer {self.outer_optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if ALGORITHMS.get(self.algorithm).adapts_by_gradient and self.train_ways not in (None, self.ways):
+            raise ValueError(f"{self.algorithm} has one output per way, so train_ways ({self.train_ways}) must equal "
+                             f"ways ({self.ways})")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -77,9 +89,14 @@ class TrainConfig:
         return cls(**values)
 
 
-def build_algorithm(config: TrainConfig, in_channels: int) -> Algorithm:
-    backbone = BACKBONES.get(config.backbone)(in_channels=in_channels)
-    return ALGORITHMS.get(config.algorithm)(backbone)
+def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...]) -> Algorithm:
+    """The configured algorithm around a fresh backbone for inputs of shape ``(C, H, W)``."""
+    backbone = BACKBONES.get(config.backbone)(in_channels=input_shape[0])
+    was_training = backbone.training
+    with torch.no_grad():
+        embedding_dim = backbone.eval()(torch.zeros(2, *input_shape)).flatten(1).shape[1]
+    backbone.train(was_training)
+    return ALGORITHMS.get(config.algorithm).from_config(backbone, embedding_dim, config)
 
 
 def provenance() -> dict:
@@ -110,8 +127,8 @@ class Trainer:
         self.val_data = load_dataset(c.dataset, c.split, c.val_subset, **options) if c.val_every else None
         self.test_data = load_dataset(c.dataset, c.split, c.test_subset, **options)
         torch.manual_seed(c.seed)
-        self.algorithm = build_algorithm(c, self.train_data.image_shape[0])
-        self.optimizer = torch.optim.Adam(self.algorithm.parameters(), lr=c.lr)
+        self.algorithm = build_algorithm(c, self.train_data.image_shape)
+        self.optimizer = OPTIMIZERS[c.outer_optimizer](self.algorithm.parameters(), lr=c.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5)
         self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.shots, c.train_queries or c.queries, seed=c.seed)
         self.val_episodes = (EpisodeSet.generate(self.val_data, c.ways, c.shots, c.queries, c.val_episodes, VAL_EPISODE_SEED)

@@ -44,3 +44,21 @@ def mlp(in_features: int = 784, hidden: tuple[int, ...] = (40, 40), out_features
     if out_features is not None:
         layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+class SpatialMean(nn.Module):
+    """Average over all spatial positions: ``(B, C, H, W)`` -> ``(B, C)``."""
+
+    def forward(self, x):
+        return x.mean(dim=(-2, -1))
+
+
+@BACKBONES.register("conv4-strided")
+def conv4_strided(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
+    """MAML's Omniglot network (Finn et al. 2017, Section 5.2): four 3x3 convolutions with stride 2
+    instead of max-pooling, each with BatchNorm and ReLU, then the mean over spatial positions."""
+    layers: list[nn.Module] = []
+    for i in range(4):
+        layers += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
+                   nn.BatchNorm2d(hidden), nn.ReLU()]
+    return nn.Sequential(*layers, SpatialMean())

@@ -1,0 +1,168 @@
+"""ANIL, Meta-SGD and Reptile: gradients against references, bad input, and learning tiny distributions."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learntolearn.algorithms import ANIL, MAML, MetaSGD, Reptile
+from learntolearn.data import EpisodeSampler, EpisodeSet
+from learntolearn.data.sinusoid import SinusoidTasks
+from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.evaluate import evaluate
+from learntolearn.nn.backbones import conv4, mlp
+from learntolearn.types import Task
+
+from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
+
+
+def body_and_head():
+    return (nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh()).double(), nn.Linear(5, WAYS).double())
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_anil_meta_gradient_equals_maml_restricted_to_the_head(batched):
+    torch.manual_seed(0)
+    body, head = body_and_head()
+    anil = ANIL(body, head, inner_lr=0.3, inner_steps=2, batched=batched)
+    batch = tasks()
+    names = [n for n, _ in anil.model.named_parameters()]
+    params = list(anil.model.parameters())
+
+    def reference():
+        losses = []
+        for task in batch:
+            fast = dict(zip(names, params))
+            for _ in range(2):
+                head_params = [fast[n] for n in names if n.startswith("head.")]
+                loss = F.cross_entropy(torch.func.functional_call(anil.model, fast, (task.support_x,)), task.support_y)
+                grads = torch.autograd.grad(loss, head_params, create_graph=True)
+                fast.update({n: fast[n] - 0.3 * g for n, g in zip([n for n in names if n.startswith("head.")], grads)})
+            losses.append(F.cross_entropy(torch.func.functional_call(anil.model, fast, (task.query_x,)), task.query_y))
+        return torch.stack(losses).mean()
+
+    expected = torch.autograd.grad(reference(), params)
+    for got, want in zip(meta_gradient(anil, batch), expected):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
+
+
+def test_metasgd_with_uniform_rates_is_maml_and_its_rate_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    batch = tasks()
+    meta_sgd = MetaSGD(model, inner_lr=0.3, inner_steps=2)
+    params = list(meta_sgd.model.parameters())
+    torch.testing.assert_close(meta_sgd.meta_loss(batch).loss, reference_meta_loss(model, params, batch, 0.3, 2))
+    meta_sgd.zero_grad()
+    meta_sgd.meta_loss(batch).loss.backward()
+    rate = meta_sgd.rates[0]
+    for coordinate in (0, 7):
+        with torch.no_grad():
+            rate.view(-1)[coordinate] += 1e-6
+            plus = meta_sgd.meta_loss(batch).loss.item()
+            rate.view(-1)[coordinate] -= 2e-6
+            minus = meta_sgd.meta_loss(batch).loss.item()
+            rate.view(-1)[coordinate] += 1e-6
+        assert rate.grad.view(-1)[coordinate].item() == pytest.approx((plus - minus) / 2e-6, rel=1e-5, abs=1e-9)
+
+
+def test_reptile_gradient_is_theta_minus_mean_adapted_theta():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    batch = tasks()
+    reptile = Reptile(model, inner_lr=0.1, inner_steps=3)
+    reptile.zero_grad()
+    reptile.meta_loss(batch).loss.backward()
+    adapted = []
+    for task in batch:
+        copy = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        sgd = torch.optim.SGD(copy, lr=0.1)
+        for _ in range(3):
+            names = [n for n, _ in model.named_parameters()]
+            loss = F.cross_entropy(torch.func.functional_call(model, dict(zip(names, copy)), (task.support_x,)), task.support_y)
+            sgd.zero_grad()
+            loss.backward()
+            sgd.step()
+        adapted.append(copy)
+    for i, p in enumerate(model.parameters()):
+        expected = p.detach() - torch.stack([a[i].detach() for a in adapted]).mean(0)
+        torch.testing.assert_close(p.grad, expected)
+
+
+@pytest.mark.parametrize("lr, steps, message", [(0.0, 1, "inner learning rate must be in"), (float("nan"), 1, "inner learning rate"),
+                                                 (0.1, 0, "inner_steps must be an integer in")])
+def test_inner_settings_out_of_range_are_rejected(lr, steps, message):
+    with pytest.raises(ValueError, match=message):
+        MAML(nn.Linear(2, 2), inner_lr=lr, inner_steps=steps)
+
+
+def test_a_diverging_inner_loop_names_the_step():
+    model = nn.Sequential(nn.Linear(4, WAYS)).double()
+    task = tasks(count=1)[0]
+    with torch.no_grad():
+        model[0].weight.fill_(1e308)
+    with pytest.raises(FloatingPointError, match="inner-loop loss became .* at inner step 1"):
+        MAML(model, inner_lr=0.5).adapt(task.support_x, task.support_y)
+
+
+def test_wrong_head_size_is_named():
+    task = tasks(count=1)[0]
+    with pytest.raises(ValueError, match="outputs 7 logits but the task has 3 ways"):
+        MAML(nn.Linear(4, 7).double()).adapt(task.support_x, task.support_y)
+
+
+def test_reptile_refuses_vmap():
+    with pytest.raises(ValueError, match="batched=True is not supported"):
+        Reptile(nn.Linear(2, 2), batched=True)
+
+
+def sinusoid_mse(algorithm, tasks_):
+    algorithm.eval()
+    return sum(F.mse_loss(algorithm.predict(algorithm.adapt(t.support_x, t.support_y), t.query_x), t.query_y).item()
+               for t in tasks_) / len(tasks_)
+
+
+@pytest.mark.parametrize("make, optimizer, lr, steps", [
+    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
+    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse", first_order=True), torch.optim.Adam, 3e-3, 600),
+    (lambda: MetaSGD(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
+    (lambda: Reptile(mlp(1, (40, 40), 1), inner_lr=0.02, inner_steps=10, loss="mse"), torch.optim.SGD, 1.0, 150),
+], ids=["maml", "fomaml", "metasgd", "reptile"])
+def test_gradient_based_learners_learn_sinusoids(make, optimizer, lr, steps):
+    """After a few hundred meta-iterations, post-adaptation MSE on new sinusoids falls well below an untrained net's."""
+    torch.manual_seed(0)
+    algorithm = make()
+    held_out = [task for task, _ in zip(SinusoidTasks(10, 50, seed=123), range(100))]
+    before = sinusoid_mse(algorithm, held_out)
+    opt = optimizer(algorithm.parameters(), lr=lr)
+    stream = SinusoidTasks(10, 10, seed=0)
+    for _ in range(steps):
+        algorithm.train()
+        loss = algorithm.meta_loss([stream.sample() for _ in range(5)]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = sinusoid_mse(algorithm, held_out)
+    assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MAML(nn.Sequential(conv4(hidden=16, out_channels=16), nn.Linear(16, 5)), inner_lr=0.4),
+    lambda: ANIL(conv4(hidden=16, out_channels=16), nn.Linear(16, 5), inner_lr=0.4),
+], ids=["maml", "anil"])
+def test_gradient_based_learners_learn_5way_glyphs(make):
+    torch.manual_seed(0)
+    train, test = load_synthetic(subset="train"), load_synthetic(subset="test")
+    algorithm = make()
+    episodes = EpisodeSet.generate(test, 5, 1, 5, count=60, seed=0)
+    before = evaluate(algorithm, episodes.tasks(test), progress=False).mean
+    opt = torch.optim.Adam(algorithm.parameters(), lr=1e-3)
+    sampler = EpisodeSampler(train, 5, 1, 5, seed=0)
+    for _ in range(80):
+        algorithm.train()
+        loss = algorithm.meta_loss([sampler.sample() for _ in range(4)]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = evaluate(algorithm, episodes.tasks(test), progress=False).mean
+    assert after > before + 0.2 and after > 0.5, (before, after)
