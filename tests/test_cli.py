@@ -63,3 +63,20 @@ def test_eval_on_the_lake_runs(runner, tmp_path, data_root):
     result = runner.invoke(cli, ["eval", str(out), "--lake-runs", "--data-root", str(data_root)])
     assert result.exit_code == 0, result.output
     assert "Lake 20-way within-alphabet one-shot runs: accuracy" in result.output and "over 20 episodes" in result.output
+
+
+def test_presets_are_listed_with_their_deviations(runner):
+    result = runner.invoke(cli, ["presets"])
+    assert result.exit_code == 0
+    assert "maml-omniglot-5w1s\n  follows: Finn et al. 2017" in result.output and "deviates:" in result.output
+
+
+def test_a_preset_with_explicit_overrides(runner, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "maml-omniglot-5w1s", "--dataset", "synthetic", "--split", "default", "--image-size", "16",
+            "--steps", "2", "--val-every", "0", "--test-episodes", "4", "--out", str(out)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["algorithm"], saved["backbone"], saved["inner_lr"], saved["meta_batch"]) == ("maml", "conv4-strided", 0.4, 32)
+    assert (saved["dataset"], saved["steps"]) == ("synthetic", 2)

@@ -16,6 +16,7 @@ from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import dataset_status
 from learntolearn.engine.checkpoint import load
 from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.presets import PRESETS
 from learntolearn.engine.trainer import TEST_EPISODE_SEED, TrainConfig, Trainer, build_algorithm
 from learntolearn.nn.backbones import BACKBONES
 
@@ -99,8 +100,16 @@ def datasets(data_root: str | None) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (--steps may grow).")
 @data_root_option
 @download_option
-def train(run_dir: str, resume: bool, data_root: str | None, download: bool, **options) -> None:
+@click.option("--preset", type=click.Choice(PRESETS.names()), default=None,
+              help="Start from a paper setting (see `ltl presets`); options given explicitly override it.")
+@click.pass_context
+def train(ctx: click.Context, run_dir: str, resume: bool, preset: str | None, data_root: str | None, download: bool,
+          **options) -> None:
     """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI."""
+    if preset:
+        given = {k: v for k, v in options.items()
+                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+        options = {**options, **PRESETS.get(preset).config, **given}
     config = TrainConfig(**options)
     if resume:
         config = _resumed_config(Path(run_dir), config.steps)
@@ -116,6 +125,14 @@ def _resumed_config(run_dir: Path, steps: int) -> TrainConfig:
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); nothing to resume")
     saved = json.loads(path.read_text())
     return TrainConfig.from_dict({**saved, "steps": max(steps, saved["steps"])})
+
+
+@cli.command()
+def presets() -> None:
+    """List the named paper settings, what they follow and where they deviate."""
+    for name in PRESETS.names():
+        preset = PRESETS.get(name)
+        click.echo(f"{name}\n  follows: {preset.source}\n  deviates: {preset.deviations}")
 
 
 @cli.command(name="eval")
