@@ -1,8 +1,9 @@
 """learntolearn: meta-learning ("learning to learn") for few-shot tasks."""
 
-from learntolearn.algorithms import ALGORITHMS, Algorithm, MetaLoss, PrototypicalNetworks
+from learntolearn.algorithms import ALGORITHMS, ANIL, MAML, Algorithm, MetaLoss, MetaSGD, PrototypicalNetworks, Reptile
 from learntolearn.data import DATASETS, EpisodeSampler, EpisodeSet, ImageClassDataset, load_dataset, load_omniglot
 from learntolearn.data.lake_runs import load_lake_runs
+from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
 from learntolearn.engine.trainer import TrainConfig, Trainer
 from learntolearn.nn.backbones import BACKBONES
@@ -11,7 +12,8 @@ from learntolearn.types import Task
 __version__ = "0.1.0"
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "BACKBONES", "DATASETS", "EpisodeSampler", "EpisodeSet", "Evaluation",
-    "ImageClassDataset", "MetaLoss", "PrototypicalNetworks", "Task", "TrainConfig", "Trainer", "evaluate",
-    "load_dataset", "load_lake_runs", "load_omniglot", "paired_difference",
+    "Algorithm", "ALGORITHMS", "ANIL", "BACKBONES", "DATASETS", "EpisodeSampler", "EpisodeSet",
+    "evaluate", "Evaluation", "ImageClassDataset", "load_dataset", "load_lake_runs",
+    "load_omniglot", "MAML", "MetaLoss", "MetaSGD", "paired_difference", "PrototypicalNetworks",
+    "Reptile", "SinusoidTasks", "Task", "TrainConfig", "Trainer",
 ]
