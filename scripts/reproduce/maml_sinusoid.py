@@ -103,6 +103,7 @@ def main() -> None:
         print_table(args.table)
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    started = provenance()
     torch.manual_seed(args.seed)
     maml = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=1, loss="mse", batched=True)
     pretrained = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse")
@@ -118,7 +119,7 @@ def main() -> None:
                 record = {"method": name, "shots": args.shots, "gradient_steps": steps, "mse": errors.mean().item(),
                           "ci95": confidence_interval(errors), "test_tasks": len(test), "inner_lr": learner.inner_lr,
                           "iterations": args.iterations, "seed": args.seed, "train_seconds": round(seconds[name], 1),
-                          **provenance()}
+                          **started}
                 print(json.dumps(record), flush=True)
                 f.write(json.dumps(record) + "\n")
 
