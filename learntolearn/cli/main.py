@@ -112,19 +112,20 @@ def train(ctx: click.Context, run_dir: str, resume: bool, preset: str | None, da
         options = {**options, **PRESETS.get(preset).config, **given}
     config = TrainConfig(**options)
     if resume:
-        config = _resumed_config(Path(run_dir), config.steps)
+        steps_given = ctx.get_parameter_source("steps") is not click.core.ParameterSource.DEFAULT
+        config = _resumed_config(Path(run_dir), config.steps if steps_given else None)
     trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=resume)
     result = trainer.run()
     click.echo(f"test accuracy {result} (run folder {run_dir})")
 
 
-def _resumed_config(run_dir: Path, steps: int) -> TrainConfig:
-    """The run's saved config, with ``steps`` raised to ``steps`` when that is larger."""
+def _resumed_config(run_dir: Path, steps: int | None) -> TrainConfig:
+    """The run's saved config, with ``steps`` raised to ``steps`` when given and larger."""
     path = run_dir / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); nothing to resume")
     saved = json.loads(path.read_text())
-    return TrainConfig.from_dict({**saved, "steps": max(steps, saved["steps"])})
+    return TrainConfig.from_dict({**saved, "steps": max(steps or 0, saved["steps"])})
 
 
 @cli.command()
