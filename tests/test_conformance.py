@@ -7,7 +7,11 @@ from learntolearn.algorithms import ALGORITHMS
 from learntolearn.engine.trainer import TrainConfig, Trainer, build_algorithm
 
 
+BACKBONE = {"relation": {"backbone": "conv4-maps", "image_size": 28}}
+
+
 def config(name: str, **overrides) -> TrainConfig:
+    overrides = {**BACKBONE.get(name, {}), **overrides}
     return TrainConfig(**{"algorithm": name, "dataset": "synthetic", "split": "default", "image_size": 16, "ways": 5,
                           "shots": 1, "queries": 3, "steps": 4, "meta_batch": 2, "val_every": 2, "val_episodes": 4,
                           "test_episodes": 4, "inner_steps": 1, "test_inner_steps": 2, **overrides})
@@ -20,7 +24,7 @@ def test_trains_deterministically_and_round_trips(name, tmp_path):
     assert torch.equal(results[0].accuracies, results[1].accuracies)
     for a, b in zip(runs[0].algorithm.state_dict().values(), runs[1].algorithm.state_dict().values()):
         assert torch.equal(a, b)
-    fresh = build_algorithm(config(name), (1, 16, 16))
+    fresh = build_algorithm(config(name), runs[0].train_data.image_shape, runs[0].train_data.n_classes)
     fresh.load_state_dict(runs[0].algorithm.state_dict())
     task = next(runs[0].test_episodes.tasks(runs[0].test_data))
     fresh.eval()

@@ -11,7 +11,6 @@ from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, mlp
-from learntolearn.types import Task
 
 from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 

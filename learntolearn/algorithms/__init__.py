@@ -2,9 +2,15 @@
 
 from learntolearn.algorithms.anil import ANIL
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss
+from learntolearn.algorithms.baseline import CosineBaseline, FineTuning, LinearBaseline
 from learntolearn.algorithms.maml import MAML
+from learntolearn.algorithms.matching import MatchingNetworks
 from learntolearn.algorithms.metasgd import MetaSGD
 from learntolearn.algorithms.protonet import PrototypicalNetworks
+from learntolearn.algorithms.relation import RelationNetworks
 from learntolearn.algorithms.reptile import Reptile
+from learntolearn.algorithms.siamese import SiameseNetworks
 
-__all__ = ["ALGORITHMS", "ANIL", "Algorithm", "MAML", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "Reptile"]
+__all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "MAML",
+           "MatchingNetworks", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RelationNetworks", "Reptile",
+           "SiameseNetworks"]

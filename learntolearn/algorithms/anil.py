@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS
 from learntolearn.algorithms.inner import Params, sgd_inner_loop
-from learntolearn.algorithms.maml import MAML, inner_options
+from learntolearn.algorithms.maml import MAML, inner_options, linear_head
 
 
 @ALGORITHMS.register("anil")
@@ -27,8 +27,8 @@ class ANIL(MAML):
         super().__init__(nn.Sequential(OrderedDict(body=body, head=head)), **options)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, embedding_dim: int, config) -> "ANIL":
-        return cls(backbone, nn.Linear(embedding_dim, config.ways), **inner_options(config))
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "ANIL":
+        return cls(backbone, nn.Sequential(*linear_head(output_shape, config.ways)), **inner_options(config))
 
     def adapted_names(self) -> list[str]:
         return [f"head.{name}" for name, _ in self.model.head.named_parameters()]

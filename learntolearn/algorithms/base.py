@@ -39,8 +39,9 @@ class Algorithm(nn.Module, abc.ABC):
     adapts_by_gradient: ClassVar[bool] = False
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, embedding_dim: int, config: Any) -> "Algorithm":
-        """Build from a backbone (whose output has ``embedding_dim`` features) and a run config."""
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config: Any, train_classes: int) -> "Algorithm":
+        """Build from a backbone (whose output for one input has ``output_shape``), a run config and
+        the number of classes in the training split."""
         return cls(backbone)
 
     @abc.abstractmethod

@@ -17,6 +17,7 @@ path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swa
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -29,6 +30,12 @@ from learntolearn.nn.batchnorm import use_batch_statistics
 from learntolearn.types import Task
 
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
+
+
+def linear_head(output_shape: tuple[int, ...], ways: int) -> list[nn.Module]:
+    """A linear classifier over the backbone's output, flattened first when it is not a vector."""
+    linear = nn.Linear(math.prod(output_shape), ways)
+    return [linear] if len(output_shape) == 1 else [nn.Flatten(), linear]
 
 
 def inner_options(config) -> dict:
@@ -68,9 +75,8 @@ class MAML(Algorithm):
         self.first_order, self.batched, self.loss_name = first_order, batched, loss
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, embedding_dim: int, config) -> "MAML":
-        head = nn.Linear(embedding_dim, config.ways)
-        return cls(nn.Sequential(backbone, head), **inner_options(config))
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MAML":
+        return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), **inner_options(config))
 
     # -- pieces the variants override -------------------------------------------------------
     def inner_rates(self) -> LearningRate:

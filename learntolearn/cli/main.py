@@ -94,6 +94,7 @@ def datasets(data_root: str | None) -> None:
               help="Inner steps at evaluation (MAML family).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
 @click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
+@click.option("--full-context", is_flag=True, help="Matching Networks' full context embeddings.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps between atomic checkpoints (last.pt) that --resume continues from.")
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True, help="Run folder to create.")
@@ -157,13 +158,17 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     if not checkpoint.exists():
         raise FileNotFoundError(f"{run} has no checkpoint (best.pt or last.pt) yet")
     options = {"data_root": data_root, "image_size": config.image_size, "download": download}
+    if (run / "model_spec.json").exists():
+        spec = json.loads((run / "model_spec.json").read_text())
+    else:
+        train_data = load_dataset(config.dataset, config.split, config.train_subset, **options)
+        spec = {"input_shape": train_data.image_shape, "train_classes": train_data.n_classes}
+    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
     if lake_runs:
         tasks = load_lake_runs(**options)
-        algorithm = build_algorithm(config, tuple(tasks[0].support_x.shape[1:]))
         total, label = len(tasks), "Lake 20-way within-alphabet one-shot runs"
     else:
         data = load_dataset(config.dataset, config.split, subset or config.test_subset, **options)
-        algorithm = build_algorithm(config, data.image_shape)
         episode_set = EpisodeSet.generate(data, ways or config.ways, shots or config.shots, queries or config.queries,
                                           episodes, episode_seed)
         tasks, total = episode_set.tasks(data), episodes

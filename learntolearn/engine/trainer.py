@@ -65,6 +65,7 @@ class TrainConfig:
     test_inner_steps: int = 3
     first_order: bool = False
     batched: bool = False
+    full_context: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -89,14 +90,14 @@ class TrainConfig:
         return cls(**values)
 
 
-def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...]) -> Algorithm:
+def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_classes: int) -> Algorithm:
     """The configured algorithm around a fresh backbone for inputs of shape ``(C, H, W)``."""
     backbone = BACKBONES.get(config.backbone)(in_channels=input_shape[0])
     was_training = backbone.training
     with torch.no_grad():
-        embedding_dim = backbone.eval()(torch.zeros(2, *input_shape)).flatten(1).shape[1]
+        output_shape = tuple(backbone.eval()(torch.zeros(2, *input_shape)).shape[1:])
     backbone.train(was_training)
-    return ALGORITHMS.get(config.algorithm).from_config(backbone, embedding_dim, config)
+    return ALGORITHMS.get(config.algorithm).from_config(backbone, output_shape, config, train_classes)
 
 
 def provenance() -> dict:
@@ -127,7 +128,7 @@ class Trainer:
         self.val_data = load_dataset(c.dataset, c.split, c.val_subset, **options) if c.val_every else None
         self.test_data = load_dataset(c.dataset, c.split, c.test_subset, **options)
         torch.manual_seed(c.seed)
-        self.algorithm = build_algorithm(c, self.train_data.image_shape)
+        self.algorithm = build_algorithm(c, self.train_data.image_shape, self.train_data.n_classes)
         self.optimizer = OPTIMIZERS[c.outer_optimizer](self.algorithm.parameters(), lr=c.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5)
         self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.shots, c.train_queries or c.queries, seed=c.seed)
@@ -140,6 +141,8 @@ class Trainer:
         else:
             (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
             (self.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
+            spec = {"input_shape": list(self.train_data.image_shape), "train_classes": self.train_data.n_classes}
+            (self.run_dir / "model_spec.json").write_text(json.dumps(spec))
             (self.run_dir / "metrics.jsonl").write_text("")
 
     def _state(self) -> dict:

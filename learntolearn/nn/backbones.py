@@ -62,3 +62,14 @@ def conv4_strided(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
         layers += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
                    nn.BatchNorm2d(hidden), nn.ReLU()]
     return nn.Sequential(*layers, SpatialMean())
+
+
+@BACKBONES.register("conv4-maps")
+def conv4_maps(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
+    """Relation Networks' embedding module (Sung et al. 2018, Figure 2): two unpadded conv blocks
+    with max-pooling, then two padded ones without; 28x28 inputs give 64x5x5 feature maps."""
+    def block(cin: int, padding: int, pool: bool) -> list[nn.Module]:
+        return [nn.Conv2d(cin, hidden, 3, padding=padding), nn.BatchNorm2d(hidden), nn.ReLU(),
+                *([nn.MaxPool2d(2)] if pool else [])]
+    return nn.Sequential(*block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False),
+                         *block(hidden, 1, False))

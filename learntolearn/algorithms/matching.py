@@ -1,0 +1,82 @@
+"""Matching Networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra, NeurIPS 2016).
+
+A query is labelled by attention over the support set: ``P(y | x, S) = sum_i a(x, x_i) y_i`` with
+``a`` the softmax of cosine similarities between the query embedding ``f(x)`` and the support
+embeddings ``g(x_i)`` (Eq. 1, 2). With ``full_context=True`` the embeddings see the whole support
+set (Section 2.1.2, Appendix A): ``g`` adds a bidirectional LSTM over the support embeddings and
+``f`` is an attention LSTM that reads the support set for ``processing_steps`` steps. ``predict``
+returns log-probabilities, so the shared cross-entropy loss is the paper's negative log-likelihood.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from learntolearn.algorithms.base import ALGORITHMS, Algorithm, check_support
+from learntolearn.nn.distances import cosine_similarity
+
+
+class FullContextEmbedding(nn.Module):
+    """The support-set-conditioned embeddings g and f of Vinyals et al. 2016, Appendix A.1-A.2."""
+
+    def __init__(self, dim: int, processing_steps: int) -> None:
+        super().__init__()
+        self.support_lstm = nn.LSTM(dim, dim, bidirectional=True, batch_first=True)
+        self.query_cell = nn.LSTMCell(2 * dim, dim)
+        self.processing_steps = processing_steps
+
+    def support(self, g: Tensor) -> Tensor:
+        """``g(x_i, S) = forward_i + backward_i + g'(x_i)`` over the support sequence."""
+        out, _ = self.support_lstm(g.unsqueeze(0))
+        forward, backward = out[0].chunk(2, dim=-1)
+        return forward + backward + g
+
+    def query(self, f: Tensor, support: Tensor) -> Tensor:
+        """``f(x, S)``: K steps of an LSTM whose input is the query and its read-out of the support set."""
+        h, c = f, torch.zeros_like(f)
+        read = torch.zeros_like(f)
+        for _ in range(self.processing_steps):
+            h, c = self.query_cell(torch.cat([f, read], dim=-1), (h, c))
+            h = h + f
+            read = torch.softmax(h @ support.T, dim=-1) @ support
+        return h
+
+
+@ALGORITHMS.register("matching")
+class MatchingNetworks(Algorithm):
+    """Matching Networks with cosine attention; full context embeddings optional."""
+
+    def __init__(self, backbone: nn.Module, embedding_dim: int | None = None, *, full_context: bool = False,
+                 processing_steps: int = 5) -> None:
+        super().__init__()
+        self.backbone = backbone
+        if full_context and embedding_dim is None:
+            raise ValueError("full_context=True needs the backbone's embedding_dim")
+        self.context = FullContextEmbedding(embedding_dim, processing_steps) if full_context else None
+
+    @classmethod
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MatchingNetworks":
+        return cls(backbone, output_shape[0], full_context=config.full_context)
+
+    def embed(self, x: Tensor) -> Tensor:
+        z = self.backbone(x)
+        if z.dim() != 2:
+            raise ValueError(f"the backbone must return flat embeddings of shape (batch, dim), got {tuple(z.shape)}")
+        return z
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
+        ways = check_support(support_x, support_y)
+        support = self.embed(support_x)
+        if self.context is not None:
+            support = self.context.support(support)
+        return support, F.one_hot(support_y, ways).to(support.dtype)
+
+    def predict(self, adapted: tuple[Tensor, Tensor], query_x: Tensor) -> Tensor:
+        support, one_hot = adapted
+        query = self.embed(query_x)
+        if self.context is not None:
+            query = self.context.query(query, support)
+        attention = torch.softmax(cosine_similarity(query, support), dim=-1)
+        return torch.log((attention @ one_hot).clamp_min(1e-12))

@@ -1,0 +1,127 @@
+"""Matching, Relation and Siamese networks and the Chen et al. baselines: semantics, errors, learning."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learntolearn.algorithms import (CosineBaseline, FineTuning, LinearBaseline, MatchingNetworks, RelationNetworks,
+                                     SiameseNetworks)
+from learntolearn.data import EpisodeSampler, EpisodeSet
+from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.evaluate import evaluate
+from learntolearn.nn.backbones import conv4, conv4_maps
+
+
+def test_matching_networks_attend_with_a_softmax_over_cosine_similarities():
+    model = MatchingNetworks(nn.Identity())
+    support = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    adapted = model.adapt(support, torch.tensor([0, 1, 1]))
+    query = torch.tensor([[2.0, 0.0]])
+    cos = torch.tensor([1.0, 0.0, 2**-0.5])
+    attention = torch.softmax(cos, 0)
+    expected = torch.log(torch.stack([attention[0], attention[1] + attention[2]]))
+    torch.testing.assert_close(model.predict(adapted, query)[0], expected)
+
+
+def test_matching_full_context_embeddings_condition_queries_on_the_support_set():
+    torch.manual_seed(0)
+    model = MatchingNetworks(nn.Flatten(), embedding_dim=4, full_context=True)
+    x, y = torch.randn(6, 4), torch.arange(3).repeat_interleave(2)
+    query = torch.randn(2, 4)
+    a = model.predict(model.adapt(x, y), query)
+    b = model.predict(model.adapt(x.flip(0), y.flip(0)), query)
+    assert a.shape == (2, 3) and torch.allclose(a.exp().sum(-1), torch.ones(2))
+    assert not torch.allclose(a, b), "the bidirectional LSTM makes embeddings depend on the support set"
+
+
+def test_relation_sums_support_maps_per_class_and_regresses_one_hot_targets():
+    torch.manual_seed(0)
+    model = RelationNetworks(conv4_maps(), (64, 5, 5))
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 0, 1, 1])
+    model.eval()
+    classes = model.adapt(x, y)
+    maps = model.backbone(x)
+    torch.testing.assert_close(classes, torch.stack([maps[:2].sum(0), maps[2:].sum(0)]))
+    scores = model.predict(classes, x[:3])
+    assert scores.shape == (3, 2) and ((scores >= 0) & (scores <= 1)).all()
+    torch.testing.assert_close(model.query_loss(scores, torch.tensor([0, 1, 1])),
+                               F.mse_loss(scores, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])))
+
+
+def test_relation_networks_name_the_backbone_they_need():
+    with pytest.raises(ValueError, match="feature maps.*conv4-maps"):
+        RelationNetworks(conv4(), (64,))
+
+
+def test_siamese_scores_a_class_by_its_most_similar_support_image():
+    model = SiameseNetworks(nn.Identity(), 2)
+    with torch.no_grad():
+        model.compare.weight.fill_(-1.0)
+        model.compare.bias.zero_()
+    support = torch.tensor([[0.0, 0.0], [5.0, 5.0], [1.0, 1.0]])
+    logits = model.predict(model.adapt(support, torch.tensor([0, 0, 1])), torch.tensor([[4.0, 4.0]]))
+    torch.testing.assert_close(logits, torch.tensor([[-2.0, -6.0]]))
+
+
+def test_baseline_trains_on_global_class_ids_and_fits_a_new_head_per_task():
+    torch.manual_seed(0)
+    train = load_synthetic(subset="train")
+    model = LinearBaseline(nn.Flatten(), 256, train.n_classes)
+    task = EpisodeSampler(train, 5, 1, 3, seed=0).sample()
+    out = model.meta_loss([task])
+    x = torch.cat([task.support_x, task.query_x])
+    y = torch.cat([task.class_ids[task.support_y], task.class_ids[task.query_y]])
+    torch.testing.assert_close(out.loss, F.cross_entropy(model.classifier(model.backbone(x)), y))
+    model.eval()
+    before = [p.clone() for p in model.parameters()]
+    head, backbone = model.adapt(task.support_x, task.support_y)
+    assert head.weight.shape == (5, 256) and backbone is None
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "adaptation must not touch the model"
+    logits = model.predict((head, backbone), task.support_x)
+    assert (logits.argmax(-1) == task.support_y).all(), "100 SGD steps fit 5 support examples"
+
+
+def test_fine_tuning_adapts_a_copy_of_the_backbone():
+    torch.manual_seed(0)
+    train = load_synthetic(subset="train")
+    model = FineTuning(nn.Sequential(nn.Flatten(), nn.Linear(256, 8)), 8, train.n_classes)
+    task = EpisodeSampler(train, 5, 1, 3, seed=0).sample()
+    model.eval()
+    before = {n: p.clone() for n, p in model.backbone.named_parameters()}
+    head, backbone = model.adapt(task.support_x, task.support_y)
+    assert set(backbone) == set(before) and any(not torch.equal(backbone[n], before[n]) for n in before)
+    assert all(torch.equal(p, before[n]) for n, p in model.backbone.named_parameters())
+    assert model.predict((head, backbone), task.query_x).shape == (15, 5)
+
+
+LEARNERS = {
+    "matching": lambda classes: MatchingNetworks(conv4(hidden=32, out_channels=32)),
+    "matching-fce": lambda classes: MatchingNetworks(conv4(hidden=32, out_channels=32), 32, full_context=True),
+    "relation": lambda classes: RelationNetworks(conv4_maps(hidden=32), (32, 5, 5)),
+    "siamese": lambda classes: SiameseNetworks(conv4(hidden=32, out_channels=32), 32),
+    "baseline": lambda classes: LinearBaseline(conv4(hidden=32, out_channels=32), 32, classes),
+    "baseline++": lambda classes: CosineBaseline(conv4(hidden=32, out_channels=32), 32, classes),
+}
+SIZE = {"relation": 28}
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_learns_5way_1shot_glyphs(name):
+    """150 training episodes lift 5-way 1-shot accuracy on unseen glyphs clearly above the untrained model."""
+    torch.manual_seed(0)
+    size = SIZE.get(name, 16)
+    train, test = load_synthetic(subset="train", image_size=size), load_synthetic(subset="test", image_size=size)
+    model = LEARNERS[name](train.n_classes)
+    episodes = EpisodeSet.generate(test, 5, 1, 5, count=40, seed=0)
+    before = evaluate(model, episodes.tasks(test), progress=False).mean
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sampler = EpisodeSampler(train, 10, 1, 5, seed=0)
+    for _ in range(150):
+        model.train()
+        loss = model.meta_loss([sampler.sample()]).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = evaluate(model, episodes.tasks(test), progress=False).mean
+    assert after > before + 0.15 and after > 0.6, (before, after)
