@@ -14,7 +14,7 @@ def config(name: str, **overrides) -> TrainConfig:
     overrides = {**BACKBONE.get(name, {}), **overrides}
     return TrainConfig(**{"algorithm": name, "dataset": "synthetic", "split": "default", "image_size": 16, "ways": 5,
                           "shots": 1, "queries": 3, "steps": 4, "meta_batch": 2, "val_every": 2, "val_episodes": 4,
-                          "test_episodes": 4, "inner_steps": 1, "test_inner_steps": 2, **overrides})
+                          "test_episodes": 4, "inner_steps": 1, "test_inner_steps": 2, "adapt_steps": 3, **overrides})
 
 
 @pytest.mark.parametrize("name", ALGORITHMS.names())

@@ -53,7 +53,7 @@ class Baseline(Algorithm):
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "Baseline":
         if len(output_shape) != 1:
             raise ValueError(f"{cls.__name__} needs flat embeddings, got output shape {output_shape}")
-        return cls(backbone, output_shape[0], train_classes)
+        return cls(backbone, output_shape[0], train_classes, adapt_steps=config.adapt_steps)
 
     def new_head(self, classes: int, generator: torch.Generator | None = None) -> nn.Module:
         """A freshly initialised head, uniform in +-1/sqrt(dim) like ``nn.Linear``; drawn from

@@ -66,6 +66,7 @@ class TrainConfig:
     first_order: bool = False
     batched: bool = False
     full_context: bool = False
+    adapt_steps: int = 100
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
