@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from learntolearn.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
+
+
+class ConvNet(nn.Sequential):
+    """A sequential conv net that runs channels-last (NHWC), which CPU convolution kernels run faster on.
+
+    Inputs are laid out channels-last on entry and the weights are kept so; this changes speed
+    (``benchmarks/channels_last.py``), not results beyond float rounding.
+    """
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        return super().forward(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -22,9 +38,9 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 @BACKBONES.register("conv4")
-def conv4(in_channels: int = 1, hidden: int = 64, out_channels: int = 64) -> nn.Sequential:
+def conv4(in_channels: int = 1, hidden: int = 64, out_channels: int = 64) -> ConvNet:
     """The standard four-block convolutional embedding; a 28x28 input gives a 64-d vector."""
-    return nn.Sequential(
+    return ConvNet(
         conv_block(in_channels, hidden),
         conv_block(hidden, hidden),
         conv_block(hidden, hidden),
@@ -54,22 +70,22 @@ class SpatialMean(nn.Module):
 
 
 @BACKBONES.register("conv4-strided")
-def conv4_strided(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
+def conv4_strided(in_channels: int = 1, hidden: int = 64) -> ConvNet:
     """MAML's Omniglot network (Finn et al. 2017, Section 5.2): four 3x3 convolutions with stride 2
     instead of max-pooling, each with BatchNorm and ReLU, then the mean over spatial positions."""
     layers: list[nn.Module] = []
     for i in range(4):
         layers += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
                    nn.BatchNorm2d(hidden), nn.ReLU()]
-    return nn.Sequential(*layers, SpatialMean())
+    return ConvNet(*layers, SpatialMean())
 
 
 @BACKBONES.register("conv4-maps")
-def conv4_maps(in_channels: int = 1, hidden: int = 64) -> nn.Sequential:
+def conv4_maps(in_channels: int = 1, hidden: int = 64) -> ConvNet:
     """Relation Networks' embedding module (Sung et al. 2018, Figure 2): two unpadded conv blocks
     with max-pooling, then two padded ones without; 28x28 inputs give 64x5x5 feature maps."""
     def block(cin: int, padding: int, pool: bool) -> list[nn.Module]:
         return [nn.Conv2d(cin, hidden, 3, padding=padding), nn.BatchNorm2d(hidden), nn.ReLU(),
                 *([nn.MaxPool2d(2)] if pool else [])]
-    return nn.Sequential(*block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False),
+    return ConvNet(*block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False),
                          *block(hidden, 1, False))
