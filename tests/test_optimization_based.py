@@ -10,7 +10,7 @@ from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
-from learntolearn.nn.backbones import conv4, mlp
+from learntolearn.nn.backbones import conv4, conv4_strided, mlp
 
 from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 
@@ -108,6 +108,15 @@ def test_wrong_head_size_is_named():
     task = tasks(count=1)[0]
     with pytest.raises(ValueError, match="outputs 7 logits but the task has 3 ways"):
         MAML(nn.Linear(4, 7).double()).adapt(task.support_x, task.support_y)
+
+
+def test_vmapped_maml_runs_on_the_registered_channels_last_backbones():
+    torch.manual_seed(0)
+    batch = [EpisodeSampler(load_synthetic(subset="train", image_size=28), 5, 1, 2, seed=0).sample() for _ in range(3)]
+    loop = MAML(nn.Sequential(conv4_strided(hidden=8), nn.Linear(8, 5)), inner_lr=0.4)
+    expected = loop.meta_loss(batch).loss
+    vmapped = MAML(loop.model, inner_lr=0.4, batched=True)
+    torch.testing.assert_close(vmapped.meta_loss(batch).loss, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_reptile_refuses_vmap():

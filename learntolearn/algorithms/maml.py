@@ -12,7 +12,8 @@ batch, as in the paper.
 
 ``batched=True`` evaluates the task batch with ``torch.func.vmap`` instead of a Python loop over
 tasks; both paths share one inner loop and agree with finite differences (tested). The vmapped
-path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it.
+path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it, and
+the default (contiguous) memory layout, so channels-last backbones are switched back.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, accuracy, check_query, check_support
 from learntolearn.algorithms.inner import LearningRate, Params, check_inner_settings, sgd_inner_loop
+from learntolearn.nn.backbones import ConvNet
 from learntolearn.nn.batchnorm import use_batch_statistics
 from learntolearn.types import Task
 
@@ -71,6 +73,10 @@ class MAML(Algorithm):
         if not list(model.parameters()):
             raise ValueError("the model has no parameters to adapt")
         self.model = use_batch_statistics(model, decomposed=batched)
+        if batched:
+            for module in self.model.modules():
+                if isinstance(module, ConvNet):
+                    module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.loss_name = first_order, batched, loss
 

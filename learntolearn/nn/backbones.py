@@ -16,15 +16,23 @@ class ConvNet(nn.Sequential):
     """A sequential conv net that runs channels-last (NHWC), which CPU convolution kernels run faster on.
 
     Inputs are laid out channels-last on entry and the weights are kept so; this changes speed
-    (``benchmarks/channels_last.py``), not results beyond float rounding.
+    (``benchmarks/channels_last.py``), not results beyond float rounding. ``torch.func.vmap``
+    cannot handle that layout, so vmapped algorithms call :meth:`use_contiguous_layout` first.
     """
 
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
+        self.channels_last = True
         self.to(memory_format=torch.channels_last)
 
+    def use_contiguous_layout(self) -> "ConvNet":
+        self.channels_last = False
+        return self.to(memory_format=torch.contiguous_format)
+
     def forward(self, x):
-        return super().forward(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
