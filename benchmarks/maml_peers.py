@@ -5,7 +5,9 @@
 
 Setting of the issue: 5-way 1-shot, 15 queries per class, meta-batch 32, conv4 (max-pooling,
 BatchNorm) + linear head, 28x28 inputs, one inner SGD step of 0.4, second order. Every
-implementation gets the same model, the same pre-drawn episodes and the same Adam outer step;
+implementation gets the same architecture and initial weights (learntolearn in its default
+channels-last layout, the others in PyTorch's default layout), the same pre-drawn episodes and
+the same Adam outer step;
 they run interleaved, round after round, and the median rate per implementation is reported, so
 the ratios come from one run on one machine. Appends JSON lines to benchmarks/results/maml_peers.jsonl.
 """
@@ -31,9 +33,13 @@ from learntolearn.nn.backbones import conv4
 INNER_LR = 0.4
 
 
-def make_model() -> nn.Module:
+def make_model(layout: str = "contiguous") -> nn.Module:
+    """conv4 + linear head; peers get the usual contiguous (NCHW) layout, learntolearn its channels-last default."""
     torch.manual_seed(0)
-    return nn.Sequential(conv4(), nn.Linear(64, 5))
+    backbone = conv4()
+    if layout == "contiguous":
+        backbone = nn.Sequential(*backbone).to(memory_format=torch.contiguous_format)
+    return nn.Sequential(backbone, nn.Linear(64, 5))
 
 
 def plain_pytorch():
@@ -55,7 +61,7 @@ def plain_pytorch():
 
 
 def ours(batched: bool):
-    maml = MAML(make_model(), inner_lr=INNER_LR, batched=batched)
+    maml = MAML(make_model("channels_last"), inner_lr=INNER_LR, batched=batched)
     opt = torch.optim.Adam(maml.parameters(), 1e-3)
 
     def step(batch):
