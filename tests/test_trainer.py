@@ -64,3 +64,15 @@ def test_a_nan_loss_stops_training_with_advice(tmp_path):
         next(trainer.algorithm.parameters()).fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="meta-loss became nan at step 1; lower the learning rate"):
         trainer.train()
+
+
+def test_early_stopping_ends_the_run_after_patience_validations_without_a_new_best(tmp_path):
+    config = TrainConfig(**{**SMALL, "val_every": 1, "val_episodes": 4, "patience": 2}, steps=200)
+    trainer = Trainer(config, tmp_path / "r", progress=False)
+    trainer.train()
+    rows = metrics(tmp_path / "r")
+    assert trainer.step < 200 and rows[-1]["early_stop"] is True
+    vals = [r["val_accuracy"] for r in rows if "val_accuracy" in r]
+    assert max(vals[-2:]) <= max(vals[:-2]) and rows[-1]["best_val_accuracy"] == max(vals)
+    resumed = Trainer(config, tmp_path / "r", resume=True, progress=False)
+    assert resumed.step == trainer.step

@@ -83,6 +83,8 @@ def datasets(data_root: str | None) -> None:
 @click.option("--lr-halve-every", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--val-every", type=click.IntRange(min=0), default=500, show_default=True, help="0 disables validation.")
 @click.option("--val-episodes", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Stop after this many validations without a new best (0: never stop early).")
 @click.option("--test-episodes", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=4), default=28, show_default=True)
 @click.option("--outer-optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,

@@ -67,6 +67,7 @@ class TrainConfig:
     batched: bool = False
     full_context: bool = False
     adapt_steps: int = 100
+    patience: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -136,7 +137,7 @@ class Trainer:
         self.val_episodes = (EpisodeSet.generate(self.val_data, c.ways, c.shots, c.queries, c.val_episodes, VAL_EPISODE_SEED)
                              if self.val_data else None)
         self.test_episodes = EpisodeSet.generate(self.test_data, c.ways, c.shots, c.queries, c.test_episodes, TEST_EPISODE_SEED)
-        self.step, self.best_val, self.train_seconds = 0, -1.0, 0.0
+        self.step, self.best_val, self.train_seconds, self.stale_validations = 0, -1.0, 0.0, 0
         if resume:
             self._restore()
         else:
@@ -150,7 +151,8 @@ class Trainer:
         return {"model": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "step": self.step, "best_val": self.best_val,
-                "train_seconds": self.train_seconds, "config": dataclasses.asdict(self.config)}
+                "train_seconds": self.train_seconds, "stale_validations": self.stale_validations,
+                "config": dataclasses.asdict(self.config)}
 
     def _restore(self) -> None:
         saved = json.loads((self.run_dir / "config.json").read_text())
@@ -168,6 +170,7 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_val, self.train_seconds = state["step"], state["best_val"], state["train_seconds"]
+        self.stale_validations = state.get("stale_validations", 0)
         if self.step > self.config.steps:
             raise ValueError(f"{self.run_dir} already ran {self.step} steps; resume with steps >= {self.step}")
         (self.run_dir / "config.json").write_text(json.dumps(given, indent=2))
@@ -203,19 +206,27 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{out.loss.item():.3f}", acc=f"{out.accuracy:.3f}",
                             tasks_per_s=f"{c.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}")
+            stop = False
             if self.val_episodes is not None and c.val_every and self.step % c.val_every == 0:
-                self._validate()
-            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                stop = self._validate()
+            if stop or self.step % c.checkpoint_every == 0 or self.step == c.steps:
                 atomic_save(self._state(), self.run_dir / "last.pt")
+            if stop:
+                self._log({"step": self.step, "early_stop": True, "best_val_accuracy": self.best_val})
+                break
         bar.close()
 
-    def _validate(self) -> None:
+    def _validate(self) -> bool:
+        """Score the fixed validation episodes, keep the best model; True when patience has run out."""
         result = evaluate(self.algorithm, self.val_episodes.tasks(self.val_data), progress=False)
         self._log({"step": self.step, "val_accuracy": result.mean, "val_ci95": result.ci95})
         if result.mean > self.best_val:
-            self.best_val = result.mean
+            self.best_val, self.stale_validations = result.mean, 0
             atomic_save({"model": self.algorithm.state_dict(), "step": self.step, "val_accuracy": result.mean,
                          "config": dataclasses.asdict(self.config)}, self.run_dir / "best.pt")
+        else:
+            self.stale_validations += 1
+        return bool(self.config.patience) and self.stale_validations >= self.config.patience
 
     def test(self) -> Evaluation:
         """Evaluate the best-validation model (or the last one) on the fixed test episodes."""
