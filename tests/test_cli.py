@@ -29,6 +29,8 @@ def test_train_eval_and_resume_from_the_command_line(runner, tmp_path):
     result = runner.invoke(cli, ["eval", str(out), "--episodes", "12", "--ways", "3"])
     assert result.exit_code == 0, result.output
     assert "3-way 1-shot: accuracy" in result.output and "over 12 episodes" in result.output
+    logged = json.loads((out / "evaluations.jsonl").read_text().splitlines()[-1])
+    assert logged["evaluation"].endswith("3-way 1-shot") and logged["episodes"] == 12 and 0 <= logged["accuracy"] <= 1
     result = runner.invoke(cli, ["train", "--out", str(out), "--resume", "--steps", "30"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "results.json").read_text())["steps"] == 30

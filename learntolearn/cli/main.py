@@ -17,7 +17,7 @@ from learntolearn.data.status import dataset_status
 from learntolearn.engine.checkpoint import load
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.presets import PRESETS
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, TrainConfig, Trainer, build_algorithm
+from learntolearn.engine.trainer import TEST_EPISODE_SEED, TrainConfig, Trainer, build_algorithm, provenance
 from learntolearn.nn.backbones import BACKBONES
 
 data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -153,7 +153,10 @@ def presets() -> None:
 @data_root_option
 @download_option
 def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episode_seed, data_root, download) -> None:
-    """Evaluate a trained run's best checkpoint on fixed episodes (mean accuracy ± 95% CI)."""
+    """Evaluate a trained run's best checkpoint on fixed episodes (mean accuracy ± 95% CI).
+
+    Each evaluation is also appended, with its command and commit, to RUN_DIR/evaluations.jsonl.
+    """
     run = Path(run_dir)
     if not (run / "config.json").exists():
         raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
@@ -180,6 +183,10 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     algorithm.load_state_dict(load(checkpoint)["model"])
     result = evaluate(algorithm, tasks, total=total)
     click.echo(f"{label}: accuracy {result} ({checkpoint})")
+    record = {"evaluation": label, "accuracy": result.mean, "ci95": result.ci95, "episodes": total,
+              "episode_seed": None if lake_runs else episode_seed, "checkpoint": checkpoint.name, **provenance()}
+    with open(run / "evaluations.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 @cli.command()
