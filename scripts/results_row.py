@@ -1,6 +1,9 @@
-"""Print README result rows from finished runs: the test result of each run and every `ltl eval` of it.
+"""Print README result rows of runs: the end-of-training test result and every `ltl eval` of the run.
 
     python scripts/results_row.py RUN_DIR [RUN_DIR ...]
+
+A run stopped before its last step has no end-of-training result; its rows then report the step
+and training time of its last checkpoint.
 """
 
 from __future__ import annotations
@@ -9,21 +12,32 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 
 def rows(run_dir: Path) -> list[str]:
-    r = json.loads((run_dir / "results.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
     trained = json.loads((run_dir / "provenance.json").read_text())
-    c = r["config"]
-    train = f"{c['train_ways'] or c['ways']}-way, {c['train_queries'] or c['queries']} queries, {r['steps']} steps"
-    hours = f"{r['train_seconds'] / 3600:.2f} h, {trained['threads']} thread(s)"
-    common = f"{train} | {hours} | {c['seed']} | `{trained['commit'][:10]}`"
-    lines = [f"| {c['algorithm']} | {c['dataset']} {c['split']}/{c['test_subset']} {c['ways']}-way {c['shots']}-shot "
-             f"(at the end of training, `{r['commit'][:10]}`) | {100 * r['test_accuracy']:.2f} ± {100 * r['test_ci95']:.2f} | "
-             f"{r['episodes']} | {common} |"]
+    results = run_dir / "results.json"
+    if results.exists():
+        r = json.loads(results.read_text())
+        steps, seconds = r["steps"], r["train_seconds"]
+    else:
+        last = torch.load(run_dir / "last.pt", weights_only=False, map_location="cpu")
+        steps, seconds = last["step"], last["train_seconds"]
+    train = (f"{config['train_ways'] or config['ways']}-way {config['shots']}-shot, "
+             f"{config['train_queries'] or config['queries']} queries, meta-batch {config['meta_batch']}, "
+             f"{steps} of {config['steps']} steps on {config['train_subset']}")
+    common = f"{train} | {seconds / 3600:.2f} h, {trained['threads']} thread | {config['seed']} | `{trained['commit'][:10]}`"
+    lines = []
+    if results.exists():
+        lines.append(f"| {config['algorithm']} | {config['dataset']} {config['split']}/{config['test_subset']} "
+                     f"{config['ways']}-way {config['shots']}-shot, at the end of training | "
+                     f"{100 * r['test_accuracy']:.2f} ± {100 * r['test_ci95']:.2f} | {r['episodes']} | {common} |")
     evaluations = run_dir / "evaluations.jsonl"
     for line in evaluations.read_text().splitlines() if evaluations.exists() else []:
         e = json.loads(line)
-        lines.append(f"| {c['algorithm']} | {e['evaluation']} (`ltl eval`, `{e['commit'][:10]}`) | "
+        lines.append(f"| {config['algorithm']} | {e['evaluation']}, `ltl eval` at `{e['commit'][:10]}` | "
                      f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f} | {e['episodes']} | {common} |")
     return lines
 
