@@ -1,6 +1,7 @@
 """Print README result rows of runs: the end-of-training test result and every `ltl eval` of the run.
 
     python scripts/results_row.py RUN_DIR [RUN_DIR ...]
+    python scripts/results_row.py --curve RUN_DIR     # validation accuracy against training hours
 
 A run stopped before its last step has no end-of-training result; its rows then report the step
 and training time of its last checkpoint.
@@ -42,7 +43,20 @@ def rows(run_dir: Path) -> list[str]:
     return lines
 
 
+def curve(run_dir: Path) -> None:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    hours = {r["step"]: r["train_seconds"] / 3600 for r in rows if "train_seconds" in r}
+    print("| step | training hours | validation accuracy % (95% CI) |")
+    print("|---|---|---|")
+    for r in rows:
+        if "val_accuracy" in r:
+            print(f"| {r['step']} | {hours[r['step']]:.2f} | {100 * r['val_accuracy']:.2f} ± {100 * r['val_ci95']:.2f} |")
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--curve":
+        curve(Path(sys.argv[2]))
+        sys.exit()
     print("| algorithm | evaluation | accuracy % (95% CI) | episodes | training | train time | seed | trained at |")
     print("|---|---|---|---|---|---|---|---|")
     for arg in sys.argv[1:]:
