@@ -12,6 +12,8 @@ from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_maps
 
+from helpers import meta_train
+
 
 def test_matching_networks_attend_with_a_softmax_over_cosine_similarities():
     model = MatchingNetworks(nn.Identity())
@@ -115,13 +117,7 @@ def test_learns_5way_1shot_glyphs(name):
     model = LEARNERS[name](train.n_classes)
     episodes = EpisodeSet.generate(test, 5, 1, 5, count=40, seed=0)
     before = evaluate(model, episodes.tasks(test), progress=False).mean
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = EpisodeSampler(train, 10, 1, 5, seed=0)
-    for _ in range(150):
-        model.train()
-        loss = model.meta_loss([sampler.sample()]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    meta_train(model, lambda: [sampler.sample()], 150, torch.optim.Adam(model.parameters(), lr=1e-3))
     after = evaluate(model, episodes.tasks(test), progress=False).mean
     assert after > before + 0.15 and after > 0.6, (before, after)

@@ -12,6 +12,7 @@ from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
 
+from helpers import meta_train
 from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 
 
@@ -142,14 +143,9 @@ def test_gradient_based_learners_learn_sinusoids(make, optimizer, lr, steps):
     algorithm = make()
     held_out = [task for task, _ in zip(SinusoidTasks(10, 50, seed=123), range(100))]
     before = sinusoid_mse(algorithm, held_out)
-    opt = optimizer(algorithm.parameters(), lr=lr)
     stream = SinusoidTasks(10, 10, seed=0)
-    for _ in range(steps):
-        algorithm.train()
-        loss = algorithm.meta_loss([stream.sample() for _ in range(5)]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    meta_train(algorithm, lambda: [stream.sample() for _ in range(5)],
+               steps, optimizer(algorithm.parameters(), lr=lr))
     after = sinusoid_mse(algorithm, held_out)
     assert after < 0.7 * before, (before, after)
 
@@ -164,13 +160,8 @@ def test_gradient_based_learners_learn_5way_glyphs(make):
     algorithm = make()
     episodes = EpisodeSet.generate(test, 5, 1, 5, count=60, seed=0)
     before = evaluate(algorithm, episodes.tasks(test), progress=False).mean
-    opt = torch.optim.Adam(algorithm.parameters(), lr=1e-3)
     sampler = EpisodeSampler(train, 5, 1, 5, seed=0)
-    for _ in range(80):
-        algorithm.train()
-        loss = algorithm.meta_loss([sampler.sample() for _ in range(4)]).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    optimizer = torch.optim.Adam(algorithm.parameters(), lr=1e-3)
+    meta_train(algorithm, lambda: [sampler.sample() for _ in range(4)], 80, optimizer)
     after = evaluate(algorithm, episodes.tasks(test), progress=False).mean
     assert after > before + 0.2 and after > 0.5, (before, after)

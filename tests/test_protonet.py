@@ -9,6 +9,8 @@ from learntolearn.nn.backbones import conv4, mlp
 from learntolearn.nn.distances import prototypes, squared_euclidean
 from learntolearn.types import Task
 
+from helpers import meta_train
+
 
 def linear_protonet(dtype=torch.float32) -> PrototypicalNetworks:
     return PrototypicalNetworks(nn.Sequential(nn.Flatten(), nn.Linear(6, 4))).to(dtype)
@@ -96,13 +98,7 @@ def test_protonet_learns_a_tiny_task_distribution():
     episodes = EpisodeSet.generate(test, 5, 1, 5, count=100, seed=0)
     before = evaluate(model, episodes.tasks(test), progress=False).mean
     raw = evaluate(PrototypicalNetworks(nn.Flatten()), episodes.tasks(test), progress=False).mean
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = EpisodeSampler(train, 10, 1, 5, seed=0)
-    for _ in range(150):
-        model.train()
-        loss = model.meta_loss([sampler.sample()]).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    meta_train(model, lambda: [sampler.sample()], 150, torch.optim.Adam(model.parameters(), lr=1e-3))
     after = evaluate(model, episodes.tasks(test), progress=False).mean
     assert after > 0.82 and after > before + 0.25 and after > raw + 0.1, (before, raw, after)
