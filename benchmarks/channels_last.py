@@ -8,16 +8,14 @@ Appends a JSON line to benchmarks/results/channels_last.jsonl.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from learntolearn.engine.trainer import provenance
 from learntolearn.nn.backbones import conv4
+from record import append
 
 
 def seconds(model: nn.Module, x: torch.Tensor) -> float:
@@ -41,15 +39,11 @@ def main() -> None:
     medians = {k: statistics.median(v) for k, v in times.items()}
     with torch.no_grad():
         same = torch.allclose(plain(x), fast(x), atol=1e-4)
-    record = {"benchmark": "channels_last", "setting": "conv4 forward+backward, 400 images 28x28",
-              "contiguous_s": round(medians["contiguous"], 4), "channels_last_s": round(medians["channels_last"], 4),
-              "speedup": round(medians["contiguous"] / medians["channels_last"], 2), "same_outputs": same,
-              "date": time.strftime("%Y-%m-%d"), **provenance()}
-    print(json.dumps(record))
-    out = Path(__file__).parent / "results" / "channels_last.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    with open(out, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append("channels_last", {"setting": "conv4 forward+backward, 400 images 28x28",
+                             "contiguous_s": round(medians["contiguous"], 4),
+                             "channels_last_s": round(medians["channels_last"], 4),
+                             "speedup": round(medians["contiguous"] / medians["channels_last"], 2),
+                             "same_outputs": same})
 
 
 if __name__ == "__main__":

@@ -10,14 +10,12 @@ Appends one JSON line per setting to benchmarks/results/episode_sampling.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 
 from learntolearn.data import EpisodeSampler, load_omniglot
-from learntolearn.engine.trainer import provenance
+from record import append
 
 SETTINGS = [(5, 1, 15), (20, 5, 15)]
 
@@ -48,19 +46,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     args = parser.parse_args()
     data = load_omniglot("vinyals", "train", data_root=args.data_root)
-    out = Path(__file__).parent / "results" / "episode_sampling.jsonl"
-    out.parent.mkdir(exist_ok=True)
     for ways, shots, queries in SETTINGS:
         sampler = EpisodeSampler(data, ways, shots, queries, seed=0)
         generator = torch.Generator().manual_seed(0)
         ours = rate(sampler.sample, args.seconds)
         loop = rate(lambda: per_image_episode(data, ways, shots, queries, generator), args.seconds)
-        record = {"benchmark": "episode_sampling", "setting": f"{ways}-way {shots}-shot {queries}-query",
-                  "episodes_per_s": round(ours, 1), "per_image_loop_episodes_per_s": round(loop, 1),
-                  "speedup": round(ours / loop, 1), "date": time.strftime("%Y-%m-%d"), **provenance()}
-        print(json.dumps(record))
-        with open(out, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append("episode_sampling", {"setting": f"{ways}-way {shots}-shot {queries}-query",
+                                    "episodes_per_s": round(ours, 1), "per_image_loop_episodes_per_s": round(loop, 1),
+                                    "speedup": round(ours / loop, 1)})
 
 
 if __name__ == "__main__":

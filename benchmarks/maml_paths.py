@@ -12,9 +12,7 @@ lines to benchmarks/results/maml_paths.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -23,8 +21,8 @@ from learntolearn.algorithms import MAML
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
-from learntolearn.engine.trainer import provenance
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
+from record import append
 
 
 def settings():
@@ -59,17 +57,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="time per measurement")
     args = parser.parse_args()
-    out = Path(__file__).parent / "results" / "maml_paths.jsonl"
-    out.parent.mkdir(exist_ok=True)
     for name, make_model, loss, source, meta_batch in settings():
         loop = iterations_per_second(make_model, loss, source, meta_batch, False, args.seconds)
         vmapped = iterations_per_second(make_model, loss, source, meta_batch, True, args.seconds)
-        record = {"benchmark": "maml_paths", "setting": name, "loop_iterations_per_s": round(loop, 3),
-                  "vmapped_iterations_per_s": round(vmapped, 3), "vmapped_over_loop": round(vmapped / loop, 2),
-                  "date": time.strftime("%Y-%m-%d"), **provenance()}
-        print(json.dumps(record), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append("maml_paths", {"setting": name, "loop_iterations_per_s": round(loop, 3),
+                              "vmapped_iterations_per_s": round(vmapped, 3),
+                              "vmapped_over_loop": round(vmapped / loop, 2)})
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ the ratios come from one run on one machine. Appends JSON lines to benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +25,8 @@ from torch import nn
 from learntolearn.algorithms import MAML
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.synthetic import load_synthetic
-from learntolearn.engine.trainer import provenance
 from learntolearn.nn.backbones import conv4
+from record import append
 
 INNER_LR = 0.4
 
@@ -135,15 +133,10 @@ def main() -> None:
             rates[name].append(len(batches) / (time.perf_counter() - start))
     medians = {name: statistics.median(r) for name, r in rates.items()}
     peers = [medians[n] for n in ("higher", "torchopt") if n in medians]
-    record = {"benchmark": "maml_peers", "setting": "5-way 1-shot 15-query, meta-batch 32, conv4 28x28, 1 inner step, second order",
-              "meta_iterations_per_s": {n: round(v, 4) for n, v in medians.items()}, "missing": missing,
-              "ours_over_fastest_peer": round(max(medians["learntolearn (task loop)"], medians["learntolearn (vmap)"]) / max(peers), 2)
-              if peers else None, "date": time.strftime("%Y-%m-%d"), **provenance()}
-    print(json.dumps(record, indent=1))
-    out = Path(__file__).parent / "results" / "maml_peers.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    with open(out, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    ours = max(medians["learntolearn (task loop)"], medians["learntolearn (vmap)"])
+    append("maml_peers", {"setting": "5-way 1-shot 15-query, meta-batch 32, conv4 28x28, 1 inner step, second order",
+                          "meta_iterations_per_s": {n: round(v, 4) for n, v in medians.items()}, "missing": missing,
+                          "ours_over_fastest_peer": round(ours / max(peers), 2) if peers else None})
 
 
 if __name__ == "__main__":
