@@ -155,9 +155,9 @@ class Trainer:
                 "config": dataclasses.asdict(self.config)}
 
     def _restore(self) -> None:
-        saved = json.loads((self.run_dir / "config.json").read_text())
+        saved = dataclasses.asdict(TrainConfig.from_dict(json.loads((self.run_dir / "config.json").read_text())))
         given = dataclasses.asdict(self.config)
-        changed = sorted(k for k in given if k != "steps" and saved.get(k) != given[k])
+        changed = sorted(k for k in given if k != "steps" and saved[k] != given[k])
         if changed:
             raise ValueError(f"{self.run_dir}/config.json differs from the given config in {', '.join(changed)}; "
                              f"only steps may change on resume")
