@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
@@ -31,7 +32,7 @@ def test_train_eval_and_resume_from_the_command_line(runner, tmp_path):
     assert "3-way 1-shot: accuracy" in result.output and "over 12 episodes" in result.output
     logged = json.loads((out / "evaluations.jsonl").read_text().splitlines()[-1])
     assert logged["evaluation"].endswith("3-way 1-shot") and logged["episodes"] == 12 and 0 <= logged["accuracy"] <= 1
-    result = runner.invoke(cli, ["train", "--out", str(out), "--resume", "--steps", "30"])
+    result = runner.invoke(cli, ["train", "--resume", str(out), "--steps", "30"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "results.json").read_text())["steps"] == 30
     again = runner.invoke(cli, ["train", *TINY, "--out", str(out)])
@@ -82,3 +83,55 @@ def test_a_preset_with_explicit_overrides(runner, tmp_path):
     saved = json.loads((out / "config.json").read_text())
     assert (saved["algorithm"], saved["backbone"], saved["inner_lr"], saved["meta_batch"]) == ("maml", "conv4-strided", 0.4, 32)
     assert (saved["dataset"], saved["steps"]) == ("synthetic", 2)
+
+
+def test_a_yaml_config_with_command_line_overrides(runner, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("dataset: synthetic\nsplit: default\nimage_size: 16\nlr: 3e-3\nsteps: 5\nval_every: 0\n"
+                      "test_episodes: 4\nqueries: 2\n")
+    result = runner.invoke(cli, ["train", "--preset", "protonet-omniglot-5w1s", "--config", str(config), "--steps", "3",
+                                 "--dump-config"])
+    assert result.exit_code == 0, result.output
+    dumped = yaml.safe_load(result.output)
+    assert dumped["lr"] == 0.003 and dumped["steps"] == 3 and dumped["train_ways"] == 60 and dumped["dataset"] == "synthetic"
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["train", "--config", str(config), "--out", str(out)]).exit_code == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["lr"] == 0.003 and saved["steps"] == 5
+    again = runner.invoke(cli, ["train", "--config", str(out / "config.json"), "--dump-config"])
+    assert yaml.safe_load(again.output) == saved
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lerning_rate: 0.1\n", "unknown"),
+    ("lr: 0.1\nwayz: 5\n", "did you mean 'ways'?"),
+    ("ways: five\n", "config key 'ways' must be int, got 'five'"),
+    ("first_order: 1\n", "config key 'first_order' must be bool"),
+    ("- ways\n- 5\n", "must hold a mapping"),
+    ("ways: [5\n", "is not valid YAML"),
+])
+def test_bad_config_files_are_rejected_naming_the_key(runner, tmp_path, text, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = runner.invoke(cli, ["train", "--config", str(config), "--dump-config"])
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_resume_refuses_options_it_would_ignore(runner, tmp_path):
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    result = runner.invoke(cli, ["train", "--resume", str(out), "--lr", "0.1"])
+    assert result.exit_code == 2 and "drop --lr" in result.output
+    assert runner.invoke(cli, ["train", "--resume", str(tmp_path / "none")]).exit_code == 1
+
+
+def test_tensorboard_events_are_written_when_tensorboard_is_installed(runner, tmp_path):
+    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra: pip install 'learntolearn[tensorboard]'")
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert {"loss", "accuracy", "val_accuracy"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss")] == list(range(1, 21))

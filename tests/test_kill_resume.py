@@ -31,7 +31,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     process.wait()
     stopped_at = load(killed / "last.pt")["step"]
     assert 0 < stopped_at < 300, "the run must be killed part-way"
-    subprocess.run(ltl("train", "--out", str(killed), "--resume"), env=env, check=True, capture_output=True)
+    subprocess.run(ltl("train", "--resume", str(killed)), env=env, check=True, capture_output=True)
     whole = tmp_path / "whole"
     subprocess.run(ltl("train", *ARGS, "--out", str(whole)), env=env, check=True, capture_output=True)
     a, b = load(killed / "last.pt"), load(whole / "last.pt")

@@ -17,7 +17,8 @@ from learntolearn.data.status import dataset_status
 from learntolearn.engine.checkpoint import load
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.presets import PRESETS
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, TrainConfig, Trainer, build_algorithm, provenance
+from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
+from learntolearn.engine.trainer import TEST_EPISODE_SEED, Trainer, build_algorithm, provenance
 from learntolearn.nn.backbones import BACKBONES
 
 data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -101,25 +102,46 @@ def datasets(data_root: str | None) -> None:
               help="SGD steps fitting the new head per task (baseline, baseline++, finetune).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,
               help="Steps between atomic checkpoints (last.pt) that --resume continues from.")
-@click.option("--out", "run_dir", type=click.Path(file_okay=False), required=True, help="Run folder to create.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint (--steps may grow).")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False), default=None, help="Run folder to create.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML (or JSON) file of config keys; options given explicitly override it, and it overrides --preset.")
+@click.option("--preset", type=click.Choice(PRESETS.names()), default=None,
+              help="Start from a paper setting (see `ltl presets`).")
+@click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit without training.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this folder from its last checkpoint; only --steps may be raised.")
 @data_root_option
 @download_option
-@click.option("--preset", type=click.Choice(PRESETS.names()), default=None,
-              help="Start from a paper setting (see `ltl presets`); options given explicitly override it.")
 @click.pass_context
-def train(ctx: click.Context, run_dir: str, resume: bool, preset: str | None, data_root: str | None, download: bool,
-          **options) -> None:
-    """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI."""
-    if preset:
-        given = {k: v for k, v in options.items()
-                 if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
-        options = {**options, **PRESETS.get(preset).config, **given}
-    config = TrainConfig(**options)
-    if resume:
-        steps_given = ctx.get_parameter_source("steps") is not click.core.ParameterSource.DEFAULT
-        config = _resumed_config(Path(run_dir), config.steps if steps_given else None)
-    trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=resume)
+def train(ctx: click.Context, run_dir: str | None, config_file: str | None, preset: str | None, dump_config: bool,
+          resume_dir: str | None, data_root: str | None, download: bool, **options) -> None:
+    """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI.
+
+    The config is built from the defaults, then --preset, then --config FILE, then the options given
+    on the command line, each overriding the one before.
+    """
+    given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+    if resume_dir:
+        extra = ["--" + key.replace("_", "-") for key in sorted(set(given) - {"steps"})] + [name for name, value in
+                                                    (("--out", run_dir), ("--config", config_file), ("--preset", preset))
+                                                    if value]
+        if extra:
+            raise click.UsageError(f"--resume continues a run with its saved config; drop {', '.join(extra)} "
+                                   f"(only --steps may be given, to train longer)")
+        run_dir, config = resume_dir, _resumed_config(Path(resume_dir), given.get("steps"))
+    else:
+        values = {**options, **(PRESETS.get(preset).config if preset else {})}
+        if config_file:
+            file_values = read_yaml(config_file)
+            check_keys(file_values, source=f"{config_file}")
+            values.update(file_values)
+        config = TrainConfig.from_dict({**values, **given})
+        if dump_config:
+            click.echo(config.to_yaml(), nl=False)
+            return
+        if run_dir is None:
+            raise click.UsageError("give --out RUN_DIR, the run folder to create (or --resume RUN_DIR to continue one)")
+    trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=bool(resume_dir))
     result = trainer.run()
     click.echo(f"test accuracy {result} (run folder {run_dir})")
 

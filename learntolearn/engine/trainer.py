@@ -1,6 +1,7 @@
 """One meta-training loop: seeded episodes, Adam, validation on fixed episodes, atomic resumable checkpoints.
 
-A run folder holds ``config.json``, ``metrics.jsonl`` (one line per step and per validation),
+A run folder holds ``config.json``, ``metrics.jsonl`` (one line per step and per validation; mirrored to
+TensorBoard event files under ``tensorboard/`` when TensorBoard is installed),
 ``last.pt`` (everything needed to resume), ``best.pt`` (best validation accuracy), the fixed test
 episodes and ``results.json``. A killed run continued with ``resume=True`` ends with the same
 numbers as an uninterrupted one on the same seed and thread count.
@@ -16,7 +17,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,71 +25,14 @@ from tqdm import tqdm
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm
 from learntolearn.data import EpisodeSampler, EpisodeSet, load_dataset
 from learntolearn.engine.checkpoint import atomic_save, load
+from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import Evaluation, evaluate
+from learntolearn.engine.metrics import MetricsLog
 from learntolearn.nn.backbones import BACKBONES
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 VAL_EPISODE_SEED = 1
 TEST_EPISODE_SEED = 2
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run. ``train_ways`` / ``train_queries`` default to the test setting."""
-
-    algorithm: str = "protonet"
-    backbone: str = "conv4"
-    dataset: str = "omniglot"
-    split: str = "vinyals"
-    train_subset: str = "train"
-    val_subset: str = "val"
-    test_subset: str = "test"
-    image_size: int = 28
-    ways: int = 5
-    shots: int = 1
-    queries: int = 15
-    train_ways: int | None = None
-    train_queries: int | None = None
-    meta_batch: int = 1
-    steps: int = 1000
-    lr: float = 1e-3
-    lr_halve_every: int = 2000
-    val_every: int = 500
-    val_episodes: int = 500
-    test_episodes: int = 1000
-    checkpoint_every: int = 100
-    seed: int = 0
-    outer_optimizer: str = "adam"
-    inner_lr: float = 0.4
-    inner_steps: int = 1
-    test_inner_steps: int = 3
-    first_order: bool = False
-    batched: bool = False
-    full_context: bool = False
-    adapt_steps: int = 100
-    patience: int = 0
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            expected = {"str": str, "int": int, "float": (int, float), "int | None": (int, type(None)), "bool": bool}[f.type]
-            if not isinstance(value, expected) or (f.type != "bool" and isinstance(value, bool)):
-                raise TypeError(f"config key {f.name!r} must be {f.type}, got {value!r}")
-        ALGORITHMS.get(self.algorithm)
-        BACKBONES.get(self.backbone)
-        if self.outer_optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown outer_optimizer {self.outer_optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if ALGORITHMS.get(self.algorithm).adapts_by_gradient and self.train_ways not in (None, self.ways):
-            raise ValueError(f"{self.algorithm} has one output per way, so train_ways ({self.train_ways}) must equal "
-                             f"ways ({self.ways})")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise KeyError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
-        return cls(**values)
 
 
 def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_classes: int) -> Algorithm:
@@ -145,7 +88,7 @@ class Trainer:
             (self.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
             spec = {"input_shape": list(self.train_data.image_shape), "train_classes": self.train_data.n_classes}
             (self.run_dir / "model_spec.json").write_text(json.dumps(spec))
-            (self.run_dir / "metrics.jsonl").write_text("")
+        self.metrics = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
 
     def _state(self) -> dict:
         return {"model": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -174,13 +117,9 @@ class Trainer:
         if self.step > self.config.steps:
             raise ValueError(f"{self.run_dir} already ran {self.step} steps; resume with steps >= {self.step}")
         (self.run_dir / "config.json").write_text(json.dumps(given, indent=2))
-        lines = (self.run_dir / "metrics.jsonl").read_text().splitlines()
-        kept = [line for line in lines if json.loads(line)["step"] <= self.step]
-        (self.run_dir / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
 
     def _log(self, record: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        self.metrics.write(record)
 
     def train(self) -> None:
         c = self.config
@@ -215,6 +154,7 @@ class Trainer:
                 self._log({"step": self.step, "early_stop": True, "best_val_accuracy": self.best_val})
                 break
         bar.close()
+        self.metrics.close()
 
     def _validate(self) -> bool:
         """Score the fixed validation episodes, keep the best model; True when patience has run out."""
