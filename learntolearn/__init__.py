@@ -5,7 +5,10 @@ from learntolearn.data import DATASETS, EpisodeSampler, EpisodeSet, ImageClassDa
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
-from learntolearn.engine.trainer import TrainConfig, Trainer
+from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.model_file import export_model, load_trained
+from learntolearn.engine.trainer import Trainer
+from learntolearn.fewshot import FewShotClassifier, Prediction
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.types import Task
 
@@ -13,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm", "ALGORITHMS", "ANIL", "BACKBONES", "DATASETS", "EpisodeSampler", "EpisodeSet",
-    "evaluate", "Evaluation", "ImageClassDataset", "load_dataset", "load_lake_runs",
-    "load_omniglot", "MAML", "MetaLoss", "MetaSGD", "paired_difference", "PrototypicalNetworks",
+    "evaluate", "Evaluation", "export_model", "FewShotClassifier", "ImageClassDataset", "load_trained", "load_dataset", "load_lake_runs",
+    "load_omniglot", "MAML", "MetaLoss", "MetaSGD", "paired_difference", "Prediction", "PrototypicalNetworks",
     "Reptile", "SinusoidTasks", "Task", "TrainConfig", "Trainer",
 ]

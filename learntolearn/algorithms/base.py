@@ -56,6 +56,10 @@ class Algorithm(nn.Module, abc.ABC):
         """The loss of predictions on queries; cross-entropy unless an algorithm says otherwise."""
         return F.cross_entropy(outputs, targets)
 
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Class probabilities of :meth:`predict`'s outputs (softmax of logits unless an algorithm says otherwise)."""
+        return outputs.softmax(-1)
+
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         losses, accuracies = [], []
         for task in tasks:

@@ -67,5 +67,9 @@ class RelationNetworks(Algorithm):
                            query.unsqueeze(1).expand(-1, ways, -1, -1, -1)], dim=2)
         return self.relation(pairs.flatten(0, 1)).view(n, ways)
 
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Relation scores are per-pair similarities in [0, 1]; normalised over the classes."""
+        return outputs / outputs.sum(-1, keepdim=True).clamp_min(1e-12)
+
     def query_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         return F.mse_loss(outputs, F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype))

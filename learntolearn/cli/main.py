@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -14,11 +16,16 @@ from learntolearn.data.archives import DataError
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import dataset_status
-from learntolearn.engine.checkpoint import load
-from learntolearn.engine.evaluate import evaluate
-from learntolearn.engine.presets import PRESETS
 from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, Trainer, build_algorithm, provenance
+from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.model_file import export_model, load_run
+from learntolearn.engine.presets import PRESETS
+from learntolearn.engine.trainer import (
+    TEST_EPISODE_SEED,
+    Trainer,
+    provenance,
+)
+from learntolearn.fewshot import FewShotClassifier
 from learntolearn.nn.backbones import BACKBONES
 
 data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -180,19 +187,9 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     Each evaluation is also appended, with its command and commit, to RUN_DIR/evaluations.jsonl.
     """
     run = Path(run_dir)
-    if not (run / "config.json").exists():
-        raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
-    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    checkpoint = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"{run} has no checkpoint (best.pt or last.pt) yet")
+    model = load_run(run, data_root)
+    config, checkpoint, algorithm = model.config, model.source, model.algorithm
     options = {"data_root": data_root, "image_size": config.image_size, "download": download}
-    if (run / "model_spec.json").exists():
-        spec = json.loads((run / "model_spec.json").read_text())
-    else:
-        train_data = load_dataset(config.dataset, config.split, config.train_subset, **options)
-        spec = {"input_shape": train_data.image_shape, "train_classes": train_data.n_classes}
-    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
     if lake_runs:
         tasks = load_lake_runs(**options)
         total, label = len(tasks), "Lake 20-way within-alphabet one-shot runs"
@@ -202,13 +199,57 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
                                           episodes, episode_seed)
         tasks, total = episode_set.tasks(data), episodes
         label = f"{data.name} {ways or config.ways}-way {shots or config.shots}-shot"
-    algorithm.load_state_dict(load(checkpoint)["model"])
     result = evaluate(algorithm, tasks, total=total)
     click.echo(f"{label}: accuracy {result} ({checkpoint})")
     record = {"evaluation": label, "accuracy": result.mean, "ci95": result.ci95, "episodes": total,
               "episode_seed": None if lake_runs else episode_seed, "checkpoint": checkpoint.name, **provenance()}
     with open(run / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+@cli.command(name="export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "path", type=click.Path(dir_okay=False), required=True, help="Model file to write, e.g. model.ltl.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@data_root_option
+def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
+    """Write a run's best model as one self-describing file (weights, config, preprocessing) for `ltl adapt`."""
+    written = export_model(run_dir, path, force=force, data_root=data_root)
+    click.echo(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True))
+@click.option("--support", "support_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder with one sub-folder of PNG/JPEG images per class.")
+@click.option("--query", "query_dir", type=click.Path(file_okay=False), required=True, help="Folder of images to label.")
+@click.option("--out", "csv_path", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
+              help="CSV to write: file, predicted_class, confidence.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@click.option("--allow-fewer-shots", is_flag=True, help="Accept classes with fewer images than the model's shot setting.")
+@data_root_option
+def adapt(model: str, support_dir: str, query_dir: str, csv_path: str, force: bool, allow_fewer_shots: bool,
+          data_root: str | None) -> None:
+    """Adapt MODEL (an `ltl export` file or a run folder) to your classes and label your query images."""
+    out = Path(csv_path)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    started = time.perf_counter()
+    classifier = FewShotClassifier.load(model, data_root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier.fit(support_dir, allow_fewer_shots=allow_fewer_shots)
+    for warning in caught:
+        click.echo(f"note: {warning.message}", err=True)
+    predictions = classifier.predict(query_dir)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "predicted_class", "confidence"])
+        writer.writerows((p.file, p.predicted_class, f"{p.confidence:.4f}") for p in predictions)
+    tmp.replace(out)
+    click.echo(f"{len(predictions)} images labelled with {len(classifier.classes)} classes in "
+               f"{time.perf_counter() - started:.1f} s; wrote {out}")
 
 
 @cli.command()

@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Callable
 
 from learntolearn.data.indexed import ImageClassDataset
-from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS, load_omniglot
+from learntolearn.data.images import Preprocessing
+from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS, load_omniglot, preprocessing as omniglot_preprocessing
 from learntolearn.data.sampler import EpisodeSampler, EpisodeSet
-from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS, load_synthetic
+from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS, load_synthetic, preprocessing as synthetic_preprocessing
 from learntolearn.registry import Registry
 
 #: name -> (loader(split, subset, *, data_root, image_size, download), {split: subsets})
 DATASETS: Registry[tuple[Callable[..., ImageClassDataset], dict[str, tuple[str, ...]]]] = Registry("data set")
 DATASETS.register("omniglot")((load_omniglot, OMNIGLOT_SPLITS))
 DATASETS.register("synthetic")((load_synthetic, SYNTHETIC_SPLITS))
+
+#: name -> image_size -> how the data set's image files become tensors (applied to a user's images by ``ltl adapt``)
+PREPROCESSING: Registry[Callable[[int], Preprocessing]] = Registry("data set")
+PREPROCESSING.register("omniglot")(omniglot_preprocessing)
+PREPROCESSING.register("synthetic")(synthetic_preprocessing)
 
 
 def load_dataset(name: str, split: str, subset: str, **options) -> ImageClassDataset:
@@ -26,4 +32,4 @@ def load_dataset(name: str, split: str, subset: str, **options) -> ImageClassDat
     return loader(split, subset, **options)
 
 
-__all__ = ["DATASETS", "EpisodeSampler", "EpisodeSet", "ImageClassDataset", "load_dataset", "load_omniglot", "load_synthetic"]
+__all__ = ["DATASETS", "PREPROCESSING", "Preprocessing", "EpisodeSampler", "EpisodeSet", "ImageClassDataset", "load_dataset", "load_omniglot", "load_synthetic"]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from learntolearn.data.images import to_float
+
 
 @dataclass(frozen=True)
 class ImageClassDataset:
@@ -54,4 +56,4 @@ class ImageClassDataset:
 
     def to_float(self, indices: Tensor) -> Tensor:
         """Images at ``indices`` (any shape) as float32 in [0, 1], shape ``(*indices.shape, C, H, W)``."""
-        return self.images[indices].to(torch.float32).div_(255.0)
+        return to_float(self.images[indices])

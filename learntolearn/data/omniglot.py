@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from learntolearn.data.archives import DataError, RemoteFile, download
+from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.splits import omniglot as splits
@@ -120,12 +121,14 @@ def index_archive(path: Path, spec: ArchiveSpec) -> dict[tuple[str, int], list[s
     return {key: sorted(v) for key, v in members.items()}
 
 
+def preprocessing(image_size: int) -> Preprocessing:
+    """How Omniglot files become tensors: 8-bit grey, Lanczos-resized, inverted so ink is bright."""
+    return Preprocessing(channels=1, size=image_size, invert=True)
+
+
 def decode(png: bytes, image_size: int) -> Tensor:
     """A 1-bit Omniglot PNG as a ``(1, size, size)`` uint8 tensor with ink = 255."""
-    grey = Image.open(io.BytesIO(png)).convert("L")
-    if grey.size != (image_size, image_size):
-        grey = grey.resize((image_size, image_size), Image.Resampling.LANCZOS)
-    return 255 - torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).view(1, image_size, image_size)
+    return preprocessing(image_size).from_image(Image.open(io.BytesIO(png)))
 
 
 def split_classes(split: str, subset: str, rotations: bool | None) -> tuple[list[str], list[str], bool]:

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import torch
 
+from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
 
 SPLITS = {"default": ("train", "val", "test")}
 _CLASSES = {"train": 200, "val": 40, "test": 40}
 _SEEDS = {"train": 1, "val": 2, "test": 3}
+
+
+def preprocessing(image_size: int) -> Preprocessing:
+    """Glyphs are bright on a dark ground, so a user's dark-on-light drawings are inverted to match."""
+    return Preprocessing(channels=1, size=image_size, invert=True)
 
 
 def load_synthetic(split: str = "default", subset: str = "train", *, image_size: int = 16, per_class: int = 20,

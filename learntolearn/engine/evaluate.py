@@ -40,17 +40,25 @@ def confidence_interval(values: Tensor) -> float:
     return 1.96 * float(values.to(torch.float64).std(unbiased=True)) / math.sqrt(n)
 
 
+def adapt_and_predict(algorithm: Algorithm, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
+    """Test-time use of a trained model: adapt to a support set, return the detached outputs for the queries.
+
+    Autograd stays on only for algorithms that adapt by gradient steps; the model is put in eval mode.
+    """
+    algorithm.eval()
+    check_query(support_x, query_x)
+    with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
+        return algorithm.predict(algorithm.adapt(support_x, support_y), query_x).detach()
+
+
 def evaluate(algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None) -> Evaluation:
     """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
-    algorithm.eval()
     accuracies = []
     device = next(algorithm.parameters(), torch.empty(0)).device
-    with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
-        for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
-            task = task.to(device)
-            check_query(task.support_x, task.query_x)
-            logits = algorithm.predict(algorithm.adapt(task.support_x, task.support_y), task.query_x)
-            accuracies.append((logits.argmax(-1) == task.query_y).float().mean().item())
+    for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
+        task = task.to(device)
+        logits = adapt_and_predict(algorithm, task.support_x, task.support_y, task.query_x)
+        accuracies.append((logits.argmax(-1) == task.query_y).float().mean().item())
     return Evaluation(torch.tensor(accuracies, dtype=torch.float64))
 
 

@@ -52,7 +52,7 @@ def provenance() -> dict:
                                 cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"commit": commit, "command": " ".join(sys.argv), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    return {"commit": commit, "command": " ".join(sys.argv), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 

@@ -1,0 +1,91 @@
+"""Turning image files into the tensors a model was trained on, and reading a user's image folders.
+
+A :class:`Preprocessing` records how a data set's images became uint8 tensors (colour mode, size,
+resampling, whether ink is bright), so that a trained model applies the same steps to a user's own
+images. Folders follow the usual layout: ``support/<class_name>/*.png|jpg`` and a flat query folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from learntolearn.data.archives import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Image file -> ``(channels, size, size)`` uint8 tensor: convert, Lanczos-resize, optionally invert."""
+
+    channels: int
+    size: int
+    invert: bool
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"images must have 1 (grey) or 3 (RGB) channels, got {self.channels}")
+
+    def from_image(self, image: Image.Image) -> Tensor:
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        if image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
+        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.size, self.size, self.channels)
+        pixels = pixels.permute(2, 0, 1).contiguous()
+        return 255 - pixels if self.invert else pixels
+
+    def load(self, path: str | os.PathLike[str]) -> Tensor:
+        """One image file as a uint8 tensor; an unreadable file raises :class:`DataError` naming it."""
+        try:
+            with Image.open(path) as image:
+                return self.from_image(image)
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"cannot read image {path}: {err}; remove it or replace it with a PNG or JPEG") from err
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 pixels as float32 in [0, 1], the input every backbone is trained on."""
+    return images.to(torch.float32).div_(255.0)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The PNG/JPEG files directly in ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_support_folder(folder: str | os.PathLike[str], preprocessing: Preprocessing) -> tuple[Tensor, Tensor, list[str]]:
+    """Images, labels ``0..N-1`` and class names (sorted sub-folder names) of ``folder/<class>/*.png|jpg``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"support folder {folder} does not exist; it should hold one sub-folder of images per class")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"support folder {folder} has no class sub-folders; put each class's images in {folder}/<class_name>/")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = image_files(folder / name)
+        if not files:
+            raise DataError(f"class folder {folder / name} holds no PNG or JPEG images; add at least one or remove it")
+        images += [preprocessing.load(f) for f in files]
+        labels += [label] * len(files)
+    return torch.stack(images), torch.tensor(labels), classes
+
+
+def read_query_folder(folder: str | os.PathLike[str], preprocessing: Preprocessing) -> tuple[Tensor, list[Path]]:
+    """Images and paths of the PNG/JPEG files in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"query folder {folder} does not exist")
+    files = image_files(folder)
+    if not files:
+        raise DataError(f"query folder {folder} holds no PNG or JPEG images")
+    return torch.stack([preprocessing.load(f) for f in files]), files

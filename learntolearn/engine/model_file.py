@@ -1,0 +1,118 @@
+"""Trained models outside their run folders: one self-describing file, and loading from either form.
+
+``export_model`` writes weights, the run config, the input shape and the image preprocessing into a
+single ``torch.save`` file, so ``ltl adapt`` and :class:`learntolearn.FewShotClassifier` need neither
+the training code's config files nor the data set. The file carries a format version; a file of
+another version is refused with both versions named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from learntolearn.algorithms.base import Algorithm
+from learntolearn.data import PREPROCESSING, Preprocessing, load_dataset
+from learntolearn.engine.checkpoint import atomic_save, load
+from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.trainer import build_algorithm, provenance
+
+FORMAT = "learntolearn-model"
+FORMAT_VERSION = 1
+
+
+def package_version() -> str:
+    try:
+        return version("learntolearn")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class TrainedModel:
+    """A trained algorithm with what is needed to feed it new images."""
+
+    algorithm: Algorithm
+    config: TrainConfig
+    preprocessing: Preprocessing
+    source: Path
+
+    @property
+    def shots(self) -> int:
+        return self.config.shots
+
+    @property
+    def fixed_ways(self) -> int | None:
+        """The number of classes the model must be given (one output per way), or None if any number works."""
+        return self.config.ways if self.algorithm.adapts_by_gradient else None
+
+
+def _model_spec(run: Path, config: TrainConfig, data_root: str | None) -> dict:
+    if (run / "model_spec.json").exists():
+        return json.loads((run / "model_spec.json").read_text())
+    data = load_dataset(config.dataset, config.split, config.train_subset, data_root=data_root,
+                        image_size=config.image_size, download=False)
+    return {"input_shape": list(data.image_shape), "train_classes": data.n_classes}
+
+
+def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> TrainedModel:
+    """The best checkpoint (else the last) of a run folder."""
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise FileNotFoundError(f"{run} is not a run folder (no config.json); give a run folder or a file from `ltl export`")
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    checkpoint = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{run} has no checkpoint (best.pt or last.pt) yet")
+    spec = _model_spec(run, config, data_root)
+    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
+    algorithm.load_state_dict(load(checkpoint)["model"])
+    return TrainedModel(algorithm, config, PREPROCESSING.get(config.dataset)(config.image_size), checkpoint)
+
+
+def export_model(run_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, force: bool = False,
+                 data_root: str | None = None) -> Path:
+    """Write a run's best model as one self-describing file; refuses to overwrite unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+    model = load_run(run_dir, data_root)
+    spec = _model_spec(Path(run_dir), model.config, data_root)
+    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "learntolearn_version": package_version(),
+                 "config": model.config.to_dict(), "model_spec": spec, "preprocessing": model.preprocessing.to_dict(),
+                 "state_dict": model.algorithm.state_dict(), "exported_from": str(model.source),
+                 "provenance": provenance()}, path)
+    return path
+
+
+def load_model_file(path: str | os.PathLike[str]) -> TrainedModel:
+    """A model written by :func:`export_model`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a learntolearn model file ({err.__class__.__name__}); "
+                         f"write one with `ltl export RUN_DIR --out FILE`") from err
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a learntolearn model file; write one with `ltl export RUN_DIR --out FILE`")
+    if saved.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has model-file format {saved.get('format_version')} (written by learntolearn "
+                         f"{saved.get('learntolearn_version')}); this learntolearn {package_version()} reads format "
+                         f"{FORMAT_VERSION}: install the learntolearn version that wrote it, or re-export the run")
+    config = TrainConfig.from_dict(saved["config"])
+    spec = saved["model_spec"]
+    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
+    algorithm.load_state_dict(saved["state_dict"])
+    return TrainedModel(algorithm, config, Preprocessing(**saved["preprocessing"]), path)
+
+
+def load_trained(source: str | os.PathLike[str], data_root: str | None = None) -> TrainedModel:
+    """A run folder or an exported model file."""
+    return load_run(source, data_root) if Path(source).is_dir() else load_model_file(source)
