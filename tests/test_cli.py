@@ -2,6 +2,7 @@ import json
 
 import pytest
 import yaml
+from PIL import Image
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
@@ -135,3 +136,24 @@ def test_tensorboard_events_are_written_when_tensorboard_is_installed(runner, tm
     events.Reload()
     assert {"loss", "accuracy", "val_accuracy"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("loss")] == list(range(1, 21))
+
+
+def test_plot_writes_learning_curves_and_accuracy_versus_shots(runner, tmp_path):
+    pytest.importorskip("matplotlib", reason="plots are an optional extra: pip install 'learntolearn[plot]'")
+    out = tmp_path / "run"
+    assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
+    result = runner.invoke(cli, ["plot", str(out), "--shots", "5,1,2", "--episodes", "6"])
+    assert result.exit_code == 0, result.output
+    for name in ("learning_curves.png", "accuracy_vs_shots.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    points = json.loads((out / "accuracy_vs_shots.json").read_text())
+    assert [p["shots"] for p in points] == [1, 2, 5] and all(0 <= p["accuracy"] <= 1 for p in points)
+    assert runner.invoke(cli, ["plot", str(out), "--shots", "one"]).exit_code == 2
+    assert "is not a run folder" in runner.invoke(cli, ["plot", str(tmp_path), "--shots", ""]).output
+
+
+def test_moving_average():
+    from learntolearn.engine.plots import moving_average
+
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]

@@ -19,6 +19,7 @@ from learntolearn.data.status import dataset_status
 from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.model_file import export_model, load_run
+from learntolearn.engine.plots import plot_accuracy_vs_shots, plot_learning_curves
 from learntolearn.engine.presets import PRESETS
 from learntolearn.engine.trainer import (
     TEST_EPISODE_SEED,
@@ -53,7 +54,8 @@ class FriendlyErrors(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (DataError, KeyError, ValueError, FileExistsError, FileNotFoundError, TypeError, FloatingPointError) as err:
+        except (DataError, KeyError, ValueError, FileExistsError, FileNotFoundError, TypeError, FloatingPointError,
+                ImportError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             raise click.ClickException(message) from err
 
@@ -205,6 +207,26 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
               "episode_seed": None if lake_runs else episode_seed, "checkpoint": checkpoint.name, **provenance()}
     with open(run / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--shots", default="1,2,5,10", show_default=True,
+              help="Comma-separated K values for the accuracy-versus-shots plot; empty to skip it.")
+@click.option("--queries", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Queries per class in the accuracy-versus-shots episodes.")
+@click.option("--episodes", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Fixed test episodes per point of the accuracy-versus-shots plot.")
+@data_root_option
+def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str | None) -> None:
+    """Write learning_curves.png and accuracy_vs_shots.png (with .json) into RUN_DIR (needs matplotlib)."""
+    try:
+        shot_values = sorted({int(k) for k in shots.split(",") if k.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {shots!r}", param_hint="--shots") from None
+    click.echo(f"wrote {plot_learning_curves(run_dir)}")
+    if shot_values:
+        click.echo(f"wrote {plot_accuracy_vs_shots(run_dir, shot_values, queries=queries, episodes=episodes, data_root=data_root)}")
 
 
 @cli.command(name="export")

@@ -1,0 +1,95 @@
+"""Figures written next to a run: learning curves, and accuracy versus shots of the trained model.
+
+matplotlib is an optional extra (``pip install 'learntolearn[plot]'``); it is imported only here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.metrics import read_metrics
+from learntolearn.engine.model_file import load_run
+from learntolearn.engine.trainer import TEST_EPISODE_SEED
+
+
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install 'learntolearn[plot]'") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over up to ``window`` values (shorter at the start)."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_learning_curves(run_dir: str | Path) -> Path:
+    """``learning_curves.png``: smoothed training loss and accuracy, and validation accuracy with its 95% CI."""
+    run = Path(run_dir)
+    records = read_metrics(run)
+    train = [r for r in records if "loss" in r]
+    val = [r for r in records if "val_accuracy" in r]
+    if not train:
+        raise ValueError(f"{run}/metrics.jsonl has no training steps yet; nothing to plot")
+    window = max(1, len(train) // 50)
+    plt = pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [r["step"] for r in train]
+    ax_loss.plot(steps, moving_average([r["loss"] for r in train], window))
+    ax_loss.set(xlabel="meta-training step", ylabel=f"training loss (mean of {window} steps)", yscale="log")
+    config = json.loads((run / "config.json").read_text())
+    train_ways = config.get("train_ways") or config["ways"]
+    ax_acc.plot(steps, moving_average([r["accuracy"] for r in train], window), label=f"training ({train_ways}-way)")
+    if val:
+        means = [r["val_accuracy"] for r in val]
+        ci = [r["val_ci95"] for r in val]
+        ax_acc.errorbar([r["step"] for r in val], means, yerr=ci, marker="o", capsize=3, label=f"validation ({config['ways']}-way, 95% CI)")
+    ax_acc.set(xlabel="meta-training step", ylabel="accuracy")
+    ax_acc.legend()
+    fig.suptitle(run.name)
+    fig.tight_layout()
+    path = run / "learning_curves.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy_vs_shots(run_dir: str | Path, shots: list[int], *, queries: int = 5, episodes: int = 200,
+                           data_root: str | None = None) -> Path:
+    """``accuracy_vs_shots.png`` (and ``.json``): the trained model on fixed test episodes with K = ``shots``."""
+    run = Path(run_dir)
+    model = load_run(run, data_root)
+    c = model.config
+    data = load_dataset(c.dataset, c.split, c.test_subset, data_root=data_root, image_size=c.image_size, download=False)
+    points = []
+    for k in shots:
+        episode_set = EpisodeSet.generate(data, c.ways, k, queries, episodes, TEST_EPISODE_SEED)
+        result = evaluate(model.algorithm, episode_set.tasks(data), progress=False)
+        points.append({"shots": k, "accuracy": result.mean, "ci95": result.ci95, "ways": c.ways, "queries": queries,
+                       "episodes": episodes, "episode_seed": TEST_EPISODE_SEED, "checkpoint": model.source.name})
+    (run / "accuracy_vs_shots.json").write_text(json.dumps(points, indent=2))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.errorbar(shots, [p["accuracy"] for p in points], yerr=[p["ci95"] for p in points], marker="o", capsize=3)
+    ax.axvline(c.shots, color="grey", linestyle=":", label=f"trained with {c.shots} shot(s)")
+    ax.set(xscale="log", xlabel="shots per class (K)", ylabel=f"{c.ways}-way test accuracy")
+    ax.set_title(f"{run.name}\n{episodes} fixed test episodes per point, 95% CI", fontsize=10)
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.legend()
+    fig.tight_layout()
+    path = run / "accuracy_vs_shots.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
