@@ -63,3 +63,21 @@ PRESETS.register("reptile-omniglot-5w1s")(Preset(
     {**_OMNIGLOT, "algorithm": "reptile", "backbone": "conv4", "ways": 5, "shots": 1, "queries": 1,
      "meta_batch": 5, "steps": 100000, "outer_optimizer": "sgd", "lr": 1.0, "lr_halve_every": 25000,
      "inner_lr": 0.1, "inner_steps": 5, "test_inner_steps": 50}))
+
+PRESETS.register("protonet-lake-background")(Preset(
+    "Lake et al. 2015 protocol: train on the background set only (no rotations), test 20-way 1-shot "
+    "within the evaluation alphabets; ProtoNets as in Snell et al. 2017 with 60-way training episodes",
+    "a short schedule (2,000 episodes); no validation split, the last checkpoint is used",
+    {**_OMNIGLOT, "algorithm": "protonet", "backbone": "conv4", "split": "lake", "train_subset": "background",
+     "test_subset": "evaluation", "val_every": 0, "ways": 20, "shots": 1, "queries": 1, "train_ways": 60,
+     "train_queries": 5, "steps": 2000, "lr": 1e-3, "lr_halve_every": 2000}))
+
+_SMOKE = {"dataset": "synthetic", "split": "default", "image_size": 16, "ways": 5, "shots": 1, "queries": 3,
+          "val_every": 20, "val_episodes": 20, "test_episodes": 50, "checkpoint_every": 20}
+PRESETS.register("protonet-synthetic-smoke")(Preset(
+    "no paper: 60 steps on generated glyphs, to try `ltl reproduce smoke` in seconds", "not a paper setting",
+    {**_SMOKE, "algorithm": "protonet", "steps": 60}))
+PRESETS.register("anil-synthetic-smoke")(Preset(
+    "no paper: 60 steps of ANIL on generated glyphs, to try `ltl reproduce smoke` in seconds", "not a paper setting",
+    {**_SMOKE, "algorithm": "anil", "steps": 60, "meta_batch": 4, "inner_lr": 0.4, "inner_steps": 1,
+     "test_inner_steps": 3}))

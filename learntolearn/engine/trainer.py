@@ -46,10 +46,13 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
 
 
 def provenance() -> dict:
-    """Commit, machine and library versions recorded next to every result."""
+    """Commit (with ``-dirty`` when the working tree differs from it), machine and library versions."""
+    here = Path(__file__).parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                                cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                                 check=True, cwd=here).stdout.strip()
+        commit += "-dirty" if changed else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {"commit": commit, "command": " ".join(sys.argv), "torch": str(torch.__version__), "threads": torch.get_num_threads(),

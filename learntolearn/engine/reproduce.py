@@ -1,0 +1,179 @@
+"""``ltl reproduce TABLE``: paper tables from runs, with our figure, the paper's, the gap and the provenance.
+
+A table is a list of rows; each row names the preset that trains its run (the run folder is
+``RUNS/<preset>``) and the fixed episodes it is scored on. Every row is evaluated on the versioned
+fixed test episodes (seed ``TEST_EPISODE_SEED``), so rows with the same setting are paired and the
+table reports each one's difference from the first row of its setting with a 95% CI. Finished runs
+are read; unfinished ones are scored at their best checkpoint so far and marked partial; missing
+ones are trained with ``--train-missing`` or listed as not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.data.lake_runs import load_lake_runs
+from learntolearn.data.sampler import EPISODE_SET_VERSION
+from learntolearn.engine.checkpoint import load
+from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
+from learntolearn.engine.metrics import read_metrics
+from learntolearn.engine.model_file import load_run
+from learntolearn.engine.presets import PRESETS
+from learntolearn.engine.trainer import TEST_EPISODE_SEED, Trainer, provenance
+from learntolearn.registry import Registry
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a results table: the run of ``preset`` scored on fixed episodes, beside the paper."""
+
+    preset: str
+    paper: float | None
+    paper_ci: float | None
+    source: str
+    ways: int | None = None
+    lake_runs: bool = False
+    paper_is_error: bool = False
+
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(PRESETS.get(self.preset).config)
+
+    def setting(self) -> str:
+        if self.lake_runs:
+            return "Lake 20-way within-alphabet one-shot runs"
+        c = self.config()
+        return f"{self.ways or c.ways}-way {c.shots}-shot, {c.queries} queries"
+
+
+TABLES: Registry[list[Row]] = Registry("table")
+TABLES.register("omniglot")([
+    Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
+    Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
+    Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
+    Row("fomaml-omniglot-5w1s", 98.3, 0.5, "Finn et al. 2017, Table 1"),
+    Row("maml-omniglot-20w1s", 95.8, 0.3, "Finn et al. 2017, Table 1"),
+    Row("reptile-omniglot-5w1s", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
+])
+TABLES.register("lake")([
+    Row("protonet-lake-background", 4.5, None, "Lake et al. 2015: human error", lake_runs=True, paper_is_error=True),
+])
+TABLES.register("smoke")([
+    Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
+    Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness", ways=3),
+    Row("anil-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
+])
+
+
+def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
+    """Per-episode accuracies of the run's checkpoint on the row's episodes, cached beside the run."""
+    stat = model.source.stat()
+    key = (f"{model.source.name}:{stat.st_mtime_ns}:{stat.st_size}:{row.setting()}:{episodes}:"
+           f"seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}")
+    cache_path = run / "table_evaluations.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    if key in cache:
+        return Evaluation(torch.tensor(cache[key], dtype=torch.float64))
+    c = model.config
+    options = {"data_root": data_root, "image_size": c.image_size, "download": False}
+    if row.lake_runs:
+        tasks = load_lake_runs(**options)
+    else:
+        data = load_dataset(c.dataset, c.split, c.test_subset, **options)
+        tasks = EpisodeSet.generate(data, row.ways or c.ways, c.shots, c.queries, episodes, TEST_EPISODE_SEED).tasks(data)
+    result = evaluate(model.algorithm, tasks, progress=False)
+    cache[key] = result.accuracies.tolist()
+    tmp = cache_path.with_name(f".{cache_path.name}.tmp")
+    tmp.write_text(json.dumps(cache))
+    tmp.replace(cache_path)
+    return result
+
+
+def _training(run: Path) -> dict:
+    config = json.loads((run / "config.json").read_text())
+    trained = json.loads((run / "provenance.json").read_text())
+    if (run / "results.json").exists():
+        steps, seconds = (json.loads((run / "results.json").read_text())[k] for k in ("steps", "train_seconds"))
+    else:
+        state = load(run / "last.pt")
+        steps, seconds = state["step"], state["train_seconds"]
+    words = trained["command"].split()
+    command = " ".join(["ltl", *words[1:]] if words and os.path.basename(words[0]) == "ltl" else words)
+    return {"status": "complete" if steps >= config["steps"] else "partial", "steps": steps,
+            "of_steps": config["steps"], "train_hours": round(seconds / 3600, 3), "threads": trained["threads"],
+            "cpu_hours": round(seconds * trained["threads"] / 3600, 3), "command": command,
+            "commit": trained["commit"], "seed": config["seed"], "hardware": f"{trained['cores']}-core {trained['cpu']}",
+            "torch": trained["torch"]}
+
+
+def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, episodes: int = 1000,
+              data_root: str | None = None, progress: bool = True) -> list[dict]:
+    """Evaluate (and, if asked, train) every row of ``table``; one result dict per row."""
+    runs_dir = Path(runs_dir)
+    results, references = [], {}
+    for row in TABLES.get(table):
+        run = runs_dir / row.preset
+        record = {"preset": row.preset, "setting": row.setting(), "paper": row.paper, "paper_ci": row.paper_ci,
+                  "source": row.source, "metric": "error %" if row.paper_is_error else "accuracy %"}
+        if not (run / "config.json").exists() and train_missing:
+            Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
+        if not (run / "config.json").exists():
+            results.append({**record, "status": "not run"})
+            continue
+        model = load_run(run, data_root)
+        result = _cached_evaluation(run, row, model, episodes, data_root)
+        ours = 100 * (1 - result.mean) if row.paper_is_error else 100 * result.mean
+        record.update(ours=round(ours, 2), ci95=round(100 * result.ci95, 2), episodes=len(result.accuracies),
+                      checkpoint=model.source.name, **_training(run))
+        record["gap"] = round(ours - row.paper, 2) if row.paper is not None else None
+        if row.setting() in references:
+            name, other = references[row.setting()]
+            diff, ci = paired_difference(result, other)
+            record["paired"] = {"versus": name, "difference": round(100 * diff, 2), "ci95": round(100 * ci, 2)}
+        else:
+            references[row.setting()] = (row.preset, result)
+        results.append(record)
+    return results
+
+
+def to_markdown(table: str, results: list[dict]) -> str:
+    """The table as Markdown, followed by the command of each run."""
+    lines = [f"Generated by `ltl reproduce {table}` at commit `{provenance()['commit'][:10]}` on "
+             f"{os.cpu_count()}-core {platform.machine()}; each row's own run is described in its columns.", "",
+             "| preset | setting | ours (95% CI) | paper | gap | paired difference (95% CI) | training | seed | trained at |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        paper = "—" if r["paper"] is None else f"{r['paper']}" + (f" ± {r['paper_ci']}" if r["paper_ci"] else "")
+        if r["status"] == "not run":
+            lines.append(f"| {r['preset']} | {r['setting']} | not run | {paper} | | | | | |")
+            continue
+        metric = "error " if r["metric"].startswith("error") else ""
+        paired = (f"{r['paired']['difference']:+.2f} ± {r['paired']['ci95']:.2f} vs {r['paired']['versus']}"
+                  if "paired" in r else "reference")
+        gap = "" if r["gap"] is None else f"{r['gap']:+.2f}"
+        status = "" if r["status"] == "complete" else "partial: "
+        training = (f"{status}{r['steps']:,} of {r['of_steps']:,} steps, {r['train_hours']:.2f} h on "
+                    f"{r['threads']} thread(s), {r['checkpoint']}")
+        lines.append(f"| {r['preset']} | {r['setting']} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
+                     f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
+                     f"`{r['commit'][:10]}` |")
+    lines += ["", "Paper figures: " + "; ".join(sorted({f"{r['preset']}: {r['source']}" for r in results})) + ".", "",
+              "Commands that trained the runs (as recorded in each run's provenance.json):", "", "```bash"]
+    lines += sorted({r["command"] for r in results if "command" in r}) + ["```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: str, results: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js = out_dir / f"{table}.md", out_dir / f"{table}.json"
+    md.write_text(to_markdown(table, results))
+    js.write_text(json.dumps({"table": table, "generated_at_commit": provenance()["commit"], "rows": results}, indent=2))
+    return md, js

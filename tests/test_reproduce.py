@@ -1,0 +1,55 @@
+"""`ltl reproduce`: a table of runs scored on shared fixed episodes, with paired differences and provenance."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from learntolearn.cli.main import cli
+from learntolearn.engine import reproduce as harness
+
+
+def test_missing_runs_are_listed_as_not_run(tmp_path):
+    rows = harness.reproduce("omniglot", tmp_path, episodes=10, progress=False)
+    assert [r["status"] for r in rows] == ["not run"] * len(harness.TABLES.get("omniglot"))
+    assert rows[2]["preset"] == "maml-omniglot-5w1s" and rows[2]["paper"] == 98.7 and rows[2]["paper_ci"] == 0.4
+    assert "| maml-omniglot-5w1s | 5-way 1-shot, 1 queries | not run | 98.7 ± 0.4 |" in harness.to_markdown("omniglot", rows)
+
+
+def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
+    result = CliRunner().invoke(cli, ["reproduce", "smoke", "--runs", str(tmp_path / "runs"), "--out",
+                                      str(tmp_path / "results"), "--train-missing", "--episodes", "40"])
+    assert result.exit_code == 0, result.output
+    table = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    proto5, proto3, anil = table["rows"]
+    assert proto5["setting"] == "5-way 1-shot, 3 queries" and proto3["setting"] == "3-way 1-shot, 3 queries"
+    assert proto5["status"] == "complete" and proto5["steps"] == 60 and proto5["episodes"] == 40
+    assert proto5["ours"] > 50, "ProtoNets learns the glyphs well above the 20% of chance in 60 steps"
+    assert "paired" not in proto5 and "paired" not in proto3, "the first row of each setting is its reference"
+    assert anil["paired"]["versus"] == "protonet-synthetic-smoke"
+    assert anil["paired"]["difference"] == pytest.approx(anil["ours"] - proto5["ours"], abs=0.011)
+    assert proto5["command"] and len(proto5["commit"]) >= 7 and proto5["hardware"].endswith(("x86_64", "aarch64", "arm64"))
+    markdown = (tmp_path / "results" / "smoke.md").read_text()
+    assert "| anil-synthetic-smoke | 5-way 1-shot, 3 queries |" in markdown and "vs protonet-synthetic-smoke" in markdown
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a cached evaluation was recomputed")
+
+    monkeypatch.setattr(harness, "evaluate", no_evaluation)
+    again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
+    assert [r["ours"] for r in again] == [r["ours"] for r in table["rows"]]
+
+
+def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
+    run = tmp_path / "runs" / "protonet-synthetic-smoke"
+    config = {**harness.PRESETS.get("protonet-synthetic-smoke").config}
+    from learntolearn.engine.config import TrainConfig
+    from learntolearn.engine.trainer import Trainer
+
+    trainer = Trainer(TrainConfig.from_dict(config), run, progress=False)
+    trainer.config.steps = 40
+    trainer.train()
+    rows = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)
+    assert rows[0]["status"] == "partial" and rows[0]["steps"] == 40 and rows[0]["of_steps"] == 60
+    assert rows[0]["checkpoint"] == "best.pt" and rows[2]["status"] == "not run"
+    assert "partial: 40 of 60 steps" in harness.to_markdown("smoke", rows)
