@@ -104,8 +104,9 @@ def _training(run: Path) -> dict:
     else:
         state = load(run / "last.pt")
         steps, seconds = state["step"], state["train_seconds"]
-    words = trained["command"].split()
+    words = trained.get("command", "").split()
     command = " ".join(["ltl", *words[1:]] if words and os.path.basename(words[0]) == "ltl" else words)
+    command = command or f"(not recorded: {run.name} predates command logging; see the README)"
     return {"status": "complete" if steps >= config["steps"] else "partial", "steps": steps,
             "of_steps": config["steps"], "train_hours": round(seconds / 3600, 3), "threads": trained["threads"],
             "cpu_hours": round(seconds * trained["threads"] / 3600, 3), "command": command,
