@@ -1,7 +1,8 @@
-"""Write the README's benchmark section from the latest records in benchmarks/results/*.jsonl.
+"""Write the README's generated sections: benchmarks from benchmarks/results/*.jsonl, and each results
+table from results/TABLE.md (written by `ltl reproduce TABLE`).
 
-    python scripts/benchmark_tables.py            # print the section
-    python scripts/benchmark_tables.py --readme   # replace it in README.md between its markers
+    python scripts/update_readme.py            # print the benchmark section
+    python scripts/update_readme.py --readme   # replace every generated section of README.md between its markers
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+TABLES = ROOT / "results"
 
 
 def latest(name: str) -> dict[str, dict]:
@@ -22,7 +23,7 @@ def latest(name: str) -> dict[str, dict]:
 
 
 def section() -> str:
-    out = ["Printed by `python scripts/benchmark_tables.py` from the JSON lines the benchmark scripts append",
+    out = ["Printed by `python scripts/update_readme.py` from the JSON lines the benchmark scripts append",
            "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
            "2.13.0, other jobs sometimes running). Absolute rates are noisy; ratios come from one run.", ""]
     rows = latest("episode_sampling")
@@ -55,16 +56,28 @@ def section() -> str:
     return "\n".join(out)
 
 
+def replace_section(content: str, name: str, text: str) -> str:
+    """``content`` with the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in content or end not in content:
+        raise SystemExit(f"README.md has no {start} ... {end} markers")
+    head, rest = content.split(start)
+    _, tail = rest.split(end)
+    return f"{head}{start}\n{text.rstrip()}\n{end}{tail}"
+
+
 def main() -> None:
     text = section()
     if "--readme" not in sys.argv:
         print(text)
         return
     readme = ROOT / "README.md"
-    content = readme.read_text()
-    head, rest = content.split(START)
-    _, tail = rest.split(END)
-    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    content = replace_section(readme.read_text(), "benchmarks", text)
+    for table in sorted(TABLES.glob("*.md")):
+        marker = f"results:{table.stem}"
+        if f"<!-- {marker}:start -->" in content:
+            content = replace_section(content, marker, table.read_text())
+    readme.write_text(content)
 
 
 if __name__ == "__main__":
