@@ -53,11 +53,13 @@ class TrainedModel:
 
 
 def _model_spec(run: Path, config: TrainConfig, data_root: str | None) -> dict:
-    if (run / "model_spec.json").exists():
-        return json.loads((run / "model_spec.json").read_text())
-    data = load_dataset(config.dataset, config.split, config.train_subset, data_root=data_root,
-                        image_size=config.image_size, download=False)
-    return {"input_shape": list(data.image_shape), "train_classes": data.n_classes}
+    """Input shape and training-class count; runs older than ``model_spec.json`` get it written once from the data."""
+    path = run / "model_spec.json"
+    if not path.exists():
+        data = load_dataset(config.dataset, config.split, config.train_subset, data_root=data_root,
+                            image_size=config.image_size, download=False)
+        path.write_text(json.dumps({"input_shape": list(data.image_shape), "train_classes": data.n_classes}))
+    return json.loads(path.read_text())
 
 
 def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> TrainedModel:
