@@ -157,3 +157,10 @@ def test_moving_average():
     from learntolearn.engine.plots import moving_average
 
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_the_mlp_backbone_takes_flattened_images(runner, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train", *TINY, "--backbone", "mlp", "--algorithm", "maml", "--steps", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output

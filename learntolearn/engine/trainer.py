@@ -37,7 +37,9 @@ TEST_EPISODE_SEED = 2
 
 def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_classes: int) -> Algorithm:
     """The configured algorithm around a fresh backbone for inputs of shape ``(C, H, W)``."""
-    backbone = BACKBONES.get(config.backbone)(in_channels=input_shape[0])
+    factory = BACKBONES.get(config.backbone)
+    flat = config.backbone == "mlp"
+    backbone = factory(in_features=math.prod(input_shape)) if flat else factory(in_channels=input_shape[0])
     was_training = backbone.training
     with torch.no_grad():
         output_shape = tuple(backbone.eval()(torch.zeros(2, *input_shape)).shape[1:])
