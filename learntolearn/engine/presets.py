@@ -81,3 +81,19 @@ PRESETS.register("anil-synthetic-smoke")(Preset(
     "no paper: 60 steps of ANIL on generated glyphs, to try `ltl reproduce smoke` in seconds", "not a paper setting",
     {**_SMOKE, "algorithm": "anil", "steps": 60, "meta_batch": 4, "inner_lr": 0.4, "inner_steps": 1,
      "test_inner_steps": 3}))
+
+PRESETS.register("matching-omniglot-1shot")(Preset(
+    "Vinyals et al. 2016, Section 4.1.1: conv4 embedding, softmax attention over cosine similarities, "
+    "no full context embeddings (the paper's Omniglot rows), tested 5-way and 20-way 1-shot",
+    "the paper does not state its training episodes: 20-way 1-shot with 5 queries here, Adam 1e-3 halved "
+    "every 2,000 episodes, 10,000 episodes, best of 500 validation episodes kept",
+    {**_OMNIGLOT, "algorithm": "matching", "backbone": "conv4", "ways": 5, "shots": 1, "queries": 15,
+     "train_ways": 20, "train_queries": 5, "steps": 10000, "lr": 1e-3, "lr_halve_every": 2000}))
+
+PRESETS.register("relation-omniglot-5w1s")(Preset(
+    "Sung et al. 2018, Section 4.1: embedding and relation modules of Figure 2, MSE on one-hot targets, "
+    "5-way 1-shot training episodes with 19 queries per class, Adam 1e-3",
+    "10,000 episodes instead of 1,000,000, the step size halved every 2,000 rather than 100,000; best of 500 "
+    "validation episodes kept; tested with 15 queries",
+    {**_OMNIGLOT, "algorithm": "relation", "backbone": "conv4-maps", "ways": 5, "shots": 1, "queries": 15,
+     "train_queries": 19, "steps": 10000, "lr": 1e-3, "lr_halve_every": 2000}))

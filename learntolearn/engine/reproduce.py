@@ -57,6 +57,9 @@ TABLES: Registry[list[Row]] = Registry("table")
 TABLES.register("omniglot")([
     Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
     Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
+    Row("matching-omniglot-1shot", 98.1, None, "Vinyals et al. 2016, Table 1"),
+    Row("matching-omniglot-1shot", 93.8, None, "Vinyals et al. 2016, Table 1", ways=20),
+    Row("relation-omniglot-5w1s", 99.6, 0.2, "Sung et al. 2018, Table 1"),
     Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
     Row("fomaml-omniglot-5w1s", 98.3, 0.5, "Finn et al. 2017, Table 1"),
     Row("maml-omniglot-20w1s", 95.8, 0.3, "Finn et al. 2017, Table 1"),
