@@ -19,6 +19,7 @@ from learntolearn.algorithms.base import ALGORITHMS
 from learntolearn.nn.backbones import BACKBONES
 
 OUTER_OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "bfloat16")
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)), "bool": (bool,)}
 
 
@@ -57,6 +58,7 @@ class TrainConfig:
     full_context: bool = False
     adapt_steps: int = 100
     patience: int = 0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -70,6 +72,11 @@ class TrainConfig:
         if self.outer_optimizer not in OUTER_OPTIMIZERS:
             raise ValueError(f"config key 'outer_optimizer': unknown {self.outer_optimizer!r}; "
                              f"valid: {', '.join(OUTER_OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"config key 'precision': unknown {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.precision != "float32" and ALGORITHMS.get(self.algorithm).adapts_by_gradient:
+            raise ValueError(f"precision {self.precision} is for metric-based algorithms; {self.algorithm} adapts by "
+                             f"gradient steps, whose meta-gradients are only checked in float32")
         if ALGORITHMS.get(self.algorithm).adapts_by_gradient and self.train_ways not in (None, self.ways):
             raise ValueError(f"{self.algorithm} has one output per way, so train_ways ({self.train_ways}) must equal "
                              f"ways ({self.ways})")

@@ -97,3 +97,13 @@ PRESETS.register("relation-omniglot-5w1s")(Preset(
     "validation episodes kept; tested with 15 queries",
     {**_OMNIGLOT, "algorithm": "relation", "backbone": "conv4-maps", "ways": 5, "shots": 1, "queries": 15,
      "train_queries": 19, "steps": 10000, "lr": 1e-3, "lr_halve_every": 2000}))
+
+_SHORT_PROTONET = {**_OMNIGLOT, "algorithm": "protonet", "backbone": "conv4", "ways": 5, "shots": 1, "queries": 15,
+                   "train_ways": 20, "train_queries": 5, "steps": 2000, "lr": 1e-3, "lr_halve_every": 2000}
+PRESETS.register("protonet-omniglot-short")(Preset(
+    "ProtoNets on Omniglot at the `ltl demo` scale (2,000 20-way 1-shot episodes): the float32 side of the "
+    "precision check", "not a paper setting: short, 20-way training",
+    _SHORT_PROTONET))
+PRESETS.register("protonet-omniglot-short-bf16")(Preset(
+    "as protonet-omniglot-short with bfloat16 mixed-precision convolutions: the other side of the precision check",
+    "not a paper setting", {**_SHORT_PROTONET, "precision": "bfloat16"}))

@@ -68,6 +68,10 @@ TABLES.register("omniglot")([
 TABLES.register("lake")([
     Row("protonet-lake-background", 4.5, None, "Lake et al. 2015: human error 4.5% (Bayesian Program Learning 3.3%)", lake_runs=True, paper_is_error=True),
 ])
+TABLES.register("precision")([
+    Row("protonet-omniglot-short", None, None, "no paper: float32 reference of the precision check"),
+    Row("protonet-omniglot-short-bf16", None, None, "no paper: bfloat16 mixed precision, same seed and episodes"),
+])
 TABLES.register("smoke")([
     Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
     Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness", ways=3),

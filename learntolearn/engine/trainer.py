@@ -28,7 +28,7 @@ from learntolearn.engine.checkpoint import atomic_save, load
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
-from learntolearn.nn.backbones import BACKBONES
+from learntolearn.nn.backbones import BACKBONES, ConvNet
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 VAL_EPISODE_SEED = 1
@@ -40,6 +40,10 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
     factory = BACKBONES.get(config.backbone)
     flat = config.backbone == "mlp"
     backbone = factory(in_features=math.prod(input_shape)) if flat else factory(in_channels=input_shape[0])
+    if config.precision == "bfloat16":
+        if not isinstance(backbone, ConvNet):
+            raise ValueError(f"precision bfloat16 needs a convolutional backbone (conv4, conv4-maps, ...), not {config.backbone}")
+        backbone.use_bfloat16()
     was_training = backbone.training
     with torch.no_grad():
         output_shape = tuple(backbone.eval()(torch.zeros(2, *input_shape)).shape[1:])

@@ -1,0 +1,61 @@
+"""The registered backbones compute exactly the papers' networks, whatever layout or layer order speeds them up."""
+
+import pytest
+import torch
+from torch import nn
+
+from learntolearn.nn.backbones import BACKBONES
+
+
+def papers_order(net: nn.Module) -> nn.Sequential:
+    """The same modules (shared parameters) with every ReLU moved back before its max-pooling."""
+    flat = [m for m in net.modules() if not isinstance(m, (nn.Sequential,))]
+    for i in range(len(flat) - 1):
+        if isinstance(flat[i], nn.MaxPool2d) and isinstance(flat[i + 1], nn.ReLU):
+            flat[i], flat[i + 1] = flat[i + 1], flat[i]
+    return nn.Sequential(*flat)
+
+
+@pytest.mark.parametrize("name", ["conv4", "conv4-maps"])
+def test_relu_after_pooling_gives_the_papers_outputs_and_gradients_exactly(name):
+    torch.manual_seed(0)
+    ours = BACKBONES.get(name)().double()
+    layers = [m for m in ours.modules() if not isinstance(m, nn.Sequential)]
+    assert any(isinstance(a, nn.MaxPool2d) and isinstance(b, nn.ReLU) for a, b in zip(layers, layers[1:]))
+    reference = papers_order(ours)
+    x = torch.randn(12, 1, 28, 28, dtype=torch.float64)
+    out, expected = ours(x), reference(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad(out.pow(2).sum(), list(ours.parameters()))
+    # the reference shares the parameters, so compute its gradients afresh
+    expected_grads = torch.autograd.grad(expected.pow(2).sum(), list(ours.parameters()))
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_old_checkpoints_load_into_the_reordered_blocks():
+    keys = set(BACKBONES.get("conv4")().state_dict())
+    assert {"0.0.weight", "0.1.weight", "0.1.running_mean", "3.1.bias"} <= keys
+    assert not any(k.startswith(("0.2.", "0.3.")) for k in keys), "the swapped ReLU/pool slots hold no state"
+
+
+def test_bfloat16_backbones_return_float32_close_to_float32_and_train():
+    torch.manual_seed(0)
+    net = BACKBONES.get("conv4")()
+    x = torch.rand(20, 1, 28, 28)
+    exact = net(x)
+    net.use_bfloat16()
+    mixed = net(x)
+    assert mixed.dtype == torch.float32 and net[0][0].weight.dtype == torch.float32
+    assert (mixed - exact).abs().max() < 0.05 * exact.abs().max()
+    mixed.pow(2).sum().backward()
+    assert net[0][0].weight.grad.dtype == torch.float32 and torch.isfinite(net[0][0].weight.grad).all()
+
+
+def test_bfloat16_is_refused_where_it_is_not_checked():
+    from learntolearn.engine.config import TrainConfig
+
+    with pytest.raises(ValueError, match="adapts by gradient steps"):
+        TrainConfig(algorithm="maml", precision="bfloat16")
+    with pytest.raises(ValueError, match="config key 'precision': unknown 'float16'"):
+        TrainConfig(precision="float16")
