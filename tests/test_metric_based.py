@@ -42,10 +42,11 @@ def test_relation_sums_support_maps_per_class_and_regresses_one_hot_targets():
     model = RelationNetworks(conv4_maps(), (64, 5, 5))
     x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 0, 1, 1])
     model.eval()
-    classes = model.adapt(x, y)
     maps = model.backbone(x)
-    torch.testing.assert_close(classes, torch.stack([maps[:2].sum(0), maps[2:].sum(0)]))
-    scores = model.predict(classes, x[:3])
+    scores = model.predict(model.adapt(x, y), x[:3])
+    sums = torch.stack([maps[:2].sum(0), maps[2:].sum(0)])
+    pairs = torch.cat([sums.unsqueeze(0).expand(3, -1, -1, -1, -1), maps[:3].unsqueeze(1).expand(-1, 2, -1, -1, -1)], 2)
+    torch.testing.assert_close(scores, model.relation(pairs.flatten(0, 1)).view(3, 2))
     assert scores.shape == (3, 2) and ((scores >= 0) & (scores <= 1)).all()
     torch.testing.assert_close(model.query_loss(scores, torch.tensor([0, 1, 1])),
                                F.mse_loss(scores, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])))
@@ -59,8 +60,8 @@ def test_relation_networks_name_the_backbone_they_need():
 def test_siamese_scores_a_class_by_its_most_similar_support_image():
     model = SiameseNetworks(nn.Identity(), 2)
     with torch.no_grad():
-        model.compare.weight.fill_(-1.0)
-        model.compare.bias.zero_()
+        model.weighted_l1.weight.fill_(-1.0)
+        model.weighted_l1.bias.zero_()
     support = torch.tensor([[0.0, 0.0], [5.0, 5.0], [1.0, 1.0]])
     logits = model.predict(model.adapt(support, torch.tensor([0, 0, 1])), torch.tensor([[4.0, 4.0]]))
     torch.testing.assert_close(logits, torch.tensor([[-2.0, -6.0]]))

@@ -107,3 +107,60 @@ def check_query(support_x: Tensor, query_x: Tensor) -> None:
         raise ValueError(
             f"support and query inputs differ in shape: {tuple(support_x.shape[1:])} vs {tuple(query_x.shape[1:])}"
         )
+
+
+class EmbeddingAlgorithm(Algorithm):
+    """Metric-based algorithms: embed support and queries with one network, then ``compare`` them.
+
+    ``adapt`` embeds the support set and ``predict`` compares query embeddings with it. ``meta_loss``
+    embeds the support and query images of every task in *one* pass: faster, and in training mode
+    BatchNorm then normalises support and queries with the same batch statistics, as the reference
+    implementations do (a separate pass would normalise a 1-shot support set by N images alone).
+    """
+
+    @abc.abstractmethod
+    def embed(self, x: Tensor) -> Tensor:
+        """Embeddings of a batch of inputs."""
+
+    @abc.abstractmethod
+    def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
+        """Outputs ``(n_query, ways)`` for query embeddings, given the support embeddings and labels."""
+
+    def episode_loss(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor,
+                     query_y: Tensor) -> tuple[Tensor, Tensor]:
+        """Training loss of one episode and its outputs (for accuracy); query loss of ``compare`` by default."""
+        outputs = self.compare(support, support_y, ways, query)
+        return self.query_loss(outputs, query_y), outputs
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor, int]:
+        ways = check_support(support_x, support_y)
+        return self.embed(support_x), support_y, ways
+
+    def predict(self, adapted: tuple[Tensor, Tensor, int], query_x: Tensor) -> Tensor:
+        support, support_y, ways = adapted
+        return self.compare(support, support_y, ways, self.embed(query_x))
+
+    def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        ways = []
+        for task in tasks:
+            ways.append(check_support(task.support_x, task.support_y))
+            check_query(task.support_x, task.query_x)
+        embeddings = self.embed(torch.cat([x for t in tasks for x in (t.support_x, t.query_x)]))
+        losses, accuracies, start = [], [], 0
+        for task, n_ways in zip(tasks, ways):
+            n_support, n_query = task.support_x.shape[0], task.query_x.shape[0]
+            support = embeddings[start: start + n_support]
+            query = embeddings[start + n_support: start + n_support + n_query]
+            start += n_support + n_query
+            loss, outputs = self.episode_loss(support, task.support_y, n_ways, query, task.query_y)
+            losses.append(loss)
+            accuracies.append(accuracy(outputs.detach(), task.query_y))
+        return MetaLoss(torch.stack(losses).mean(), sum(accuracies) / len(accuracies))
+
+
+def flat_embeddings(z: Tensor, algorithm: str) -> Tensor:
+    """``z`` if it is a batch of flat embeddings ``(batch, dim)``, else a clear error."""
+    if z.dim() != 2:
+        raise ValueError(f"{algorithm} needs a backbone that returns flat embeddings of shape (batch, dim), got "
+                         f"{tuple(z.shape)}; end it with nn.Flatten()")
+    return z

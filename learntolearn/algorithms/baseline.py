@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, accuracy, check_query, check_support
+from learntolearn.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    MetaLoss,
+    accuracy,
+    check_query,
+    check_support,
+)
 from learntolearn.types import Task
 
 

@@ -25,8 +25,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, accuracy, check_query, check_support
-from learntolearn.algorithms.inner import LearningRate, Params, check_inner_settings, sgd_inner_loop
+from learntolearn.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    MetaLoss,
+    accuracy,
+    check_query,
+    check_support,
+)
+from learntolearn.algorithms.inner import (
+    LearningRate,
+    Params,
+    check_inner_settings,
+    sgd_inner_loop,
+)
 from learntolearn.nn.backbones import ConvNet
 from learntolearn.nn.batchnorm import use_batch_statistics
 from learntolearn.types import Task

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, check_support
+from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
 from learntolearn.nn.distances import cosine_similarity
 
 
@@ -45,7 +45,7 @@ class FullContextEmbedding(nn.Module):
 
 
 @ALGORITHMS.register("matching")
-class MatchingNetworks(Algorithm):
+class MatchingNetworks(EmbeddingAlgorithm):
     """Matching Networks with cosine attention; full context embeddings optional."""
 
     def __init__(self, backbone: nn.Module, embedding_dim: int | None = None, *, full_context: bool = False,
@@ -61,22 +61,12 @@ class MatchingNetworks(Algorithm):
         return cls(backbone, output_shape[0], full_context=config.full_context)
 
     def embed(self, x: Tensor) -> Tensor:
-        z = self.backbone(x)
-        if z.dim() != 2:
-            raise ValueError(f"the backbone must return flat embeddings of shape (batch, dim), got {tuple(z.shape)}")
-        return z
+        return flat_embeddings(self.backbone(x), "Matching Networks")
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
-        ways = check_support(support_x, support_y)
-        support = self.embed(support_x)
+    def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         if self.context is not None:
             support = self.context.support(support)
-        return support, F.one_hot(support_y, ways).to(support.dtype)
-
-    def predict(self, adapted: tuple[Tensor, Tensor], query_x: Tensor) -> Tensor:
-        support, one_hot = adapted
-        query = self.embed(query_x)
-        if self.context is not None:
             query = self.context.query(query, support)
         attention = torch.softmax(cosine_similarity(query, support), dim=-1)
+        one_hot = F.one_hot(support_y, ways).to(attention.dtype)
         return torch.log((attention @ one_hot).clamp_min(1e-12))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, check_support
+from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm
 from learntolearn.nn.backbones import conv_block
 
 
@@ -33,7 +33,7 @@ class RelationModule(nn.Module):
 
 
 @ALGORITHMS.register("relation")
-class RelationNetworks(Algorithm):
+class RelationNetworks(EmbeddingAlgorithm):
     """Relation Networks over any backbone that returns feature maps ``(batch, C, H, W)``."""
 
     def __init__(self, backbone: nn.Module, feature_shape: tuple[int, int, int]) -> None:
@@ -48,22 +48,18 @@ class RelationNetworks(Algorithm):
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "RelationNetworks":
         return cls(backbone, output_shape)
 
-    def feature_maps(self, x: Tensor) -> Tensor:
+    def embed(self, x: Tensor) -> Tensor:
         z = self.backbone(x)
         if z.dim() != 4:
             raise ValueError(f"Relation Networks need a backbone that returns feature maps (batch, C, H, W), got "
                              f"{tuple(z.shape)}; use the 'conv4-maps' backbone")
         return z
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> Tensor:
-        ways = check_support(support_x, support_y)
-        maps = self.feature_maps(support_x)
-        return torch.zeros(ways, *maps.shape[1:], dtype=maps.dtype, device=maps.device).index_add_(0, support_y, maps)
-
-    def predict(self, adapted: Tensor, query_x: Tensor) -> Tensor:
-        query = self.feature_maps(query_x)
-        n, ways = query.shape[0], adapted.shape[0]
-        pairs = torch.cat([adapted.unsqueeze(0).expand(n, -1, -1, -1, -1),
+    def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
+        classes = torch.zeros(ways, *support.shape[1:], dtype=support.dtype, device=support.device)
+        classes.index_add_(0, support_y, support)
+        n = query.shape[0]
+        pairs = torch.cat([classes.unsqueeze(0).expand(n, -1, -1, -1, -1),
                            query.unsqueeze(1).expand(-1, ways, -1, -1, -1)], dim=2)
         return self.relation(pairs.flatten(0, 1)).view(n, ways)
 

@@ -11,24 +11,21 @@ paper's 105x105 network.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss, accuracy, check_query, check_support
-from learntolearn.types import Task
+from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
 
 
 @ALGORITHMS.register("siamese")
-class SiameseNetworks(Algorithm):
+class SiameseNetworks(EmbeddingAlgorithm):
     """Verification network over a flat-embedding backbone; logits are same-class log-odds."""
 
     def __init__(self, backbone: nn.Module, embedding_dim: int) -> None:
         super().__init__()
         self.backbone = backbone
-        self.compare = nn.Linear(embedding_dim, 1)
+        self.weighted_l1 = nn.Linear(embedding_dim, 1)
 
     @classmethod
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "SiameseNetworks":
@@ -38,25 +35,20 @@ class SiameseNetworks(Algorithm):
 
     def pair_logits(self, a: Tensor, b: Tensor) -> Tensor:
         """Same-class log-odds of every pair: ``(n, d)``, ``(m, d)`` -> ``(n, m)``."""
-        return self.compare((a.unsqueeze(1) - b.unsqueeze(0)).abs()).squeeze(-1)
+        return self.weighted_l1((a.unsqueeze(1) - b.unsqueeze(0)).abs()).squeeze(-1)
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor, int]:
-        return self.backbone(support_x), support_y, check_support(support_x, support_y)
+    def embed(self, x: Tensor) -> Tensor:
+        return flat_embeddings(self.backbone(x), "Siamese Networks")
 
-    def predict(self, adapted: tuple[Tensor, Tensor, int], query_x: Tensor) -> Tensor:
-        support, labels, ways = adapted
-        return class_scores(self.pair_logits(self.backbone(query_x), support), labels, ways)
+    def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
+        return class_scores(self.pair_logits(query, support), support_y, ways)
 
-    def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
-        losses, accuracies = [], []
-        for task in tasks:
-            check_query(task.support_x, task.query_x)
-            support, labels, ways = self.adapt(task.support_x, task.support_y)
-            pairs = self.pair_logits(self.backbone(task.query_x), support)
-            same = (task.query_y.unsqueeze(1) == labels.unsqueeze(0)).to(pairs.dtype)
-            losses.append(F.binary_cross_entropy_with_logits(pairs, same))
-            accuracies.append(accuracy(class_scores(pairs.detach(), labels, ways), task.query_y))
-        return MetaLoss(torch.stack(losses).mean(), sum(accuracies) / len(accuracies))
+    def episode_loss(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor,
+                     query_y: Tensor) -> tuple[Tensor, Tensor]:
+        """Verification: binary cross-entropy on every (query, support) pair being same-class."""
+        pairs = self.pair_logits(query, support)
+        same = (query_y.unsqueeze(1) == support_y.unsqueeze(0)).to(pairs.dtype)
+        return F.binary_cross_entropy_with_logits(pairs, same), class_scores(pairs, support_y, ways)
 
 
 def class_scores(pairs: Tensor, labels: Tensor, ways: int) -> Tensor:

@@ -24,7 +24,6 @@ from learntolearn.data.sampler import EPISODE_SET_VERSION
 from learntolearn.engine.checkpoint import load
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
-from learntolearn.engine.metrics import read_metrics
 from learntolearn.engine.model_file import load_run
 from learntolearn.engine.presets import PRESETS
 from learntolearn.engine.trainer import TEST_EPISODE_SEED, Trainer, provenance
