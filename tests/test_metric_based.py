@@ -1,16 +1,18 @@
-"""Matching, Relation and Siamese networks and the Chen et al. baselines: semantics, errors, learning."""
+"""Matching, Relation and Siamese networks, the recurrent learner and the Chen et al. baselines: semantics,
+errors, learning."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learntolearn.algorithms import (CosineBaseline, FineTuning, LinearBaseline, MatchingNetworks, RelationNetworks,
-                                     SiameseNetworks)
+from learntolearn.algorithms import (CosineBaseline, FineTuning, LinearBaseline, MatchingNetworks, RecurrentLearner,
+                                     RelationNetworks, SiameseNetworks)
 from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_maps
+from learntolearn.types import Task
 
 from helpers import meta_train
 
@@ -122,3 +124,39 @@ def test_learns_5way_1shot_glyphs(name):
     meta_train(model, lambda: [sampler.sample()], 150, torch.optim.Adam(model.parameters(), lr=1e-3))
     after = evaluate(model, episodes.tasks(test), progress=False).mean
     assert after > before + 0.15 and after > 0.6, (before, after)
+
+
+@pytest.mark.parametrize("sequence_model", ["lstm", "transformer"])
+def test_recurrent_learner_predicts_each_query_independently_and_refuses_too_many_ways(sequence_model):
+    torch.manual_seed(0)
+    model = RecurrentLearner(nn.Flatten(), 6, max_ways=3, sequence_model=sequence_model, hidden=16).eval()
+    support, labels, queries = torch.randn(6, 6), torch.tensor([0, 0, 1, 1, 2, 2]), torch.randn(5, 6)
+    adapted = model.adapt(support, labels)
+    together = model.predict(adapted, queries)
+    alone = torch.cat([model.predict(adapted, queries[i:i + 1]) for i in range(5)])
+    assert together.shape == (5, 3)
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
+    relabelled = model.predict(model.adapt(support, torch.tensor([1, 1, 0, 0, 2, 2])), queries)
+    assert not torch.allclose(relabelled, together), "predictions depend on the support labels (in-context learning)"
+    with pytest.raises(ValueError, match="labels of up to 3 classes, but the task has 4"):
+        model.predict(model.adapt(torch.randn(4, 6), torch.arange(4)), queries)
+
+
+def point_task(generator: torch.Generator, ways: int = 5, queries: int = 3, dim: int = 8) -> Task:
+    """5-way 1-shot on points: one random centre per class as support, noisy copies as queries."""
+    centres = torch.randn(ways, dim, generator=generator)
+    query_x = centres.repeat_interleave(queries, 0) + 0.3 * torch.randn(ways * queries, dim, generator=generator)
+    return Task(centres, torch.arange(ways), query_x, torch.arange(ways).repeat_interleave(queries), torch.arange(ways))
+
+
+@pytest.mark.parametrize("sequence_model, steps, target", [("transformer", 400, 0.9), ("lstm", 600, 0.4)])
+def test_recurrent_learner_learns_in_context(sequence_model, steps, target):
+    """With no gradient step at test time, the sequence model learns to label queries by their support
+    point; the attention model in a few hundred episodes, the LSTM more slowly (chance is 0.2)."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    test = [point_task(torch.Generator().manual_seed(1000 + i)) for i in range(50)]
+    model = RecurrentLearner(nn.Flatten(), 8, max_ways=5, sequence_model=sequence_model, hidden=64)
+    lr = 1e-3 if sequence_model == "transformer" else 3e-3
+    meta_train(model, lambda: [point_task(generator) for _ in range(8)], steps, torch.optim.Adam(model.parameters(), lr=lr))
+    assert evaluate(model, test, progress=False).mean > target

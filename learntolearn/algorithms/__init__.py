@@ -7,10 +7,11 @@ from learntolearn.algorithms.maml import MAML
 from learntolearn.algorithms.matching import MatchingNetworks
 from learntolearn.algorithms.metasgd import MetaSGD
 from learntolearn.algorithms.protonet import PrototypicalNetworks
+from learntolearn.algorithms.recurrent import RecurrentLearner
 from learntolearn.algorithms.relation import RelationNetworks
 from learntolearn.algorithms.reptile import Reptile
 from learntolearn.algorithms.siamese import SiameseNetworks
 
 __all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "MAML",
-           "MatchingNetworks", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RelationNetworks", "Reptile",
+           "MatchingNetworks", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
            "SiameseNetworks"]

@@ -59,6 +59,7 @@ class TrainConfig:
     adapt_steps: int = 100
     patience: int = 0
     precision: str = "float32"
+    sequence_model: str = "lstm"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
