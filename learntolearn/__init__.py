@@ -1,11 +1,27 @@
 """learntolearn: meta-learning ("learning to learn") for few-shot tasks."""
 
-from learntolearn.algorithms import ALGORITHMS, ANIL, MAML, Algorithm, MetaLoss, MetaSGD, PrototypicalNetworks, Reptile
-from learntolearn.data import DATASETS, EpisodeSampler, EpisodeSet, ImageClassDataset, load_dataset, load_omniglot
+from learntolearn.algorithms import (
+    ALGORITHMS,
+    ANIL,
+    MAML,
+    Algorithm,
+    MetaLoss,
+    MetaSGD,
+    PrototypicalNetworks,
+    Reptile,
+)
+from learntolearn.data import (
+    DATASETS,
+    EpisodeSampler,
+    EpisodeSet,
+    ImageClassDataset,
+    load_dataset,
+    load_omniglot,
+)
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.sinusoid import SinusoidTasks
-from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
 from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
 from learntolearn.engine.model_file import export_model, load_trained
 from learntolearn.engine.trainer import Trainer
 from learntolearn.fewshot import FewShotClassifier, Prediction

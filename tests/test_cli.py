@@ -2,8 +2,8 @@ import json
 
 import pytest
 import yaml
-from PIL import Image
 from click.testing import CliRunner
+from PIL import Image
 
 from learntolearn.cli.main import cli
 

@@ -6,7 +6,6 @@ import torch
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.engine.trainer import TrainConfig, Trainer, build_algorithm
 
-
 BACKBONE = {"relation": {"backbone": "conv4-maps", "image_size": 28}}
 
 

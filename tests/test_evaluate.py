@@ -3,7 +3,11 @@ import math
 import pytest
 import torch
 
-from learntolearn.engine.evaluate import Evaluation, confidence_interval, paired_difference
+from learntolearn.engine.evaluate import (
+    Evaluation,
+    confidence_interval,
+    paired_difference,
+)
 
 
 def test_confidence_interval_is_1_96_sample_sd_over_sqrt_n():

@@ -4,7 +4,13 @@ import math
 
 import torch
 
-from learntolearn.l2o import CoordinatewiseLSTM, LearnedOptimizer, Quadratics, meta_train, run_optimizer
+from learntolearn.l2o import (
+    CoordinatewiseLSTM,
+    LearnedOptimizer,
+    Quadratics,
+    meta_train,
+    run_optimizer,
+)
 from learntolearn.l2o.lstm_optimizer import preprocess_gradient
 
 

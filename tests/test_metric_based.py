@@ -4,17 +4,23 @@ errors, learning."""
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import meta_train
 from torch import nn
 
-from learntolearn.algorithms import (CosineBaseline, FineTuning, LinearBaseline, MatchingNetworks, RecurrentLearner,
-                                     RelationNetworks, SiameseNetworks)
+from learntolearn.algorithms import (
+    CosineBaseline,
+    FineTuning,
+    LinearBaseline,
+    MatchingNetworks,
+    RecurrentLearner,
+    RelationNetworks,
+    SiameseNetworks,
+)
 from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_maps
 from learntolearn.types import Task
-
-from helpers import meta_train
 
 
 def test_matching_networks_attend_with_a_softmax_over_cosine_similarities():
@@ -26,6 +32,22 @@ def test_matching_networks_attend_with_a_softmax_over_cosine_similarities():
     attention = torch.softmax(cos, 0)
     expected = torch.log(torch.stack([attention[0], attention[1] + attention[2]]))
     torch.testing.assert_close(model.predict(adapted, query)[0], expected)
+
+
+@pytest.mark.parametrize("distance", ["scaled-cosine", "euclidean"])
+def test_matching_networks_other_attention_kernels(distance):
+    model = MatchingNetworks(nn.Identity(), distance=distance)
+    support, query = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([[2.0, 0.0]])
+    if distance == "scaled-cosine":
+        assert [n for n, _ in model.named_parameters()] == ["scale"] and model.scale.item() == 10.0
+        similarity = 10.0 * torch.tensor([1.0, 0.0, 2**-0.5])
+    else:
+        similarity = -torch.tensor([1.0, 5.0, 2.0])
+    attention = torch.softmax(similarity, 0)
+    expected = torch.log(torch.stack([attention[0], attention[1] + attention[2]]))
+    torch.testing.assert_close(model.predict(model.adapt(support, torch.tensor([0, 1, 1])), query)[0], expected)
+    with pytest.raises(ValueError, match="unknown distance 'manhattan'"):
+        MatchingNetworks(nn.Identity(), distance="manhattan")
 
 
 def test_matching_full_context_embeddings_condition_queries_on_the_support_set():
@@ -102,6 +124,7 @@ def test_fine_tuning_adapts_a_copy_of_the_backbone():
 
 LEARNERS = {
     "matching": lambda classes: MatchingNetworks(conv4(hidden=32, out_channels=32)),
+    "matching-scaled": lambda classes: MatchingNetworks(conv4(hidden=32, out_channels=32), distance="scaled-cosine"),
     "matching-fce": lambda classes: MatchingNetworks(conv4(hidden=32, out_channels=32), 32, full_context=True),
     "relation": lambda classes: RelationNetworks(conv4_maps(hidden=32), (32, 5, 5)),
     "siamese": lambda classes: SiameseNetworks(conv4(hidden=32, out_channels=32), 32),

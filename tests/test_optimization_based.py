@@ -3,6 +3,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import meta_train
+from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 from torch import nn
 
 from learntolearn.algorithms import ANIL, MAML, MetaSGD, Reptile
@@ -11,9 +13,6 @@ from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
-
-from helpers import meta_train
-from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 
 
 def body_and_head():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import meta_train
 from torch import nn
 
 from learntolearn.algorithms import Algorithm, PrototypicalNetworks
@@ -8,8 +9,6 @@ from learntolearn.data.synthetic import load_synthetic
 from learntolearn.nn.backbones import conv4, mlp
 from learntolearn.nn.distances import prototypes, squared_euclidean
 from learntolearn.types import Task
-
-from helpers import meta_train
 
 
 def linear_protonet(dtype=torch.float32) -> PrototypicalNetworks:
@@ -90,8 +89,8 @@ def test_conv4_embeds_28x28_omniglot_images_into_64_dimensions():
 
 def test_protonet_learns_a_tiny_task_distribution():
     """150 training episodes lift 5-way 1-shot accuracy on unseen glyphs far above untrained and raw pixels."""
-    from learntolearn.engine.evaluate import evaluate
     from learntolearn.data import EpisodeSet
+    from learntolearn.engine.evaluate import evaluate
 
     train, test = load_synthetic(subset="train", image_size=16), load_synthetic(subset="test", image_size=16)
     model = PrototypicalNetworks(conv4(hidden=32, out_channels=32))

@@ -6,6 +6,12 @@ embeddings ``g(x_i)`` (Eq. 1, 2). With ``full_context=True`` the embeddings see 
 set (Section 2.1.2, Appendix A): ``g`` adds a bidirectional LSTM over the support embeddings and
 ``f`` is an attention LSTM that reads the support set for ``processing_steps`` steps. ``predict``
 returns log-probabilities, so the shared cross-entropy loss is the paper's negative log-likelihood.
+
+``distance`` picks the attention kernel: ``cosine`` (the paper), ``scaled-cosine`` (cosine times a
+learned scale, initialised at 10) or ``euclidean`` (negative squared distance). Embeddings that end
+in ReLU are non-negative, so plain cosine similarities lie in [0, 1] and the attention softmax can
+never be sharp (at most e/(e + N - 1) on the right support image); reimplementations report
+5-way 1-shot Omniglot near 92% with it, far from the paper's 98.1%, and ours stalls similarly.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
-from learntolearn.nn.distances import cosine_similarity
+from learntolearn.nn.distances import cosine_similarity, squared_euclidean
+
+DISTANCES = ("cosine", "scaled-cosine", "euclidean")
 
 
 class FullContextEmbedding(nn.Module):
@@ -49,16 +57,19 @@ class MatchingNetworks(EmbeddingAlgorithm):
     """Matching Networks with cosine attention; full context embeddings optional."""
 
     def __init__(self, backbone: nn.Module, embedding_dim: int | None = None, *, full_context: bool = False,
-                 processing_steps: int = 5) -> None:
+                 processing_steps: int = 5, distance: str = "cosine") -> None:
         super().__init__()
-        self.backbone = backbone
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r} for Matching Networks; valid: {', '.join(DISTANCES)}")
+        self.backbone, self.distance = backbone, distance
+        self.scale = nn.Parameter(torch.tensor(10.0)) if distance == "scaled-cosine" else None
         if full_context and embedding_dim is None:
             raise ValueError("full_context=True needs the backbone's embedding_dim")
         self.context = FullContextEmbedding(embedding_dim, processing_steps) if full_context else None
 
     @classmethod
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MatchingNetworks":
-        return cls(backbone, output_shape[0], full_context=config.full_context)
+        return cls(backbone, output_shape[0], full_context=config.full_context, distance=config.distance)
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "Matching Networks")
@@ -67,6 +78,10 @@ class MatchingNetworks(EmbeddingAlgorithm):
         if self.context is not None:
             support = self.context.support(support)
             query = self.context.query(query, support)
-        attention = torch.softmax(cosine_similarity(query, support), dim=-1)
+        if self.distance == "euclidean":
+            similarity = -squared_euclidean(query, support)
+        else:
+            similarity = cosine_similarity(query, support) * (self.scale if self.scale is not None else 1.0)
+        attention = torch.softmax(similarity, dim=-1)
         one_hot = F.one_hot(support_y, ways).to(attention.dtype)
         return torch.log((attention @ one_hot).clamp_min(1e-12))

@@ -111,6 +111,8 @@ def datasets(data_root: str | None) -> None:
 @click.option("--full-context", is_flag=True, help="Matching Networks' full context embeddings.")
 @click.option("--sequence-model", type=click.Choice(["lstm", "transformer"]), default="lstm", show_default=True,
               help="The recurrent learner's sequence model.")
+@click.option("--distance", type=click.Choice(["cosine", "scaled-cosine", "euclidean"]), default="cosine",
+              show_default=True, help="Matching Networks' attention kernel (the paper: cosine).")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
               help="bfloat16: convolutions under mixed-precision autocast (metric-based algorithms).")
 @click.option("--adapt-steps", type=click.IntRange(min=1), default=100, show_default=True,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from learntolearn.data.indexed import ImageClassDataset
 from learntolearn.data.images import Preprocessing
-from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS, load_omniglot, preprocessing as omniglot_preprocessing
+from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS
+from learntolearn.data.omniglot import load_omniglot
+from learntolearn.data.omniglot import preprocessing as omniglot_preprocessing
 from learntolearn.data.sampler import EpisodeSampler, EpisodeSet
-from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS, load_synthetic, preprocessing as synthetic_preprocessing
+from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS
+from learntolearn.data.synthetic import load_synthetic
+from learntolearn.data.synthetic import preprocessing as synthetic_preprocessing
 from learntolearn.registry import Registry
 
 #: name -> (loader(split, subset, *, data_root, image_size, download), {split: subsets})

@@ -60,6 +60,7 @@ class TrainConfig:
     patience: int = 0
     precision: str = "float32"
     sequence_model: str = "lstm"
+    distance: str = "cosine"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
