@@ -4,6 +4,7 @@ from learntolearn.algorithms.anil import ANIL
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss
 from learntolearn.algorithms.baseline import CosineBaseline, FineTuning, LinearBaseline
 from learntolearn.algorithms.maml import MAML
+from learntolearn.algorithms.mann import MemoryAugmentedNetwork
 from learntolearn.algorithms.matching import MatchingNetworks
 from learntolearn.algorithms.metasgd import MetaSGD
 from learntolearn.algorithms.protonet import PrototypicalNetworks
@@ -13,5 +14,5 @@ from learntolearn.algorithms.reptile import Reptile
 from learntolearn.algorithms.siamese import SiameseNetworks
 
 __all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "MAML",
-           "MatchingNetworks", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
+           "MatchingNetworks", "MemoryAugmentedNetwork", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
            "SiameseNetworks"]

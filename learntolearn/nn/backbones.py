@@ -116,3 +116,9 @@ def conv4_maps(in_channels: int = 1, hidden: int = 64) -> ConvNet:
                 *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]  # ReLU after pooling, as in conv_block
     return ConvNet(*block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False),
                          *block(hidden, 1, False))
+
+
+@BACKBONES.register("pixels")
+def pixels(in_channels: int = 1) -> nn.Module:
+    """No learned embedding: the flattened pixels, as the memory-augmented network of Santoro et al. 2016 reads them."""
+    return nn.Flatten()

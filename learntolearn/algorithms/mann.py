@@ -1,0 +1,173 @@
+"""Memory-augmented neural network (Santoro, Bartunov, Botvinick, Wierstra & Lillicrap, ICML 2016).
+
+An episode is one sequence: at step t the network sees ``x_t`` and the *previous* item's label
+``y_{t-1}`` (one step late) and must predict ``y_t``. An LSTM controller emits a key ``k_t``; reads
+attend over memory rows by cosine similarity (Eq. 2-4); writes go to the previously read rows or to
+the least-used row, interpolated by a learned gate (least-recently-used access, Eq. 5-8), after the
+least-used row is cleared. The output is a softmax over the controller state and the reads.
+
+``meta_loss`` presents every support and query item of a task in random order and scores every
+step, as the paper trains; :func:`instance_accuracy` gives accuracy on the 1st, 2nd, ... appearance
+of a class. ``adapt`` writes the support set into memory (one step late, as in training) and
+``predict`` presents each query from that state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from learntolearn.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    MetaLoss,
+    check_query,
+    check_support,
+    flat_embeddings,
+)
+from learntolearn.types import Task
+
+
+@dataclass
+class MemoryState:
+    """Batched state: LSTM (h, c), memory ``(B, slots, width)``, read/usage weights ``(B, heads|1, slots)``, reads."""
+
+    h: Tensor
+    c: Tensor
+    memory: Tensor
+    read_weights: Tensor
+    usage: Tensor
+    reads: Tensor
+
+
+class LRUMemory(nn.Module):
+    """LSTM controller + external memory with least-recently-used writes."""
+
+    def __init__(self, input_dim: int, classes: int, *, hidden: int = 200, slots: int = 128, width: int = 40,
+                 heads: int = 4, gamma: float = 0.95) -> None:
+        super().__init__()
+        self.classes, self.hidden, self.slots, self.width, self.heads, self.gamma = classes, hidden, slots, width, heads, gamma
+        self.controller = nn.LSTMCell(input_dim + classes + heads * width, hidden)
+        self.keys = nn.Linear(hidden, heads * width)
+        self.gates = nn.Linear(hidden, heads)
+        self.output = nn.Linear(hidden + heads * width, classes)
+
+    def initial_state(self, batch: int, device: torch.device) -> MemoryState:
+        zeros = torch.zeros
+        one_hot_first = F.one_hot(torch.zeros(batch, self.heads, dtype=torch.long), self.slots).float().to(device)
+        return MemoryState(zeros(batch, self.hidden, device=device), zeros(batch, self.hidden, device=device),
+                           torch.full((batch, self.slots, self.width), 1e-6, device=device), one_hot_first,
+                           zeros(batch, 1, self.slots, device=device), zeros(batch, self.heads * self.width, device=device))
+
+    def least_used(self, usage: Tensor) -> Tensor:
+        """Eq. 8: 1 on the ``heads`` least-used rows, 0 elsewhere; ``(B, 1, slots)``."""
+        smallest = usage.topk(self.heads, dim=-1, largest=False).values[..., -1:]
+        return (usage <= smallest).float()
+
+    def step(self, x: Tensor, previous_label: Tensor, state: MemoryState) -> tuple[Tensor, MemoryState]:
+        """Logits ``(B, classes)`` for inputs ``x`` ``(B, d)`` given one-hot previous labels."""
+        h, c = self.controller(torch.cat([x, previous_label, state.reads], -1), (state.h, state.c))
+        keys = torch.tanh(self.keys(h)).view(-1, self.heads, self.width)
+        alpha = torch.sigmoid(self.gates(h)).unsqueeze(-1)
+        least_used = self.least_used(state.usage)
+        write_weights = alpha * state.read_weights + (1 - alpha) * least_used / least_used.sum(-1, keepdim=True)
+        memory = state.memory * (1 - least_used.transpose(1, 2))
+        memory = memory + write_weights.transpose(1, 2) @ keys
+        similarity = F.cosine_similarity(keys.unsqueeze(2), memory.unsqueeze(1), dim=-1, eps=1e-8)
+        read_weights = similarity.softmax(-1)
+        reads = (read_weights @ memory).flatten(1)
+        usage = self.gamma * state.usage + read_weights.sum(1, keepdim=True) + write_weights.sum(1, keepdim=True)
+        logits = self.output(torch.cat([h, reads], -1))
+        return logits, MemoryState(h, c, memory, read_weights, usage, reads)
+
+
+@ALGORITHMS.register("mann")
+class MemoryAugmentedNetwork(Algorithm):
+    """Santoro et al.'s MANN over any flat-embedding backbone (``pixels`` reads raw pixels, as the paper)."""
+
+    def __init__(self, backbone: nn.Module, input_dim: int, classes: int, **memory_options) -> None:
+        super().__init__()
+        self.backbone, self.classes = backbone, classes
+        self.memory = LRUMemory(input_dim, classes, **memory_options)
+
+    @classmethod
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int):
+        return cls(backbone, output_shape[0], max(config.ways, config.train_ways or config.ways))
+
+    def embed(self, x: Tensor) -> Tensor:
+        return flat_embeddings(self.backbone(x), "the memory-augmented network")
+
+    def one_hot(self, labels: Tensor) -> Tensor:
+        if int(labels.max()) >= self.classes:
+            raise ValueError(f"this memory-augmented network encodes labels of up to {self.classes} classes, got label "
+                             f"{int(labels.max())}; build it with more classes (config: ways / train_ways)")
+        return F.one_hot(labels, self.classes).float()
+
+    def run(self, x: Tensor, labels: Tensor, state: MemoryState | None = None) -> tuple[Tensor, MemoryState]:
+        """Present sequences ``x`` ``(B, T, ...)`` with labels ``(B, T)`` one step late; logits ``(B, T, classes)``."""
+        batch, steps = labels.shape
+        inputs = self.embed(x.flatten(0, 1)).view(batch, steps, -1)
+        previous = torch.cat([torch.zeros(batch, 1, self.classes, device=x.device), self.one_hot(labels)[:, :-1]], 1)
+        state = state or self.memory.initial_state(batch, x.device)
+        outputs = []
+        for t in range(steps):
+            logits, state = self.memory.step(inputs[:, t], previous[:, t], state)
+            outputs.append(logits)
+        return torch.stack(outputs, 1), state
+
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[MemoryState, Tensor, int]:
+        ways = check_support(support_x, support_y)
+        order = torch.randperm(len(support_y), generator=torch.Generator().manual_seed(0)).to(support_y.device)
+        _, state = self.run(support_x[order].unsqueeze(0), support_y[order].unsqueeze(0))
+        return state, self.one_hot(support_y[order][-1:]), ways
+
+    def predict(self, adapted: tuple[MemoryState, Tensor, int], query_x: Tensor) -> Tensor:
+        state, last_label, ways = adapted
+        n = query_x.shape[0]
+        expanded = MemoryState(*(getattr(state, f).expand(n, *getattr(state, f).shape[1:])
+                                 for f in ("h", "c", "memory", "read_weights", "usage", "reads")))
+        logits, _ = self.memory.step(self.embed(query_x), last_label.expand(n, -1), expanded)
+        return logits[:, :ways]
+
+    def sequences(self, tasks: Sequence[Task]) -> tuple[Tensor, Tensor]:
+        """Each task's support and query items in a random order, stacked: ``(B, T, ...)``, ``(B, T)``."""
+        xs, ys = [], []
+        for task in tasks:
+            check_support(task.support_x, task.support_y)
+            check_query(task.support_x, task.query_x)
+            x, y = torch.cat([task.support_x, task.query_x]), torch.cat([task.support_y, task.query_y])
+            order = torch.randperm(len(y), device=y.device)
+            xs.append(x[order])
+            ys.append(y[order])
+        if len({len(y) for y in ys}) != 1:
+            raise ValueError("a meta-batch of sequences needs tasks of equal length")
+        return torch.stack(xs), torch.stack(ys)
+
+    def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        x, y = self.sequences(tasks)
+        logits, _ = self.run(x, y)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return MetaLoss(loss, float((logits.argmax(-1) == y).float().mean()))
+
+
+def instance_accuracy(model: MemoryAugmentedNetwork, tasks: Sequence[Task], instances: int = 10) -> Tensor:
+    """Accuracy on the 1st, 2nd, ..., ``instances``-th appearance of a class in the episode sequences."""
+    correct, seen = torch.zeros(instances), torch.zeros(instances)
+    model.eval()
+    with torch.no_grad():
+        x, y = model.sequences(tasks)
+        logits, _ = model.run(x, y)
+        hits = logits.argmax(-1) == y
+        for b in range(y.shape[0]):
+            counts: dict[int, int] = {}
+            for t, label in enumerate(y[b].tolist()):
+                k = counts.get(label, 0)
+                counts[label] = k + 1
+                if k < instances:
+                    correct[k] += float(hits[b, t])
+                    seen[k] += 1
+    return correct / seen.clamp_min(1)
