@@ -110,3 +110,13 @@ PRESETS.register("protonet-omniglot-short")(Preset(
 PRESETS.register("protonet-omniglot-short-bf16")(Preset(
     "as protonet-omniglot-short with bfloat16 mixed-precision convolutions: the other side of the precision check",
     "not a paper setting", {**_SHORT_PROTONET, "precision": "bfloat16"}))
+
+PRESETS.register("mann-omniglot-5way")(Preset(
+    "Santoro et al. 2016, Section 4.1: raw 20x20 pixels, LSTM controller of 200 units, 128x40 memory, 4 read "
+    "heads, usage decay 0.95, episodes of 5 classes x 10 instances presented in random order with labels one "
+    "step late, meta-batch 16",
+    "Adam 1e-3 instead of RMSprop 1e-4; no rotation/translation augmentation; one-hot labels; Vinyals split "
+    "(rotations as classes); 20,000 episodes instead of 100,000",
+    {**_OMNIGLOT, "algorithm": "mann", "backbone": "pixels", "image_size": 20, "ways": 5, "shots": 1,
+     "queries": 9, "meta_batch": 16, "steps": 20000, "lr": 1e-3, "lr_halve_every": 10**9, "val_every": 1000,
+     "val_episodes": 200, "test_episodes": 500}))
