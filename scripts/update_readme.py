@@ -53,6 +53,19 @@ def section() -> str:
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
         out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."]
+    for setting, r in latest("protonet_peers").items():
+        out += ["", "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
+                f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",
+                f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread):", "",
+                "| implementation | episodes/s | over easyfsl |", "|---|---|---|"]
+        base = r["episodes_per_s"].get("easyfsl")
+        out += [f"| {name} | {rate} | {rate / base:.2f}x |" if base else f"| {name} | {rate} | |"
+                for name, rate in r["episodes_per_s"].items()]
+        out += [f"| {name} | {why} | |" for name, why in r["missing"].items()]
+    for setting, r in latest("metric_evaluation").items():
+        out += ["", f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
+                f"{r['threads']} thread):", "", "| algorithm | seconds for 1,000 episodes |", "|---|---|"]
+        out += [f"| {name} | {seconds} |" for name, seconds in r["seconds"].items()]
     return "\n".join(out)
 
 
