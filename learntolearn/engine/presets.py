@@ -120,3 +120,13 @@ PRESETS.register("mann-omniglot-5way")(Preset(
     {**_OMNIGLOT, "algorithm": "mann", "backbone": "pixels", "image_size": 20, "ways": 5, "shots": 1,
      "queries": 9, "meta_batch": 16, "steps": 20000, "lr": 1e-3, "lr_halve_every": 10**9, "val_every": 1000,
      "val_episodes": 200, "test_episodes": 500}))
+
+for _name, _algorithm, _extra in (("matching-lake-background", "matching", {"distance": "scaled-cosine"}),
+                                  ("siamese-lake-background", "siamese", {})):
+    PRESETS.register(_name)(Preset(
+        f"the Lake et al. 2015 protocol of protonet-lake-background with {_algorithm} networks"
+        + (" (Koch et al. 2015 is the classic baseline of these runs)" if _algorithm == "siamese" else ""),
+        "as protonet-lake-background" + ("; learned-scale cosine attention" if _extra else "")
+        + ("; the twin is conv4 at 28x28, trained on all query-support pairs of 60-way episodes, not the paper's "
+           "105x105 network on sampled pairs" if _algorithm == "siamese" else ""),
+        {**PRESETS.get("protonet-lake-background").config, "algorithm": _algorithm, **_extra}))

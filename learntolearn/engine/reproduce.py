@@ -39,8 +39,10 @@ class Row:
     paper_ci: float | None
     source: str
     ways: int | None = None
+    shots: int | None = None
     lake_runs: bool = False
     paper_is_error: bool = False
+    note: str = ""
 
     def config(self) -> TrainConfig:
         return TrainConfig.from_dict(PRESETS.get(self.preset).config)
@@ -49,23 +51,33 @@ class Row:
         if self.lake_runs:
             return "Lake 20-way within-alphabet one-shot runs"
         c = self.config()
-        return f"{self.ways or c.ways}-way {c.shots}-shot, {c.queries} queries"
+        return f"{self.ways or c.ways}-way {self.shots or c.shots}-shot, {c.queries} queries"
 
 
 TABLES: Registry[list[Row]] = Registry("table")
+ONE_SHOT_MODEL = "the 1-shot-trained model (the paper trains one per shot count)"
 TABLES.register("omniglot")([
     Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
     Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
+    Row("protonet-omniglot-5w1s", 99.7, None, "Snell et al. 2017, Table 1", shots=5, note=ONE_SHOT_MODEL),
+    Row("protonet-omniglot-5w1s", 98.9, None, "Snell et al. 2017, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
     Row("matching-omniglot-1shot", 98.1, None, "Vinyals et al. 2016, Table 1"),
     Row("matching-omniglot-1shot", 93.8, None, "Vinyals et al. 2016, Table 1", ways=20),
+    Row("matching-omniglot-1shot", 98.9, None, "Vinyals et al. 2016, Table 1", shots=5, note=ONE_SHOT_MODEL),
+    Row("matching-omniglot-1shot", 98.5, None, "Vinyals et al. 2016, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
     Row("relation-omniglot-5w1s", 99.6, 0.2, "Sung et al. 2018, Table 1"),
+    Row("relation-omniglot-5w1s", 99.8, 0.1, "Sung et al. 2018, Table 1", shots=5, note=ONE_SHOT_MODEL),
     Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
     Row("fomaml-omniglot-5w1s", 98.3, 0.5, "Finn et al. 2017, Table 1"),
     Row("maml-omniglot-20w1s", 95.8, 0.3, "Finn et al. 2017, Table 1"),
     Row("reptile-omniglot-5w1s", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
 ])
+_LAKE = "Lake et al. 2015: human error 4.5% (Bayesian Program Learning 3.3%)"
 TABLES.register("lake")([
-    Row("protonet-lake-background", 4.5, None, "Lake et al. 2015: human error 4.5% (Bayesian Program Learning 3.3%)", lake_runs=True, paper_is_error=True),
+    Row("protonet-lake-background", 4.5, None, _LAKE, lake_runs=True, paper_is_error=True),
+    Row("matching-lake-background", 4.5, None, _LAKE, lake_runs=True, paper_is_error=True),
+    Row("siamese-lake-background", 4.5, None, _LAKE + "; Koch et al. 2015 report 8.0% error for Siamese networks",
+        lake_runs=True, paper_is_error=True),
 ])
 TABLES.register("precision")([
     Row("protonet-omniglot-short", None, None, "no paper: float32 reference of the precision check"),
@@ -93,7 +105,8 @@ def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str
         tasks = load_lake_runs(**options)
     else:
         data = load_dataset(c.dataset, c.split, c.test_subset, **options)
-        tasks = EpisodeSet.generate(data, row.ways or c.ways, c.shots, c.queries, episodes, TEST_EPISODE_SEED).tasks(data)
+        tasks = EpisodeSet.generate(data, row.ways or c.ways, row.shots or c.shots, c.queries, episodes,
+                                    TEST_EPISODE_SEED).tasks(data)
     result = evaluate(model.algorithm, tasks, progress=False)
     cache[key] = result.accuracies.tolist()
     tmp = cache_path.with_name(f".{cache_path.name}.tmp")
@@ -127,7 +140,7 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
     results, references = [], {}
     for row in TABLES.get(table):
         run = runs_dir / row.preset
-        record = {"preset": row.preset, "setting": row.setting(), "paper": row.paper, "paper_ci": row.paper_ci,
+        record = {"preset": row.preset, "setting": row.setting(), "note": row.note, "paper": row.paper, "paper_ci": row.paper_ci,
                   "source": row.source, "metric": "error %" if row.paper_is_error else "accuracy %"}
         if not (run / "config.json").exists() and train_missing:
             Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
@@ -168,7 +181,8 @@ def to_markdown(table: str, results: list[dict]) -> str:
         status = "" if r["status"] == "complete" else "partial: "
         training = (f"{status}{r['steps']:,} of {r['of_steps']:,} steps, {r['train_hours']:.2f} h on "
                     f"{r['threads']} thread(s), {r['checkpoint']}")
-        lines.append(f"| {r['preset']} | {r['setting']} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
+        setting = r["setting"] + (f" ({r['note']})" if r.get("note") else "")
+        lines.append(f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
                      f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
                      f"`{r['commit'][:10]}` |")
     lines += ["", "Paper figures: " + "; ".join(sorted({f"{r['preset']}: {r['source']}" for r in results})) + ".", "",
