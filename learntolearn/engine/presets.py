@@ -116,9 +116,9 @@ PRESETS.register("mann-omniglot-5way")(Preset(
     "heads, usage decay 0.95, episodes of 5 classes x 10 instances presented in random order with labels one "
     "step late, meta-batch 16",
     "Adam 1e-3 instead of RMSprop 1e-4; no rotation/translation augmentation; one-hot labels; Vinyals split "
-    "(rotations as classes); 20,000 episodes instead of 100,000",
+    "(rotations as classes); 10,000 episodes instead of 100,000",
     {**_OMNIGLOT, "algorithm": "mann", "backbone": "pixels", "image_size": 20, "ways": 5, "shots": 1,
-     "queries": 9, "meta_batch": 16, "steps": 20000, "lr": 1e-3, "lr_halve_every": 10**9, "val_every": 1000,
+     "queries": 9, "meta_batch": 16, "steps": 10000, "lr": 1e-3, "lr_halve_every": 10**9, "val_every": 1000,
      "val_episodes": 200, "test_episodes": 500}))
 
 for _name, _algorithm, _extra in (("matching-lake-background", "matching", {"distance": "scaled-cosine"}),
@@ -130,3 +130,11 @@ for _name, _algorithm, _extra in (("matching-lake-background", "matching", {"dis
         + ("; the twin is conv4 at 28x28, trained on all query-support pairs of 60-way episodes, not the paper's "
            "105x105 network on sampled pairs" if _algorithm == "siamese" else ""),
         {**PRESETS.get("protonet-lake-background").config, "algorithm": _algorithm, **_extra}))
+
+PRESETS.register("recurrent-omniglot-5w1s")(Preset(
+    "a recurrent (in-context) meta-learner on Omniglot 5-way 1-shot: conv4 embeddings read with their one-hot "
+    "labels by a small transformer (Mishra et al. 2018 use temporal convolutions and attention; Santoro et al. "
+    "2016 an LSTM)", "not a paper's exact architecture: 2 transformer layers of 128 units, 4 heads; 5-way 1-shot "
+    "training episodes with 15 queries, meta-batch 4, Adam 1e-3, 10,000 steps, best of 500 validation episodes",
+    {**_OMNIGLOT, "algorithm": "recurrent", "backbone": "conv4", "sequence_model": "transformer", "ways": 5,
+     "shots": 1, "queries": 15, "meta_batch": 4, "steps": 10000, "lr": 1e-3, "lr_halve_every": 10**9}))

@@ -68,6 +68,8 @@ TABLES.register("omniglot")([
     Row("relation-omniglot-5w1s", 99.6, 0.2, "Sung et al. 2018, Table 1"),
     Row("relation-omniglot-5w1s", 99.8, 0.1, "Sung et al. 2018, Table 1", shots=5, note=ONE_SHOT_MODEL),
     Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
+    Row("recurrent-omniglot-5w1s", None, None, "no paper figure for this architecture; Santoro et al. 2016 and "
+        "Mishra et al. 2018 report other protocols"),
     Row("fomaml-omniglot-5w1s", 98.3, 0.5, "Finn et al. 2017, Table 1"),
     Row("maml-omniglot-20w1s", 95.8, 0.3, "Finn et al. 2017, Table 1"),
     Row("reptile-omniglot-5w1s", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
