@@ -12,10 +12,10 @@ import statistics
 import time
 
 import torch
+from record import append
 from torch import nn
 
 from learntolearn.nn.backbones import conv4
-from record import append
 
 
 def seconds(model: nn.Module, x: torch.Tensor) -> float:

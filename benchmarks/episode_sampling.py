@@ -13,9 +13,9 @@ import argparse
 import time
 
 import torch
+from record import append
 
 from learntolearn.data import EpisodeSampler, load_omniglot
-from record import append
 
 SETTINGS = [(5, 1, 15), (20, 5, 15)]
 

@@ -15,6 +15,7 @@ import argparse
 import time
 
 import torch
+from record import append
 from torch import nn
 
 from learntolearn.algorithms import MAML
@@ -22,7 +23,6 @@ from learntolearn.data import EpisodeSampler
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
-from record import append
 
 
 def settings():

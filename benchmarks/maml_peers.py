@@ -20,13 +20,13 @@ import time
 
 import torch
 import torch.nn.functional as F
+from record import append
 from torch import nn
 
 from learntolearn.algorithms import MAML
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.nn.backbones import conv4
-from record import append
 
 INNER_LR = 0.4
 

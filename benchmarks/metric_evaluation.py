@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from record import append
+
 from learntolearn.data import EpisodeSet, load_dataset
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.trainer import build_algorithm
-from record import append
 
 SETTINGS = {"protonet": {}, "matching": {"distance": "scaled-cosine"}, "relation": {"backbone": "conv4-maps"},
             "siamese": {}, "recurrent": {"sequence_model": "transformer"}}

@@ -29,12 +29,12 @@ import types
 
 import torch
 import torch.nn.functional as F
+from record import append
 from torch import nn
 
 from learntolearn.algorithms import PrototypicalNetworks
 from learntolearn.data import EpisodeSampler, load_dataset
 from learntolearn.nn.backbones import conv4
-from record import append
 
 
 def papers_conv4() -> nn.Sequential:

@@ -53,6 +53,12 @@ def section() -> str:
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
         out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."]
+    for setting, r in latest("maml_memory").items():
+        out += ["", f"`python benchmarks/maml_memory.py`: {setting}; growth of peak resident memory over one",
+                f"meta-iteration, each configuration in its own process (commit `{r['commit'][:10]}`):", "",
+                "| configuration | peak growth, MB |", "|---|---|"]
+        out += [f"| {name} | {mb:,.0f} |" for name, mb in r["peak_growth_mb"].items()]
+        out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
     for setting, r in latest("protonet_peers").items():
         out += ["", "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
                 f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",

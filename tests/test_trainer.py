@@ -76,3 +76,26 @@ def test_early_stopping_ends_the_run_after_patience_validations_without_a_new_be
     assert max(vals[-2:]) <= max(vals[:-2]) and rows[-1]["best_val_accuracy"] == max(vals)
     resumed = Trainer(config, tmp_path / "r", resume=True, progress=False)
     assert resumed.step == trainer.step
+
+
+def test_chunked_backward_gives_the_same_maml_meta_gradient():
+    from torch import nn
+
+    from learntolearn.algorithms import MAML
+    from learntolearn.engine.trainer import accumulate_meta_gradient
+    from learntolearn.types import Task
+
+    torch.manual_seed(0)
+    maml = MAML(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), inner_lr=0.3, inner_steps=2).double()
+    labels = torch.arange(3).repeat_interleave(2)
+    tasks = [Task(torch.randn(6, 4, dtype=torch.float64), labels, torch.randn(6, 4, dtype=torch.float64), labels,
+                  torch.arange(3)) for _ in range(6)]
+    grads = []
+    for chunk in (6, 4, 1):
+        maml.zero_grad()
+        loss, _ = accumulate_meta_gradient(maml, tasks, chunk)
+        grads.append((loss, [p.grad.clone() for p in maml.parameters()]))
+    for loss, g in grads[1:]:
+        assert abs(loss - grads[0][0]) < 1e-12
+        for a, b in zip(g, grads[0][1]):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

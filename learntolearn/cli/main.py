@@ -113,6 +113,8 @@ def datasets(data_root: str | None) -> None:
               help="The recurrent learner's sequence model.")
 @click.option("--distance", type=click.Choice(["cosine", "scaled-cosine", "euclidean"]), default="cosine",
               show_default=True, help="Matching Networks' attention kernel (the paper: cosine).")
+@click.option("--tasks-per-backward", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Backpropagate the meta-batch in chunks of this many tasks to cut peak memory (0: all at once).")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
               help="bfloat16: convolutions under mixed-precision autocast (metric-based algorithms).")
 @click.option("--adapt-steps", type=click.IntRange(min=1), default=100, show_default=True,

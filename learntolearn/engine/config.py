@@ -61,6 +61,7 @@ class TrainConfig:
     precision: str = "float32"
     sequence_model: str = "lstm"
     distance: str = "cosine"
+    tasks_per_backward: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -51,6 +51,27 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
     return ALGORITHMS.get(config.algorithm).from_config(backbone, output_shape, config, train_classes)
 
 
+def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backward: int) -> tuple[float, float]:
+    """Add the meta-gradient of the mean meta-loss over ``tasks`` to the parameters' ``.grad``, running
+    backward on chunks of ``tasks_per_backward`` tasks; returns the mean loss and accuracy.
+
+    Peak memory scales with the chunk, not the meta-batch. The gradient is the same as in one pass
+    for algorithms whose meta-loss is a mean of per-task losses (the MAML family, Reptile); for the
+    metric-based ones, BatchNorm then sees the chunk's statistics instead of the whole batch's.
+    """
+    loss, accuracy = 0.0, 0.0
+    for start in range(0, len(tasks), tasks_per_backward):
+        chunk = tasks[start:start + tasks_per_backward]
+        out = algorithm.meta_loss(chunk)
+        weight = len(chunk) / len(tasks)
+        if not math.isfinite(out.loss.item()):
+            return out.loss.item(), out.accuracy
+        (out.loss * weight).backward()
+        loss += out.loss.item() * weight
+        accuracy += out.accuracy * weight
+    return loss, accuracy
+
+
 def provenance() -> dict:
     """Commit (with ``-dirty`` when the working tree differs from it), machine and library versions."""
     here = Path(__file__).parent
@@ -137,22 +158,22 @@ class Trainer:
         while self.step < c.steps:
             started = time.perf_counter()
             self.algorithm.train()
-            out = self.algorithm.meta_loss([self.sampler.sample() for _ in range(c.meta_batch)])
-            if not math.isfinite(out.loss.item()):
+            self.optimizer.zero_grad(set_to_none=True)
+            tasks = [self.sampler.sample() for _ in range(c.meta_batch)]
+            loss, accuracy = accumulate_meta_gradient(self.algorithm, tasks, c.tasks_per_backward or len(tasks))
+            if not math.isfinite(loss):
                 raise FloatingPointError(
-                    f"the meta-loss became {out.loss.item()} at step {self.step + 1}; lower the learning rate "
+                    f"the meta-loss became {loss} at step {self.step + 1}; lower the learning rate "
                     f"(lr={c.lr}) or resume from the last checkpoint in {self.run_dir}"
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
             self.optimizer.step()
             self.scheduler.step()
             self.step += 1
             self.train_seconds += time.perf_counter() - started
-            self._log({"step": self.step, "loss": round(out.loss.item(), 6), "accuracy": round(out.accuracy, 6),
+            self._log({"step": self.step, "loss": round(loss, 6), "accuracy": round(accuracy, 6),
                        "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 3)})
             bar.update(1)
-            bar.set_postfix(loss=f"{out.loss.item():.3f}", acc=f"{out.accuracy:.3f}",
+            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}",
                             tasks_per_s=f"{c.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}")
             stop = False
             if self.val_episodes is not None and c.val_every and self.step % c.val_every == 0:

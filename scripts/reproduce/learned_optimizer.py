@@ -24,7 +24,14 @@ import torch
 from learntolearn.engine.checkpoint import atomic_save, load
 from learntolearn.engine.plots import pyplot
 from learntolearn.engine.trainer import provenance
-from learntolearn.l2o import CoordinatewiseLSTM, GlyphMLP, LearnedOptimizer, Quadratics, meta_train, run_optimizer
+from learntolearn.l2o import (
+    CoordinatewiseLSTM,
+    GlyphMLP,
+    LearnedOptimizer,
+    Quadratics,
+    meta_train,
+    run_optimizer,
+)
 
 GRIDS = {
     "quadratic": {"SGD": [0.001, 0.003, 0.01, 0.03], "Adam": [0.03, 0.1, 0.3, 1.0, 3.0],

@@ -1,0 +1,116 @@
+"""Peak memory of one second-order MAML meta-iteration with 5 inner steps: learntolearn's options and the peers.
+
+    pip install higher torchopt        # optional, benchmark-only
+    python benchmarks/maml_memory.py
+
+Setting of the issue: 5-way 1-shot, 15 queries per class, meta-batch 32, conv4 + linear head,
+28x28 inputs, 5 inner SGD steps of 0.4. Each configuration runs in its own process; the figure is
+the growth of the process's peak resident memory (``ru_maxrss``) over one meta-iteration, after the
+model and episodes are built. learntolearn builds the whole meta-batch's graph by default
+(``tasks_per_backward`` 0); ``--tasks-per-backward 1`` backpropagates task by task, as the higher and
+torchopt examples do, for the same gradient; first-order MAML keeps no second-order graph.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+import torch
+import torch.nn.functional as F
+from maml_peers import make_model
+from record import append
+
+from learntolearn.algorithms import MAML
+from learntolearn.data import EpisodeSampler
+from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.trainer import accumulate_meta_gradient
+
+INNER_LR, INNER_STEPS = 0.4, 5
+
+
+def ours(tasks_per_backward: int = 0, first_order: bool = False):
+    maml = MAML(make_model("channels_last"), inner_lr=INNER_LR, inner_steps=INNER_STEPS, first_order=first_order)
+
+    def step(batch):
+        maml.zero_grad()
+        accumulate_meta_gradient(maml, batch, tasks_per_backward or len(batch))
+    return step
+
+
+def higher_maml():
+    import higher
+
+    model = make_model()
+    inner = torch.optim.SGD(model.parameters(), lr=INNER_LR)
+
+    def step(batch):
+        model.zero_grad()
+        for t in batch:
+            with higher.innerloop_ctx(model, inner, copy_initial_weights=False) as (fmodel, diffopt):
+                for _ in range(INNER_STEPS):
+                    diffopt.step(F.cross_entropy(fmodel(t.support_x), t.support_y))
+                (F.cross_entropy(fmodel(t.query_x), t.query_y) / len(batch)).backward()
+    return step
+
+
+def torchopt_maml():
+    import torchopt
+
+    model = make_model()
+    inner = torchopt.MetaSGD(model, lr=INNER_LR)
+
+    def step(batch):
+        model.zero_grad()
+        state = torchopt.extract_state_dict(model)
+        for t in batch:
+            for _ in range(INNER_STEPS):
+                inner.step(F.cross_entropy(model(t.support_x), t.support_y))
+            (F.cross_entropy(model(t.query_x), t.query_y) / len(batch)).backward()
+            torchopt.recover_state_dict(model, state)
+    return step
+
+
+CONFIGS = {"learntolearn, whole meta-batch": lambda: ours(),
+           "learntolearn, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1),
+           "learntolearn, first order": lambda: ours(first_order=True),
+           "learntolearn, first order, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1, first_order=True),
+           "higher": higher_maml, "torchopt": torchopt_maml}
+
+
+def measure(name: str) -> None:
+    """Child process: print the peak-RSS growth (MB) of one meta-iteration of configuration ``name``."""
+    glyphs = load_synthetic(subset="train", image_size=28)
+    sampler = EpisodeSampler(glyphs, 5, 1, 15, seed=0)
+    batch = [sampler.sample() for _ in range(32)]
+    try:
+        step = CONFIGS[name]()
+    except ImportError as err:
+        print(json.dumps({"missing": f"not installed ({err})"}))
+        return
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(batch)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": round((after - before) / 1024, 1)}))
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
+        measure(sys.argv[2])
+        return
+    peaks, missing = {}, {}
+    for name in CONFIGS:
+        out = subprocess.run([sys.executable, __file__, "--measure", name], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if "missing" in result:
+            missing[name] = result["missing"]
+        else:
+            peaks[name] = result["peak_mb"]
+    append("maml_memory", {"setting": "second-order MAML, 5 inner steps, 5-way 1-shot 15-query, meta-batch 32, conv4 28x28",
+                           "peak_growth_mb": peaks, "missing": missing})
+
+
+if __name__ == "__main__":
+    main()
