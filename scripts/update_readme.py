@@ -52,7 +52,8 @@ def section() -> str:
                 f"(commit `{r['commit'][:10]}`, {r['threads']} thread):", "", "| implementation | meta-iterations/s |", "|---|---|"]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
-        out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."]
+        out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."
+                + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else "")]
     for setting, r in latest("maml_memory").items():
         out += ["", f"`python benchmarks/maml_memory.py`: {setting}; growth of peak resident memory over one",
                 f"meta-iteration, each configuration in its own process (commit `{r['commit'][:10]}`):", "",
