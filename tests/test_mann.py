@@ -53,3 +53,13 @@ def test_mann_learns_to_recall_labels_from_memory():
     with torch.no_grad():
         logits = model.predict(model.adapt(task.support_x, task.support_y), task.query_x)
     assert logits.shape == (12, 3)
+
+
+def test_sequences_longer_than_memory_and_labels_out_of_range_are_refused():
+    import pytest
+
+    model = MemoryAugmentedNetwork(nn.Flatten(), 8, 3, hidden=8, slots=10, width=4, heads=1)
+    with pytest.raises(ValueError, match="sequence of 15 items is longer than the memory's 10 rows"):
+        model.meta_loss([sequence_task(torch.Generator().manual_seed(0))])
+    with pytest.raises(ValueError, match="labels of up to 3 classes, got label 3"):
+        model.adapt(torch.randn(4, 8), torch.arange(4))

@@ -110,6 +110,9 @@ class MemoryAugmentedNetwork(Algorithm):
     def run(self, x: Tensor, labels: Tensor, state: MemoryState | None = None) -> tuple[Tensor, MemoryState]:
         """Present sequences ``x`` ``(B, T, ...)`` with labels ``(B, T)`` one step late; logits ``(B, T, classes)``."""
         batch, steps = labels.shape
+        if steps > self.memory.slots:
+            raise ValueError(f"a sequence of {steps} items is longer than the memory's {self.memory.slots} rows, so "
+                             f"items would be overwritten before the episode ends; build the network with slots >= {steps}")
         inputs = self.embed(x.flatten(0, 1)).view(batch, steps, -1)
         previous = torch.cat([torch.zeros(batch, 1, self.classes, device=x.device), self.one_hot(labels)[:, :-1]], 1)
         state = state or self.memory.initial_state(batch, x.device)
