@@ -95,7 +95,7 @@ def table(runs: list[Path]) -> None:
         r = json.loads((run / "results.json").read_text())
         for name, entry in r["curves"].items():
             c = entry["curve"]
-            print(f"| {r['problem']} | {name} | {entry['lr'] or 'learned'} | {c[10]:.4f} | {c[50]:.4f} | {c[100]:.4f} | "
+            print(f"| {r['problem']} | {name} | {entry['lr'] or 'learned'} | {c[10]:.3g} | {c[50]:.3g} | {c[100]:.3g} | "
                   f"{r['meta_iterations']} iterations, {r['meta_train_seconds'] / 60:.1f} min ({r['threads']} thread) | "
                   f"`{r['commit'][:10]}` |")
 
