@@ -16,12 +16,10 @@ the ratios come from one run on one machine. Appends JSON lines to benchmarks/re
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from record import append
+from record import append, interleaved_medians
 from torch import nn
 
 from learntolearn.algorithms import ANIL, MAML
@@ -132,21 +130,7 @@ def main() -> None:
     glyphs = load_synthetic(subset="train", image_size=28)
     sampler = EpisodeSampler(glyphs, 5, 1, 15, seed=0)
     batches = [[sampler.sample() for _ in range(32)] for _ in range(args.iterations)]
-    steps, missing = {}, {}
-    for name, build in IMPLEMENTATIONS.items():
-        try:
-            steps[name] = build()
-            steps[name](batches[0])
-        except ImportError as err:
-            missing[name] = f"not installed ({err})"
-    rates = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for batch in batches:
-                step(batch)
-            rates[name].append(len(batches) / (time.perf_counter() - start))
-    medians = {name: statistics.median(r) for name, r in rates.items()}
+    medians, missing = interleaved_medians(IMPLEMENTATIONS, batches, args.rounds)
     peers = [medians[n] for n in ("higher", "torchopt") if n in medians]
     ours = max(medians["learntolearn (task loop)"], medians["learntolearn (vmap)"])
     append("maml_peers", {"setting": "5-way 1-shot 15-query, meta-batch 32, conv4 28x28, 1 inner step, second order",

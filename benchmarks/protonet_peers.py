@@ -22,14 +22,12 @@ names before importing it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import types
 
 import torch
 import torch.nn.functional as F
-from record import append
+from record import append, interleaved_medians
 from torch import nn
 
 from learntolearn.algorithms import PrototypicalNetworks
@@ -114,21 +112,7 @@ def main() -> None:
     for ways in args.ways:
         sampler = EpisodeSampler(data, ways, 5, 15, seed=0)
         episodes = [sampler.sample() for _ in range(args.episodes)]
-        steps, missing = {}, {}
-        for name, build in IMPLEMENTATIONS.items():
-            try:
-                steps[name] = build()
-                steps[name](episodes[0])
-            except ImportError as err:
-                missing[name] = f"not installed ({err})"
-        rates = {name: [] for name in steps}
-        for _ in range(args.rounds):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                for task in episodes:
-                    step(task)
-                rates[name].append(len(episodes) / (time.perf_counter() - start))
-        medians = {name: statistics.median(r) for name, r in rates.items()}
+        medians, missing = interleaved_medians(IMPLEMENTATIONS, episodes, args.rounds)
         append("protonet_peers", {
             "setting": f"{ways}-way 5-shot 15-query, conv4 28x28, {source}",
             "episodes_per_s": {n: round(v, 3) for n, v in medians.items()}, "missing": missing,
