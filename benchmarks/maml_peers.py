@@ -57,29 +57,25 @@ def plain_pytorch():
     return step
 
 
-def ours(batched: bool):
-    maml = MAML(make_model("channels_last"), inner_lr=INNER_LR, batched=batched)
-    opt = torch.optim.Adam(maml.parameters(), 1e-3)
+def training_step(algorithm):
+    """One Adam step on a learntolearn algorithm's meta-loss per batch."""
+    opt = torch.optim.Adam(algorithm.parameters(), 1e-3)
 
     def step(batch):
-        loss = maml.meta_loss(batch).loss
+        loss = algorithm.meta_loss(batch).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     return step
+
+
+def ours(batched: bool):
+    return training_step(MAML(make_model("channels_last"), inner_lr=INNER_LR, batched=batched))
 
 
 def ours_anil():
     model = make_model("channels_last")
-    anil = ANIL(model[0], model[1], inner_lr=INNER_LR)
-    opt = torch.optim.Adam(anil.parameters(), 1e-3)
-
-    def step(batch):
-        loss = anil.meta_loss(batch).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step
+    return training_step(ANIL(model[0], model[1], inner_lr=INNER_LR))
 
 
 def higher_maml():
