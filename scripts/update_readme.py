@@ -73,6 +73,11 @@ def section() -> str:
         out += ["", f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
                 f"{r['threads']} thread):", "", "| algorithm | seconds for 1,000 episodes |", "|---|---|"]
         out += [f"| {name} | {seconds} |" for name, seconds in r["seconds"].items()]
+    for setting, r in latest("distributed_scaling").items():
+        out += ["", "`python benchmarks/distributed_scaling.py --data-root ../shared/data`: meta-training tasks/s of",
+                f"`ltl train` on Omniglot, {setting}; median of {r['rounds']} interleaved rounds of {r['steps']} steps",
+                f"(commit `{r['commit'][:10]}`):", "", "| processes x threads | tasks/s | over 1 x 1 |", "|---|---|---|"]
+        out += [f"| {name} | {rate} | {r['speedup_vs_1x1'][name]}x |" for name, rate in r["tasks_per_second"].items()]
     return "\n".join(out)
 
 

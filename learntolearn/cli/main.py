@@ -17,6 +17,8 @@ from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import dataset_status
 from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
+from learntolearn.engine.distributed import DEFAULT_TIMEOUT_SECONDS
+from learntolearn.engine.launch import DistributedTrainingError, launch_training
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.model_file import export_model, load_run
 from learntolearn.engine.plots import plot_accuracy_vs_shots, plot_learning_curves
@@ -57,7 +59,7 @@ class FriendlyErrors(click.Group):
         try:
             return super().invoke(ctx)
         except (DataError, KeyError, ValueError, FileExistsError, FileNotFoundError, TypeError, FloatingPointError,
-                ImportError) as err:
+                ImportError, DistributedTrainingError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             raise click.ClickException(message) from err
 
@@ -129,15 +131,21 @@ def datasets(data_root: str | None) -> None:
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit without training.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this folder from its last checkpoint; only --steps may be raised.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine sharing each meta-batch (torch.distributed; same result as 1).")
+@click.option("--dist-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_SECONDS, show_default=True,
+              help="Seconds a process waits for the others in a collective before the job fails.")
 @data_root_option
 @download_option
 @click.pass_context
 def train(ctx: click.Context, run_dir: str | None, config_file: str | None, preset: str | None, dump_config: bool,
-          resume_dir: str | None, data_root: str | None, download: bool, **options) -> None:
+          resume_dir: str | None, nproc: int, dist_timeout: float, data_root: str | None, download: bool,
+          **options) -> None:
     """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI.
 
     The config is built from the defaults, then --preset, then --config FILE, then the options given
-    on the command line, each overriding the one before.
+    on the command line, each overriding the one before. --nproc is not part of the config: a run may
+    be resumed with another number of processes.
     """
     given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     if resume_dir:
@@ -160,9 +168,15 @@ def train(ctx: click.Context, run_dir: str | None, config_file: str | None, pres
             return
         if run_dir is None:
             raise click.UsageError("give --out RUN_DIR, the run folder to create (or --resume RUN_DIR to continue one)")
-    trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=bool(resume_dir))
-    result = trainer.run()
-    click.echo(f"test accuracy {result} (run folder {run_dir})")
+    if nproc > 1:
+        result = launch_training(nproc, config, run_dir, data_root=data_root, download=download,
+                                 resume=bool(resume_dir), timeout=dist_timeout)
+    else:
+        trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=bool(resume_dir),
+                          distributed_timeout=dist_timeout)
+        result = trainer.run()
+    if result is not None:
+        click.echo(f"test accuracy {result} (run folder {run_dir})")
 
 
 def _resumed_config(run_dir: Path, steps: int | None) -> TrainConfig:

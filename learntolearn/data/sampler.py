@@ -78,12 +78,23 @@ class EpisodeSampler:
         self.generator = torch.Generator().manual_seed(seed)
         self._pending: list[tuple[Tensor, Tensor]] = []
 
-    def sample(self) -> Task:
+    def _next_plan(self) -> tuple[Tensor, Tensor]:
         if not self._pending:
             classes, images = draw_plans(self.dataset, self.ways, self.shots, self.queries, self.batch, self.generator)
             self._pending = list(zip(classes.unbind(0), images.unbind(0)))[::-1]
-        classes, images = self._pending.pop()
-        return task_from_plan(self.dataset, classes, images, self.shots)
+        return self._pending.pop()
+
+    def sample(self) -> Task:
+        return task_from_plan(self.dataset, *self._next_plan(), self.shots)
+
+    def sample_many(self, count: int, keep: range | None = None) -> list[Task]:
+        """The next ``count`` episodes of the stream, or only those at positions ``keep`` of them.
+
+        The stream advances by ``count`` either way, so processes that each keep a different share
+        of a meta-batch stay in step (distributed training) without gathering the others' images.
+        """
+        plans = [self._next_plan() for _ in range(count)]
+        return [task_from_plan(self.dataset, *plans[i], self.shots) for i in (keep if keep is not None else range(count))]
 
     def __iter__(self):
         while True:

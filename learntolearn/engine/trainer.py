@@ -26,6 +26,15 @@ from learntolearn.algorithms.base import ALGORITHMS, Algorithm
 from learntolearn.data import EpisodeSampler, EpisodeSet, load_dataset
 from learntolearn.engine.checkpoint import atomic_save, load
 from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.distributed import (
+    DEFAULT_TIMEOUT_SECONDS,
+    all_reduce_gradients,
+    all_reduce_sum,
+    average_buffers,
+    broadcast_flag,
+    init_from_environment,
+    shard,
+)
 from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.nn.backbones import BACKBONES, ConvNet
@@ -51,9 +60,13 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
     return ALGORITHMS.get(config.algorithm).from_config(backbone, output_shape, config, train_classes)
 
 
-def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backward: int) -> tuple[float, float]:
-    """Add the meta-gradient of the mean meta-loss over ``tasks`` to the parameters' ``.grad``, running
-    backward on chunks of ``tasks_per_backward`` tasks; returns the mean loss and accuracy.
+def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backward: int,
+                             total: int | None = None) -> tuple[float, float]:
+    """Add the meta-gradient of the meta-loss over ``tasks`` to the parameters' ``.grad``, running
+    backward on chunks of ``tasks_per_backward`` tasks; returns the loss and accuracy.
+
+    Each task weighs ``1 / total`` (default ``len(tasks)``: the mean); a process holding a share of a
+    distributed meta-batch passes the whole meta-batch size, so the shares add up to the mean.
 
     Peak memory scales with the chunk, not the meta-batch. The gradient is the same as in one pass
     for algorithms whose meta-loss is a mean of per-task losses (the MAML family, Reptile); for the
@@ -63,7 +76,7 @@ def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backwa
     for start in range(0, len(tasks), tasks_per_backward):
         chunk = tasks[start:start + tasks_per_backward]
         out = algorithm.meta_loss(chunk)
-        weight = len(chunk) / len(tasks)
+        weight = len(chunk) / (total or len(tasks))
         if not math.isfinite(out.loss.item()):
             return out.loss.item(), out.accuracy
         (out.loss * weight).backward()
@@ -87,16 +100,23 @@ def provenance() -> dict:
 
 
 class Trainer:
-    """Meta-trains ``config.algorithm`` in ``run_dir``; ``run()`` returns the test :class:`Evaluation`."""
+    """Meta-trains ``config.algorithm`` in ``run_dir``; ``run()`` returns the test :class:`Evaluation`.
+
+    Started by torchrun (``ltl train --nproc N``), it joins the process group and trains data-parallel
+    (:mod:`learntolearn.engine.distributed`); only rank 0 writes to ``run_dir`` and tests.
+    """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, data_root: str | None = None,
-                 download: bool = False, resume: bool = False, progress: bool = True) -> None:
-        self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+                 download: bool = False, resume: bool = False, progress: bool = True,
+                 distributed_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.dist = init_from_environment(distributed_timeout)
+        self.config, self.run_dir, self.progress = config, Path(run_dir), progress and self.dist.is_main
+        if self.dist.enabled:
+            shard(config.meta_batch, 0, self.dist.world_size)
         if (self.run_dir / "config.json").exists() and not resume:
             raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it or choose another folder")
         if resume and not (self.run_dir / "config.json").exists():
             raise FileNotFoundError(f"{self.run_dir} is not a run folder (no config.json); nothing to resume")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         c = config
         options = {"data_root": data_root, "image_size": c.image_size, "download": download}
         self.train_data = load_dataset(c.dataset, c.split, c.train_subset, **options)
@@ -113,12 +133,18 @@ class Trainer:
         self.step, self.best_val, self.train_seconds, self.stale_validations = 0, -1.0, 0.0, 0
         if resume:
             self._restore()
-        else:
+        if self.dist.enabled:
+            torch.distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
+        self.metrics = None
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
-            (self.run_dir / "provenance.json").write_text(json.dumps(provenance(), indent=2))
-            spec = {"input_shape": list(self.train_data.image_shape), "train_classes": self.train_data.n_classes}
-            (self.run_dir / "model_spec.json").write_text(json.dumps(spec))
-        self.metrics = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
+            if not resume:
+                record = {**provenance(), "processes": self.dist.world_size}
+                (self.run_dir / "provenance.json").write_text(json.dumps(record, indent=2))
+                spec = {"input_shape": list(self.train_data.image_shape), "train_classes": self.train_data.n_classes}
+                (self.run_dir / "model_spec.json").write_text(json.dumps(spec))
+            self.metrics = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
 
     def _state(self) -> dict:
         return {"model": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -146,10 +172,10 @@ class Trainer:
         self.stale_validations = state.get("stale_validations", 0)
         if self.step > self.config.steps:
             raise ValueError(f"{self.run_dir} already ran {self.step} steps; resume with steps >= {self.step}")
-        (self.run_dir / "config.json").write_text(json.dumps(given, indent=2))
 
     def _log(self, record: dict) -> None:
-        self.metrics.write(record)
+        if self.metrics is not None:
+            self.metrics.write(record)
 
     def train(self) -> None:
         c = self.config
@@ -159,8 +185,12 @@ class Trainer:
             started = time.perf_counter()
             self.algorithm.train()
             self.optimizer.zero_grad(set_to_none=True)
-            tasks = [self.sampler.sample() for _ in range(c.meta_batch)]
-            loss, accuracy = accumulate_meta_gradient(self.algorithm, tasks, c.tasks_per_backward or len(tasks))
+            share = shard(c.meta_batch, self.dist.rank, self.dist.world_size)
+            tasks = self.sampler.sample_many(c.meta_batch, share)
+            loss, accuracy = accumulate_meta_gradient(self.algorithm, tasks, c.tasks_per_backward or len(tasks), c.meta_batch)
+            if self.dist.enabled:
+                all_reduce_gradients([p for p in self.algorithm.parameters() if p.requires_grad])
+                loss, accuracy = all_reduce_sum(loss, accuracy)
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"the meta-loss became {loss} at step {self.step + 1}; lower the learning rate "
@@ -168,6 +198,8 @@ class Trainer:
                 )
             self.optimizer.step()
             self.scheduler.step()
+            if self.dist.enabled:
+                average_buffers(self.algorithm)
             self.step += 1
             self.train_seconds += time.perf_counter() - started
             self._log({"step": self.step, "loss": round(loss, 6), "accuracy": round(accuracy, 6),
@@ -177,14 +209,16 @@ class Trainer:
                             tasks_per_s=f"{c.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}")
             stop = False
             if self.val_episodes is not None and c.val_every and self.step % c.val_every == 0:
-                stop = self._validate()
-            if stop or self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                stop = self._validate() if self.dist.is_main else False
+                stop = broadcast_flag(stop) if self.dist.enabled else stop
+            if self.dist.is_main and (stop or self.step % c.checkpoint_every == 0 or self.step == c.steps):
                 atomic_save(self._state(), self.run_dir / "last.pt")
             if stop:
                 self._log({"step": self.step, "early_stop": True, "best_val_accuracy": self.best_val})
                 break
         bar.close()
-        self.metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def _validate(self) -> bool:
         """Score the fixed validation episodes, keep the best model; True when patience has run out."""
@@ -213,6 +247,9 @@ class Trainer:
         (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))
         return result
 
-    def run(self) -> Evaluation:
+    def run(self) -> Evaluation | None:
+        """Train, then test on rank 0; other ranks of a distributed job return ``None``."""
         self.train()
-        return self.test()
+        if self.dist.enabled:
+            torch.distributed.destroy_process_group()
+        return self.test() if self.dist.is_main else None
