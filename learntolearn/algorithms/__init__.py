@@ -3,6 +3,7 @@
 from learntolearn.algorithms.anil import ANIL
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss
 from learntolearn.algorithms.baseline import CosineBaseline, FineTuning, LinearBaseline
+from learntolearn.algorithms.logistic import LogisticRegressionProbe
 from learntolearn.algorithms.maml import MAML
 from learntolearn.algorithms.mann import MemoryAugmentedNetwork
 from learntolearn.algorithms.matching import MatchingNetworks
@@ -13,6 +14,6 @@ from learntolearn.algorithms.relation import RelationNetworks
 from learntolearn.algorithms.reptile import Reptile
 from learntolearn.algorithms.siamese import SiameseNetworks
 
-__all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "MAML",
+__all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "LogisticRegressionProbe", "MAML",
            "MatchingNetworks", "MemoryAugmentedNetwork", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
            "SiameseNetworks"]

@@ -3,27 +3,38 @@
 Each class is represented by the mean of its support embeddings (Eq. 1), and a query is classified
 by a softmax over negative squared Euclidean distances to the prototypes (Eq. 2). Meta-training
 minimises the query cross-entropy; support and query images of all tasks in a batch go through the
-backbone in one pass.
+backbone in one pass. ``distance="cosine"`` ranks prototypes by cosine similarity instead (the
+nearest-class-mean rule on sentence embeddings), ``"scaled-cosine"`` with a learned scale for training.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
-from learntolearn.nn.distances import prototypes, squared_euclidean
+from learntolearn.nn.distances import cosine_similarity, prototypes, squared_euclidean
+
+DISTANCES = ("euclidean", "cosine", "scaled-cosine")
 
 
 @ALGORITHMS.register("protonet")
 class PrototypicalNetworks(EmbeddingAlgorithm):
     """Prototypical Networks over any backbone that maps a batch of inputs to flat embeddings."""
 
-    def __init__(self, backbone: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, *, distance: str = "euclidean") -> None:
         super().__init__()
-        self.backbone = backbone
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose from {', '.join(DISTANCES)}")
+        self.backbone, self.distance = backbone, distance
+        self.scale = nn.Parameter(torch.tensor(10.0)) if distance == "scaled-cosine" else None
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "Prototypical Networks")
 
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
-        return -squared_euclidean(query, prototypes(support, support_y, ways))
+        centres = prototypes(support, support_y, ways)
+        if self.distance == "euclidean":
+            return -squared_euclidean(query, centres)
+        similarity = cosine_similarity(query, centres)
+        return similarity if self.scale is None else self.scale * similarity

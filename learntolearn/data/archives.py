@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
+
+from learntolearn.data.roots import describe_root_choice, resolve_data_root
 
 
 class DataError(RuntimeError):
@@ -66,3 +69,26 @@ def download(remote: RemoteFile, folder: Path, *, progress: bool = True) -> Path
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def fetch_file(remote: RemoteFile, data_root: str | os.PathLike[str] | None, folder_name: str, download_missing: bool,
+               title: str) -> Path:
+    """Path of ``remote`` under ``<root>/<folder_name>``, downloading it (checksum-verified) when allowed and absent."""
+    folder = resolve_data_root(data_root) / folder_name
+    path = folder / remote.filename
+    if path.exists():
+        return path
+    if not download_missing:
+        raise DataError(
+            f"{title} not found: looked for {path} (data root from {describe_root_choice(data_root)}). "
+            f"Put the official {remote.filename} there, point --data-root or $LTL_DATA at a folder holding "
+            f"{folder_name}/{remote.filename}, or allow the download from {remote.url}."
+        )
+    try:
+        return download(remote, folder)
+    except (urllib.error.URLError, OSError) as err:
+        raise DataError(
+            f"{title} not found at {path} (data root from {describe_root_choice(data_root)}) and the "
+            f"download from {remote.url} failed ({err}). Download it by hand into {folder}, or point "
+            f"--data-root or $LTL_DATA at a folder holding {folder_name}/{remote.filename}."
+        ) from err

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import urllib.error
 import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from learntolearn.data.archives import DataError, RemoteFile, download
+from learntolearn.data.archives import DataError, RemoteFile, fetch_file
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
-from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.splits import omniglot as splits
 
 OFFICIAL = "https://github.com/brendenlake/omniglot/raw/master/python/"
@@ -72,24 +70,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
 
 def fetch(remote: RemoteFile, data_root: str | os.PathLike[str] | None, download_missing: bool) -> Path:
     """Path of ``remote`` under ``<root>/omniglot``, downloading it when allowed and absent."""
-    folder = resolve_data_root(data_root) / "omniglot"
-    path = folder / remote.filename
-    if path.exists():
-        return path
-    if not download_missing:
-        raise DataError(
-            f"Omniglot archive not found: looked for {path} (data root from {describe_root_choice(data_root)}). "
-            f"Put the official {remote.filename} there, point --data-root or $LTL_DATA at a folder holding "
-            f"omniglot/{remote.filename}, or allow the download from {remote.url}."
-        )
-    try:
-        return download(remote, folder)
-    except (urllib.error.URLError, OSError) as err:
-        raise DataError(
-            f"Omniglot archive not found at {path} (data root from {describe_root_choice(data_root)}) and the "
-            f"download from {remote.url} failed ({err}). Download it by hand into {folder}, or point "
-            f"--data-root or $LTL_DATA at a folder holding omniglot/{remote.filename}."
-        ) from err
+    return fetch_file(remote, data_root, "omniglot", download_missing, "Omniglot archive")
 
 
 def index_archive(path: Path, spec: ArchiveSpec) -> dict[tuple[str, int], list[str]]:
