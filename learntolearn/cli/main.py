@@ -282,36 +282,59 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(exists=True))
-@click.option("--support", "support_dir", type=click.Path(file_okay=False), required=True,
-              help="Folder with one sub-folder of PNG/JPEG images per class.")
-@click.option("--query", "query_dir", type=click.Path(file_okay=False), required=True, help="Folder of images to label.")
+@click.argument("model", type=click.Path(exists=True), required=False)
+@click.option("--support", "support_path", type=click.Path(exists=True), required=True,
+              help="Images: a folder with one sub-folder per class. Texts: a .csv (columns text,label) or .jsonl file.")
+@click.option("--query", "query_path", type=click.Path(exists=True), required=True,
+              help="A folder of images, or a file of texts (.txt one per line, .csv with a text column, .jsonl).")
 @click.option("--out", "csv_path", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
-              help="CSV to write: file, predicted_class, confidence.")
+              help="CSV to write: file (or text), predicted_class, confidence.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--allow-fewer-shots", is_flag=True, help="Accept classes with fewer images than the model's shot setting.")
+@click.option("--method", type=click.Choice(["logistic", "prototypes"]), default="logistic", show_default=True,
+              help="Texts: logistic regression (confidence = probability) or cosine prototypes (confidence = similarity).")
+@click.option("--shots", type=click.IntRange(min=1), default=None, help="Texts: require at least this many examples per class.")
+@click.option("--reject-below", type=float, default=None,
+              help="Texts: label a query out_of_scope when its confidence is below this.")
 @data_root_option
-def adapt(model: str, support_dir: str, query_dir: str, csv_path: str, force: bool, allow_fewer_shots: bool,
-          data_root: str | None) -> None:
-    """Adapt MODEL (an `ltl export` file or a run folder) to your classes and label your query images."""
+def adapt(model: str | None, support_path: str, query_path: str, csv_path: str, force: bool, allow_fewer_shots: bool,
+          method: str, shots: int | None, reject_below: float | None, data_root: str | None) -> None:
+    """Label your queries from a few labelled examples per class.
+
+    Images: adapt MODEL (an `ltl export` file or a run folder) to the class folders of --support.
+    Texts (--support is a .csv or .jsonl file): no MODEL; the packaged sentence encoder embeds them.
+    """
     out = Path(csv_path)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
     started = time.perf_counter()
-    classifier = FewShotClassifier.load(model, data_root)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        classifier.fit(support_dir, allow_fewer_shots=allow_fewer_shots)
+        if Path(support_path).is_file():
+            if model is not None:
+                raise click.UsageError("text examples (--support FILE) use the packaged sentence encoder; drop MODEL")
+            from learntolearn.text import TextFewShotClassifier, read_texts
+
+            classifier = TextFewShotClassifier(method, reject_below=reject_below).fit_file(support_path, shots=shots)
+            texts, _ = read_texts(query_path, labelled=False)
+            rows = [(p.text, p.predicted_class, p.confidence) for p in classifier.predict(texts)]
+            header, what = ["text", "predicted_class", "confidence"], "texts"
+        else:
+            if model is None:
+                raise click.UsageError("image folders need MODEL, an `ltl export` file or a run folder")
+            classifier = FewShotClassifier.load(model, data_root)
+            classifier.fit(support_path, allow_fewer_shots=allow_fewer_shots)
+            rows = [(p.file, p.predicted_class, p.confidence) for p in classifier.predict(query_path)]
+            header, what = ["file", "predicted_class", "confidence"], "images"
     for warning in caught:
         click.echo(f"note: {warning.message}", err=True)
-    predictions = classifier.predict(query_dir)
     tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "predicted_class", "confidence"])
-        writer.writerows((p.file, p.predicted_class, f"{p.confidence:.4f}") for p in predictions)
+        writer.writerow(header)
+        writer.writerows((name, label, f"{confidence:.4f}") for name, label, confidence in rows)
     tmp.replace(out)
-    click.echo(f"{len(predictions)} images labelled with {len(classifier.classes)} classes in "
+    click.echo(f"{len(rows)} {what} labelled with {len(classifier.classes)} classes in "
                f"{time.perf_counter() - started:.1f} s; wrote {out}")
 
 

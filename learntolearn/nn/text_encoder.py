@@ -41,6 +41,13 @@ def mean_pool(token_states: Tensor, attention_mask: Tensor) -> Tensor:
     return (token_states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """``ValueError`` naming the first empty (or non-string) text by its position."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"text {i} is empty or not a string ({text!r}); remove it or give it words")
+
+
 class SentenceEncoder(nn.Module):
     """Texts to unit-length 384-dimensional embeddings; ``model`` is the transformer (adaptable, e.g. by LoRA)."""
 
@@ -66,9 +73,7 @@ class SentenceEncoder(nn.Module):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Padded token ids and attention mask; empty texts are refused, long ones truncated (with one warning)."""
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"text {i} is empty or not a string ({text!r}); remove it or give it words")
+        check_texts(texts)
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
                                return_tensors="pt", return_overflowing_tokens=False, return_length=False)
         if not self._warned_truncation and batch["attention_mask"].shape[1] == self.max_tokens:
@@ -87,6 +92,7 @@ class SentenceEncoder(nn.Module):
     @torch.no_grad()
     def encode(self, texts: Sequence[str], *, batch_size: int = 128) -> Tensor:
         """Embeddings ``(len(texts), dim)``, computed in batches of similar length (little padding)."""
+        check_texts(texts)
         was_training = self.training
         self.eval()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -1,0 +1,141 @@
+"""For practitioners: a text classifier from a few labelled examples per class, no training.
+
+    from learntolearn.text import TextFewShotClassifier
+    classifier = TextFewShotClassifier().fit_file("examples.csv")       # columns text,label (or JSONL)
+    predictions = classifier.predict(["book a table for two", "what's my balance"])
+
+Texts are embedded by the offline all-MiniLM-L6-v2 encoder; a logistic regression probe
+(:class:`~learntolearn.algorithms.LogisticRegressionProbe`) fitted on the examples gives each query a
+class and its probability, or cosine prototypes (``method="prototypes"``) give the nearest class
+mean and its cosine similarity. With ``reject_below``, a query scored below it is labelled
+``out_of_scope``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from learntolearn.algorithms import LogisticRegressionProbe, PrototypicalNetworks
+from learntolearn.data.archives import DataError
+from learntolearn.engine.evaluate import adapt_and_predict
+from learntolearn.nn.text_encoder import SentenceEncoder
+
+OUT_OF_SCOPE = "out_of_scope"
+METHODS = ("logistic", "prototypes")
+
+
+@dataclass(frozen=True)
+class TextPrediction:
+    text: str
+    predicted_class: str
+    confidence: float
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+
+
+def read_texts(path: str | os.PathLike[str], *, labelled: bool) -> tuple[list[str], list[str]]:
+    """Texts (and labels when ``labelled``) from a CSV with a header (``text`` and ``label`` columns), a JSONL
+    file of ``{"text": ..., "label": ...}`` objects, or (queries only) a plain file of one text per line."""
+    path = Path(path)
+    lines = _read_lines(path)
+    texts, labels = [], []
+    if path.suffix.lower() == ".jsonl":
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                texts.append(item["text"])
+                labels.append(str(item["label"]) if labelled else "")
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                fields = '"text" and "label"' if labelled else '"text"'
+                raise DataError(f"{path}, line {number}: expected a JSON object with {fields} "
+                                f"({type(err).__name__}: {err})") from err
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(lines)
+        needed = ["text", "label"] if labelled else ["text"]
+        if not reader.fieldnames or any(column not in reader.fieldnames for column in needed):
+            raise DataError(f"{path}: the header must name the columns {', '.join(needed)}; found {reader.fieldnames}")
+        for row in reader:
+            texts.append(row["text"])
+            labels.append(row["label"] if labelled else "")
+    elif labelled:
+        raise DataError(f"{path}: labelled examples must be a .csv (columns text,label) or a .jsonl file")
+    else:
+        texts = [line for line in lines if line.strip()]
+    for number, text in enumerate(texts, 1):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: text {number} is empty; remove it or give it words")
+    empty_labels = [number for number, label in enumerate(labels, 1) if labelled and not label.strip()]
+    if empty_labels:
+        raise DataError(f"{path}: text {empty_labels[0]} has an empty label")
+    if not texts:
+        raise DataError(f"{path} holds no texts")
+    return texts, labels
+
+
+class TextFewShotClassifier:
+    """Few-shot text classification on frozen sentence embeddings; see the module docstring."""
+
+    def __init__(self, method: str = "logistic", *, reject_below: float | None = None,
+                 encoder: SentenceEncoder | None = None) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        self.method, self.reject_below = method, reject_below
+        self.encoder = encoder if encoder is not None else SentenceEncoder()
+        self.algorithm = LogisticRegressionProbe() if method == "logistic" else \
+            PrototypicalNetworks(nn.Identity(), distance="cosine")
+        self.classes: list[str] = []
+        self.adapted = None
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str], *, shots: int | None = None) -> TextFewShotClassifier:
+        """Learn the classes of ``labels`` from ``texts``; with ``shots``, every class must have at least that many."""
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        counts = Counter(labels)
+        if len(counts) < 2:
+            raise DataError(f"need examples of at least 2 classes, got {sorted(counts)}")
+        if shots is not None:
+            short = sorted(f"{label} ({n})" for label, n in counts.items() if n < shots)
+            if short:
+                raise DataError(f"{shots} examples per class were asked for, but {', '.join(short)} "
+                                f"{'has' if len(short) == 1 else 'have'} fewer; add examples or lower --shots")
+            if any(n > shots for n in counts.values()):
+                warnings.warn(f"some classes have more than {shots} examples; all of them are used", stacklevel=2)
+        self.classes = sorted(counts)
+        index = {label: i for i, label in enumerate(self.classes)}
+        features = self.encoder.encode(list(texts))
+        targets = torch.tensor([index[label] for label in labels])
+        self.adapted = (features, targets)
+        return self
+
+    def fit_file(self, path: str | os.PathLike[str], *, shots: int | None = None) -> TextFewShotClassifier:
+        """:meth:`fit` on a CSV (text,label) or JSONL file."""
+        texts, labels = read_texts(path, labelled=True)
+        return self.fit(texts, labels, shots=shots)
+
+    def predict(self, texts: Sequence[str]) -> list[TextPrediction]:
+        if self.adapted is None:
+            raise RuntimeError("call fit() or fit_file() with labelled examples before predict()")
+        support, targets = self.adapted
+        outputs = adapt_and_predict(self.algorithm, support, targets, self.encoder.encode(list(texts)))
+        scores = outputs.softmax(-1) if self.method == "logistic" else outputs
+        confidence, predicted = scores.max(-1)
+        return [TextPrediction(text, OUT_OF_SCOPE if self.reject_below is not None and c < self.reject_below
+                               else self.classes[p], float(c))
+                for text, c, p in zip(texts, confidence.tolist(), predicted.tolist())]
