@@ -8,7 +8,8 @@ differences are paired. Methods, all on all-MiniLM-L6-v2 sentence embeddings com
 prototypes (nearest class mean by cosine, no training), logistic regression fitted on each support
 set, and a residual adapter meta-trained episodically (Prototypical Networks objective, scaled
 cosine) on the meta-train classes: CLINC150's train intents for the CLINC settings, FewRel 2.0's
-NYT relations for FewRel 1.0 (whose 64 training relations are not published in the data root).
+NYT relations for FewRel 1.0 and for FewRel 2.0's PubMed domain-adaptation set (FewRel 1.0's 64
+training relations are not in the data root).
 Out-of-scope rejection on CLINC150: the threshold is chosen on meta-train episodes with oos_train
 queries, then applied to test episodes with 15 oos_test queries each. Writes results/text.md and
 results/text.json.
@@ -44,6 +45,8 @@ BENCHMARKS = {  # name: (meta-train loader, meta-test loader, settings (ways, sh
                                  [(5, 1), (5, 5), (10, 1), (10, 5)]),
     "FewRel 1.0 val (adapter: NYT)": (lambda r: load_fewrel(r, "val_nyt"), lambda r: load_fewrel(r, "val_wiki"),
                                       [(5, 1), (5, 5)]),
+    "FewRel 2.0 PubMed (adapter: NYT)": (lambda r: load_fewrel(r, "val_nyt"), lambda r: load_fewrel(r, "val_pubmed"),
+                                         [(5, 1), (5, 5)]),
 }
 
 
