@@ -135,7 +135,9 @@ def sinusoid_mse(algorithm, tasks_):
     (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse", first_order=True), torch.optim.Adam, 3e-3, 600),
     (lambda: MetaSGD(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
     (lambda: Reptile(mlp(1, (40, 40), 1), inner_lr=0.02, inner_steps=10, loss="mse"), torch.optim.SGD, 1.0, 150),
-], ids=["maml", "fomaml", "metasgd", "reptile"])
+    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=2, loss="mse", per_step_rates=True,
+                  multi_step_loss_steps=300), torch.optim.Adam, 3e-3, 600),
+], ids=["maml", "fomaml", "metasgd", "reptile", "maml++"])
 def test_gradient_based_learners_learn_sinusoids(make, optimizer, lr, steps):
     """After a few hundred meta-iterations, post-adaptation MSE on new sinusoids falls well below an untrained net's."""
     torch.manual_seed(0)

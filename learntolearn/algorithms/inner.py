@@ -22,16 +22,19 @@ from torch import Tensor
 Params = dict[str, Tensor]
 #: one scalar rate for every parameter, or a rate tensor per parameter name (Meta-SGD)
 LearningRate = Union[float, Tensor, Mapping[str, Tensor]]
+#: a rate for every step, or a function of the step (0-based) giving that step's rate (MAML++ per-step rates)
+StepRates = Union[LearningRate, Callable[[int], LearningRate]]
 
 
-def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: LearningRate, *,
-                   first_order: bool = False, check_finite: bool = True) -> Params:
-    """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` and return the fast parameters.
+def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
+                   first_order: bool = False, check_finite: bool = True) -> list[Params]:
+    """The fast parameters after each of ``steps`` gradient steps on ``loss_fn`` from ``params``.
 
     ``check_finite`` stops with ``FloatingPointError`` naming the inner step whose loss is not
     finite; it must be off under ``vmap``, where values cannot be inspected.
     """
     grad_and_loss = torch.func.grad_and_value(loss_fn)
+    trajectory = []
     for step in range(steps):
         grads, loss = grad_and_loss(params)
         if check_finite and not bool(torch.isfinite(loss)):
@@ -41,8 +44,16 @@ def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
             )
         if first_order:
             grads = {n: g.detach() for n, g in grads.items()}
-        params = {n: p - (lr[n] if isinstance(lr, Mapping) else lr) * grads[n] for n, p in params.items()}
-    return params
+        rate = lr(step) if callable(lr) else lr
+        params = {n: p - (rate[n] if isinstance(rate, Mapping) else rate) * grads[n] for n, p in params.items()}
+        trajectory.append(params)
+    return trajectory
+
+
+def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
+                   first_order: bool = False, check_finite: bool = True) -> Params:
+    """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` and return the fast parameters."""
+    return sgd_trajectory(loss_fn, params, steps, lr, first_order=first_order, check_finite=check_finite)[-1]
 
 
 def check_inner_settings(lr: float, steps: int, test_steps: int) -> None:

@@ -10,6 +10,13 @@ training *and* at test time and no running statistics are kept (see
 leaks from one task to another. Test-time adaptation is therefore transductive over each query
 batch, as in the paper.
 
+Two options from MAML++ (Antoniou, Edwards & Storkey, ICLR 2019, Section 4): ``per_step_rates``
+learns an inner learning rate per parameter tensor and per inner step ("LSLR"), starting at
+``inner_lr``; evaluation with more steps than training reuses the last step's rates.
+``multi_step_loss_steps=N`` makes the meta-loss a weighted sum of the query losses after every inner
+step ("MSL"), the weights annealed linearly from uniform to the final step alone over the first N
+meta-iterations (the paper anneals over its first epochs).
+
 ``batched=True`` evaluates the task batch with ``torch.func.vmap`` instead of a Python loop over
 tasks; both paths share one inner loop and agree with finite differences (tested). The vmapped
 path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it, and
@@ -34,10 +41,10 @@ from learntolearn.algorithms.base import (
     check_support,
 )
 from learntolearn.algorithms.inner import (
-    LearningRate,
     Params,
+    StepRates,
     check_inner_settings,
-    sgd_inner_loop,
+    sgd_trajectory,
 )
 from learntolearn.nn.backbones import ConvNet
 from learntolearn.nn.batchnorm import use_batch_statistics
@@ -54,8 +61,11 @@ def linear_head(output_shape: tuple[int, ...], ways: int) -> list[nn.Module]:
 
 def inner_options(config) -> dict:
     """The inner-loop settings of a run config, as keyword arguments of the MAML family."""
-    return {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
-            "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
+    options = {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
+               "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
+    if config.per_step_rates or config.multi_step_loss_steps:
+        options.update(per_step_rates=config.per_step_rates, multi_step_loss_steps=config.multi_step_loss_steps)
+    return options
 
 
 @ALGORITHMS.register("maml")
@@ -70,14 +80,23 @@ class MAML(Algorithm):
         first_order: drop second-order terms (first-order MAML).
         batched: vmap over the tasks of a batch instead of looping in Python.
         loss: ``cross_entropy`` (classification) or ``mse`` (regression).
+        per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
+        multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
     """
 
     adapts_by_gradient = True
 
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
-                 loss: str = "cross_entropy") -> None:
+                 loss: str = "cross_entropy", per_step_rates: bool = False, multi_step_loss_steps: int = 0) -> None:
         super().__init__()
+        if (per_step_rates or multi_step_loss_steps) and type(self) is not MAML:
+            raise ValueError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
+                             f"{type(self).__name__} does not take them")
+        if multi_step_loss_steps and batched:
+            raise ValueError("multi_step_loss_steps needs the task loop; drop batched=True")
+        if multi_step_loss_steps < 0:
+            raise ValueError(f"multi_step_loss_steps must be >= 0, got {multi_step_loss_steps}")
         test_inner_steps = test_inner_steps or inner_steps
         check_inner_settings(inner_lr, inner_steps, test_inner_steps)
         if loss not in LOSSES:
@@ -91,15 +110,33 @@ class MAML(Algorithm):
                     module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.loss_name = first_order, batched, loss
+        self.step_rates = nn.ParameterDict(
+            {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
+             for name, _ in self.model.named_parameters()}) if per_step_rates else None
+        self.multi_step_loss_steps = multi_step_loss_steps
+        # saved only when it matters, so checkpoints of plain MAML keep their keys
+        self.register_buffer("meta_iterations", torch.zeros((), dtype=torch.int64), persistent=bool(multi_step_loss_steps))
 
     @classmethod
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MAML":
         return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), **inner_options(config))
 
     # -- pieces the variants override -------------------------------------------------------
-    def inner_rates(self) -> LearningRate:
-        """The step size of each adapted parameter (a scalar here; learned tensors in Meta-SGD)."""
-        return self.inner_lr
+    def inner_rates(self) -> StepRates:
+        """The step size of each adapted parameter (a scalar here; learned tensors in Meta-SGD; per step with
+        ``per_step_rates``)."""
+        if self.step_rates is None:
+            return self.inner_lr
+        last = self.inner_steps - 1
+        return lambda step: {name.replace("__", "."): rates[min(step, last)] for name, rates in self.step_rates.items()}
+
+    def step_weights(self) -> Tensor:
+        """MAML++'s multi-step loss weights: uniform over the inner steps at first, all on the last step after
+        ``multi_step_loss_steps`` meta-iterations."""
+        progress = min(1.0, int(self.meta_iterations) / self.multi_step_loss_steps)
+        weights = torch.full((self.inner_steps,), (1.0 - progress) / self.inner_steps)
+        weights[-1] += progress
+        return weights
 
     def adapted_names(self) -> list[str]:
         """Names of the parameters the inner loop adapts (all of them for MAML)."""
@@ -126,14 +163,18 @@ class MAML(Algorithm):
     def inner_steps_now(self) -> int:
         return self.inner_steps if self.training else self.test_inner_steps
 
-    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+    def trajectory(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> list[Params]:
+        """All parameters after each inner step."""
         params = dict(self.model.named_parameters())
         adapted = {n: params.pop(n) for n in self.adapted_names()}
-        fast = sgd_inner_loop(
+        steps = sgd_trajectory(
             lambda p: self.checked_loss(self.forward_with({**params, **p}, support_x), support_y, ways),
             adapted, self.inner_steps_now(), self.inner_rates(),
             first_order=self.first_order or not self.training, check_finite=check_finite)
-        return {**params, **fast}
+        return [{**params, **fast} for fast in steps]
+
+    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+        return self.trajectory(support_x, support_y, ways, check_finite=check_finite)[-1]
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Params:
         return self.fast_weights(support_x, support_y, self.check_task(support_x, support_y))
@@ -142,6 +183,8 @@ class MAML(Algorithm):
         return self.forward_with(adapted, query_x)
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        if self.multi_step_loss_steps and self.training:
+            return self.multi_step_meta_loss(tasks)
         if not self.batched:
             return super().meta_loss(tasks)
         ways = {self.check_task(t.support_x, t.support_y) for t in tasks}
@@ -159,3 +202,15 @@ class MAML(Algorithm):
         if not bool(torch.isfinite(losses).all()):
             raise FloatingPointError("a task's query loss is not finite after the inner loop; lower the inner learning rate")
         return MetaLoss(losses.mean(), accuracy(outputs, stacked[3]))
+
+    def multi_step_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        """MAML++ MSL: query losses after every inner step, weighted by :meth:`step_weights`."""
+        weights, losses, accuracies = self.step_weights(), [], []
+        for task in tasks:
+            check_query(task.support_x, task.query_x)
+            steps = self.trajectory(task.support_x, task.support_y, self.check_task(task.support_x, task.support_y))
+            outputs = [self.predict(fast, task.query_x) for fast in steps]
+            losses.append(sum(w * self.query_loss(out, task.query_y) for w, out in zip(weights, outputs)))
+            accuracies.append(accuracy(outputs[-1].detach(), task.query_y))
+        self.meta_iterations += 1
+        return MetaLoss(torch.stack(losses).mean(), sum(accuracies) / len(accuracies))

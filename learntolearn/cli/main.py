@@ -110,6 +110,9 @@ def datasets(data_root: str | None) -> None:
               help="Inner steps at evaluation (MAML family).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
 @click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
+@click.option("--per-step-rates", is_flag=True, help="MAML++: learn an inner rate per parameter tensor and step (maml).")
+@click.option("--multi-step-loss-steps", type=click.IntRange(min=0), default=0, show_default=True,
+              help="MAML++: query loss after every inner step, annealed to the last over this many steps (maml; 0: off).")
 @click.option("--full-context", is_flag=True, help="Matching Networks' full context embeddings.")
 @click.option("--sequence-model", type=click.Choice(["lstm", "transformer"]), default="lstm", show_default=True,
               help="The recurrent learner's sequence model.")

@@ -55,6 +55,8 @@ class TrainConfig:
     test_inner_steps: int = 3
     first_order: bool = False
     batched: bool = False
+    per_step_rates: bool = False
+    multi_step_loss_steps: int = 0
     full_context: bool = False
     adapt_steps: int = 100
     patience: int = 0
