@@ -166,3 +166,30 @@ def test_gradient_based_learners_learn_5way_glyphs(make):
     meta_train(algorithm, lambda: [sampler.sample() for _ in range(4)], 80, optimizer)
     after = evaluate(algorithm, episodes.tasks(test), progress=False).mean
     assert after > before + 0.2 and after > 0.5, (before, after)
+
+
+def test_meta_learner_lstm_starts_as_gated_gradient_descent_and_learns_glyphs():
+    from learntolearn.algorithms import MetaLearnerLSTM
+
+    torch.manual_seed(0)
+    model = nn.Sequential(conv4(hidden=16, out_channels=16), nn.Linear(16, 5))
+    learner = MetaLearnerLSTM(model, inner_lr=0.4, inner_steps=1)
+    train, test = load_synthetic(subset="train"), load_synthetic(subset="test")
+    task = EpisodeSampler(train, 5, 1, 5, seed=1).sample()
+    learner.train()
+    theta = dict(learner.model.named_parameters())
+    loss = F.cross_entropy(learner.forward_with(theta, task.support_x), task.support_y)
+    grads = dict(zip(theta, torch.autograd.grad(loss, list(theta.values()))))
+    fast = learner.fast_weights(task.support_x, task.support_y, 5)
+    for name, p in theta.items():
+        expected = torch.sigmoid(torch.tensor(5.0)) * p - 0.4 * grads[name]
+        torch.testing.assert_close(fast[name], expected, atol=1e-6, rtol=1e-5)
+    learner.zero_grad()
+    learner.meta_loss([task]).loss.backward()
+    assert learner.input_gate.weight.grad.abs().sum() > 0 and learner.forget_gate.bias.grad.abs() > 0
+    episodes = EpisodeSet.generate(test, 5, 1, 5, count=60, seed=0)
+    before = evaluate(learner, episodes.tasks(test), progress=False).mean
+    sampler = EpisodeSampler(train, 5, 1, 5, seed=0)
+    meta_train(learner, lambda: [sampler.sample() for _ in range(4)], 160, torch.optim.Adam(learner.parameters(), lr=1e-3))
+    after = evaluate(learner, episodes.tasks(test), progress=False).mean
+    assert after > before + 0.2 and after > 0.5, (before, after)

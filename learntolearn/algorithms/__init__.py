@@ -7,6 +7,7 @@ from learntolearn.algorithms.logistic import LogisticRegressionProbe
 from learntolearn.algorithms.maml import MAML
 from learntolearn.algorithms.mann import MemoryAugmentedNetwork
 from learntolearn.algorithms.matching import MatchingNetworks
+from learntolearn.algorithms.metalstm import MetaLearnerLSTM
 from learntolearn.algorithms.metasgd import MetaSGD
 from learntolearn.algorithms.protonet import PrototypicalNetworks
 from learntolearn.algorithms.recurrent import RecurrentLearner
@@ -15,5 +16,5 @@ from learntolearn.algorithms.reptile import Reptile
 from learntolearn.algorithms.siamese import SiameseNetworks
 
 __all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "LogisticRegressionProbe", "MAML",
-           "MatchingNetworks", "MemoryAugmentedNetwork", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
+           "MatchingNetworks", "MemoryAugmentedNetwork", "MetaLearnerLSTM", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
            "SiameseNetworks"]
