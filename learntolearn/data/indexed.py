@@ -10,8 +10,37 @@ from torch import Tensor
 from learntolearn.data.images import to_float
 
 
+class ClassGroups:
+    """Rows grouped contiguously by class: class ``c`` owns rows ``offsets[c]:offsets[c + 1]``.
+
+    Shared by the image and text data sets (what the episode sampler needs besides ``to_float``).
+    """
+
+    offsets: Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def counts(self) -> Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    @staticmethod
+    def offsets_from_counts(counts: list[int]) -> Tensor:
+        return torch.cat([torch.zeros(1, dtype=torch.int64), torch.tensor(counts, dtype=torch.int64).cumsum(0)])
+
+    def check_groups(self, rows: int, what: str) -> None:
+        """``ValueError`` unless the offsets cover ``rows`` rows and every class has at least one."""
+        if self.offsets.shape != (len(self.class_names) + 1,) or int(self.offsets[-1]) != rows:
+            raise ValueError(f"offsets must have one entry per class plus one, ending at the number of {what}")
+        if bool((self.counts <= 0).any()):
+            raise ValueError(f"class {self.class_names[int((self.counts <= 0).nonzero()[0])]!r} has no {what}")
+
+
 @dataclass(frozen=True)
-class ImageClassDataset:
+class ImageClassDataset(ClassGroups):
     """All images of a set of classes, contiguous per class.
 
     Attributes:
@@ -30,18 +59,7 @@ class ImageClassDataset:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             raise ValueError(f"images must be a uint8 tensor (n, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.offsets.shape != (len(self.class_names) + 1,) or int(self.offsets[-1]) != self.images.shape[0]:
-            raise ValueError("offsets must have one entry per class plus one, ending at the number of images")
-        if bool((self.counts <= 0).any()):
-            raise ValueError(f"class {self.class_names[int((self.counts <= 0).nonzero()[0])]!r} has no images")
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def counts(self) -> Tensor:
-        return self.offsets[1:] - self.offsets[:-1]
+        self.check_groups(self.images.shape[0], "images")
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -50,8 +68,7 @@ class ImageClassDataset:
     @classmethod
     def from_class_tensors(cls, name: str, per_class: list[Tensor], class_names: list[str]) -> "ImageClassDataset":
         """Build from one ``(n_c, C, H, W)`` uint8 tensor per class."""
-        counts = torch.tensor([len(t) for t in per_class], dtype=torch.int64)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+        offsets = cls.offsets_from_counts([len(t) for t in per_class])
         return cls(name, torch.cat(per_class), offsets, tuple(class_names))
 
     def to_float(self, indices: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from learntolearn.data.archives import DataError, RemoteFile, fetch_file
+from learntolearn.data.indexed import ClassGroups
 from learntolearn.data.splits import clinc150 as clinc_splits
 
 CLINC_URL = "https://raw.githubusercontent.com/clinc/oos-eval/828f8093932c8fe6ca7936c3d2e52903b1c523de/data/"
@@ -44,7 +45,7 @@ OOS_PARTS = {"train": "oos_train", "val": "oos_val", "test": "oos_test"}
 
 
 @dataclass(frozen=True)
-class TextClassDataset:
+class TextClassDataset(ClassGroups):
     """Texts of a set of classes, contiguous per class; class ``c`` owns ``texts[offsets[c]:offsets[c + 1]]``.
 
     ``features`` (one row per text), when set, is what episodes carry; see :meth:`with_features`.
@@ -57,27 +58,15 @@ class TextClassDataset:
     features: Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.offsets.shape != (len(self.class_names) + 1,) or int(self.offsets[-1]) != len(self.texts):
-            raise ValueError("offsets must have one entry per class plus one, ending at the number of texts")
-        if bool((self.counts <= 0).any()):
-            raise ValueError(f"class {self.class_names[int((self.counts <= 0).nonzero()[0])]!r} has no texts")
+        self.check_groups(len(self.texts), "texts")
         if self.features is not None and self.features.shape[0] != len(self.texts):
             raise ValueError(f"features must have one row per text ({len(self.texts)}), got {self.features.shape[0]}")
 
     @classmethod
     def from_groups(cls, name: str, groups: dict[str, list[str]]) -> TextClassDataset:
         """Build from ``{class name: [text, ...]}`` (classes in the dict's order)."""
-        counts = torch.tensor([len(texts) for texts in groups.values()], dtype=torch.int64)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+        offsets = cls.offsets_from_counts([len(texts) for texts in groups.values()])
         return cls(name, tuple(t for texts in groups.values() for t in texts), offsets, tuple(groups))
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def counts(self) -> Tensor:
-        return self.offsets[1:] - self.offsets[:-1]
 
     @property
     def labels(self) -> Tensor:
