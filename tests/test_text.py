@@ -262,24 +262,19 @@ def test_ltl_adapt_labels_texts_from_a_csv_or_jsonl_of_examples(tmp_path, encode
     assert {p.predicted_class for p in predictions.predict(["do i need an umbrella today"])} == {"out_of_scope"}
 
 
-def test_bad_example_files_are_named_with_the_fix(tmp_path):
+@pytest.mark.parametrize("name, content, message", [
+    ("a.csv", b"text,label\ncaf\xe9,x\n", "not UTF-8"),
+    ("b.csv", b"sentence,label\nhi,x\n", "header must name the columns text, label"),
+    ("c.jsonl", b'{"text": "hi", "label": "x"}\n{"text": "", "label": "y"}\n', "text 2 is empty"),
+    ("d.jsonl", b'{"text": "hi"}\n', 'line 1: expected a JSON object with "text" and "label"'),
+    ("e.txt", b"hi\n", "must be a .csv"),
+])
+def test_bad_example_files_are_named_with_the_fix(tmp_path, name, content, message):
     from learntolearn.text import read_texts
 
-    (tmp_path / "a.csv").write_bytes(b"text,label\ncaf\xe9,x\n")
-    with pytest.raises(DataError, match="not UTF-8"):
-        read_texts(tmp_path / "a.csv", labelled=True)
-    (tmp_path / "b.csv").write_text("sentence,label\nhi,x\n")
-    with pytest.raises(DataError, match="header must name the columns text, label"):
-        read_texts(tmp_path / "b.csv", labelled=True)
-    (tmp_path / "c.jsonl").write_text('{"text": "hi", "label": "x"}\n{"text": "", "label": "y"}\n')
-    with pytest.raises(DataError, match="text 2 is empty"):
-        read_texts(tmp_path / "c.jsonl", labelled=True)
-    (tmp_path / "d.jsonl").write_text('{"text": "hi"}\n')
-    with pytest.raises(DataError, match='line 1: expected a JSON object with "text" and "label"'):
-        read_texts(tmp_path / "d.jsonl", labelled=True)
-    (tmp_path / "e.txt").write_text("hi\n")
-    with pytest.raises(DataError, match="must be a .csv"):
-        read_texts(tmp_path / "e.txt", labelled=True)
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_texts(tmp_path / name, labelled=True)
 
 
 @pytest.fixture(scope="module")
