@@ -10,11 +10,15 @@ least-used row is cleared. The output is a softmax over the controller state and
 step, as the paper trains; :func:`instance_accuracy` gives accuracy on the 1st, 2nd, ... appearance
 of a class. ``adapt`` writes the support set into memory (one step late, as in training) and
 ``predict`` presents each query from that state.
+
+``memory="ntm"`` swaps the least-recently-used memory for a Neural Turing Machine's (Graves, Wayne &
+Danihelka 2014, Section 3.3): content, interpolation, shift and sharpening addressing, erase-then-add
+writes. Controller, label encoding, episodes and loss are shared.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import torch
@@ -85,18 +89,94 @@ class LRUMemory(nn.Module):
         return logits, MemoryState(h, c, memory, read_weights, usage, reads)
 
 
+@dataclass
+class NTMState:
+    """Batched state: LSTM (h, c), memory ``(B, slots, width)``, read ``(B, heads, slots)`` and write
+    ``(B, 1, slots)`` weights of the previous step, reads."""
+
+    h: Tensor
+    c: Tensor
+    memory: Tensor
+    read_weights: Tensor
+    write_weights: Tensor
+    reads: Tensor
+
+
+class NTMMemory(nn.Module):
+    """LSTM controller + Neural Turing Machine memory: ``heads`` read heads and one write head.
+
+    Each head addresses memory as Graves et al. 2014, Eq. 5-9: content weights softmax(beta * cosine(key,
+    row)), interpolated with the head's previous weights by a gate g, circularly convolved with a
+    softmax over shifts -shifts..shifts, then sharpened by gamma >= 1. The write head erases then adds
+    (Eq. 3-4); the read heads then read the updated memory (Eq. 2).
+    """
+
+    def __init__(self, input_dim: int, classes: int, *, hidden: int = 200, slots: int = 128, width: int = 40,
+                 heads: int = 4, shifts: int = 1) -> None:
+        super().__init__()
+        self.classes, self.hidden, self.slots, self.width, self.heads = classes, hidden, slots, width, heads
+        self.split_sizes = [width, 1, 1, 1, 2 * shifts + 1]  # key, beta, gate, gamma, shift
+        self.offsets = range(-shifts, shifts + 1)
+        self.controller = nn.LSTMCell(input_dim + classes + heads * width, hidden)
+        self.read_heads = nn.Linear(hidden, heads * sum(self.split_sizes))
+        self.write_head = nn.Linear(hidden, sum(self.split_sizes) + 2 * width)
+        self.output = nn.Linear(hidden + heads * width, classes)
+
+    def initial_state(self, batch: int, device: torch.device) -> NTMState:
+        zeros = torch.zeros
+        first_row = F.one_hot(torch.zeros(batch, 1, dtype=torch.long), self.slots).float().to(device)
+        return NTMState(zeros(batch, self.hidden, device=device), zeros(batch, self.hidden, device=device),
+                        torch.full((batch, self.slots, self.width), 1e-6, device=device),
+                        first_row.expand(-1, self.heads, -1), first_row, zeros(batch, self.heads * self.width,
+                                                                                  device=device))
+
+    def address(self, head: Tensor, memory: Tensor, previous: Tensor) -> Tensor:
+        """Weights ``(B, H, slots)`` from head outputs ``(B, H, sum(split_sizes))`` (Eq. 5-9)."""
+        key, beta, gate, gamma, shift = head.split(self.split_sizes, -1)
+        similarity = F.cosine_similarity(key.unsqueeze(2), memory.unsqueeze(1), dim=-1, eps=1e-8)
+        content = (F.softplus(beta) * similarity).softmax(-1)
+        gate = torch.sigmoid(gate)
+        gated = gate * content + (1 - gate) * previous
+        shifted = torch.stack([gated.roll(offset, -1) for offset in self.offsets], -1) @ shift.softmax(-1).unsqueeze(-1)
+        sharpened = shifted.squeeze(-1).clamp_min(1e-12) ** (1 + F.softplus(gamma))
+        return sharpened / sharpened.sum(-1, keepdim=True)
+
+    def step(self, x: Tensor, previous_label: Tensor, state: NTMState) -> tuple[Tensor, NTMState]:
+        """Logits ``(B, classes)`` for inputs ``x`` ``(B, d)`` given one-hot previous labels."""
+        h, c = self.controller(torch.cat([x, previous_label, state.reads], -1), (state.h, state.c))
+        write, erase, add = self.write_head(h).unsqueeze(1).split([sum(self.split_sizes), self.width, self.width], -1)
+        write_weights = self.address(write, state.memory, state.write_weights)
+        weights = write_weights.transpose(1, 2)
+        memory = state.memory * (1 - weights @ torch.sigmoid(erase)) + weights @ torch.tanh(add)
+        read_weights = self.address(self.read_heads(h).view(-1, self.heads, sum(self.split_sizes)), memory,
+                                    state.read_weights)
+        reads = (read_weights @ memory).flatten(1)
+        logits = self.output(torch.cat([h, reads], -1))
+        return logits, NTMState(h, c, memory, read_weights, write_weights, reads)
+
+
+MEMORIES = {"lru": LRUMemory, "ntm": NTMMemory}
+
+
 @ALGORITHMS.register("mann")
 class MemoryAugmentedNetwork(Algorithm):
-    """Santoro et al.'s MANN over any flat-embedding backbone (``pixels`` reads raw pixels, as the paper)."""
+    """Santoro et al.'s MANN over any flat-embedding backbone (``pixels`` reads raw pixels, as the paper).
 
-    def __init__(self, backbone: nn.Module, input_dim: int, classes: int, **memory_options) -> None:
+    ``memory`` is ``"lru"`` (the paper's least-recently-used access) or ``"ntm"`` (Neural Turing Machine
+    addressing); ``memory_options`` go to that memory (hidden, slots, width, heads; ``shifts`` for NTM).
+    """
+
+    def __init__(self, backbone: nn.Module, input_dim: int, classes: int, *, memory: str = "lru",
+                 **memory_options) -> None:
         super().__init__()
+        if memory not in MEMORIES:
+            raise ValueError(f"unknown memory {memory!r}; valid: {', '.join(MEMORIES)}")
         self.backbone, self.classes = backbone, classes
-        self.memory = LRUMemory(input_dim, classes, **memory_options)
+        self.memory = MEMORIES[memory](input_dim, classes, **memory_options)
 
     @classmethod
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int):
-        return cls(backbone, output_shape[0], max(config.ways, config.train_ways or config.ways))
+        return cls(backbone, output_shape[0], max(config.ways, config.train_ways or config.ways), memory=config.memory)
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "the memory-augmented network")
@@ -107,7 +187,8 @@ class MemoryAugmentedNetwork(Algorithm):
                              f"{int(labels.max())}; build it with more classes (config: ways / train_ways)")
         return F.one_hot(labels, self.classes).float()
 
-    def run(self, x: Tensor, labels: Tensor, state: MemoryState | None = None) -> tuple[Tensor, MemoryState]:
+    def run(self, x: Tensor, labels: Tensor, state: MemoryState | NTMState | None = None
+            ) -> tuple[Tensor, MemoryState | NTMState]:
         """Present sequences ``x`` ``(B, T, ...)`` with labels ``(B, T)`` one step late; logits ``(B, T, classes)``."""
         batch, steps = labels.shape
         if steps > self.memory.slots:
@@ -122,17 +203,17 @@ class MemoryAugmentedNetwork(Algorithm):
             outputs.append(logits)
         return torch.stack(outputs, 1), state
 
-    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[MemoryState, Tensor, int]:
+    def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[MemoryState | NTMState, Tensor, int]:
         ways = check_support(support_x, support_y)
         order = torch.randperm(len(support_y), generator=torch.Generator().manual_seed(0)).to(support_y.device)
         _, state = self.run(support_x[order].unsqueeze(0), support_y[order].unsqueeze(0))
         return state, self.one_hot(support_y[order][-1:]), ways
 
-    def predict(self, adapted: tuple[MemoryState, Tensor, int], query_x: Tensor) -> Tensor:
+    def predict(self, adapted: tuple[MemoryState | NTMState, Tensor, int], query_x: Tensor) -> Tensor:
         state, last_label, ways = adapted
         n = query_x.shape[0]
-        expanded = MemoryState(*(getattr(state, f).expand(n, *getattr(state, f).shape[1:])
-                                 for f in ("h", "c", "memory", "read_weights", "usage", "reads")))
+        expanded = type(state)(*(getattr(state, f.name).expand(n, *getattr(state, f.name).shape[1:])
+                                 for f in fields(state)))
         logits, _ = self.memory.step(self.embed(query_x), last_label.expand(n, -1), expanded)
         return logits[:, :ways]
 

@@ -116,6 +116,8 @@ def datasets(data_root: str | None) -> None:
 @click.option("--full-context", is_flag=True, help="Matching Networks' full context embeddings.")
 @click.option("--sequence-model", type=click.Choice(["lstm", "transformer"]), default="lstm", show_default=True,
               help="The recurrent learner's sequence model.")
+@click.option("--memory", type=click.Choice(["lru", "ntm"]), default="lru", show_default=True,
+              help="The memory-augmented network's memory: least-recently-used (Santoro et al.) or Neural Turing Machine.")
 @click.option("--distance", type=click.Choice(["cosine", "scaled-cosine", "euclidean"]), default="cosine",
               show_default=True, help="Matching Networks' attention kernel (the paper: cosine).")
 @click.option("--tasks-per-backward", type=click.IntRange(min=0), default=0, show_default=True,

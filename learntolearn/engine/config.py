@@ -62,6 +62,7 @@ class TrainConfig:
     patience: int = 0
     precision: str = "float32"
     sequence_model: str = "lstm"
+    memory: str = "lru"
     distance: str = "cosine"
     tasks_per_backward: int = 0
 
