@@ -101,6 +101,12 @@ PRESETS.register("relation-omniglot-5w1s")(Preset(
     {**_OMNIGLOT, "algorithm": "relation", "backbone": "conv4-maps", "ways": 5, "shots": 1, "queries": 15,
      "train_queries": 19, "steps": 10000, "lr": 1e-3, "lr_halve_every": 2000}))
 
+PRESETS.register("relation-omniglot-5w5s")(Preset(
+    "Sung et al. 2018, Section 4.1: as relation-omniglot-5w1s with 5-way 5-shot training episodes and 15 queries "
+    "per class; the relation module compares the sum of a class's 5 support feature maps with each query",
+    "as relation-omniglot-5w1s",
+    {**PRESETS.get("relation-omniglot-5w1s").config, "shots": 5, "train_queries": 15}))
+
 _SHORT_PROTONET = {**_OMNIGLOT, "algorithm": "protonet", "backbone": "conv4", "ways": 5, "shots": 1, "queries": 15,
                    "train_ways": 20, "train_queries": 5, "steps": 2000, "lr": 1e-3, "lr_halve_every": 2000}
 PRESETS.register("protonet-omniglot-short")(Preset(

@@ -58,6 +58,7 @@ TABLES: Registry[list[Row]] = Registry("table")
 #: Relation Networks sum the support maps of a class, so a 1-shot-trained relation module sees 5x larger
 #: inputs at 5 shots (it scored 50% 5-way); its 5-shot row needs a 5-shot-trained model.
 ONE_SHOT_MODEL = "1-shot-trained model; the paper trains one per shot count"
+FIVE_WAY_MODEL = "5-way-trained model; the paper trains one per way count"
 TABLES.register("omniglot")([
     Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
     Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
@@ -68,6 +69,9 @@ TABLES.register("omniglot")([
     Row("matching-omniglot-1shot", 98.9, None, "Vinyals et al. 2016, Table 1", shots=5, note=ONE_SHOT_MODEL),
     Row("matching-omniglot-1shot", 98.5, None, "Vinyals et al. 2016, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
     Row("relation-omniglot-5w1s", 99.6, 0.2, "Sung et al. 2018, Table 1"),
+    Row("relation-omniglot-5w1s", 97.6, 0.2, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
+    Row("relation-omniglot-5w5s", 99.8, 0.1, "Sung et al. 2018, Table 1"),
+    Row("relation-omniglot-5w5s", 99.1, 0.1, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
     Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
     Row("recurrent-omniglot-5w1s", None, None, "no paper figure for this architecture; Santoro et al. 2016 and "
         "Mishra et al. 2018 report other protocols"),
