@@ -32,7 +32,7 @@ INNER_LR, INNER_STEPS = 0.4, 5
 
 
 def ours(tasks_per_backward: int = 0, first_order: bool = False):
-    maml = MAML(make_model("channels_last"), inner_lr=INNER_LR, inner_steps=INNER_STEPS, first_order=first_order)
+    maml = MAML(make_model("conv4", "channels_last"), inner_lr=INNER_LR, inner_steps=INNER_STEPS, first_order=first_order)
 
     def step(batch):
         maml.zero_grad()
@@ -43,7 +43,7 @@ def ours(tasks_per_backward: int = 0, first_order: bool = False):
 def higher_maml():
     import higher
 
-    model = make_model()
+    model = make_model("conv4")
     inner = torch.optim.SGD(model.parameters(), lr=INNER_LR)
 
     def step(batch):
@@ -59,7 +59,7 @@ def higher_maml():
 def torchopt_maml():
     import torchopt
 
-    model = make_model()
+    model = make_model("conv4")
     inner = torchopt.MetaSGD(model, lr=INNER_LR)
 
     def step(batch):
