@@ -54,3 +54,27 @@ def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
     assert rows[0]["status"] == "partial" and rows[0]["steps"] == 40 and rows[0]["of_steps"] == 60
     assert rows[0]["checkpoint"] == "best.pt" and rows[2]["status"] == "not run"
     assert "partial: 40 of 60 steps" in harness.to_markdown("smoke", rows)
+
+
+def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outputs(tmp_path):
+    import subprocess
+
+    from learntolearn.engine.trainer import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    assert git_commit(tmp_path) == "unknown"
+    for name in ("code.py", "results/table.md", "benchmarks/results/speed.jsonl"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "results/table.md").write_text("2\n")
+    (tmp_path / "benchmarks/results/speed.jsonl").write_text("1\n2\n")
+    assert git_commit(tmp_path / "results") == head
+    (tmp_path / "code.py").write_text("2\n")
+    assert git_commit(tmp_path / "results") == head + "-dirty"

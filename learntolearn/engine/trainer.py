@@ -85,18 +85,29 @@ def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backwa
     return loss, accuracy
 
 
-def provenance() -> dict:
-    """Commit (with ``-dirty`` when the working tree differs from it), machine and library versions."""
-    here = Path(__file__).parent
+def git_commit(directory: Path) -> str:
+    """HEAD of the repository holding ``directory``, with ``-dirty`` when tracked code differs from it;
+    "unknown" outside a repository.
+
+    Recorded outputs (``results/``, ``benchmarks/results/``) do not count as changes: a benchmark that
+    appends its second record is still running the committed code.
+    """
+    outputs = [":(top)", ":(top,exclude)results", ":(top,exclude)benchmarks/results"]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=here).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                                 check=True, cwd=here).stdout.strip()
-        commit += "-dirty" if changed else ""
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                                cwd=directory).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *outputs],
+                                 capture_output=True, text=True, check=True, cwd=directory).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"commit": commit, "command": " ".join(sys.argv), "torch": str(torch.__version__), "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
+        return "unknown"
+    return commit + ("-dirty" if changed else "")
+
+
+def provenance() -> dict:
+    """Commit of this code (see :func:`git_commit`), command, machine and library versions."""
+    return {"commit": git_commit(Path(__file__).parent), "command": " ".join(sys.argv), "torch": str(torch.__version__),
+            "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version()}
 
 
 class Trainer:
