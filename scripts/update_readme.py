@@ -48,12 +48,23 @@ def section() -> str:
             f"`{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
     for setting, r in latest("maml_peers").items():
         out += ["", "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
-                f"environment): second-order MAML, {setting}; median meta-iterations/s of interleaved rounds",
+                f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
                 f"(commit `{r['commit'][:10]}`, {r['threads']} thread):", "", "| implementation | meta-iterations/s |", "|---|---|"]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
         out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."
                 + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else "")]
+    for setting, r in latest("maml_end_to_end").items():
+        rates = r["meta_iterations_per_s"]
+        out += ["", "`python benchmarks/maml_end_to_end.py --data-root ../shared/data` (learn2learn 0.2.0 built from its",
+                "sdist in a separate environment with torch 2.14.1 and torchvision 0.29.1; steps in the script): MAML",
+                f"meta-iterations/s, {setting}, from the Omniglot zips; median of {len(r['rounds'][next(iter(rates))])} "
+                f"interleaved rounds (commit `{r['commit'][:10]}`, torch {r['torch']}):", "",
+                "| pipeline | meta-iterations/s | over learn2learn |", "|---|---|---|"]
+        base = rates.get("learn2learn")
+        out += [f"| {name} | {rate:.3f} | {rate / base:.2f}x |" if base else f"| {name} | {rate:.3f} | |"
+                for name, rate in rates.items()]
+        out += [f"| {name} | {why} | |" for name, why in r["missing"].items()]
     for setting, r in latest("maml_memory").items():
         out += ["", f"`python benchmarks/maml_memory.py`: {setting}; growth of peak resident memory over one",
                 f"meta-iteration, each configuration in its own process (commit `{r['commit'][:10]}`):", "",
