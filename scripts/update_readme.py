@@ -58,8 +58,8 @@ def section() -> str:
         rates = r["meta_iterations_per_s"]
         out += ["", "`python benchmarks/maml_end_to_end.py --data-root ../shared/data` (learn2learn 0.2.0 built from its",
                 "sdist in a separate environment with torch 2.14.1 and torchvision 0.29.1; steps in the script): MAML",
-                f"meta-iterations/s, {setting}, from the Omniglot zips; median of {len(r['rounds'][next(iter(rates))])} "
-                f"interleaved rounds (commit `{r['commit'][:10]}`, torch {r['torch']}):", "",
+                (f"meta-iterations/s, {setting}, from the Omniglot zips; median of {len(r['rounds'][next(iter(rates))])} "
+                f"interleaved rounds (commit `{r['commit'][:10]}`, torch {r['torch']}):"), "",
                 "| pipeline | meta-iterations/s | over learn2learn |", "|---|---|---|"]
         base = rates.get("learn2learn")
         out += [f"| {name} | {rate:.3f} | {rate / base:.2f}x |" if base else f"| {name} | {rate:.3f} | |"
@@ -81,8 +81,8 @@ def section() -> str:
                 for name, rate in r["episodes_per_s"].items()]
         out += [f"| {name} | {why} | |" for name, why in r["missing"].items()]
     for setting, r in latest("metric_evaluation").items():
-        out += ["", f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
-                f"{r['threads']} thread):", "", "| algorithm | seconds for 1,000 episodes |", "|---|---|"]
+        out += ["", (f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
+                f"{r['threads']} thread):"), "", "| algorithm | seconds for 1,000 episodes |", "|---|---|"]
         out += [f"| {name} | {seconds} |" for name, seconds in r["seconds"].items()]
     for setting, r in latest("distributed_scaling").items():
         out += ["", "`python benchmarks/distributed_scaling.py --data-root ../shared/data`: meta-training tasks/s of",

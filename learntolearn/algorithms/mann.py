@@ -18,8 +18,8 @@ writes. Controller, label encoding, episodes and loss are shared.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
