@@ -40,6 +40,25 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
     assert [r["ours"] for r in again] == [r["ours"] for r in table["rows"]]
 
+    # A machine without the reference's run folder keeps its row, and pairs against its kept episode scores.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "protonet-synthetic-smoke")
+    earlier = harness.read_table("smoke", tmp_path / "results")
+    kept5, kept3, anil_again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
+    assert kept5["kept"] and kept5["ours"] == proto5["ours"] and kept5["commit"] == proto5["commit"]
+    assert kept5["kept_from"] == table["generated_at_commit"] and "paired" not in kept5
+    assert "kept" not in anil_again and anil_again["paired"] == anil["paired"]
+    assert "kept from the table at" in harness.to_markdown("smoke", [kept5, kept3, anil_again])
+    assert harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)[0]["status"] == "not run"
+
+    (tmp_path / "results" / "smoke.episodes.json").unlink()
+    earlier = harness.read_table("smoke", tmp_path / "results")
+    *_, unpaired = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
+    assert unpaired["paired"]["versus"] == "protonet-synthetic-smoke" and "difference" not in unpaired["paired"]
+    assert "n/a: the reference protonet-synthetic-smoke was kept without per-episode scores" in \
+        harness.to_markdown("smoke", [kept5, kept3, unpaired])
+
 
 def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
     run = tmp_path / "runs" / "protonet-synthetic-smoke"

@@ -23,7 +23,7 @@ from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.model_file import export_model, load_run
 from learntolearn.engine.plots import plot_accuracy_vs_shots, plot_learning_curves
 from learntolearn.engine.presets import PRESETS
-from learntolearn.engine.reproduce import TABLES, write_table
+from learntolearn.engine.reproduce import TABLES, read_table, write_table
 from learntolearn.engine.reproduce import reproduce as run_table
 from learntolearn.engine.trainer import (
     TEST_EPISODE_SEED,
@@ -266,10 +266,15 @@ def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str |
               help="Where TABLE.md and TABLE.json are written.")
 @click.option("--train-missing", is_flag=True, help="Train the preset of every row whose run folder does not exist.")
 @click.option("--episodes", type=click.IntRange(min=2), default=1000, show_default=True, help="Fixed test episodes per row.")
+@click.option("--fresh", is_flag=True, help="List rows whose run folder is missing as not run, instead of keeping "
+              "them from the table already in --out.")
 @data_root_option
-def reproduce(table: str, runs_dir: str, out_dir: str, train_missing: bool, episodes: int, data_root: str | None) -> None:
+def reproduce(table: str, runs_dir: str, out_dir: str, train_missing: bool, episodes: int, fresh: bool,
+              data_root: str | None) -> None:
     """Score the runs of a paper TABLE on fixed episodes and write it (Markdown + JSON) beside the paper's figures."""
-    results = run_table(table, runs_dir, train_missing=train_missing, episodes=episodes, data_root=data_root)
+    earlier = {} if fresh else read_table(table, out_dir)
+    results = run_table(table, runs_dir, train_missing=train_missing, episodes=episodes, data_root=data_root,
+                        earlier=earlier)
     md, js = write_table(table, results, out_dir)
     click.echo(md.read_text())
     click.echo(f"wrote {md} and {js}")

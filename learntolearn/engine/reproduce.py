@@ -5,7 +5,9 @@ A table is a list of rows; each row names the preset that trains its run (the ru
 fixed test episodes (seed ``TEST_EPISODE_SEED``), so rows with the same setting are paired and the
 table reports each one's difference from the first row of its setting with a 95% CI. Finished runs
 are read; unfinished ones are scored at their best checkpoint so far and marked partial; missing
-ones are trained with ``--train-missing`` or listed as not run.
+ones are trained with ``--train-missing``, kept from the table written earlier (a machine may not hold
+every run folder: its row, provenance and per-episode scores carry over, marked as kept) or listed as
+not run.
 """
 
 from __future__ import annotations
@@ -140,10 +142,32 @@ def _training(run: Path) -> dict:
             "torch": trained["torch"]}
 
 
+def read_table(table: str, out_dir: str | Path) -> dict[tuple[str, str], dict]:
+    """Rows of the table written earlier to ``out_dir`` by (preset, setting), with their per-episode scores."""
+    out_dir = Path(out_dir)
+    js, scores = out_dir / f"{table}.json", out_dir / f"{table}.episodes.json"
+    if not js.exists():
+        return {}
+    written = json.loads(js.read_text())
+    accuracies = json.loads(scores.read_text()) if scores.exists() else {}
+    rows = {}
+    for r in written["rows"]:
+        if r["status"] == "not run":
+            continue
+        key = f"{r['preset']} | {r['setting']}"
+        rows[(r["preset"], r["setting"])] = {"kept_from": written["generated_at_commit"], **r,
+                                             **({"episode_accuracies": accuracies[key]} if key in accuracies else {})}
+    return rows
+
+
 def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, episodes: int = 1000,
-              data_root: str | None = None, progress: bool = True) -> list[dict]:
-    """Evaluate (and, if asked, train) every row of ``table``; one result dict per row."""
-    runs_dir = Path(runs_dir)
+              data_root: str | None = None, progress: bool = True,
+              earlier: dict[tuple[str, str], dict] | None = None) -> list[dict]:
+    """Evaluate (and, if asked, train) every row of ``table``; one result dict per row.
+
+    A row whose run folder is missing is taken from ``earlier`` (see :func:`read_table`) when it holds one.
+    """
+    runs_dir, earlier = Path(runs_dir), earlier or {}
     results, references = [], {}
     for row in TABLES.get(table):
         run = runs_dir / row.preset
@@ -151,21 +175,32 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
                   "source": row.source, "metric": "error %" if row.paper_is_error else "accuracy %"}
         if not (run / "config.json").exists() and train_missing:
             Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
-        if not (run / "config.json").exists():
+        kept = None if (run / "config.json").exists() else earlier.get((row.preset, row.setting()))
+        if kept is not None:
+            record = {**kept, **record, "kept": True}
+            scores = kept.get("episode_accuracies")
+            result = None if scores is None else Evaluation(torch.tensor(scores, dtype=torch.float64))
+        elif (run / "config.json").exists():
+            model = load_run(run, data_root)
+            result = _cached_evaluation(run, row, model, episodes, data_root)
+            ours = 100 * (1 - result.mean) if row.paper_is_error else 100 * result.mean
+            record.update(ours=round(ours, 2), ci95=round(100 * result.ci95, 2), episodes=len(result.accuracies),
+                          checkpoint=model.source.name, **_training(run))
+            record["gap"] = round(ours - row.paper, 2) if row.paper is not None else None
+            record["episode_accuracies"] = [round(float(a), 4) for a in result.accuracies]
+        else:
             results.append({**record, "status": "not run"})
             continue
-        model = load_run(run, data_root)
-        result = _cached_evaluation(run, row, model, episodes, data_root)
-        ours = 100 * (1 - result.mean) if row.paper_is_error else 100 * result.mean
-        record.update(ours=round(ours, 2), ci95=round(100 * result.ci95, 2), episodes=len(result.accuracies),
-                      checkpoint=model.source.name, **_training(run))
-        record["gap"] = round(ours - row.paper, 2) if row.paper is not None else None
-        if row.setting() in references:
-            name, other = references[row.setting()]
-            diff, ci = paired_difference(result, other)
-            record["paired"] = {"versus": name, "difference": round(100 * diff, 2), "ci95": round(100 * ci, 2)}
-        else:
+        if row.setting() not in references:
             references[row.setting()] = (row.preset, result)
+            record.pop("paired", None)
+        else:
+            name, other = references[row.setting()]
+            if result is not None and other is not None:
+                diff, ci = paired_difference(result, other)
+                record["paired"] = {"versus": name, "difference": round(100 * diff, 2), "ci95": round(100 * ci, 2)}
+            elif kept is None or "paired" not in record:
+                record["paired"] = {"versus": name, "unavailable": "its per-episode scores were not kept"}
         results.append(record)
     return results
 
@@ -182,12 +217,17 @@ def to_markdown(table: str, results: list[dict]) -> str:
             lines.append(f"| {r['preset']} | {r['setting']} | not run | {paper} | | | | | |")
             continue
         metric = "error " if r["metric"].startswith("error") else ""
-        paired = (f"{r['paired']['difference']:+.2f} ± {r['paired']['ci95']:.2f} vs {r['paired']['versus']}"
-                  if "paired" in r else "reference")
+        paired = r.get("paired", {})
+        if "unavailable" in paired:
+            paired = f"n/a: the reference {paired['versus']} was kept without per-episode scores"
+        else:
+            paired = f"{paired['difference']:+.2f} ± {paired['ci95']:.2f} vs {paired['versus']}" if paired else "reference"
         gap = "" if r["gap"] is None else f"{r['gap']:+.2f}"
         status = "" if r["status"] == "complete" else "partial: "
         training = (f"{status}{r['steps']:,} of {r['of_steps']:,} steps, {r['train_hours']:.2f} h on "
                     f"{r['threads']} thread(s), {r['checkpoint']}")
+        if r.get("kept"):
+            training += f"; kept from the table at `{r['kept_from'][:10]}` (run folder not on this machine)"
         setting = r["setting"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
                      f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
@@ -203,5 +243,8 @@ def write_table(table: str, results: list[dict], out_dir: str | Path) -> tuple[P
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / f"{table}.md", out_dir / f"{table}.json"
     md.write_text(to_markdown(table, results))
-    js.write_text(json.dumps({"table": table, "generated_at_commit": provenance()["commit"], "rows": results}, indent=2))
+    scores = {f"{r['preset']} | {r['setting']}": r["episode_accuracies"] for r in results if "episode_accuracies" in r}
+    rows = [{k: v for k, v in r.items() if k != "episode_accuracies"} for r in results]
+    js.write_text(json.dumps({"table": table, "generated_at_commit": provenance()["commit"], "rows": rows}, indent=2))
+    (out_dir / f"{table}.episodes.json").write_text(json.dumps(scores, separators=(",", ":")))
     return md, js
