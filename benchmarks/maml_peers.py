@@ -18,6 +18,10 @@ round, and the median rate per implementation is reported, so the ratios come fr
 machine. First order: higher detaches the inner gradients with its ``grad_callback``; torchopt's
 MetaSGD has no first-order switch, so its functional SGD (``torchopt.sgd`` + ``apply_updates``) is
 given plain gradients. Appends JSON lines to benchmarks/results/maml_peers.jsonl.
+
+The process reuses freed buffers as ``ltl`` does (:mod:`learntolearn.engine.memory`), so every
+implementation, peers included, runs on the same allocator setting; the record's "malloc" field
+says which, and ``LTL_REUSE_FREED_MEMORY=0`` measures with the C library's defaults.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch import nn
 from learntolearn.algorithms import ANIL, MAML
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.nn.backbones import BACKBONES
 
 INNER_LR = 0.4
@@ -163,6 +168,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=3, help="meta-iterations per implementation per round")
     args = parser.parse_args()
+    reuse_freed_memory()  # as `ltl` does, for every implementation in this process (LTL_REUSE_FREED_MEMORY=0: off)
     glyphs = load_synthetic(subset="train", image_size=28)
     for name in args.setting or SETTINGS:
         backbone, queries, first_order = SETTINGS[name]

@@ -14,6 +14,10 @@ what the algorithm code and what the backbone's layout and layer order contribut
 bfloat16" adds mixed-precision convolutions (``--precision bfloat16``), whose accuracy is checked
 against float32 by ``ltl reproduce precision``.
 
+The process reuses freed buffers as ``ltl`` does (:mod:`learntolearn.engine.memory`), so every
+implementation, peers included, runs on the same allocator setting; the record's "malloc" field
+says which, and ``LTL_REUSE_FREED_MEMORY=0`` measures with the C library's defaults.
+
 easyfsl imports torchvision at package import for its ResNets and data sets, which its ProtoNet
 path never uses; when torchvision is absent the benchmark registers empty stand-ins for those
 names before importing it.
@@ -32,6 +36,7 @@ from torch import nn
 
 from learntolearn.algorithms import PrototypicalNetworks
 from learntolearn.data import EpisodeSampler, load_dataset
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.nn.backbones import conv4
 
 
@@ -105,6 +110,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="episodes per implementation per round")
     parser.add_argument("--ways", type=int, nargs="+", default=[20, 60])
     args = parser.parse_args()
+    reuse_freed_memory()  # as `ltl` does, for every implementation in this process (LTL_REUSE_FREED_MEMORY=0: off)
     if args.data_root:
         data, source = load_dataset("omniglot", "vinyals", "train", data_root=args.data_root, download=False), "Omniglot"
     else:

@@ -18,8 +18,9 @@ from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import dataset_status
 from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
 from learntolearn.engine.distributed import DEFAULT_TIMEOUT_SECONDS
-from learntolearn.engine.launch import DistributedTrainingError, launch_training
 from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.launch import DistributedTrainingError, launch_training
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.model_file import export_model, load_run
 from learntolearn.engine.plots import plot_accuracy_vs_shots, plot_learning_curves
 from learntolearn.engine.presets import PRESETS
@@ -67,6 +68,7 @@ class FriendlyErrors(click.Group):
 @click.group(cls=FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """learntolearn: meta-learning ("learning to learn") for few-shot tasks."""
+    reuse_freed_memory()
 
 
 @cli.command()

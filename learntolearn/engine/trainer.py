@@ -36,6 +36,7 @@ from learntolearn.engine.distributed import (
     shard,
 )
 from learntolearn.engine.evaluate import Evaluation, evaluate
+from learntolearn.engine.memory import malloc_setting, reuse_freed_memory
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.nn.backbones import BACKBONES, ConvNet
 
@@ -107,7 +108,7 @@ def provenance() -> dict:
     """Commit of this code (see :func:`git_commit`), command, machine and library versions."""
     return {"commit": git_commit(Path(__file__).parent), "command": " ".join(sys.argv), "torch": str(torch.__version__),
             "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "malloc": malloc_setting()}
 
 
 class Trainer:
@@ -120,6 +121,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, data_root: str | None = None,
                  download: bool = False, resume: bool = False, progress: bool = True,
                  distributed_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        reuse_freed_memory()
         self.dist = init_from_environment(distributed_timeout)
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress and self.dist.is_main
         if self.dist.enabled:
