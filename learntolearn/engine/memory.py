@@ -20,7 +20,7 @@ import os
 #: mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 #: buffers up to this size come from the reusable heap; free memory above it at the heap's top is trimmed
-THRESHOLD_BYTES = 1 << 30
+THRESHOLD_BYTES = 2**31 - 1
 _reusing = False
 
 

@@ -24,16 +24,17 @@ class BatchStatisticsNorm(nn.Module):
         self.bias = norm.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        dims = [0, *range(2, x.dim())]
-        mean = x.mean(dims, keepdim=True)
-        var = x.var(dims, unbiased=False, keepdim=True)
-        y = (x - mean) * torch.rsqrt(var + self.eps)
+        # y = x * scale + shift with per-channel scale = weight / sqrt(var + eps) and shift = bias - mean * scale,
+        # the form of PyTorch's own CPU kernel: one full-size op (and its derivatives) instead of four.
+        var, mean = torch.var_mean(x, [0, *range(2, x.dim())], unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.eps)
         shape = [1, -1] + [1] * (x.dim() - 2)
         if self.weight is not None:
-            y = y * self.weight.view(shape)
+            scale = scale * self.weight.view(shape)
+        shift = -mean * scale
         if self.bias is not None:
-            y = y + self.bias.view(shape)
-        return y
+            shift = shift + self.bias.view(shape)
+        return torch.addcmul(shift, x, scale)
 
 
 def use_batch_statistics(model: nn.Module, *, decomposed: bool = False) -> nn.Module:
