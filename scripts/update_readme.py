@@ -22,6 +22,13 @@ def latest(name: str) -> dict[str, dict]:
     return {r["setting"]: r for r in records}
 
 
+def allocator(record: dict) -> str:
+    """How the record's process allocated memory, for benchmarks whose implementations share one process."""
+    if record.get("malloc") == "reuse-freed":
+        return ", freed buffers reused for every implementation"
+    return ", C library's default allocator" if "malloc" in record else ""
+
+
 def section() -> str:
     out = ["Printed by `python scripts/update_readme.py` from the JSON lines the benchmark scripts append",
            "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
@@ -49,7 +56,8 @@ def section() -> str:
     for setting, r in latest("maml_peers").items():
         out += ["", "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
                 f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
-                f"(commit `{r['commit'][:10]}`, {r['threads']} thread):", "", "| implementation | meta-iterations/s |", "|---|---|"]
+                f"(commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):", "", "| implementation | meta-iterations/s |",
+                "|---|---|"]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
         out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."
@@ -74,7 +82,7 @@ def section() -> str:
     for setting, r in latest("protonet_peers").items():
         out += ["", "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
                 f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",
-                f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread):", "",
+                f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):", "",
                 "| implementation | episodes/s | over easyfsl |", "|---|---|---|"]
         base = r["episodes_per_s"].get("easyfsl")
         out += [f"| {name} | {rate} | {rate / base:.2f}x |" if base else f"| {name} | {rate} | |"
