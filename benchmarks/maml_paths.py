@@ -5,8 +5,9 @@
 Settings: MAML's sinusoid MLP (40-40, K=10, meta-batch 25) and 5-way 1-shot image episodes
 (28x28, meta-batch 32) with MAML's strided conv4 (1 query per class, the paper's Omniglot setting)
 and with the max-pooling conv4 (15 queries per class); one inner step, second order. Episodes
-come from the generated glyph set, so the timing does not depend on a data root. Appends JSON
-lines to benchmarks/results/maml_paths.jsonl.
+come from the generated glyph set, so the timing does not depend on a data root. Freed buffers are
+reused as under ``ltl`` (:mod:`learntolearn.engine.memory`). Appends JSON lines to
+benchmarks/results/maml_paths.jsonl.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from learntolearn.algorithms import MAML
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
 
 
@@ -57,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="time per measurement")
     args = parser.parse_args()
+    reuse_freed_memory()  # as `ltl` does (LTL_REUSE_FREED_MEMORY=0: the C library's defaults)
     for name, make_model, loss, source, meta_batch in settings():
         loop = iterations_per_second(make_model, loss, source, meta_batch, False, args.seconds)
         vmapped = iterations_per_second(make_model, loss, source, meta_batch, True, args.seconds)
