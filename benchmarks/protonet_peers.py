@@ -41,10 +41,17 @@ from learntolearn.nn.backbones import conv4
 
 
 def papers_conv4() -> nn.Sequential:
-    """conv4 as published (ReLU before pooling), NCHW, with the weights of our conv4 for the same seed."""
+    """conv4 as published (convolutions with bias, ReLU before pooling), NCHW, with the weights of our
+    conv4 for the same seed (zero biases, which ours leaves out because BatchNorm cancels them)."""
     torch.manual_seed(0)
     ours = conv4()
-    blocks = [nn.Sequential(conv, bn, relu, pool) for conv, bn, pool, relu in list(ours)[:4]]
+    blocks = []
+    for conv, bn, pool, relu in list(ours)[:4]:
+        published = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
+        with torch.no_grad():
+            published.weight.copy_(conv.weight)
+            published.bias.zero_()
+        blocks.append(nn.Sequential(published, bn, relu, pool))
     return nn.Sequential(*blocks, nn.Flatten()).to(memory_format=torch.contiguous_format)
 
 

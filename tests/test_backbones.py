@@ -39,6 +39,30 @@ def test_old_checkpoints_load_into_the_reordered_blocks():
     assert not any(k.startswith(("0.2.", "0.3.")) for k in keys), "the swapped ReLU/pool slots hold no state"
 
 
+def test_a_conv4_saved_with_convolution_biases_loads_to_the_same_outputs():
+    """Our conv blocks drop the bias BatchNorm cancels; a state dict that has one folds it into running_mean."""
+    torch.manual_seed(0)
+    biased = BACKBONES.get("conv4")().double()
+    x = torch.randn(16, 1, 28, 28, dtype=torch.float64)
+    biased(x)  # running statistics to fold into
+    g = torch.Generator().manual_seed(1)
+    for block in list(biased)[:4]:
+        conv = block[0]
+        block[0] = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1).double()
+        with torch.no_grad():
+            block[0].weight.copy_(conv.weight)
+            block[0].bias.copy_(torch.randn(conv.out_channels, generator=g, dtype=torch.float64))
+            block[1].running_mean += block[0].bias  # what the biased network would have tracked
+    saved = biased.state_dict()
+    assert "0.0.bias" in saved
+    ours = BACKBONES.get("conv4")().double()
+    ours.load_state_dict(saved)
+    assert not any(isinstance(m, nn.Conv2d) and m.bias is not None for m in ours.modules())
+    for train in (True, False):
+        biased.train(train), ours.train(train)
+        torch.testing.assert_close(ours(x), biased(x), rtol=0, atol=1e-10)
+
+
 def test_bfloat16_backbones_return_float32_close_to_float32_and_train():
     torch.manual_seed(0)
     net = BACKBONES.get("conv4")()
