@@ -119,6 +119,41 @@ def test_vmapped_maml_runs_on_the_registered_channels_last_backbones():
     torch.testing.assert_close(vmapped.meta_loss(batch).loss, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_reptile_inner_minibatches_are_shuffled_passes_over_the_support_set():
+    """Reptile's Omniglot setting: each inner step sees ``inner_batch`` examples; 3 steps of 2 cover 6 once."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    task = tasks(count=1)[0]  # 3 ways x 2 shots
+    seen = []
+    hook = model[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    reptile = Reptile(model, inner_lr=0.1, inner_steps=3, inner_batch=2)
+    fast = reptile.adapt(task.support_x, task.support_y)
+    hook.remove()
+    assert [len(batch) for batch in seen] == [2, 2, 2]
+    rows = {tuple(row.tolist()) for batch in seen for row in batch}
+    assert rows == {tuple(row.tolist()) for row in task.support_x}, "one pass visits every support example once"
+    expected = {n: p.detach().requires_grad_() for n, p in model.named_parameters()}
+    for batch in seen:  # the same SGD steps, replayed on the batches the hook saw
+        index = [next(i for i, row in enumerate(task.support_x) if torch.equal(row, x)) for x in batch]
+        loss = F.cross_entropy(torch.func.functional_call(model, expected, (batch,)), task.support_y[index])
+        grads = torch.autograd.grad(loss, list(expected.values()))
+        expected = {n: (p - 0.1 * g).detach().requires_grad_() for (n, p), g in zip(expected.items(), grads)}
+    for name in expected:
+        torch.testing.assert_close(fast[name], expected[name])
+    seen.clear()
+    model[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    Reptile(model, inner_lr=0.1, inner_steps=2, inner_batch=10).adapt(task.support_x, task.support_y)
+    assert [len(batch) for batch in seen] == [6, 6], "a support set no larger than inner_batch is used whole"
+
+
+def test_inner_batch_is_a_reptile_option_only():
+    from learntolearn.engine.config import TrainConfig
+
+    with pytest.raises(ValueError, match="'inner_batch' is Reptile's inner minibatch size; maml"):
+        TrainConfig(algorithm="maml", inner_batch=10)
+    assert TrainConfig(algorithm="reptile", inner_batch=10, train_shots=10).train_shots == 10
+
+
 def test_reptile_refuses_vmap():
     with pytest.raises(ValueError, match="batched=True is not supported"):
         Reptile(nn.Linear(2, 2), batched=True)
@@ -163,7 +198,7 @@ def test_gradient_based_learners_learn_5way_glyphs(make):
     before = evaluate(algorithm, episodes.tasks(test), progress=False).mean
     sampler = EpisodeSampler(train, 5, 1, 5, seed=0)
     optimizer = torch.optim.Adam(algorithm.parameters(), lr=1e-3)
-    meta_train(algorithm, lambda: [sampler.sample() for _ in range(4)], 80, optimizer)
+    meta_train(algorithm, lambda: [sampler.sample() for _ in range(4)], 120, optimizer)
     after = evaluate(algorithm, episodes.tasks(test), progress=False).mean
     assert after > before + 0.2 and after > 0.5, (before, after)
 

@@ -27,11 +27,12 @@ StepRates = Union[LearningRate, Callable[[int], LearningRate]]
 
 
 def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
-                   first_order: bool = False, check_finite: bool = True) -> list[Params]:
+                   first_order: bool = False, check_finite: bool = True, steps_before: int = 0) -> list[Params]:
     """The fast parameters after each of ``steps`` gradient steps on ``loss_fn`` from ``params``.
 
     ``check_finite`` stops with ``FloatingPointError`` naming the inner step whose loss is not
-    finite; it must be off under ``vmap``, where values cannot be inspected.
+    finite (counting ``steps_before`` steps already taken); it must be off under ``vmap``, where values
+    cannot be inspected.
     """
     grad_and_loss = torch.func.grad_and_value(loss_fn)
     trajectory = []
@@ -39,7 +40,7 @@ def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
         grads, loss = grad_and_loss(params)
         if check_finite and not bool(torch.isfinite(loss)):
             raise FloatingPointError(
-                f"the inner-loop loss became {loss.item()} at inner step {step + 1}; the inner learning rate "
+                f"the inner-loop loss became {loss.item()} at inner step {steps_before + step + 1}; the inner learning rate "
                 f"is probably too large for this model"
             )
         if first_order:
@@ -51,9 +52,10 @@ def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
 
 
 def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
-                   first_order: bool = False, check_finite: bool = True) -> Params:
+                   first_order: bool = False, check_finite: bool = True, steps_before: int = 0) -> Params:
     """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` and return the fast parameters."""
-    return sgd_trajectory(loss_fn, params, steps, lr, first_order=first_order, check_finite=check_finite)[-1]
+    return sgd_trajectory(loss_fn, params, steps, lr, first_order=first_order, check_finite=check_finite,
+                          steps_before=steps_before)[-1]
 
 
 def check_inner_settings(lr: float, steps: int, test_steps: int) -> None:

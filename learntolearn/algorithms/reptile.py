@@ -8,7 +8,10 @@ surrogate loss, ``0.5 * mean_tasks ||theta - stopgrad(theta~)||^2``, whose gradi
 is the paper's ``theta <- theta + epsilon * (mean theta~ - theta)``. At test time the model is
 fine-tuned on the support set for ``test_inner_steps`` steps. BatchNorm uses the statistics of the
 current batch (the paper's transductive setting). The paper's inner optimiser on Omniglot is Adam;
-here it is SGD.
+here it is SGD. With ``inner_batch`` each inner step sees a minibatch of that many support examples,
+drawn in shuffled passes over the support set (the paper's Omniglot setting: 10-shot training tasks,
+5 steps of 10, so each step sees a fifth of the task); a support set no larger than ``inner_batch`` is
+used whole, as at 1-shot test time.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS, MetaLoss, accuracy, check_query
 from learntolearn.algorithms.inner import Params, sgd_inner_loop
-from learntolearn.algorithms.maml import MAML
+from learntolearn.algorithms.maml import MAML, inner_options, linear_head
 from learntolearn.types import Task
 
 
@@ -28,16 +31,43 @@ from learntolearn.types import Task
 class Reptile(MAML):
     """Reptile over any ``nn.Module``; shares MAML's functional inner loop (always first order)."""
 
-    def __init__(self, model: nn.Module, **options) -> None:
+    def __init__(self, model: nn.Module, *, inner_batch: int = 0, **options) -> None:
         if options.get("batched"):
             raise ValueError("Reptile runs its tasks one after another; batched=True is not supported")
+        if inner_batch < 0:
+            raise ValueError(f"inner_batch must be >= 0 (0: the whole support set), got {inner_batch}")
         super().__init__(model, **{**options, "first_order": True})
+        self.inner_batch = inner_batch
+
+    @classmethod
+    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "Reptile":
+        return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), inner_batch=config.inner_batch,
+                   **inner_options(config))
+
+    def minibatches(self, size: int, steps: int) -> list[Tensor | None]:
+        """Support indices for each inner step: ``inner_batch`` at a time from shuffled passes, or None (all)."""
+        if not self.inner_batch or size <= self.inner_batch:
+            return [None] * steps
+        passes = -(-self.inner_batch * steps // size)
+        order = torch.cat([torch.randperm(size) for _ in range(passes)])
+        return list(order[: self.inner_batch * steps].view(steps, self.inner_batch))
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
         start = {n: p.detach() for n, p in self.model.named_parameters()}
-        return sgd_inner_loop(lambda p: self.checked_loss(self.forward_with(p, support_x), support_y, ways),
-                              start, self.inner_steps_now(), self.inner_rates(), first_order=True,
-                              check_finite=check_finite)
+        steps = self.inner_steps_now()
+
+        def loss_on(x: Tensor, y: Tensor):
+            return lambda p: self.checked_loss(self.forward_with(p, x), y, ways)
+
+        batches = self.minibatches(len(support_y), steps)
+        if batches[0] is None:
+            return sgd_inner_loop(loss_on(support_x, support_y), start, steps, self.inner_rates(), first_order=True,
+                                  check_finite=check_finite)
+        fast = start
+        for step, batch in enumerate(batches):
+            fast = sgd_inner_loop(loss_on(support_x[batch], support_y[batch]), fast, 1, self.inner_rates(),
+                                  first_order=True, check_finite=check_finite, steps_before=step)
+        return fast
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         params = dict(self.model.named_parameters())

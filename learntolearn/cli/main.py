@@ -89,6 +89,8 @@ def datasets(data_root: str | None) -> None:
 @click.option("--algorithm", type=click.Choice(ALGORITHMS.names()), default="protonet", show_default=True)
 @click.option("--backbone", type=click.Choice(BACKBONES.names()), default="conv4", show_default=True)
 @click.option("--train-ways", type=int, default=None, help="Classes per training episode (default: --ways).")
+@click.option("--train-shots", type=click.IntRange(min=1), default=None,
+              help="Support examples per class in training episodes (default: --shots; Reptile's paper uses 10).")
 @click.option("--train-queries", type=int, default=None, help="Queries per class in training (default: --queries).")
 @click.option("--train-subset", default="train", show_default=True)
 @click.option("--val-subset", default="val", show_default=True)
@@ -110,6 +112,8 @@ def datasets(data_root: str | None) -> None:
               help="Inner steps during meta-training (MAML family).")
 @click.option("--test-inner-steps", type=click.IntRange(min=1), default=3, show_default=True,
               help="Inner steps at evaluation (MAML family).")
+@click.option("--inner-batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Reptile: support examples per inner step, drawn in shuffled passes (0: the whole support set).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
 @click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
 @click.option("--per-step-rates", is_flag=True, help="MAML++: learn an inner rate per parameter tensor and step (maml).")

@@ -25,7 +25,7 @@ _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "int | None": (in
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run. ``train_ways`` / ``train_queries`` default to the test setting."""
+    """Everything that defines a run. ``train_ways`` / ``train_shots`` / ``train_queries`` default to the test setting."""
 
     algorithm: str = "protonet"
     backbone: str = "conv4"
@@ -39,6 +39,7 @@ class TrainConfig:
     shots: int = 1
     queries: int = 15
     train_ways: int | None = None
+    train_shots: int | None = None
     train_queries: int | None = None
     meta_batch: int = 1
     steps: int = 1000
@@ -65,6 +66,7 @@ class TrainConfig:
     memory: str = "lru"
     distance: str = "cosine"
     tasks_per_backward: int = 0
+    inner_batch: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -83,6 +85,11 @@ class TrainConfig:
         if self.precision != "float32" and ALGORITHMS.get(self.algorithm).adapts_by_gradient:
             raise ValueError(f"precision {self.precision} is for metric-based algorithms; {self.algorithm} adapts by "
                              f"gradient steps, whose meta-gradients are only checked in float32")
+        if self.inner_batch and self.algorithm != "reptile":
+            raise ValueError(f"config key 'inner_batch' is Reptile's inner minibatch size; {self.algorithm} adapts on "
+                             f"the whole support set, so leave it at 0")
+        if self.inner_batch < 0:
+            raise ValueError(f"config key 'inner_batch' must be >= 0 (0: the whole support set), got {self.inner_batch}")
         if ALGORITHMS.get(self.algorithm).adapts_by_gradient and self.train_ways not in (None, self.ways):
             raise ValueError(f"{self.algorithm} has one output per way, so train_ways ({self.train_ways}) must equal "
                              f"ways ({self.ways})")

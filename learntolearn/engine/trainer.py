@@ -139,7 +139,8 @@ class Trainer:
         self.algorithm = build_algorithm(c, self.train_data.image_shape, self.train_data.n_classes)
         self.optimizer = OPTIMIZERS[c.outer_optimizer](self.algorithm.parameters(), lr=c.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5)
-        self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.shots, c.train_queries or c.queries, seed=c.seed)
+        self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.train_shots or c.shots,
+                                      c.train_queries or c.queries, seed=c.seed)
         self.val_episodes = (EpisodeSet.generate(self.val_data, c.ways, c.shots, c.queries, c.val_episodes, VAL_EPISODE_SEED)
                              if self.val_data else None)
         self.test_episodes = EpisodeSet.generate(self.test_data, c.ways, c.shots, c.queries, c.test_episodes, TEST_EPISODE_SEED)
