@@ -53,20 +53,11 @@ class Reptile(MAML):
         return list(order[: self.inner_batch * steps].view(steps, self.inner_batch))
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
-        start = {n: p.detach() for n, p in self.model.named_parameters()}
-        steps = self.inner_steps_now()
-
-        def loss_on(x: Tensor, y: Tensor):
-            return lambda p: self.checked_loss(self.forward_with(p, x), y, ways)
-
-        batches = self.minibatches(len(support_y), steps)
-        if batches[0] is None:
-            return sgd_inner_loop(loss_on(support_x, support_y), start, steps, self.inner_rates(), first_order=True,
-                                  check_finite=check_finite)
-        fast = start
-        for step, batch in enumerate(batches):
-            fast = sgd_inner_loop(loss_on(support_x[batch], support_y[batch]), fast, 1, self.inner_rates(),
-                                  first_order=True, check_finite=check_finite, steps_before=step)
+        fast = {n: p.detach() for n, p in self.model.named_parameters()}
+        for step, batch in enumerate(self.minibatches(len(support_y), self.inner_steps_now())):
+            x, y = (support_x, support_y) if batch is None else (support_x[batch], support_y[batch])
+            fast = sgd_inner_loop(lambda p, x=x, y=y: self.checked_loss(self.forward_with(p, x), y, ways), fast, 1,
+                                  self.inner_rates(), first_order=True, check_finite=check_finite, steps_before=step)
         return fast
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
