@@ -32,7 +32,9 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     if took != "True":
         pytest.skip("not glibc: mallopt thresholds are not available")
     assert default_faults > 5 * 80e6 / 2**21, "glibc's default maps and faults 80 MB afresh on every allocation"
-    assert reuse_faults < 100, f"buffers were not reused: {reuse_faults} page faults for 5 reallocations"
+    # the kernel may still reclaim an idle freed buffer now and then (one CI run saw one refaulted), so allow
+    # up to one of the five reallocations to fault; without reuse all five do
+    assert reuse_faults <= default_faults / 4, f"buffers were not reused: {reuse_faults} against {default_faults} faults"
 
 
 def test_the_environment_can_keep_the_c_library_defaults():
