@@ -37,7 +37,7 @@ def test_train_eval_and_resume_from_the_command_line(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "results.json").read_text())["steps"] == 30
     again = runner.invoke(cli, ["train", *TINY, "--out", str(out)])
-    assert again.exit_code == 1 and "already holds a run" in again.output
+    assert again.exit_code == 2 and f"already holds a run; continue it with `ltl train --resume {out}`" in again.output
 
 
 def test_missing_data_is_one_clear_line_not_a_traceback(runner, tmp_path):

@@ -179,6 +179,9 @@ def train(ctx: click.Context, run_dir: str | None, config_file: str | None, pres
             return
         if run_dir is None:
             raise click.UsageError("give --out RUN_DIR, the run folder to create (or --resume RUN_DIR to continue one)")
+        if Path(run_dir, "config.json").exists():
+            raise click.UsageError(f"{run_dir} already holds a run; continue it with `ltl train --resume {run_dir}` "
+                                   f"(add --steps N to train longer) or give another --out")
     if nproc > 1:
         result = launch_training(nproc, config, run_dir, data_root=data_root, download=download,
                                  resume=bool(resume_dir), timeout=dist_timeout)

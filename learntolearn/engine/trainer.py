@@ -127,7 +127,7 @@ class Trainer:
         if self.dist.enabled:
             shard(config.meta_batch, 0, self.dist.world_size)
         if (self.run_dir / "config.json").exists() and not resume:
-            raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True (--resume) to continue it or choose another folder")
+            raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True to continue it or choose another folder")
         if resume and not (self.run_dir / "config.json").exists():
             raise FileNotFoundError(f"{self.run_dir} is not a run folder (no config.json); nothing to resume")
         c = config
