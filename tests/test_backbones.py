@@ -63,6 +63,25 @@ def test_a_conv4_saved_with_convolution_biases_loads_to_the_same_outputs():
         torch.testing.assert_close(ours(x), biased(x), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", ["conv4", "conv4-strided", "conv4-maps"])
+def test_fast_weights_with_nchw_strides_still_run_channels_last(name):
+    """An inner-loop weight ``p - lr * g`` of the one-channel first convolution has NCHW strides; the
+    network must still run channels-last after it (NCHW max-pooling is several times slower)."""
+    net = BACKBONES.get(name)()
+    layouts = []
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.register_forward_hook(lambda m, inputs, out: layouts.append(
+                out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()))
+    params = {n: p.detach().clone(memory_format=torch.contiguous_format) for n, p in net.named_parameters()}
+    assert params["0.0.weight" if name == "conv4" else "0.weight"].stride() == (9, 9, 3, 1)
+    x = torch.rand(6, 1, 28, 28)
+    out = torch.func.functional_call(net, params, (x,))
+    assert layouts and all(layouts), layouts
+    net.use_contiguous_layout()
+    torch.testing.assert_close(out, torch.func.functional_call(net, params, (x,)), rtol=1e-5, atol=1e-5)
+
+
 def test_bfloat16_backbones_return_float32_close_to_float32_and_train():
     torch.manual_seed(0)
     net = BACKBONES.get("conv4")()

@@ -41,12 +41,28 @@ class ConvNet(nn.Sequential):
 
     def forward(self, x):
         if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = channels_last(x)
         if self.compute_dtype is None:
             return super().forward(x)
         with torch.autocast(x.device.type, dtype=self.compute_dtype):
             out = super().forward(x)
         return out.float()
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` laid out channels-last, with strides that say so even when it has one channel.
+
+    A one-channel image batch is contiguous in both layouts, and PyTorch then reads its layout as
+    NCHW; the convolution takes its output layout from the weight instead, and a fast weight computed
+    in an inner loop (``p - lr * grad``) has NCHW strides. Its output, and the BatchNorm and
+    max-pooling after it, then ran in NCHW, where CPU max-pooling is many times slower (MAML's
+    15-query rows of ``benchmarks/maml_peers.py``). The view below (no copy) gives the batch
+    unambiguous channels-last strides.
+    """
+    if x.shape[1] == 1 and x.is_contiguous():
+        n, _, height, width = x.shape
+        return x.reshape(n, height, width, 1).permute(0, 3, 1, 2)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
