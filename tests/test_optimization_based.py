@@ -11,6 +11,7 @@ from learntolearn.algorithms import ANIL, MAML, MetaSGD, Reptile
 from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
+from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_strided, mlp
 
@@ -154,9 +155,18 @@ def test_inner_batch_is_a_reptile_option_only():
     assert TrainConfig(algorithm="reptile", inner_batch=10, train_shots=10).train_shots == 10
 
 
-def test_reptile_refuses_vmap():
-    with pytest.raises(ValueError, match="batched=True is not supported"):
-        Reptile(nn.Linear(2, 2), batched=True)
+@pytest.mark.parametrize("option", ["batched", "compiled"])
+def test_reptile_refuses_vmap_and_compile(option):
+    with pytest.raises(ValueError, match="batched=True and compiled=True are not supported"):
+        Reptile(nn.Linear(2, 2), **{option: True})
+
+
+def test_compiled_is_refused_for_algorithms_without_a_compiled_path():
+    with pytest.raises(ValueError, match="config key 'compiled' compiles the meta-training loss of maml, anil, metasgd; "
+                                         "protonet has no compiled path"):
+        TrainConfig(algorithm="protonet", compiled=True)
+    with pytest.raises(ValueError, match="multi_step_loss_steps needs the eager task loop"):
+        MAML(nn.Linear(2, 2), compiled=True, multi_step_loss_steps=10)
 
 
 def sinusoid_mse(algorithm, tasks_):

@@ -21,6 +21,11 @@ meta-iterations (the paper anneals over its first epochs).
 tasks; both paths share one inner loop and agree with finite differences (tested). The vmapped
 path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it, and
 the default (contiguous) memory layout, so channels-last backbones are switched back.
+
+``compiled=True`` runs the meta-training loss of a task batch (either path) through
+``torch.compile``: the same computation as one graph, which fuses the many small operations of
+small tasks (``benchmarks/maml_peers.py``). Compiling takes minutes once per run (and again when the
+batch's shapes change); evaluation stays eager.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ def inner_options(config) -> dict:
     """The inner-loop settings of a run config, as keyword arguments of the MAML family."""
     options = {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
                "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
+    if config.compiled:
+        options["compiled"] = True
     if config.per_step_rates or config.multi_step_loss_steps:
         options.update(per_step_rates=config.per_step_rates, multi_step_loss_steps=config.multi_step_loss_steps)
     return options
@@ -79,6 +86,7 @@ class MAML(Algorithm):
         inner_steps: inner steps during meta-training; ``test_inner_steps`` at evaluation.
         first_order: drop second-order terms (first-order MAML).
         batched: vmap over the tasks of a batch instead of looping in Python.
+        compiled: meta-train through ``torch.compile`` (same values up to float rounding).
         loss: ``cross_entropy`` (classification) or ``mse`` (regression).
         per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
         multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
@@ -88,13 +96,14 @@ class MAML(Algorithm):
 
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
-                 loss: str = "cross_entropy", per_step_rates: bool = False, multi_step_loss_steps: int = 0) -> None:
+                 compiled: bool = False, loss: str = "cross_entropy", per_step_rates: bool = False,
+                 multi_step_loss_steps: int = 0) -> None:
         super().__init__()
         if (per_step_rates or multi_step_loss_steps) and type(self) is not MAML:
             raise ValueError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
                              f"{type(self).__name__} does not take them")
-        if multi_step_loss_steps and batched:
-            raise ValueError("multi_step_loss_steps needs the task loop; drop batched=True")
+        if multi_step_loss_steps and (batched or compiled):
+            raise ValueError("multi_step_loss_steps needs the eager task loop; drop batched=True and compiled=True")
         if multi_step_loss_steps < 0:
             raise ValueError(f"multi_step_loss_steps must be >= 0, got {multi_step_loss_steps}")
         test_inner_steps = test_inner_steps or inner_steps
@@ -109,7 +118,8 @@ class MAML(Algorithm):
                 if isinstance(module, ConvNet):
                     module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
-        self.first_order, self.batched, self.loss_name = first_order, batched, loss
+        self.first_order, self.batched, self.compiled, self.loss_name = first_order, batched, compiled, loss
+        self._compiled_task_losses = torch.compile(self.task_losses) if compiled else None
         self.step_rates = nn.ParameterDict(
             {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
              for name, _ in self.model.named_parameters()}) if per_step_rates else None
@@ -185,23 +195,31 @@ class MAML(Algorithm):
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         if self.multi_step_loss_steps and self.training:
             return self.multi_step_meta_loss(tasks)
-        if not self.batched:
+        if not (self.batched or self.compiled and self.training):
             return super().meta_loss(tasks)
         ways = {self.check_task(t.support_x, t.support_y) for t in tasks}
         for task in tasks:
             check_query(task.support_x, task.query_x)
         if len(ways) != 1:
-            raise ValueError(f"batched=True needs tasks with the same number of ways, got {sorted(ways)}")
+            raise ValueError(f"batched=True and compiled=True need tasks with the same number of ways, got {sorted(ways)}")
         stacked = [torch.stack([getattr(t, f) for t in tasks]) for f in ("support_x", "support_y", "query_x", "query_y")]
-
-        def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            outputs = self.predict(self.fast_weights(sx, sy, *ways, check_finite=False), qx)
-            return self.query_loss(outputs, qy), outputs
-
-        losses, outputs = torch.func.vmap(one_task)(*stacked)
+        task_losses = self._compiled_task_losses if self.compiled and self.training else self.task_losses
+        losses, outputs = task_losses(*stacked, ways.pop())
         if not bool(torch.isfinite(losses).all()):
             raise FloatingPointError("a task's query loss is not finite after the inner loop; lower the inner learning rate")
         return MetaLoss(losses.mean(), accuracy(outputs, stacked[3]))
+
+    def task_losses(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
+                    ways: int | None) -> tuple[Tensor, Tensor]:
+        """Query losses ``(tasks,)`` and outputs of a stacked batch of tasks, vmapped or in a loop."""
+        def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
+            outputs = self.predict(self.fast_weights(sx, sy, ways, check_finite=False), qx)
+            return self.query_loss(outputs, qy), outputs
+
+        if self.batched:
+            return torch.func.vmap(one_task)(support_x, support_y, query_x, query_y)
+        losses, outputs = zip(*(one_task(*task) for task in zip(support_x, support_y, query_x, query_y)))
+        return torch.stack(losses), torch.stack(outputs)
 
     def multi_step_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         """MAML++ MSL: query losses after every inner step, weighted by :meth:`step_weights`."""

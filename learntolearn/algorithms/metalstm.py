@@ -36,8 +36,9 @@ class MetaLearnerLSTM(MAML):
     """The learner ``model``, its meta-learned initialisation, and the gate networks that update it."""
 
     def __init__(self, model: nn.Module, **options) -> None:
-        if options.get("batched"):
-            raise ValueError("metalstm updates its learner step by step in Python; batched=True is not supported")
+        if options.get("batched") or options.get("compiled"):
+            raise ValueError("metalstm updates its learner step by step in Python; batched=True and compiled=True "
+                             "are not supported")
         super().__init__(model, **{**options, "first_order": True})
         self.input_gate, self.forget_gate = nn.Linear(6, 1), nn.Linear(6, 1)
         with torch.no_grad():

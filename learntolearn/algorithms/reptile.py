@@ -32,8 +32,8 @@ class Reptile(MAML):
     """Reptile over any ``nn.Module``; shares MAML's functional inner loop (always first order)."""
 
     def __init__(self, model: nn.Module, *, inner_batch: int = 0, **options) -> None:
-        if options.get("batched"):
-            raise ValueError("Reptile runs its tasks one after another; batched=True is not supported")
+        if options.get("batched") or options.get("compiled"):
+            raise ValueError("Reptile runs its tasks one after another; batched=True and compiled=True are not supported")
         if inner_batch < 0:
             raise ValueError(f"inner_batch must be >= 0 (0: the whole support set), got {inner_batch}")
         super().__init__(model, **{**options, "first_order": True})

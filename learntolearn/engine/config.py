@@ -20,6 +20,7 @@ from learntolearn.nn.backbones import BACKBONES
 
 OUTER_OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "bfloat16")
+COMPILED_ALGORITHMS = ("maml", "anil", "metasgd")
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)), "bool": (bool,)}
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     test_inner_steps: int = 3
     first_order: bool = False
     batched: bool = False
+    compiled: bool = False
     per_step_rates: bool = False
     multi_step_loss_steps: int = 0
     full_context: bool = False
@@ -85,6 +87,9 @@ class TrainConfig:
         if self.precision != "float32" and ALGORITHMS.get(self.algorithm).adapts_by_gradient:
             raise ValueError(f"precision {self.precision} is for metric-based algorithms; {self.algorithm} adapts by "
                              f"gradient steps, whose meta-gradients are only checked in float32")
+        if self.compiled and self.algorithm not in COMPILED_ALGORITHMS:
+            raise ValueError(f"config key 'compiled' compiles the meta-training loss of {', '.join(COMPILED_ALGORITHMS)}; "
+                             f"{self.algorithm} has no compiled path, so leave it false")
         if self.inner_batch and self.algorithm != "reptile":
             raise ValueError(f"config key 'inner_batch' is Reptile's inner minibatch size; {self.algorithm} adapts on "
                              f"the whole support set, so leave it at 0")
