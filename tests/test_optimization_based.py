@@ -167,6 +167,8 @@ def test_compiled_is_refused_for_algorithms_without_a_compiled_path():
         TrainConfig(algorithm="protonet", compiled=True)
     with pytest.raises(ValueError, match="multi_step_loss_steps needs the eager task loop"):
         MAML(nn.Linear(2, 2), compiled=True, multi_step_loss_steps=10)
+    with pytest.raises(ValueError, match="choose batched=True or compiled=True"):
+        MAML(nn.Linear(2, 2), compiled=True, batched=True)
 
 
 def sinusoid_mse(algorithm, tasks_):

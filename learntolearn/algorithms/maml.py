@@ -22,10 +22,9 @@ tasks; both paths share one inner loop and agree with finite differences (tested
 path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it, and
 the default (contiguous) memory layout, so channels-last backbones are switched back.
 
-``compiled=True`` runs the meta-training loss of a task batch (either path) through
-``torch.compile``: the same computation as one graph, which fuses the many small operations of
-small tasks (``benchmarks/maml_peers.py``). Compiling takes minutes once per run (and again when the
-batch's shapes change); evaluation stays eager.
+``compiled=True`` runs each task's meta-training loss in the task loop through one
+``torch.compile`` graph, compiled at the first step (and again if the task shapes change), which
+fuses the many small operations of small tasks (``benchmarks/maml_peers.py``); evaluation stays eager.
 """
 
 from __future__ import annotations
@@ -62,6 +61,13 @@ def linear_head(output_shape: tuple[int, ...], ways: int) -> list[nn.Module]:
     """A linear classifier over the backbone's output, flattened first when it is not a vector."""
     linear = nn.Linear(math.prod(output_shape), ways)
     return [linear] if len(output_shape) == 1 else [nn.Flatten(), linear]
+
+
+def finite(losses: Tensor) -> Tensor:
+    """``losses``, after checking that every task's query loss is finite."""
+    if not bool(torch.isfinite(losses).all()):
+        raise FloatingPointError("a task's query loss is not finite after the inner loop; lower the inner learning rate")
+    return losses
 
 
 def inner_options(config) -> dict:
@@ -104,6 +110,9 @@ class MAML(Algorithm):
                              f"{type(self).__name__} does not take them")
         if multi_step_loss_steps and (batched or compiled):
             raise ValueError("multi_step_loss_steps needs the eager task loop; drop batched=True and compiled=True")
+        if batched and compiled:
+            raise ValueError("compiled=True compiles the task loop (a compiled vmap was no faster than vmap); "
+                             "choose batched=True or compiled=True")
         if multi_step_loss_steps < 0:
             raise ValueError(f"multi_step_loss_steps must be >= 0, got {multi_step_loss_steps}")
         test_inner_steps = test_inner_steps or inner_steps
@@ -119,7 +128,7 @@ class MAML(Algorithm):
                     module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.compiled, self.loss_name = first_order, batched, compiled, loss
-        self._compiled_task_losses = torch.compile(self.task_losses) if compiled else None
+        self._compiled_task_loss = torch.compile(self.task_loss) if compiled else None
         self.step_rates = nn.ParameterDict(
             {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
              for name, _ in self.model.named_parameters()}) if per_step_rates else None
@@ -195,31 +204,35 @@ class MAML(Algorithm):
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         if self.multi_step_loss_steps and self.training:
             return self.multi_step_meta_loss(tasks)
-        if not (self.batched or self.compiled and self.training):
+        if self.compiled and self.training:
+            return self.compiled_meta_loss(tasks)
+        if not self.batched:
             return super().meta_loss(tasks)
         ways = {self.check_task(t.support_x, t.support_y) for t in tasks}
         for task in tasks:
             check_query(task.support_x, task.query_x)
         if len(ways) != 1:
-            raise ValueError(f"batched=True and compiled=True need tasks with the same number of ways, got {sorted(ways)}")
+            raise ValueError(f"batched=True needs tasks with the same number of ways, got {sorted(ways)}")
         stacked = [torch.stack([getattr(t, f) for t in tasks]) for f in ("support_x", "support_y", "query_x", "query_y")]
-        task_losses = self._compiled_task_losses if self.compiled and self.training else self.task_losses
-        losses, outputs = task_losses(*stacked, ways.pop())
-        if not bool(torch.isfinite(losses).all()):
-            raise FloatingPointError("a task's query loss is not finite after the inner loop; lower the inner learning rate")
-        return MetaLoss(losses.mean(), accuracy(outputs, stacked[3]))
+        losses, outputs = torch.func.vmap(self.task_loss, in_dims=(0, 0, 0, 0, None))(*stacked, ways.pop())
+        return MetaLoss(finite(losses).mean(), accuracy(outputs, stacked[3]))
 
-    def task_losses(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
-                    ways: int | None) -> tuple[Tensor, Tensor]:
-        """Query losses ``(tasks,)`` and outputs of a stacked batch of tasks, vmapped or in a loop."""
-        def one_task(sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> tuple[Tensor, Tensor]:
-            outputs = self.predict(self.fast_weights(sx, sy, ways, check_finite=False), qx)
-            return self.query_loss(outputs, qy), outputs
+    def task_loss(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
+                  ways: int | None) -> tuple[Tensor, Tensor]:
+        """One task's query loss and outputs at its fast weights, with no Python-side checks (vmapped or compiled)."""
+        outputs = self.predict(self.fast_weights(support_x, support_y, ways, check_finite=False), query_x)
+        return self.query_loss(outputs, query_y), outputs
 
-        if self.batched:
-            return torch.func.vmap(one_task)(support_x, support_y, query_x, query_y)
-        losses, outputs = zip(*(one_task(*task) for task in zip(support_x, support_y, query_x, query_y)))
-        return torch.stack(losses), torch.stack(outputs)
+    def compiled_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
+        """The task loop with each task's loss run by its ``torch.compile`` graph (compiled once, reused)."""
+        losses, accuracies = [], []
+        for task in tasks:
+            check_query(task.support_x, task.query_x)
+            ways = self.check_task(task.support_x, task.support_y)
+            loss, outputs = self._compiled_task_loss(task.support_x, task.support_y, task.query_x, task.query_y, ways)
+            losses.append(loss)
+            accuracies.append(accuracy(outputs, task.query_y))
+        return MetaLoss(finite(torch.stack(losses)).mean(), sum(accuracies) / len(accuracies))
 
     def multi_step_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         """MAML++ MSL: query losses after every inner step, weighted by :meth:`step_weights`."""
