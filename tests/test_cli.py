@@ -40,6 +40,19 @@ def test_train_eval_and_resume_from_the_command_line(runner, tmp_path):
     assert again.exit_code == 2 and f"already holds a run; continue it with `ltl train --resume {out}`" in again.output
 
 
+def test_compiled_maml_trains_and_resumes_from_the_command_line(runner, tmp_path):
+    out = tmp_path / "run"
+    options = [*TINY, "--algorithm", "maml", "--backbone", "mlp", "--meta-batch", "2", "--compiled"]
+    result = runner.invoke(cli, ["train", *options, "--steps", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["compiled"] is True
+    result = runner.invoke(cli, ["train", "--resume", str(out), "--steps", "20"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "results.json").read_text())["steps"] == 20
+    refused = runner.invoke(cli, ["train", *TINY, "--compiled", "--out", str(tmp_path / "protonet")])
+    assert refused.exit_code == 1 and "protonet has no compiled path" in refused.output
+
+
 def test_missing_data_is_one_clear_line_not_a_traceback(runner, tmp_path):
     result = runner.invoke(cli, ["train", "--data-root", str(tmp_path), "--no-download", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
