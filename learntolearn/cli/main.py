@@ -116,7 +116,8 @@ def datasets(data_root: str | None) -> None:
               help="Reptile: support examples per inner step, drawn in shuffled passes (0: the whole support set).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
 @click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
-@click.option("--compiled", is_flag=True, help="Meta-train the MAML family through torch.compile (minutes to compile).")
+@click.option("--compiled", is_flag=True, help="MAML, ANIL, Meta-SGD: run each task's meta-training loss through "
+              "torch.compile (compiled at the first step; faster on small tasks, slower with 15 queries).")
 @click.option("--per-step-rates", is_flag=True, help="MAML++: learn an inner rate per parameter tensor and step (maml).")
 @click.option("--multi-step-loss-steps", type=click.IntRange(min=0), default=0, show_default=True,
               help="MAML++: query loss after every inner step, annealed to the last over this many steps (maml; 0: off).")
