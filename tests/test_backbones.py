@@ -98,7 +98,10 @@ def test_bfloat16_backbones_return_float32_close_to_float32_and_train():
 def test_bfloat16_is_refused_where_it_is_not_checked():
     from learntolearn.engine.config import TrainConfig
 
-    with pytest.raises(ValueError, match="adapts by gradient steps"):
-        TrainConfig(algorithm="maml", precision="bfloat16")
+    with pytest.raises(ValueError, match="reptile adapts by gradient steps"):
+        TrainConfig(algorithm="reptile", precision="bfloat16")
+    with pytest.raises(ValueError, match="finetune adapts by gradient steps"):
+        TrainConfig(algorithm="finetune", precision="bfloat16")
+    assert TrainConfig(algorithm="maml", precision="bfloat16").precision == "bfloat16"
     with pytest.raises(ValueError, match="config key 'precision': unknown 'float16'"):
         TrainConfig(precision="float16")

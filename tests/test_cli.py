@@ -53,6 +53,22 @@ def test_compiled_maml_trains_and_resumes_from_the_command_line(runner, tmp_path
     assert refused.exit_code == 1 and "protonet has no compiled path" in refused.output
 
 
+def test_bfloat16_maml_autocasts_its_query_passes_only(runner, tmp_path):
+    from learntolearn.engine.model_file import load_run
+    from learntolearn.nn.backbones import ConvNet
+
+    out = tmp_path / "run"
+    options = [*TINY, "--algorithm", "maml", "--backbone", "conv4", "--meta-batch", "2", "--precision", "bfloat16"]
+    result = runner.invoke(cli, ["train", *options, "--steps", "10", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    algorithm = load_run(out).algorithm
+    assert algorithm.bfloat16_queries
+    assert [m.compute_dtype for m in algorithm.modules() if isinstance(m, ConvNet)] == [None]
+    refused = runner.invoke(cli, ["train", *TINY, "--algorithm", "reptile", "--precision", "bfloat16",
+                                  "--out", str(tmp_path / "reptile")])
+    assert refused.exit_code == 1 and "reptile adapts by gradient steps" in refused.output
+
+
 def test_missing_data_is_one_clear_line_not_a_traceback(runner, tmp_path):
     result = runner.invoke(cli, ["train", "--data-root", str(tmp_path), "--no-download", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1

@@ -42,4 +42,5 @@ class ANIL(MAML):
             first_order=self.first_order or not self.training, check_finite=check_finite)
 
     def predict(self, adapted: Params, query_x: Tensor) -> Tensor:
-        return torch.func.functional_call(self.model.head, adapted, (self.model.body(query_x),))
+        return self.in_query_precision(
+            lambda: torch.func.functional_call(self.model.head, adapted, (self.model.body(query_x),)), query_x)

@@ -30,7 +30,7 @@ fuses the many small operations of small tasks (``benchmarks/maml_peers.py``); e
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +76,8 @@ def inner_options(config) -> dict:
                "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
     if config.compiled:
         options["compiled"] = True
+    if config.precision == "bfloat16":
+        options["bfloat16_queries"] = True
     if config.per_step_rates or config.multi_step_loss_steps:
         options.update(per_step_rates=config.per_step_rates, multi_step_loss_steps=config.multi_step_loss_steps)
     return options
@@ -96,6 +98,9 @@ class MAML(Algorithm):
         loss: ``cross_entropy`` (classification) or ``mse`` (regression).
         per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
         multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
+        bfloat16_queries: run the query pass (the network at the fast weights on the query set, and its
+            backward) under bfloat16 autocast; the inner loop, whose second derivatives the meta-gradient
+            needs, stays in the model's dtype. Checked against float32 by ``ltl reproduce precision``.
     """
 
     adapts_by_gradient = True
@@ -103,7 +108,7 @@ class MAML(Algorithm):
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
                  compiled: bool = False, loss: str = "cross_entropy", per_step_rates: bool = False,
-                 multi_step_loss_steps: int = 0) -> None:
+                 multi_step_loss_steps: int = 0, bfloat16_queries: bool = False) -> None:
         super().__init__()
         if (per_step_rates or multi_step_loss_steps) and type(self) is not MAML:
             raise ValueError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
@@ -133,6 +138,7 @@ class MAML(Algorithm):
             {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
              for name, _ in self.model.named_parameters()}) if per_step_rates else None
         self.multi_step_loss_steps = multi_step_loss_steps
+        self.bfloat16_queries = bfloat16_queries
         # saved only when it matters, so checkpoints of plain MAML keep their keys
         self.register_buffer("meta_iterations", torch.zeros((), dtype=torch.int64), persistent=bool(multi_step_loss_steps))
 
@@ -199,7 +205,14 @@ class MAML(Algorithm):
         return self.fast_weights(support_x, support_y, self.check_task(support_x, support_y))
 
     def predict(self, adapted: Params, query_x: Tensor) -> Tensor:
-        return self.forward_with(adapted, query_x)
+        return self.in_query_precision(lambda: self.forward_with(adapted, query_x), query_x)
+
+    def in_query_precision(self, query_pass: Callable[[], Tensor], query_x: Tensor) -> Tensor:
+        """``query_pass()``, under bfloat16 autocast with a float32 result if ``bfloat16_queries``."""
+        if not self.bfloat16_queries:
+            return query_pass()
+        with torch.autocast(query_x.device.type, dtype=torch.bfloat16):
+            return query_pass().float()
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         if self.multi_step_loss_steps and self.training:

@@ -131,7 +131,8 @@ def datasets(data_root: str | None) -> None:
 @click.option("--tasks-per-backward", type=click.IntRange(min=0), default=0, show_default=True,
               help="Backpropagate the meta-batch in chunks of this many tasks to cut peak memory (0: all at once).")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
-              help="bfloat16: convolutions under mixed-precision autocast (metric-based algorithms).")
+              help="bfloat16: mixed-precision autocast for the convolutions of metric-based algorithms and for "
+                   "the query passes of maml, anil and metasgd (their inner loops stay float32).")
 @click.option("--adapt-steps", type=click.IntRange(min=1), default=100, show_default=True,
               help="SGD steps fitting the new head per task (baseline, baseline++, finetune).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100, show_default=True,

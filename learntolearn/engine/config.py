@@ -20,7 +20,8 @@ from learntolearn.nn.backbones import BACKBONES
 
 OUTER_OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "bfloat16")
-COMPILED_ALGORITHMS = ("maml", "anil", "metasgd")
+#: algorithms built on MAML's meta-loss, which take ``compiled`` and bfloat16 query passes
+MAML_FAMILY = ("maml", "anil", "metasgd")
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)), "bool": (bool,)}
 
 
@@ -84,11 +85,13 @@ class TrainConfig:
                              f"valid: {', '.join(OUTER_OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"config key 'precision': unknown {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.precision != "float32" and ALGORITHMS.get(self.algorithm).adapts_by_gradient:
-            raise ValueError(f"precision {self.precision} is for metric-based algorithms; {self.algorithm} adapts by "
-                             f"gradient steps, whose meta-gradients are only checked in float32")
-        if self.compiled and self.algorithm not in COMPILED_ALGORITHMS:
-            raise ValueError(f"config key 'compiled' compiles the meta-training loss of {', '.join(COMPILED_ALGORITHMS)}; "
+        if self.precision != "float32" and ALGORITHMS.get(self.algorithm).adapts_by_gradient \
+                and self.algorithm not in MAML_FAMILY:
+            raise ValueError(f"precision {self.precision} is for metric-based algorithms and the query passes of "
+                             f"{', '.join(MAML_FAMILY)}; {self.algorithm} adapts by gradient steps whose "
+                             f"meta-gradients are only checked in float32, so leave it at float32")
+        if self.compiled and self.algorithm not in MAML_FAMILY:
+            raise ValueError(f"config key 'compiled' compiles the meta-training loss of {', '.join(MAML_FAMILY)}; "
                              f"{self.algorithm} has no compiled path, so leave it false")
         if self.inner_batch and self.algorithm != "reptile":
             raise ValueError(f"config key 'inner_batch' is Reptile's inner minibatch size; {self.algorithm} adapts on "

@@ -118,6 +118,17 @@ PRESETS.register("protonet-omniglot-short-bf16")(Preset(
     "as protonet-omniglot-short with bfloat16 mixed-precision convolutions: the other side of the precision check",
     "not a paper setting", {**_SHORT_PROTONET, "precision": "bfloat16"}))
 
+_SHORT_MAML = {**_MAML, "algorithm": "maml", "backbone": "conv4", "batched": False, "ways": 5, "shots": 1,
+               "queries": 15, "meta_batch": 8, "steps": 1000, "val_every": 250, "val_episodes": 200,
+               "inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3}
+PRESETS.register("maml-omniglot-short")(Preset(
+    "second-order MAML on Omniglot in the 15-query setting of benchmarks/maml_peers.py (max-pooling conv4, "
+    "task loop), 1,000 meta-batches of 8: the float32 side of MAML's precision check",
+    "not a paper setting: short, 15 queries", _SHORT_MAML))
+PRESETS.register("maml-omniglot-short-bf16")(Preset(
+    "as maml-omniglot-short with the query passes under bfloat16 autocast (inner loop float32): the other side "
+    "of MAML's precision check", "not a paper setting", {**_SHORT_MAML, "precision": "bfloat16"}))
+
 PRESETS.register("mann-omniglot-5way")(Preset(
     "Santoro et al. 2016, Section 4.1: raw 20x20 pixels, LSTM controller of 200 units, 128x40 memory, 4 read "
     "heads, usage decay 0.95, episodes of 5 classes x 10 instances presented in random order with labels one "

@@ -45,6 +45,8 @@ class Row:
     lake_runs: bool = False
     paper_is_error: bool = False
     note: str = ""
+    #: rows naming the same ``versus`` are paired with the first of them (default: rows of the same setting)
+    versus: str | None = None
 
     def config(self) -> TrainConfig:
         return TrainConfig.from_dict(PRESETS.get(self.preset).config)
@@ -91,6 +93,10 @@ TABLES.register("lake")([
 TABLES.register("precision")([
     Row("protonet-omniglot-short", None, None, "no paper: float32 reference of the precision check"),
     Row("protonet-omniglot-short-bf16", None, None, "no paper: bfloat16 mixed precision, same seed and episodes"),
+    Row("maml-omniglot-short", None, None, "no paper: float32 reference of MAML's precision check",
+        versus="maml-omniglot-short"),
+    Row("maml-omniglot-short-bf16", None, None, "no paper: bfloat16 query passes, same seed and episodes",
+        versus="maml-omniglot-short"),
 ])
 TABLES.register("smoke")([
     Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
@@ -191,11 +197,12 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
         else:
             results.append({**record, "status": "not run"})
             continue
-        if row.setting() not in references:
-            references[row.setting()] = (row.preset, result)
+        reference = row.versus or row.setting()
+        if reference not in references:
+            references[reference] = (row.preset, result)
             record.pop("paired", None)
         else:
-            name, other = references[row.setting()]
+            name, other = references[reference]
             if result is not None and other is not None:
                 diff, ci = paired_difference(result, other)
                 record["paired"] = {"versus": name, "difference": round(100 * diff, 2), "ci95": round(100 * ci, 2)}

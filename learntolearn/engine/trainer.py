@@ -25,7 +25,7 @@ from tqdm import tqdm
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm
 from learntolearn.data import EpisodeSampler, EpisodeSet, load_dataset
 from learntolearn.engine.checkpoint import atomic_save, load
-from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.config import MAML_FAMILY, TrainConfig
 from learntolearn.engine.distributed import (
     DEFAULT_TIMEOUT_SECONDS,
     all_reduce_gradients,
@@ -50,7 +50,7 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
     factory = BACKBONES.get(config.backbone)
     flat = config.backbone == "mlp"
     backbone = factory(in_features=math.prod(input_shape)) if flat else factory(in_channels=input_shape[0])
-    if config.precision == "bfloat16":
+    if config.precision == "bfloat16" and config.algorithm not in MAML_FAMILY:  # MAML's family: query passes only
         if not isinstance(backbone, ConvNet):
             raise ValueError(f"precision bfloat16 needs a convolutional backbone (conv4, conv4-maps, ...), not {config.backbone}")
         backbone.use_bfloat16()
