@@ -60,7 +60,9 @@ def section() -> str:
                 "|---|---|"]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
-        out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x."
+        float32 = r.get("ours_float32_over_fastest_peer")
+        out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x"
+                + (f" ({float32}x with float32 query passes)." if float32 and float32 != r["ours_over_fastest_peer"] else ".")
                 + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else "")]
     for setting, r in latest("maml_end_to_end").items():
         rates = r["meta_iterations_per_s"]
