@@ -147,6 +147,78 @@ def test_reptile_inner_minibatches_are_shuffled_passes_over_the_support_set():
     assert [len(batch) for batch in seen] == [6, 6], "a support set no larger than inner_batch is used whole"
 
 
+def test_momentumless_adam_step_equals_torch_adam_with_beta1_zero():
+    """With eps = 0 Kingma & Ba's efficient form and torch.optim.Adam's coincide; the moments carry over."""
+    from learntolearn.algorithms.inner import adam_step_no_momentum
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    batch = tasks(count=4)
+    reference = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    adam = torch.optim.Adam(reference, lr=0.01, betas=(0.0, 0.999), eps=0.0)
+    names = [n for n, _ in model.named_parameters()]
+    fast = {n: p.detach() for n, p in model.named_parameters()}
+    moments = {n: torch.zeros_like(p) for n, p in fast.items()}
+    for count, task in enumerate(batch):
+        adam.zero_grad()
+        F.cross_entropy(torch.func.functional_call(model, dict(zip(names, reference)), (task.support_x,)),
+                        task.support_y).backward()
+        adam.step()
+        fast, moments = adam_step_no_momentum(
+            lambda p, t=task: F.cross_entropy(torch.func.functional_call(model, p, (t.support_x,)), t.support_y),
+            fast, moments, count, 0.01, eps=0.0)
+        for name, want in zip(names, reference):
+            torch.testing.assert_close(fast[name], want.detach(), rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(moments[name], adam.state[want]["exp_avg_sq"], rtol=1e-12, atol=1e-16)
+
+
+def test_reptile_adam_statistics_carry_across_training_tasks_and_not_test_tasks():
+    """As in the authors' code: meta-training tasks update Adam's moments in turn; adaptation at test time
+    starts from them and leaves them as they were."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    batch = tasks(count=3)
+    reptile = Reptile(model, inner_lr=0.01, inner_steps=2, inner_optimizer="adam").train()
+    moment = "inner_adam_moment__0__weight"
+    assert moment in reptile.state_dict() and "inner_adam_steps" in reptile.state_dict()
+    first = reptile.adapt(batch[0].support_x, batch[0].support_y)
+    after_one = getattr(reptile, moment).clone()
+    assert after_one.abs().sum() > 0 and int(reptile.inner_adam_steps) == 2
+    reptile.adapt(batch[1].support_x, batch[1].support_y)
+    assert not torch.equal(getattr(reptile, moment), after_one) and int(reptile.inner_adam_steps) == 4
+    fresh = Reptile(nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double(), inner_lr=0.01,
+                    inner_steps=2, inner_optimizer="adam")
+    fresh.load_state_dict(reptile.state_dict())
+    fresh.train().adapt(batch[2].support_x, batch[2].support_y)
+    reptile.eval()
+    saved = {k: v.clone() for k, v in reptile.state_dict().items()}
+    reptile.adapt(batch[2].support_x, batch[2].support_y)
+    assert all(torch.equal(v, reptile.state_dict()[k]) for k, v in saved.items())
+    assert not torch.equal(fresh.state_dict()[moment], saved[moment]), "the checkpointed moments were used and updated"
+    assert "inner_adam_steps" not in Reptile(nn.Linear(2, 2)).state_dict(), "SGD Reptile checkpoints keep their keys"
+    assert not torch.equal(first["0.weight"], model[0].weight)
+
+
+def test_reptile_with_adam_learns_sinusoids():
+    torch.manual_seed(0)
+    reptile = Reptile(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=10, loss="mse", inner_optimizer="adam")
+    held_out = [task for task, _ in zip(SinusoidTasks(10, 50, seed=123), range(100))]
+    before = sinusoid_mse(reptile, held_out)
+    stream = SinusoidTasks(10, 10, seed=0)
+    meta_train(reptile, lambda: [stream.sample() for _ in range(5)], 150, torch.optim.SGD(reptile.parameters(), lr=1.0))
+    after = sinusoid_mse(reptile, held_out)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_inner_optimizer_is_a_reptile_option_only():
+    with pytest.raises(ValueError, match="'inner_optimizer' chooses Reptile's inner optimiser; maml"):
+        TrainConfig(algorithm="maml", inner_optimizer="adam")
+    with pytest.raises(ValueError, match="config key 'inner_optimizer': unknown 'rmsprop'; valid: sgd, adam"):
+        TrainConfig(algorithm="reptile", inner_optimizer="rmsprop")
+    with pytest.raises(ValueError, match="unknown inner_optimizer 'rmsprop'"):
+        Reptile(nn.Linear(2, 2), inner_optimizer="rmsprop")
+
+
 def test_inner_batch_is_a_reptile_option_only():
     from learntolearn.engine.config import TrainConfig
 

@@ -99,3 +99,25 @@ def test_chunked_backward_gives_the_same_maml_meta_gradient():
         assert abs(loss - grads[0][0]) < 1e-12
         for a, b in zip(g, grads[0][1]):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
+    """Reptile's Omniglot recipe: the outer step anneals linearly to 0, and a resumed run restores the inner
+    Adam moments with the weights, ending exactly where an uninterrupted run ends."""
+    import dataclasses
+
+    config = TrainConfig(**{**SMALL, "lr": 1.0}, algorithm="reptile", outer_optimizer="sgd", lr_schedule="linear",
+                         inner_optimizer="adam", inner_lr=1e-3, inner_steps=2, test_inner_steps=3, steps=20)
+    whole = Trainer(config, tmp_path / "whole", progress=False)
+    whole.train()
+    rates = [r["lr"] for r in metrics(tmp_path / "whole") if "lr" in r]
+    assert rates[0] == pytest.approx(1 - 1 / 20) and rates[9] == pytest.approx(0.5) and rates[-1] == pytest.approx(0)
+    first = Trainer(config, tmp_path / "parts", progress=False)
+    first.config = dataclasses.replace(config, steps=10)  # stop half-way, as a killed run would after its checkpoint
+    first.train()
+    resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
+    resumed.train()
+    state = resumed.algorithm.state_dict()
+    assert int(state["inner_adam_steps"]) == 20 * config.meta_batch * config.inner_steps, "validation leaves them"
+    for name, value in whole.algorithm.state_dict().items():
+        assert torch.equal(value, state[name]), name

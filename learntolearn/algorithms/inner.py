@@ -58,6 +58,25 @@ def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
                           steps_before=steps_before)[-1]
 
 
+def adam_step_no_momentum(loss_fn: Callable[[Params], Tensor], params: Params, second_moments: Params, count: int,
+                      lr: float, *, beta2: float = 0.999, eps: float = 1e-8,
+                      check_finite: bool = True, steps_before: int = 0) -> tuple[Params, Params]:
+    """One Adam step with ``beta1 = 0`` (no momentum; Nichol et al. 2018, Appendix A), first order.
+
+    ``second_moments`` holds Adam's running mean of squared gradients and ``count`` the number of
+    steps taken before this one, both carried by the caller; returns the new parameters and moments.
+    The update is Kingma & Ba's Algorithm 1 in its efficient form (Section 2), with ``m_t = g_t``:
+    ``p -= lr * sqrt(1 - beta2^t) * g / (sqrt(v_t) + eps)``.
+    """
+    grads, loss = torch.func.grad_and_value(loss_fn)(params)
+    if check_finite and not bool(torch.isfinite(loss)):
+        raise FloatingPointError(f"the inner-loop loss became {loss.item()} at inner step {steps_before + 1}; the inner "
+                                 f"learning rate is probably too large for this model")
+    moments = {n: beta2 * second_moments[n] + (1 - beta2) * grads[n].detach().square() for n in params}
+    rate = lr * math.sqrt(1 - beta2 ** (count + 1))
+    return {n: p - rate * grads[n].detach() / (moments[n].sqrt() + eps) for n, p in params.items()}, moments
+
+
 def check_inner_settings(lr: float, steps: int, test_steps: int) -> None:
     """Reject inner learning rates and step counts that cannot be meant."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 10):

@@ -7,8 +7,11 @@ surrogate loss, ``0.5 * mean_tasks ||theta - stopgrad(theta~)||^2``, whose gradi
 ``theta - mean theta~``: with plain SGD and learning rate ``epsilon`` as the outer optimiser the step
 is the paper's ``theta <- theta + epsilon * (mean theta~ - theta)``. At test time the model is
 fine-tuned on the support set for ``test_inner_steps`` steps. BatchNorm uses the statistics of the
-current batch (the paper's transductive setting). The paper's inner optimiser on Omniglot is Adam;
-here it is SGD. With ``inner_batch`` each inner step sees a minibatch of that many support examples,
+current batch (the paper's transductive setting). The inner optimiser is SGD, or with
+``inner_optimizer="adam"`` the paper's: Adam with ``beta1 = 0`` (Appendix A), whose second-moment
+estimates carry over from task to task in meta-training and are used, not updated, when adapting at
+test time, as in the authors' released code (it restores only the model's weights after each
+training task, and all variables after each evaluation task). With ``inner_batch`` each inner step sees a minibatch of that many support examples,
 drawn in shuffled passes over the support set (the paper's Omniglot setting: 10-shot training tasks,
 5 steps of 10, so each step sees a fifth of the task); a support set no larger than ``inner_batch`` is
 used whole, as at 1-shot test time.
@@ -22,8 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS, MetaLoss, accuracy, check_query
-from learntolearn.algorithms.inner import Params, sgd_inner_loop
+from learntolearn.algorithms.inner import Params, adam_step_no_momentum, sgd_inner_loop
 from learntolearn.algorithms.maml import MAML, inner_options, linear_head
+
+INNER_OPTIMIZERS = ("sgd", "adam")
 from learntolearn.types import Task
 
 
@@ -31,18 +36,28 @@ from learntolearn.types import Task
 class Reptile(MAML):
     """Reptile over any ``nn.Module``; shares MAML's functional inner loop (always first order)."""
 
-    def __init__(self, model: nn.Module, *, inner_batch: int = 0, **options) -> None:
+    def __init__(self, model: nn.Module, *, inner_batch: int = 0, inner_optimizer: str = "sgd", **options) -> None:
         if options.get("batched") or options.get("compiled"):
             raise ValueError("Reptile runs its tasks one after another; batched=True and compiled=True are not supported")
         if inner_batch < 0:
             raise ValueError(f"inner_batch must be >= 0 (0: the whole support set), got {inner_batch}")
+        if inner_optimizer not in INNER_OPTIMIZERS:
+            raise ValueError(f"unknown inner_optimizer {inner_optimizer!r}; valid: {', '.join(INNER_OPTIMIZERS)}")
         super().__init__(model, **{**options, "first_order": True})
-        self.inner_batch = inner_batch
+        self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
+        if inner_optimizer == "adam":
+            for name, p in self.model.named_parameters():
+                self.register_buffer(self.moment_name(name), torch.zeros_like(p))
+            self.register_buffer("inner_adam_steps", torch.zeros((), dtype=torch.int64))
 
     @classmethod
     def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "Reptile":
         return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), inner_batch=config.inner_batch,
-                   **inner_options(config))
+                   inner_optimizer=config.inner_optimizer, **inner_options(config))
+
+    @staticmethod
+    def moment_name(parameter: str) -> str:
+        return "inner_adam_moment__" + parameter.replace(".", "__")
 
     def minibatches(self, size: int, steps: int) -> list[Tensor | None]:
         """Support indices for each inner step: ``inner_batch`` at a time from shuffled passes, or None (all)."""
@@ -54,10 +69,24 @@ class Reptile(MAML):
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
         fast = {n: p.detach() for n, p in self.model.named_parameters()}
+        if self.inner_optimizer == "adam":
+            moments = {n: getattr(self, self.moment_name(n)) for n in fast}
+            count = int(self.inner_adam_steps)
         for step, batch in enumerate(self.minibatches(len(support_y), self.inner_steps_now())):
             x, y = (support_x, support_y) if batch is None else (support_x[batch], support_y[batch])
-            fast = sgd_inner_loop(lambda p, x=x, y=y: self.checked_loss(self.forward_with(p, x), y, ways), fast, 1,
-                                  self.inner_rates(), first_order=True, check_finite=check_finite, steps_before=step)
+
+            def loss_fn(p: Params, x: Tensor = x, y: Tensor = y) -> Tensor:
+                return self.checked_loss(self.forward_with(p, x), y, ways)
+            if self.inner_optimizer == "adam":
+                fast, moments = adam_step_no_momentum(loss_fn, fast, moments, count + step, self.inner_lr,
+                                                      check_finite=check_finite, steps_before=step)
+            else:
+                fast = sgd_inner_loop(loss_fn, fast, 1, self.inner_rates(), first_order=True, check_finite=check_finite,
+                                      steps_before=step)
+        if self.inner_optimizer == "adam" and self.training:  # carried to the next task; test-time adaptation leaves it
+            for name, moment in moments.items():
+                getattr(self, self.moment_name(name)).copy_(moment)
+            self.inner_adam_steps += self.inner_steps_now()
         return fast
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:

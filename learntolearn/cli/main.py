@@ -99,6 +99,9 @@ def datasets(data_root: str | None) -> None:
 @click.option("--meta-batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks per step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--lr-halve-every", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--lr-schedule", type=click.Choice(["step", "linear"]), default="step", show_default=True,
+              help="step: halve the outer learning rate every --lr-halve-every steps; linear: anneal it to 0 at the "
+                   "last step (Reptile's schedule).")
 @click.option("--val-every", type=click.IntRange(min=0), default=500, show_default=True, help="0 disables validation.")
 @click.option("--val-episodes", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--patience", type=click.IntRange(min=0), default=0, show_default=True,
@@ -114,6 +117,9 @@ def datasets(data_root: str | None) -> None:
               help="Inner steps at evaluation (MAML family).")
 @click.option("--inner-batch", type=click.IntRange(min=0), default=0, show_default=True,
               help="Reptile: support examples per inner step, drawn in shuffled passes (0: the whole support set).")
+@click.option("--inner-optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+              help="Reptile's inner optimiser; adam is Adam with beta1=0 whose statistics carry across tasks "
+                   "(Nichol et al. 2018).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
 @click.option("--batched", is_flag=True, help="vmap the meta-batch instead of looping over tasks.")
 @click.option("--compiled", is_flag=True, help="MAML, ANIL, Meta-SGD: run each task's meta-training loss through "

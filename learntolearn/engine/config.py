@@ -16,10 +16,13 @@ from pathlib import Path
 import yaml
 
 from learntolearn.algorithms.base import ALGORITHMS
+from learntolearn.algorithms.reptile import INNER_OPTIMIZERS
 from learntolearn.nn.backbones import BACKBONES
 
 OUTER_OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "bfloat16")
+#: "step": halve the outer learning rate every lr_halve_every steps; "linear": anneal it linearly to 0 at the last step
+LR_SCHEDULES = ("step", "linear")
 #: algorithms built on MAML's meta-loss, which take ``compiled`` and bfloat16 query passes
 MAML_FAMILY = ("maml", "anil", "metasgd")
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "int | None": (int, type(None)), "bool": (bool,)}
@@ -47,6 +50,7 @@ class TrainConfig:
     steps: int = 1000
     lr: float = 1e-3
     lr_halve_every: int = 2000
+    lr_schedule: str = "step"
     val_every: int = 500
     val_episodes: int = 500
     test_episodes: int = 1000
@@ -70,6 +74,7 @@ class TrainConfig:
     distance: str = "cosine"
     tasks_per_backward: int = 0
     inner_batch: int = 0
+    inner_optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -96,6 +101,14 @@ class TrainConfig:
         if self.inner_batch and self.algorithm != "reptile":
             raise ValueError(f"config key 'inner_batch' is Reptile's inner minibatch size; {self.algorithm} adapts on "
                              f"the whole support set, so leave it at 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"config key 'lr_schedule': unknown {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+        if self.inner_optimizer not in INNER_OPTIMIZERS:
+            raise ValueError(f"config key 'inner_optimizer': unknown {self.inner_optimizer!r}; "
+                             f"valid: {', '.join(INNER_OPTIMIZERS)}")
+        if self.inner_optimizer != "sgd" and self.algorithm != "reptile":
+            raise ValueError(f"config key 'inner_optimizer' chooses Reptile's inner optimiser; {self.algorithm} "
+                             f"differentiates through plain SGD steps, so leave it at 'sgd'")
         if self.inner_batch < 0:
             raise ValueError(f"config key 'inner_batch' must be >= 0 (0: the whole support set), got {self.inner_batch}")
         if ALGORITHMS.get(self.algorithm).adapts_by_gradient and self.train_ways not in (None, self.ways):

@@ -56,14 +56,14 @@ PRESETS.register("maml-omniglot-20w1s")(Preset(
      "inner_lr": 0.1, "inner_steps": 5, "test_inner_steps": 5}))
 
 PRESETS.register("reptile-omniglot-5w1s")(Preset(
-    "Nichol et al. 2018, Appendix A (and the flags of its released run_omniglot.py): 10-shot training tasks, "
-    "5 inner steps on minibatches of 10 in training and 50 full-batch steps at test, meta-batch 5, outer step 1, "
+    "Nichol et al. 2018, Appendix A (and the flags and model of its released code): strided conv4, 10-shot "
+    "training tasks, 5 inner steps of Adam (beta1 = 0, lr 1e-3, moments carried across tasks) on minibatches of "
+    "10, 50 full-batch steps at test, meta-batch 5, outer step 1 annealed linearly to 0 over 100,000 iterations, "
     "transductive BatchNorm",
-    "inner optimiser is SGD with lr 0.1, not Adam; the outer step is halved every 25,000 iterations "
-    "rather than annealed linearly; max-pooling conv4",
-    {**_OMNIGLOT, "algorithm": "reptile", "backbone": "conv4", "ways": 5, "shots": 1, "queries": 1,
+    "PyTorch's symmetric padding for the stride-2 convolutions (TensorFlow's 'same' pads right and bottom only)",
+    {**_OMNIGLOT, "algorithm": "reptile", "backbone": "conv4-strided", "ways": 5, "shots": 1, "queries": 1,
      "train_shots": 10, "inner_batch": 10, "meta_batch": 5, "steps": 100000, "outer_optimizer": "sgd", "lr": 1.0,
-     "lr_halve_every": 25000, "inner_lr": 0.1, "inner_steps": 5, "test_inner_steps": 50}))
+     "lr_schedule": "linear", "inner_optimizer": "adam", "inner_lr": 1e-3, "inner_steps": 5, "test_inner_steps": 50}))
 
 PRESETS.register("protonet-lake-background")(Preset(
     "Lake et al. 2015 protocol: train on the background set only (no rotations), test 20-way 1-shot "

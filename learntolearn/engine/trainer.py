@@ -138,7 +138,9 @@ class Trainer:
         torch.manual_seed(c.seed)
         self.algorithm = build_algorithm(c, self.train_data.image_shape, self.train_data.n_classes)
         self.optimizer = OPTIMIZERS[c.outer_optimizer](self.algorithm.parameters(), lr=c.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5)
+        self.scheduler = (torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: max(0.0, 1 - step / c.steps))
+                          if c.lr_schedule == "linear" else
+                          torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.lr_halve_every, gamma=0.5))
         self.sampler = EpisodeSampler(self.train_data, c.train_ways or c.ways, c.train_shots or c.shots,
                                       c.train_queries or c.queries, seed=c.seed)
         self.val_episodes = (EpisodeSet.generate(self.val_data, c.ways, c.shots, c.queries, c.val_episodes, VAL_EPISODE_SEED)
