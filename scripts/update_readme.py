@@ -64,6 +64,14 @@ def section() -> str:
         out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x"
                 + (f" ({float32}x with float32 query passes)." if float32 and float32 != r["ours_over_fastest_peer"] else ".")
                 + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else "")]
+    rows = latest("maml_precision")
+    if rows:
+        variants = list(next(iter(rows.values()))["relative_distance_to_float64"])
+        out += ["", "`python benchmarks/maml_precision.py`: distance of MAML's meta-gradient (one meta-batch of 32",
+                "tasks at the initial weights) from the float64 one, |g - g64| / |g64|:", "",
+                "| setting | " + " | ".join(variants) + " | commit |", "|---" * (len(variants) + 2) + "|"]
+        out += [f"| {k} | " + " | ".join(str(r["relative_distance_to_float64"][v]) for v in variants)
+                + f" | `{r['commit'][:10]}` |" for k, r in rows.items()]
     for setting, r in latest("maml_end_to_end").items():
         rates = r["meta_iterations_per_s"]
         out += ["", "`python benchmarks/maml_end_to_end.py --data-root ../shared/data` (learn2learn 0.2.0 built from its",
