@@ -59,8 +59,8 @@ def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
 
 
 def adam_step_no_momentum(loss_fn: Callable[[Params], Tensor], params: Params, second_moments: Params, count: int,
-                      lr: float, *, beta2: float = 0.999, eps: float = 1e-8,
-                      check_finite: bool = True, steps_before: int = 0) -> tuple[Params, Params]:
+                          lr: float, *, beta2: float = 0.999, eps: float = 1e-8, check_finite: bool = True,
+                          steps_before: int = 0) -> tuple[Params, Params]:
     """One Adam step with ``beta1 = 0`` (no momentum; Nichol et al. 2018, Appendix A), first order.
 
     ``second_moments`` holds Adam's running mean of squared gradients and ``count`` the number of

@@ -11,10 +11,10 @@ current batch (the paper's transductive setting). The inner optimiser is SGD, or
 ``inner_optimizer="adam"`` the paper's: Adam with ``beta1 = 0`` (Appendix A), whose second-moment
 estimates carry over from task to task in meta-training and are used, not updated, when adapting at
 test time, as in the authors' released code (it restores only the model's weights after each
-training task, and all variables after each evaluation task). With ``inner_batch`` each inner step sees a minibatch of that many support examples,
-drawn in shuffled passes over the support set (the paper's Omniglot setting: 10-shot training tasks,
-5 steps of 10, so each step sees a fifth of the task); a support set no larger than ``inner_batch`` is
-used whole, as at 1-shot test time.
+training task, and all variables after each evaluation task). With ``inner_batch`` each inner step
+sees a minibatch of that many support examples, drawn in shuffled passes over the support set (the
+paper's Omniglot setting: 10-shot training tasks, 5 steps of 10, so each step sees a fifth of the
+task); a support set no larger than ``inner_batch`` is used whole, as at 1-shot test time.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from learntolearn.algorithms.base import ALGORITHMS, MetaLoss, accuracy, check_query
 from learntolearn.algorithms.inner import Params, adam_step_no_momentum, sgd_inner_loop
 from learntolearn.algorithms.maml import MAML, inner_options, linear_head
+from learntolearn.types import Task
 
 INNER_OPTIMIZERS = ("sgd", "adam")
-from learntolearn.types import Task
 
 
 @ALGORITHMS.register("reptile")
@@ -77,6 +77,7 @@ class Reptile(MAML):
 
             def loss_fn(p: Params, x: Tensor = x, y: Tensor = y) -> Tensor:
                 return self.checked_loss(self.forward_with(p, x), y, ways)
+
             if self.inner_optimizer == "adam":
                 fast, moments = adam_step_no_momentum(loss_fn, fast, moments, count + step, self.inner_lr,
                                                       check_finite=check_finite, steps_before=step)
