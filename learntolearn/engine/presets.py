@@ -60,7 +60,9 @@ PRESETS.register("reptile-omniglot-5w1s")(Preset(
     "training tasks, 5 inner steps of Adam (beta1 = 0, lr 1e-3, moments carried across tasks) on minibatches of "
     "10, 50 full-batch steps at test, meta-batch 5, outer step 1 annealed linearly to 0 over 100,000 iterations, "
     "transductive BatchNorm",
-    "PyTorch's symmetric padding for the stride-2 convolutions (TensorFlow's 'same' pads right and bottom only)",
+    "PyTorch's symmetric padding for the stride-2 convolutions (TensorFlow's 'same' pads right and bottom only); "
+    "the Vinyals split's 1,028 training characters with a validation set (the authors train on 1,200 and keep "
+    "no validation set)",
     {**_OMNIGLOT, "algorithm": "reptile", "backbone": "conv4-strided", "ways": 5, "shots": 1, "queries": 1,
      "train_shots": 10, "inner_batch": 10, "meta_batch": 5, "steps": 100000, "outer_optimizer": "sgd", "lr": 1.0,
      "lr_schedule": "linear", "inner_optimizer": "adam", "inner_lr": 1e-3, "inner_steps": 5, "test_inner_steps": 50}))
