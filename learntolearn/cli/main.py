@@ -16,7 +16,7 @@ from learntolearn.data.archives import DataError
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import dataset_status
-from learntolearn.engine.config import TrainConfig, check_keys, read_yaml
+from learntolearn.engine.config import INNER_OPTIMIZERS, LR_SCHEDULES, TrainConfig, check_keys, read_yaml
 from learntolearn.engine.distributed import DEFAULT_TIMEOUT_SECONDS
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.launch import DistributedTrainingError, launch_training
@@ -99,7 +99,7 @@ def datasets(data_root: str | None) -> None:
 @click.option("--meta-batch", type=click.IntRange(min=1), default=1, show_default=True, help="Tasks per step.")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--lr-halve-every", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--lr-schedule", type=click.Choice(["step", "linear"]), default="step", show_default=True,
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="step", show_default=True,
               help="step: halve the outer learning rate every --lr-halve-every steps; linear: anneal it to 0 at the "
                    "last step (Reptile's schedule).")
 @click.option("--val-every", type=click.IntRange(min=0), default=500, show_default=True, help="0 disables validation.")
@@ -117,7 +117,7 @@ def datasets(data_root: str | None) -> None:
               help="Inner steps at evaluation (MAML family).")
 @click.option("--inner-batch", type=click.IntRange(min=0), default=0, show_default=True,
               help="Reptile: support examples per inner step, drawn in shuffled passes (0: the whole support set).")
-@click.option("--inner-optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True,
+@click.option("--inner-optimizer", type=click.Choice(INNER_OPTIMIZERS), default="sgd", show_default=True,
               help="Reptile's inner optimiser; adam is Adam with beta1=0 whose statistics carry across tasks "
                    "(Nichol et al. 2018).")
 @click.option("--first-order", is_flag=True, help="First-order MAML / ANIL / Meta-SGD.")
