@@ -161,11 +161,15 @@ def implementations(backbone: str, first_order: bool) -> dict:
             "learntolearn (compiled task loop)": lambda: ours(backbone, first_order, False, compiled=True),
             "learntolearn (task loop, bfloat16 queries)": lambda: ours(backbone, first_order, False,
                                                                       bfloat16_queries=True),
+            "learntolearn (compiled task loop, bfloat16 queries)": lambda: ours(
+                backbone, first_order, False, compiled=True, bfloat16_queries=True),
             "learntolearn ANIL (task loop)": lambda: ours_anil(backbone, first_order, False),
             "learntolearn ANIL (vmap)": lambda: ours_anil(backbone, first_order, True),
             "learntolearn ANIL (compiled task loop)": lambda: ours_anil(backbone, first_order, False, compiled=True),
             "learntolearn ANIL (task loop, bfloat16 queries)": lambda: ours_anil(backbone, first_order, False,
                                                                            bfloat16_queries=True),
+            "learntolearn ANIL (compiled task loop, bfloat16 queries)": lambda: ours_anil(
+                backbone, first_order, False, compiled=True, bfloat16_queries=True),
             "plain PyTorch": lambda: plain_pytorch(backbone, first_order),
             "higher": lambda: higher_maml(backbone, first_order),
             "torchopt": lambda: torchopt_maml(backbone, first_order)}

@@ -1,0 +1,37 @@
+"""The compile backend's float form of ReLU's backward against PyTorch's own."""
+
+import pytest
+import torch
+
+from learntolearn.nn.compile import compile_without_bool_masks, threshold_backward_in_floats
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5])
+def test_threshold_backward_in_floats_equals_aten(threshold):
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(4, 8, 5, 5, generator=g).relu()  # ReLU outputs: many exact zeros
+    out[0, 0, 0, :3] = threshold  # ties: no gradient, as in aten
+    grad = torch.randn(out.shape, generator=g)
+    expected = torch.ops.aten.threshold_backward(grad, out, threshold)
+    got = threshold_backward_in_floats(grad, out, threshold)
+    assert torch.equal(got, expected)  # -0.0 == 0.0: equal values
+    assert (got[0, 0, 0, :3] == 0).all() and (expected != 0).any()
+
+
+def test_compiled_relu_network_gradients_equal_eager():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, track_running_stats=False),
+                              torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+    x = torch.randn(5, 1, 6, 6)
+
+    def second_order(x):  # a gradient of a gradient: ReLU's backward appears twice
+        params = dict(net.named_parameters())
+        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
+        inner = torch.func.grad(loss)(params)
+        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
+
+    eager = torch.autograd.grad(second_order(x), list(net.parameters()))
+    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
