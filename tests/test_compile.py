@@ -35,3 +35,21 @@ def test_compiled_relu_network_gradients_equal_eager():
     compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
     for a, b in zip(compiled, eager):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_the_rewrite_applies_even_when_a_plain_compile_of_the_same_graph_is_cached(monkeypatch):
+    """AOTAutograd's cache keys ignore decompositions: it must not hand back the plain graph."""
+    import learntolearn.nn.compile as compile_module
+
+    calls = []
+
+    def counted(grad, out, threshold):
+        calls.append(tuple(out.shape))
+        return threshold_backward_in_floats(grad, out, threshold)
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    x = torch.randn(2, 3)
+    torch.compile(lambda x: net(x).sum())(x).backward()
+    monkeypatch.setattr(compile_module, "threshold_backward_in_floats", counted)
+    compile_without_bool_masks(lambda x: net(x).sum())(x).backward()
+    assert calls == [(2, 4)]

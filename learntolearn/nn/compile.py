@@ -23,11 +23,15 @@ def threshold_backward_in_floats(grad: Tensor, out: Tensor, threshold: float) ->
 
 
 def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: list) -> Callable:
+    from torch._functorch import config as functorch_config
     from torch._inductor.compile_fx import compile_fx
     from torch._inductor.decomposition import select_decomp_table
 
     decompositions = {**select_decomp_table(), torch.ops.aten.threshold_backward.default: threshold_backward_in_floats}
-    return compile_fx(graph, example_inputs, decompositions=decompositions)
+    # AOTAutograd's cache keys ignore the decompositions, so it would return a graph compiled without this one;
+    # Inductor's own cache sees the decomposed graph and stays on
+    with functorch_config.patch(enable_autograd_cache=False):
+        return compile_fx(graph, example_inputs, decompositions=decompositions)
 
 
 def compile_without_bool_masks(fn: Callable) -> Callable:
