@@ -137,6 +137,16 @@ PRESETS.register("maml-omniglot-short-bf16")(Preset(
     "as maml-omniglot-short with the query passes under bfloat16 autocast (inner loop float32): the other side "
     "of MAML's precision check", "not a paper setting", {**_SHORT_MAML, "precision": "bfloat16"}))
 
+_SHORT_FOMAML = {**PRESETS.get("fomaml-omniglot-5w1s").config, "batched": False, "compiled": True, "steps": 2000,
+                 "val_every": 500, "val_episodes": 200}
+PRESETS.register("fomaml-omniglot-short")(Preset(
+    "first-order MAML in MAML's own Omniglot setting (fomaml-omniglot-5w1s) on its fastest path, the compiled "
+    "task loop, for 2,000 meta-iterations: the float32 side of the precision check of that setting",
+    "not a paper setting: 2,000 of 60,000 iterations", _SHORT_FOMAML))
+PRESETS.register("fomaml-omniglot-short-bf16")(Preset(
+    "as fomaml-omniglot-short with the query passes under bfloat16 autocast (inner loop float32)",
+    "not a paper setting", {**_SHORT_FOMAML, "precision": "bfloat16"}))
+
 PRESETS.register("mann-omniglot-5way")(Preset(
     "Santoro et al. 2016, Section 4.1: raw 20x20 pixels, LSTM controller of 200 units, 128x40 memory, 4 read "
     "heads, usage decay 0.95, episodes of 5 classes x 10 instances presented in random order with labels one "

@@ -98,6 +98,10 @@ TABLES.register("precision")([
         versus="maml-omniglot-short"),
     Row("maml-omniglot-short-bf16", None, None, "no paper: bfloat16 query passes, same seed and episodes",
         versus="maml-omniglot-short"),
+    Row("fomaml-omniglot-short", None, None, "no paper: float32 reference, MAML's setting, first order, compiled",
+        versus="fomaml-omniglot-short"),
+    Row("fomaml-omniglot-short-bf16", None, None, "no paper: bfloat16 query passes, same seed and episodes",
+        versus="fomaml-omniglot-short"),
 ])
 TABLES.register("smoke")([
     Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
