@@ -53,3 +53,24 @@ def test_the_rewrite_applies_even_when_a_plain_compile_of_the_same_graph_is_cach
     monkeypatch.setattr(compile_module, "threshold_backward_in_floats", counted)
     compile_without_bool_masks(lambda x: net(x).sum())(x).backward()
     assert calls == [(2, 4)]
+
+
+def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
+    """Instances do not share Dynamo's per-code cache: with a recompile limit of 1 the second instance
+    is still compiled instead of silently running eagerly."""
+    import learntolearn.nn.compile as compile_module
+    from learntolearn.algorithms.maml import MAML
+    from learntolearn.types import Task
+
+    compiles = []
+    monkeypatch.setattr(compile_module, "_inductor_without_bool_masks", lambda graph, inputs: compiles.append(1) or graph)
+    g = torch.Generator().manual_seed(0)
+    tasks = [Task(torch.randn(4, 3, generator=g), torch.tensor([0, 0, 1, 1]), torch.randn(4, 3, generator=g),
+                  torch.tensor([0, 0, 1, 1]), torch.arange(2)) for _ in range(2)]
+    torch._dynamo.reset()
+    counts = []
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for lr in (0.1, 0.2):
+            MAML(torch.nn.Linear(3, 2), inner_lr=lr, compiled=True).meta_loss(tasks).loss.backward()
+            counts.append(len(compiles))
+    assert counts[0] > 0 and counts[1] == 2 * counts[0]

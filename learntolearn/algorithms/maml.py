@@ -54,7 +54,7 @@ from learntolearn.algorithms.inner import (
 )
 from learntolearn.nn.backbones import ConvNet
 from learntolearn.nn.batchnorm import use_batch_statistics
-from learntolearn.nn.compile import compile_without_bool_masks
+from learntolearn.nn.compile import compile_method
 from learntolearn.types import Task
 
 LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
@@ -136,7 +136,7 @@ class MAML(Algorithm):
                     module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.compiled, self.loss_name = first_order, batched, compiled, loss
-        self._compiled_task_loss = compile_without_bool_masks(self.task_loss) if compiled else None
+        self._compiled_task_loss = compile_method(self.task_loss) if compiled else None
         self.step_rates = nn.ParameterDict(
             {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
              for name, _ in self.model.named_parameters()}) if per_step_rates else None
