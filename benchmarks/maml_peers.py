@@ -186,7 +186,6 @@ def main() -> None:
     glyphs = load_synthetic(subset="train", image_size=28)
     for name in args.setting or SETTINGS:
         backbone, queries, first_order = SETTINGS[name]
-        torch._dynamo.reset()  # the compiled instances share MAML.task_loss's code: start each setting below the recompile limit
         sampler = EpisodeSampler(glyphs, 5, 1, queries, seed=0)
         batches = [[sampler.sample() for _ in range(32)] for _ in range(args.iterations)]
         medians, missing = interleaved_medians(implementations(backbone, first_order), batches, args.rounds)

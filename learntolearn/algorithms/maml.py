@@ -26,7 +26,8 @@ the default (contiguous) memory layout, so channels-last backbones are switched 
 ``torch.compile`` graph, compiled at the first step (and again if the task shapes change), which
 fuses the many small operations of small tasks (``benchmarks/maml_peers.py``); evaluation stays eager.
 The graph keeps ReLU's backward masks as floats (:mod:`learntolearn.nn.compile`): Inductor's CPU
-code stores boolean masks slowly, which cost second-order MAML about a fifth of its speed.
+code stores boolean masks slowly, which cost second-order MAML about a fifth of its speed. Each
+instance compiles its own copy of :meth:`task_loss`, so instances do not share Dynamo's cache.
 """
 
 from __future__ import annotations
