@@ -43,7 +43,7 @@ PRESETS.register("maml-omniglot-5w1s")(Preset(
     "K queries per class",
     "the test accuracy is over 1,000 fixed episodes",
     {**_MAML, "algorithm": "maml", "ways": 5, "shots": 1, "queries": 1, "meta_batch": 32, "steps": 60000,
-     "inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3}))
+     "inner_lr": 0.4, "inner_steps": 1, "test_inner_steps": 3, "batched": False, "compiled": True}))
 
 PRESETS.register("fomaml-omniglot-5w1s")(Preset(
     "Finn et al. 2017, Section 5.2, first-order approximation", "as maml-omniglot-5w1s",
