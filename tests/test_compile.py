@@ -74,3 +74,23 @@ def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
             MAML(torch.nn.Linear(3, 2), inner_lr=lr, compiled=True).meta_loss(tasks).loss.backward()
             counts.append(len(compiles))
     assert counts[0] > 0 and counts[1] == 2 * counts[0]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_compiled_max_pooling_gradients_equal_eager_to_second_order(layout):
+    """Max-pooling's backward runs as PyTorch's kernel inside the graph; its own derivative still flows."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Tanh(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 3)).to(memory_format=layout)
+    x = torch.randn(5, 1, 6, 6).contiguous(memory_format=layout)
+
+    def second_order(x):
+        params = dict(net.named_parameters())
+        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
+        inner = torch.func.grad(loss)(params)
+        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
+
+    eager = torch.autograd.grad(second_order(x), list(net.parameters()))
+    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -159,5 +159,7 @@ def test_bfloat16_queries_change_only_the_query_pass(path):
     reference = torch.cat([g.flatten() for g in torch.autograd.grad(
         reference_bfloat16_query_meta_loss(mixed.model, params, batch, 0.3, 2), params)])
     assert 1e-4 < (got - exact).norm() / exact.norm() < 0.05
-    tolerance = 1e-4 if path != "vmap" else 0.02  # vmap's decomposed BatchNorm rounds its bfloat16 differently
+    # vmap's decomposed BatchNorm rounds its bfloat16 differently; the compiled graph cannot fuse across
+    # max-pooling's backward (left to PyTorch's kernel), so it rounds bfloat16 values at other points (0.11%)
+    tolerance = {"loop": 1e-4, "compiled": 2e-3, "vmap": 0.02}[path]
     assert (got - reference).norm() / reference.norm() < tolerance
