@@ -6,6 +6,21 @@ import torch
 from learntolearn.nn.compile import compile_without_bool_masks, threshold_backward_in_floats
 
 
+def assert_compiled_second_order_gradients_equal_eager(net: torch.nn.Module, x: torch.Tensor) -> None:
+    """The gradient of a loss after one inner gradient step (backward ops appear twice), compiled and eager."""
+
+    def second_order(x):
+        params = dict(net.named_parameters())
+        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
+        inner = torch.func.grad(loss)(params)
+        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
+
+    eager = torch.autograd.grad(second_order(x), list(net.parameters()))
+    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.5])
 def test_threshold_backward_in_floats_equals_aten(threshold):
     g = torch.Generator().manual_seed(0)
@@ -23,18 +38,7 @@ def test_compiled_relu_network_gradients_equal_eager():
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, track_running_stats=False),
                               torch.nn.ReLU(),
                               torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
-    x = torch.randn(5, 1, 6, 6)
-
-    def second_order(x):  # a gradient of a gradient: ReLU's backward appears twice
-        params = dict(net.named_parameters())
-        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
-        inner = torch.func.grad(loss)(params)
-        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
-
-    eager = torch.autograd.grad(second_order(x), list(net.parameters()))
-    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
-    for a, b in zip(compiled, eager):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 6, 6))
 
 
 def test_the_rewrite_applies_even_when_a_plain_compile_of_the_same_graph_is_cached(monkeypatch):
@@ -63,7 +67,8 @@ def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
     from learntolearn.types import Task
 
     compiles = []
-    monkeypatch.setattr(compile_module, "_inductor_without_bool_masks", lambda graph, inputs: compiles.append(1) or graph)
+    monkeypatch.setattr(compile_module, "_inductor_without_bool_masks",
+                        lambda graph, inputs: compiles.append(1) or graph)
     g = torch.Generator().manual_seed(0)
     tasks = [Task(torch.randn(4, 3, generator=g), torch.tensor([0, 0, 1, 1]), torch.randn(4, 3, generator=g),
                   torch.tensor([0, 0, 1, 1]), torch.arange(2)) for _ in range(2)]
@@ -82,15 +87,4 @@ def test_compiled_max_pooling_gradients_equal_eager_to_second_order(layout):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Tanh(),
                               torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 3)).to(memory_format=layout)
-    x = torch.randn(5, 1, 6, 6).contiguous(memory_format=layout)
-
-    def second_order(x):
-        params = dict(net.named_parameters())
-        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
-        inner = torch.func.grad(loss)(params)
-        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
-
-    eager = torch.autograd.grad(second_order(x), list(net.parameters()))
-    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(x), list(net.parameters()))
-    for a, b in zip(compiled, eager):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 6, 6).contiguous(memory_format=layout))

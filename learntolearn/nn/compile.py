@@ -69,7 +69,7 @@ def compile_without_bool_masks(fn: Callable) -> Callable:
 
 
 def compile_method(method: types.MethodType) -> Callable:
-    """:func:`compile_without_bool_masks` of a bound method, on a private copy of its code (see the module docstring)."""
+    """:func:`compile_without_bool_masks` of a bound method, on a private copy of its code (module docstring)."""
     function = method.__func__
     private = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
                                  function.__defaults__, function.__closure__)
