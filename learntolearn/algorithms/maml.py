@@ -25,8 +25,9 @@ the default (contiguous) memory layout, so channels-last backbones are switched 
 ``compiled=True`` runs each task's meta-training loss in the task loop through one
 ``torch.compile`` graph, compiled at the first step (and again if the task shapes change), which
 fuses the many small operations of small tasks (``benchmarks/maml_peers.py``); evaluation stays eager.
-The graph keeps ReLU's backward masks as floats (:mod:`learntolearn.nn.compile`): Inductor's CPU
-code stores boolean masks slowly, which cost second-order MAML about a fifth of its speed. Each
+The graph keeps ReLU's backward masks as floats and max-pooling's backward in PyTorch's kernel
+(:mod:`learntolearn.nn.compile`): Inductor's CPU code for both is slow, and its boolean masks alone
+cost second-order MAML about a fifth of its speed. Each
 instance compiles its own copy of :meth:`task_loss`, so instances do not share Dynamo's cache.
 """
 
