@@ -126,6 +126,30 @@ def test_compiled_meta_gradient_equals_unrolled_reference(first_order):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
 
 
+def test_compiled_graphs_group_equally_shaped_tasks():
+    """tasks_per_graph=2 over three tasks of one shape and one with more queries: three graph calls
+    (2 + 1 tasks, then the odd shape alone), and the meta-gradient and accuracy of the eager loop."""
+    torch.manual_seed(0)
+    maml = MAML(mlp_with_batchnorm(), inner_lr=0.3, first_order=True, compiled=True, tasks_per_graph=2)
+    g = torch.Generator().manual_seed(2)
+    more_queries = Task(torch.randn(WAYS * SHOTS, 4, generator=g, dtype=torch.float64),
+                        torch.arange(WAYS).repeat_interleave(SHOTS),
+                        torch.randn(WAYS * 5, 4, generator=g, dtype=torch.float64),
+                        torch.arange(WAYS).repeat_interleave(5), torch.arange(WAYS))
+    batch = [*tasks(count=3), more_queries]
+    group_sizes = []
+    compiled = maml._compiled_tasks_loss
+    maml._compiled_tasks_loss = lambda support_x, *rest: group_sizes.append(len(support_x)) or compiled(support_x, *rest)
+    got = meta_gradient(maml, batch)
+    assert group_sizes == [2, 1, 1]
+    params = list(maml.model.parameters())
+    expected = torch.autograd.grad(reference_meta_loss(maml.model, params, batch, 0.3, 1, first_order=True), params)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    eager = MAML(maml.model, inner_lr=0.3, first_order=True)
+    assert maml.meta_loss(batch).accuracy == pytest.approx(eager.meta_loss(batch).accuracy)
+
+
 def reference_bfloat16_query_meta_loss(model: nn.Module, params: list[torch.Tensor], batch, lr, steps):
     """The unrolled reference with float32 inner steps and each query pass under bfloat16 autocast."""
     names = [n for n, _ in model.named_parameters()]

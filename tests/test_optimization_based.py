@@ -241,6 +241,8 @@ def test_compiled_is_refused_for_algorithms_without_a_compiled_path():
         MAML(nn.Linear(2, 2), compiled=True, multi_step_loss_steps=10)
     with pytest.raises(ValueError, match="choose batched=True or compiled=True"):
         MAML(nn.Linear(2, 2), compiled=True, batched=True)
+    with pytest.raises(ValueError, match="tasks_per_graph must be >= 1, got 0"):
+        MAML(nn.Linear(2, 2), compiled=True, tasks_per_graph=0)
 
 
 def sinusoid_mse(algorithm, tasks_):

@@ -22,9 +22,12 @@ tasks; both paths share one inner loop and agree with finite differences (tested
 path needs BatchNorm in decomposed form, so the model's BatchNorm layers are swapped for it, and
 the default (contiguous) memory layout, so channels-last backbones are switched back.
 
-``compiled=True`` runs each task's meta-training loss in the task loop through one
-``torch.compile`` graph, compiled at the first step (and again if the task shapes change), which
-fuses the many small operations of small tasks (``benchmarks/maml_peers.py``); evaluation stays eager.
+``compiled=True`` runs the meta-training loss through ``torch.compile`` graphs, compiled at the first
+step (and again if the task shapes change), which fuse the many small operations of small tasks
+(``benchmarks/maml_peers.py``); evaluation stays eager. Each graph unrolls ``tasks_per_graph``
+consecutive tasks of equal shapes, so Dynamo's guards and the autograd bookkeeping around a graph
+run once per group instead of once per task; more tasks per graph compile longer
+(``benchmarks/maml_paths.py`` measures both).
 The graph keeps ReLU's backward masks as floats and max-pooling's backward in PyTorch's kernel
 (:mod:`learntolearn.nn.compile`): Inductor's CPU code for both is slow (``benchmarks/compile_kernels.py``);
 its boolean masks held second-order MAML in its paper setting at 1.45x the fastest peer instead of 1.76x. Each
@@ -68,6 +71,17 @@ def linear_head(output_shape: tuple[int, ...], ways: int) -> list[nn.Module]:
     return [linear] if len(output_shape) == 1 else [nn.Flatten(), linear]
 
 
+def stack_tasks(tasks: Sequence[Task]) -> list[Tensor]:
+    """Support inputs, support targets, query inputs and query targets of equally shaped tasks, stacked."""
+    return [torch.stack([getattr(t, field) for t in tasks]) for field in ("support_x", "support_y", "query_x", "query_y")]
+
+
+def same_shapes(a: Task, b: Task) -> bool:
+    """Whether two tasks' support and query tensors agree in shape and dtype (so they stack)."""
+    return all(x.shape == y.shape and x.dtype == y.dtype for x, y in
+               zip((a.support_x, a.support_y, a.query_x, a.query_y), (b.support_x, b.support_y, b.query_x, b.query_y)))
+
+
 def finite(losses: Tensor) -> Tensor:
     """``losses``, after checking that every task's query loss is finite."""
     if not bool(torch.isfinite(losses).all()):
@@ -100,6 +114,7 @@ class MAML(Algorithm):
         first_order: drop second-order terms (first-order MAML).
         batched: vmap over the tasks of a batch instead of looping in Python.
         compiled: meta-train through ``torch.compile`` (same values up to float rounding).
+        tasks_per_graph: with ``compiled``, the number of tasks unrolled into one compiled graph.
         loss: ``cross_entropy`` (classification) or ``mse`` (regression).
         per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
         multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
@@ -112,8 +127,8 @@ class MAML(Algorithm):
 
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
-                 compiled: bool = False, loss: str = "cross_entropy", per_step_rates: bool = False,
-                 multi_step_loss_steps: int = 0, bfloat16_queries: bool = False) -> None:
+                 compiled: bool = False, tasks_per_graph: int = 8, loss: str = "cross_entropy",
+                 per_step_rates: bool = False, multi_step_loss_steps: int = 0, bfloat16_queries: bool = False) -> None:
         super().__init__()
         if (per_step_rates or multi_step_loss_steps) and type(self) is not MAML:
             raise ValueError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
@@ -123,6 +138,8 @@ class MAML(Algorithm):
         if batched and compiled:
             raise ValueError("compiled=True compiles the task loop (a compiled vmap was no faster than vmap); "
                              "choose batched=True or compiled=True")
+        if tasks_per_graph < 1:
+            raise ValueError(f"tasks_per_graph must be >= 1, got {tasks_per_graph}")
         if multi_step_loss_steps < 0:
             raise ValueError(f"multi_step_loss_steps must be >= 0, got {multi_step_loss_steps}")
         test_inner_steps = test_inner_steps or inner_steps
@@ -138,7 +155,8 @@ class MAML(Algorithm):
                     module.use_contiguous_layout()
         self.inner_lr, self.inner_steps, self.test_inner_steps = inner_lr, inner_steps, test_inner_steps
         self.first_order, self.batched, self.compiled, self.loss_name = first_order, batched, compiled, loss
-        self._compiled_task_loss = compile_method(self.task_loss) if compiled else None
+        self.tasks_per_graph = tasks_per_graph
+        self._compiled_tasks_loss = compile_method(self.tasks_loss) if compiled else None
         self.step_rates = nn.ParameterDict(
             {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
              for name, _ in self.model.named_parameters()}) if per_step_rates else None
@@ -231,7 +249,7 @@ class MAML(Algorithm):
             check_query(task.support_x, task.query_x)
         if len(ways) != 1:
             raise ValueError(f"batched=True needs tasks with the same number of ways, got {sorted(ways)}")
-        stacked = [torch.stack([getattr(t, f) for t in tasks]) for f in ("support_x", "support_y", "query_x", "query_y")]
+        stacked = stack_tasks(tasks)
         losses, outputs = torch.func.vmap(self.task_loss, in_dims=(0, 0, 0, 0, None))(*stacked, ways.pop())
         return MetaLoss(finite(losses).mean(), accuracy(outputs, stacked[3]))
 
@@ -241,16 +259,30 @@ class MAML(Algorithm):
         outputs = self.predict(self.fast_weights(support_x, support_y, ways, check_finite=False), query_x)
         return self.query_loss(outputs, query_y), outputs
 
+    def tasks_loss(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
+                   ways: int | None) -> tuple[Tensor, Tensor]:
+        """:meth:`task_loss` of each task in a stack of equally shaped tasks (one compiled graph unrolls them all)."""
+        results = [self.task_loss(*task, ways) for task in zip(support_x, support_y, query_x, query_y)]
+        return torch.stack([loss for loss, _ in results]), torch.stack([outputs for _, outputs in results])
+
     def compiled_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
-        """The task loop with each task's loss run by its ``torch.compile`` graph (compiled once, reused)."""
-        losses, accuracies = [], []
+        """The task loop, ``tasks_per_graph`` equally shaped tasks at a time through one ``torch.compile`` graph."""
+        groups: list[tuple[int | None, list[Task]]] = []
         for task in tasks:
             check_query(task.support_x, task.query_x)
             ways = self.check_task(task.support_x, task.support_y)
-            loss, outputs = self._compiled_task_loss(task.support_x, task.support_y, task.query_x, task.query_y, ways)
+            if groups and len(groups[-1][1]) < self.tasks_per_graph and groups[-1][0] == ways \
+                    and same_shapes(groups[-1][1][0], task):
+                groups[-1][1].append(task)
+            else:
+                groups.append((ways, [task]))
+        losses, accuracies = [], []
+        for ways, group in groups:
+            stacked = stack_tasks(group)
+            loss, outputs = self._compiled_tasks_loss(*stacked, ways)
             losses.append(loss)
-            accuracies.append(accuracy(outputs, task.query_y))
-        return MetaLoss(finite(torch.stack(losses)).mean(), sum(accuracies) / len(accuracies))
+            accuracies += [accuracy(task_outputs, targets) for task_outputs, targets in zip(outputs, stacked[3])]
+        return MetaLoss(finite(torch.cat(losses)).mean(), sum(accuracies) / len(accuracies))
 
     def multi_step_meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         """MAML++ MSL: query losses after every inner step, weighted by :meth:`step_weights`."""

@@ -64,8 +64,9 @@ def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: li
 
 
 def compile_without_bool_masks(fn: Callable) -> Callable:
-    """``torch.compile(fn)`` with Inductor, ReLU's backward masks kept as floats (see the module docstring)."""
-    return torch.compile(fn, backend=_inductor_without_bool_masks)
+    """``torch.compile(fn)`` with Inductor, ReLU's backward masks kept as floats (see the module docstring), and
+    static shapes: a new shape compiles a new graph instead of making the old one shape-generic."""
+    return torch.compile(fn, backend=_inductor_without_bool_masks, dynamic=False)
 
 
 def compile_method(method: types.MethodType) -> Callable:
