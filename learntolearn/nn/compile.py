@@ -12,6 +12,10 @@ generated code 3.6x as slow here (2x2 pooling and ReLU over 80 images of 64x28x2
 5.4 ms eager, 8.3 ms with the fallback); that made compiled second-order MAML with 15 queries per
 class slower than the eager task loop.
 
+The graphs' wrapper code, which allocates buffers and calls the kernels, is generated in C++ (Inductor's
+``cpp_wrapper``) rather than Python: with a few hundred small kernels per graph, the Python wrapper cost
+about 5% of a first-order meta-iteration in MAML's Omniglot setting (``benchmarks/maml_peers.py``).
+
 :func:`compile_method` compiles a bound method so that its instance has a cache of its own: Dynamo
 keeps compiled graphs per code object, so instances of one class would share the method's cache and,
 past Dynamo's recompile limit of 8 (a sweep in one process), silently run eagerly.
@@ -50,7 +54,7 @@ def _max_pool2d_backward_as_eager(grad: Tensor, x: Tensor, kernel_size, stride, 
                                      ceil_mode, indices)
 
 
-def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: list) -> Callable:
+def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: list, cpp_wrapper: bool = True) -> Callable:
     from torch._functorch import config as functorch_config
     from torch._inductor.compile_fx import compile_fx
     from torch._inductor.decomposition import select_decomp_table
@@ -60,19 +64,23 @@ def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: li
     # AOTAutograd's cache keys ignore the decompositions, so it would return a graph compiled without this one;
     # Inductor's own cache sees the decomposed graph and stays on
     with functorch_config.patch(enable_autograd_cache=False):
-        return compile_fx(graph, example_inputs, decompositions=decompositions)
+        return compile_fx(graph, example_inputs, decompositions=decompositions, config_patches={"cpp_wrapper": cpp_wrapper})
 
 
-def compile_without_bool_masks(fn: Callable) -> Callable:
+def compile_without_bool_masks(fn: Callable, cpp_wrapper: bool = True) -> Callable:
     """``torch.compile(fn)`` with Inductor, ReLU's backward masks kept as floats (see the module docstring), and
-    static shapes: a new shape compiles a new graph instead of making the old one shape-generic."""
-    return torch.compile(fn, backend=_inductor_without_bool_masks, dynamic=False)
+    static shapes: a new shape compiles a new graph instead of making the old one shape-generic.
+    ``cpp_wrapper=False`` keeps Inductor's Python wrapper code (for comparison)."""
+    if cpp_wrapper:
+        return torch.compile(fn, backend=_inductor_without_bool_masks, dynamic=False)
+    return torch.compile(fn, backend=lambda graph, inputs: _inductor_without_bool_masks(graph, inputs, False),
+                         dynamic=False)
 
 
-def compile_method(method: types.MethodType) -> Callable:
+def compile_method(method: types.MethodType, cpp_wrapper: bool = True) -> Callable:
     """:func:`compile_without_bool_masks` of a bound method, on a private copy of its code (module docstring)."""
     function = method.__func__
     private = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
                                  function.__defaults__, function.__closure__)
     private.__kwdefaults__ = function.__kwdefaults__
-    return compile_without_bool_masks(types.MethodType(private, method.__self__))
+    return compile_without_bool_masks(types.MethodType(private, method.__self__), cpp_wrapper)
