@@ -7,7 +7,8 @@ Settings of ``benchmarks/maml_peers.py`` (5-way 1-shot, meta-batch 32, 28x28, on
 guards, AOTAutograd's wrappers and one autograd node come once per graph instead of once per task, at
 the cost of a larger graph to compile; and it generates each graph's wrapper code (buffer allocation
 and kernel calls) in C++ instead of Python. Each variant is timed from its first meta-iteration
-(compilation included: "first_step_seconds"), then by median meta-iterations per second over rounds
+(compilation included: "first_step_seconds", in a fresh Inductor cache directory, so the first variant
+to need a kernel compiles it and later ones may reuse it), then by median meta-iterations per second over rounds
 interleaved with the other variants on the same pre-drawn episodes. Appends JSON lines to
 benchmarks/results/compiled_maml.jsonl.
 """
@@ -15,6 +16,8 @@ benchmarks/results/compiled_maml.jsonl.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 from maml_peers import INNER_LR, SETTINGS, make_model, training_step
@@ -35,6 +38,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=3, help="meta-iterations per variant per round")
     args = parser.parse_args()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="compiled_maml_")  # no graphs of earlier runs
     reuse_freed_memory()  # as `ltl` does (LTL_REUSE_FREED_MEMORY=0: the C library's defaults)
     glyphs = load_synthetic(subset="train", image_size=28)
     for name in args.setting or ["paper, first order", "paper"]:

@@ -53,6 +53,15 @@ def section() -> str:
             "|---|---|---|---|---|"]
     out += [f"| {k} | {r['loop_iterations_per_s']} | {r['vmapped_iterations_per_s']} | {r['vmapped_over_loop']}x | "
             f"`{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
+    rows = latest("compiled_maml")
+    if rows:
+        variants = list(next(iter(rows.values()))["meta_iterations_per_s"])
+        out += ["", "`python benchmarks/compiled_maml.py`: compiled MAML (`compiled=True`) with 1 or 8 tasks per graph and",
+                "Inductor's Python or C++ wrapper code, meta-iterations/s (first meta-iteration, compilation",
+                "included, in seconds):", "", "| setting | " + " | ".join(variants) + " | commit, threads |",
+                "|---" * (len(variants) + 2) + "|"]
+        out += [f"| {k} | " + " | ".join(f"{r['meta_iterations_per_s'][v]} ({r['first_step_seconds'][v]} s)" for v in variants)
+                + f" | `{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
     for setting, r in latest("maml_peers").items():
         out += ["", "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
                 f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
