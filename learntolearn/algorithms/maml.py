@@ -28,8 +28,8 @@ step (and again if the task shapes change), which fuse the many small operations
 consecutive tasks of equal shapes, so Dynamo's guards and the autograd bookkeeping around a graph
 run once per group instead of once per task; more tasks per graph compile longer. By default first
 order unrolls 8 tasks (1.07x the rate of one task per graph in MAML's Omniglot setting, first
-iteration 27 s instead of 8 s) and second order 1 (8 gained 1.01x for a first iteration of 170 s
-instead of 20 s; ``benchmarks/compiled_maml.py``).
+iteration 48 s instead of 21 s) and second order 1 (8 gained nothing measurable, 1.00x, for a first
+iteration of 160 s instead of 21 s; ``benchmarks/compiled_maml.py``).
 The graph keeps ReLU's backward masks as floats and max-pooling's backward in PyTorch's kernel
 (:mod:`learntolearn.nn.compile`): Inductor's CPU code for both is slow (``benchmarks/compile_kernels.py``);
 its boolean masks held second-order MAML in its paper setting at 1.45x the fastest peer instead of 1.76x. Each
@@ -117,7 +117,7 @@ class MAML(Algorithm):
         batched: vmap over the tasks of a batch instead of looping in Python.
         compiled: meta-train through ``torch.compile`` (same values up to float rounding).
         tasks_per_graph: with ``compiled``, the number of tasks unrolled into one compiled graph (default: 8 in
-            first order, 1 in second order, where 8 compiled 8x longer for no measurable gain).
+            first order, 1 in second order, where 8 compiled 8x longer for no gain).
         loss: ``cross_entropy`` (classification) or ``mse`` (regression).
         per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
         multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
