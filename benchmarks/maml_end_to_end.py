@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from record import append
 
-from learntolearn.engine.config import TrainConfig
-from learntolearn.engine.presets import PRESETS
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.trainer import Trainer
+from learntolearn.experiments.presets import get_preset
 
 WAYS, SHOTS, QUERIES, META_BATCH, INNER_LR = 5, 1, 1, 32, 0.4
 
@@ -82,12 +82,12 @@ def learn2learn_pipeline(data_root: str, workdir: Path):
 
 def learntolearn_pipeline(data_root: str, workdir: Path):
     """The preset's Trainer, stepped ``n`` more meta-iterations per call."""
-    config = TrainConfig.from_dict({**PRESETS.get("maml-omniglot-5w1s").config, "steps": 0, "val_every": 0,
-                                    "test_episodes": 2, "checkpoint_every": 10**9})
+    config = get_preset("maml-omniglot-5w1s").config.with_keys(steps=1, val_every=0, test_episodes=2,
+                                                               checkpoint_every=10**9)
     trainer = Trainer(config, workdir / "run", data_root=data_root, progress=False)
 
     def run(iterations: int) -> None:
-        trainer.config.steps += iterations
+        trainer.config = trainer.config.with_keys(steps=trainer.step + iterations)
         trainer.train()
     return run
 
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10, help="meta-iterations per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    reuse_freed_memory()  # as `ltl` does (LTL_REUSE_FREED_MEMORY=0: the C library's defaults)
     torch.set_num_threads(1)
     builders = {"learn2learn": learn2learn_pipeline, "learntolearn": learntolearn_pipeline}
     with tempfile.TemporaryDirectory() as tmp:

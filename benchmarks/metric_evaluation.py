@@ -15,9 +15,9 @@ import time
 from record import append
 
 from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.engine.build import build_algorithm
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import evaluate
-from learntolearn.engine.trainer import build_algorithm
 
 SETTINGS = {"protonet": {}, "matching": {"distance": "scaled-cosine"}, "relation": {"backbone": "conv4-maps"},
             "siamese": {}, "recurrent": {"sequence_model": "transformer"}}
@@ -35,7 +35,7 @@ def main() -> None:
     episodes = EpisodeSet.generate(data, 5, 1, 15, args.episodes, seed=2)
     seconds = {}
     for name, options in SETTINGS.items():
-        model = build_algorithm(TrainConfig(algorithm=name, **options), data.image_shape, 1)
+        model = build_algorithm(TrainConfig.create(algorithm=name, **options), data.image_shape, 1)
         started = time.perf_counter()
         evaluate(model, episodes.tasks(data), progress=False)
         seconds[name] = round(time.perf_counter() - started, 1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from learntolearn.engine.trainer import provenance
+from learntolearn.engine.provenance import provenance
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,5 +1,7 @@
 """learntolearn: meta-learning ("learning to learn") for few-shot tasks."""
 
+from importlib.metadata import version
+
 from learntolearn.algorithms import (
     ALGORITHMS,
     ANIL,
@@ -28,11 +30,34 @@ from learntolearn.fewshot import FewShotClassifier, Prediction
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.types import Task
 
-__version__ = "0.1.0"
+__version__ = version("learntolearn")
 
 __all__ = [
-    "Algorithm", "ALGORITHMS", "ANIL", "BACKBONES", "DATASETS", "EpisodeSampler", "EpisodeSet",
-    "evaluate", "Evaluation", "export_model", "FewShotClassifier", "ImageClassDataset", "load_trained", "load_dataset", "load_lake_runs",
-    "load_omniglot", "MAML", "MetaLoss", "MetaSGD", "paired_difference", "Prediction", "PrototypicalNetworks",
-    "Reptile", "SinusoidTasks", "Task", "TrainConfig", "Trainer",
+    "ALGORITHMS",
+    "ANIL",
+    "BACKBONES",
+    "DATASETS",
+    "MAML",
+    "Algorithm",
+    "EpisodeSampler",
+    "EpisodeSet",
+    "Evaluation",
+    "FewShotClassifier",
+    "ImageClassDataset",
+    "MetaLoss",
+    "MetaSGD",
+    "Prediction",
+    "PrototypicalNetworks",
+    "Reptile",
+    "SinusoidTasks",
+    "Task",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "export_model",
+    "load_dataset",
+    "load_lake_runs",
+    "load_omniglot",
+    "load_trained",
+    "paired_difference",
 ]

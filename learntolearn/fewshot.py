@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from learntolearn.data.archives import DataError
 from learntolearn.data.images import read_query_folder, read_support_folder, to_float
 from learntolearn.engine.evaluate import adapt_and_predict
 from learntolearn.engine.model_file import TrainedModel, load_trained
+from learntolearn.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,11 @@ class FewShotClassifier:
         self.classes: list[str] = []
 
     @classmethod
-    def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> "FewShotClassifier":
+    def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> FewShotClassifier:
         """From a model file written by ``ltl export`` or from a run folder."""
         return cls(load_trained(source, data_root))
 
-    def fit(self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False) -> "FewShotClassifier":
+    def fit(self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False) -> FewShotClassifier:
         """Read ``support_folder/<class>/*.png|jpg`` as the classes to recognise.
 
         A class with more images than the model's shot setting uses them all (with a warning); one

@@ -33,6 +33,7 @@ class Task:
     def ways(self) -> int:
         return int(self.class_ids.shape[0])
 
-    def to(self, device: torch.device | str) -> "Task":
-        moved = (self.support_x, self.support_y, self.query_x, self.query_y, self.class_ids, self.parameters)
-        return Task(*(None if t is None else t.to(device) for t in moved))
+    def to(self, device: torch.device | str) -> Task:
+        return Task(self.support_x.to(device), self.support_y.to(device), self.query_x.to(device),
+                    self.query_y.to(device), self.class_ids.to(device),
+                    None if self.parameters is None else self.parameters.to(device))

@@ -1,6 +1,7 @@
 """Shared pieces of the learning tests."""
 
-from typing import Callable, Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -17,3 +18,8 @@ def meta_train(algorithm: Algorithm, next_batch: Callable[[], Sequence[Task]], s
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+
+def ltl(*args: str) -> list[str]:
+    """The command line that runs ``ltl`` with ``args`` in a fresh Python process."""
+    return [sys.executable, "-m", "learntolearn.cli.main", *args]

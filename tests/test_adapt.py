@@ -130,11 +130,11 @@ def test_a_model_file_of_another_format_version_names_both_versions(trained, tmp
     result = CliRunner().invoke(cli, ["adapt", str(tmp_path / "future.ltl"), "--support", str(trained["support"]),
                                       "--query", str(trained["query"]), "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1
-    assert "format 99 (written by learntolearn 9.0.0)" in result.output and "reads format 1" in result.output
+    assert "format 99 (written by learntolearn 9.0.0)" in result.output and "reads format 1 and 2" in result.output
     (tmp_path / "junk.ltl").write_bytes(b"junk")
     result = CliRunner().invoke(cli, ["adapt", str(tmp_path / "junk.ltl"), "--support", str(trained["support"]),
                                       "--query", str(trained["query"])])
-    assert result.exit_code == 1 and "is not a learntolearn model file" in result.output
+    assert result.exit_code == 1 and "not a torch file" in result.output and "written by `ltl export" in result.output
 
 
 def test_a_folder_that_is_not_a_run(tmp_path):
@@ -146,7 +146,7 @@ def test_a_fixed_way_model_refuses_a_different_number_of_classes(tmp_path, train
     run = tmp_path / "maml"
     args = [*TRAIN, "--steps", "1", "--ways", "5", "--algorithm", "maml", "--out", str(run)]
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert json.loads((run / "config.json").read_text())["ways"] == 5
+    assert json.loads((run / "config.json").read_text())["episodes"]["ways"] == 5
     result = CliRunner().invoke(cli, ["adapt", str(run), "--support", str(trained["support"]), "--query",
                                       str(trained["query"]), "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and "meta-trained for 5-way tasks" in result.output and "has 3 class folders" in result.output

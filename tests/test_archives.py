@@ -7,8 +7,9 @@ from functools import partial
 
 import pytest
 
-from learntolearn.data.archives import DataError, RemoteFile, download
+from learntolearn.data.archives import RemoteFile, download
 from learntolearn.data.roots import ENV_VAR, resolve_data_root
+from learntolearn.errors import DataError
 
 PAYLOAD = b"official archive bytes" * 1000
 

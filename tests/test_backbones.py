@@ -1,5 +1,7 @@
 """The registered backbones compute exactly the papers' networks, whatever layout or layer order speeds them up."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ def test_relu_after_pooling_gives_the_papers_outputs_and_gradients_exactly(name)
     torch.manual_seed(0)
     ours = BACKBONES.get(name)().double()
     layers = [m for m in ours.modules() if not isinstance(m, nn.Sequential)]
-    assert any(isinstance(a, nn.MaxPool2d) and isinstance(b, nn.ReLU) for a, b in zip(layers, layers[1:]))
+    assert any(isinstance(a, nn.MaxPool2d) and isinstance(b, nn.ReLU) for a, b in itertools.pairwise(layers))
     reference = papers_order(ours)
     x = torch.randn(12, 1, 28, 28, dtype=torch.float64)
     out, expected = ours(x), reference(x)
@@ -98,10 +100,10 @@ def test_bfloat16_backbones_return_float32_close_to_float32_and_train():
 def test_bfloat16_is_refused_where_it_is_not_checked():
     from learntolearn.engine.config import TrainConfig
 
-    with pytest.raises(ValueError, match="reptile adapts by gradient steps"):
-        TrainConfig(algorithm="reptile", precision="bfloat16")
-    with pytest.raises(ValueError, match="finetune adapts by gradient steps"):
-        TrainConfig(algorithm="finetune", precision="bfloat16")
-    assert TrainConfig(algorithm="maml", precision="bfloat16").precision == "bfloat16"
-    with pytest.raises(ValueError, match="config key 'precision': unknown 'float16'"):
-        TrainConfig(precision="float16")
+    with pytest.raises(ValueError, match="precision bfloat16 is not supported by reptile"):
+        TrainConfig.create(algorithm="reptile", precision="bfloat16")
+    with pytest.raises(ValueError, match="precision bfloat16 is not supported by finetune"):
+        TrainConfig.create(algorithm="finetune", precision="bfloat16")
+    assert TrainConfig.create(algorithm="maml", precision="bfloat16").run.precision == "bfloat16"
+    with pytest.raises(ValueError, match="run key 'precision': unknown 'float16'"):
+        TrainConfig.create(precision="float16")

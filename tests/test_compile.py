@@ -33,6 +33,7 @@ def test_threshold_backward_in_floats_equals_aten(threshold):
     assert (got[0, 0, 0, :3] == 0).all() and (expected != 0).any()
 
 
+@pytest.mark.slow
 def test_compiled_relu_network_gradients_equal_eager():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, track_running_stats=False),
@@ -81,6 +82,7 @@ def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
     assert counts[0] > 0 and counts[1] == 2 * counts[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_compiled_max_pooling_gradients_equal_eager_to_second_order(layout):
     """Max-pooling's backward runs as PyTorch's kernel inside the graph; its own derivative still flows."""

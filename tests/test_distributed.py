@@ -11,19 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ltl
 
 from learntolearn.data import EpisodeSampler, load_dataset
-from learntolearn.engine.checkpoint import load
 from learntolearn.engine.distributed import shard
+from learntolearn.files import load_tensors
 
 SMALL = ["--dataset", "synthetic", "--split", "default", "--image-size", "16", "--ways", "5", "--queries", "3",
          "--algorithm", "maml", "--meta-batch", "5", "--val-every", "3", "--val-episodes", "10", "--test-episodes",
          "10", "--checkpoint-every", "2", "--outer-optimizer", "sgd", "--lr", "0.05", "--inner-lr", "0.1", "--seed", "4"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-
-def ltl(*args: str) -> list[str]:
-    return [sys.executable, "-m", "learntolearn.cli.main", *args]
 
 
 def torchrun(*args: str) -> list[str]:
@@ -51,6 +49,7 @@ def test_each_rank_gathers_its_share_of_the_same_episode_stream():
         assert torch.equal(mine.query_x, reference.query_x) and torch.equal(mine.class_ids, reference.class_ids)
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_resume_like_one(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     subprocess.run(ltl("train", *SMALL, "--steps", "6", "--out", str(single)), env=ENV, check=True,
@@ -71,11 +70,12 @@ def test_two_processes_train_and_resume_like_one(tmp_path):
             assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), (a, b)
         else:  # floating-point summation order may flip one of the 150 validation queries
             assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=1 / 150 + 1e-6), (a, b)
-    weights_single, weights_multi = load(single / "last.pt")["model"], load(multi / "last.pt")["model"]
+    weights_single, weights_multi = load_tensors(single / "last.pt")["model"], load_tensors(multi / "last.pt")["model"]
     for name, value in weights_single.items():
         torch.testing.assert_close(weights_multi[name], value, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_killed_rank_fails_the_job_loudly_and_leaves_a_resumable_checkpoint(tmp_path):
     run = tmp_path / "run"
     job = subprocess.Popen(ltl("train", *SMALL, "--steps", "150", "--nproc", "2", "--dist-timeout", "60",
@@ -92,7 +92,7 @@ def test_a_killed_rank_fails_the_job_loudly_and_leaves_a_resumable_checkpoint(tm
     assert job.returncode != 0
     assert time.time() - killed_at < 30
     assert "distributed training failed: rank 1" in stderr and "--resume" in stderr
-    step = load(run / "last.pt")["step"]
+    step = load_tensors(run / "last.pt")["step"]
     assert step >= 2
     subprocess.run(ltl("train", "--resume", str(run)), env=ENV, check=True, capture_output=True)
-    assert load(run / "last.pt")["step"] == 150
+    assert load_tensors(run / "last.pt")["step"] == 150

@@ -1,7 +1,9 @@
+
 """The coordinate-wise LSTM optimizer: gradient preprocessing, learning to optimize quadratics, torch.optim use."""
 
 import math
 
+import pytest
 import torch
 
 from learntolearn.l2o import (
@@ -53,6 +55,7 @@ def test_parameters_of_any_shape_are_optimized_coordinate_wise():
     assert optimizer.state[conv.weight]["lstm"][0].shape == (conv.weight.numel(), 20)
 
 
+@pytest.mark.slow
 def test_meta_training_learns_to_optimize_held_out_quadratics():
     torch.manual_seed(0)
     problem = Quadratics()

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learntolearn.algorithms.maml import MAML
+from learntolearn.testing import random_task
 from learntolearn.types import Task
 
 WAYS, SHOTS, QUERIES = 3, 2, 2
@@ -22,10 +23,7 @@ def conv_with_batchnorm() -> nn.Module:
 
 def tasks(count=3, shape=(4,)):
     g = torch.Generator().manual_seed(1)
-    return [Task(torch.randn(WAYS * SHOTS, *shape, generator=g, dtype=torch.float64),
-                 torch.arange(WAYS).repeat_interleave(SHOTS),
-                 torch.randn(WAYS * QUERIES, *shape, generator=g, dtype=torch.float64),
-                 torch.arange(WAYS).repeat_interleave(QUERIES), torch.arange(WAYS)) for _ in range(count)]
+    return [random_task(WAYS, SHOTS, QUERIES, shape, torch.float64, g) for _ in range(count)]
 
 
 def reference_meta_loss(model: nn.Module, params: list[torch.Tensor], batch, lr, steps, first_order=False):
@@ -114,6 +112,7 @@ def test_vmapped_and_looped_meta_losses_agree_with_batchnorm():
     assert a.accuracy == pytest.approx(b.accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first_order", [False, True])
 def test_compiled_meta_gradient_equals_unrolled_reference(first_order):
     """torch.compile's graph of the task loop gives the eager reference's meta-gradient (float64)."""
@@ -126,6 +125,7 @@ def test_compiled_meta_gradient_equals_unrolled_reference(first_order):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow
 def test_compiled_graphs_group_equally_shaped_tasks():
     """tasks_per_graph=2 over three tasks of one shape and one with more queries: three graph calls
     (2 + 1 tasks, then the odd shape alone), and the meta-gradient and accuracy of the eager loop."""
@@ -166,6 +166,7 @@ def reference_bfloat16_query_meta_loss(model: nn.Module, params: list[torch.Tens
     return torch.stack(losses).mean()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["loop", "vmap", "compiled"])
 def test_bfloat16_queries_change_only_the_query_pass(path):
     """bfloat16_queries: the second-order meta-gradient of float32 inner steps and a bfloat16 query pass,

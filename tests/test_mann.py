@@ -11,6 +11,7 @@ from learntolearn.algorithms.mann import (
     NTMMemory,
     instance_accuracy,
 )
+from learntolearn.testing import point_task
 from learntolearn.types import Task
 
 
@@ -74,15 +75,12 @@ def test_ntm_write_erases_then_adds_at_the_write_weights():
     torch.testing.assert_close(after.reads, (after.read_weights @ after.memory).flatten(1))
 
 
-def sequence_task(generator: torch.Generator, ways: int = 3, per_class: int = 5, dim: int = 8) -> Task:
-    """Each class is a random point; its instances are noisy copies (first one as support, others as queries)."""
-    centres = torch.randn(ways, dim, generator=generator)
-    x = centres.repeat_interleave(per_class, 0) + 0.2 * torch.randn(ways * per_class, dim, generator=generator)
-    y = torch.arange(ways).repeat_interleave(per_class)
-    first = torch.arange(ways * per_class) % per_class == 0
-    return Task(x[first], y[first], x[~first], y[~first], torch.arange(ways))
+def sequence_task(generator: torch.Generator) -> Task:
+    """3 classes of 5 noisy copies of a random point; the first copy of each is the support set."""
+    return point_task(generator, ways=3, shots=1, queries=4, dim=8, noise=0.2, noisy_support=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("memory", ["lru", "ntm"])
 def test_mann_learns_to_recall_labels_from_memory(memory):
     """After training, a class's 2nd..5th appearance is labelled far above the 1/3 of chance."""

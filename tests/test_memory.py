@@ -26,6 +26,7 @@ def minor_faults(mode: str, **env) -> tuple[str, int]:
     return out[0], int(out[1])
 
 
+@pytest.mark.slow
 def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     _, default_faults = minor_faults("default")
     took, reuse_faults = minor_faults("reuse")

@@ -20,7 +20,7 @@ from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.nn.backbones import conv4, conv4_maps
-from learntolearn.types import Task
+from learntolearn.testing import point_task
 
 
 def test_matching_networks_attend_with_a_softmax_over_cosine_similarities():
@@ -134,6 +134,7 @@ LEARNERS = {
 SIZE = {"relation": 28}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LEARNERS)
 def test_learns_5way_1shot_glyphs(name):
     """150 training episodes lift 5-way 1-shot accuracy on unseen glyphs clearly above the untrained model."""
@@ -165,13 +166,7 @@ def test_recurrent_learner_predicts_each_query_independently_and_refuses_too_man
         model.predict(model.adapt(torch.randn(4, 6), torch.arange(4)), queries)
 
 
-def point_task(generator: torch.Generator, ways: int = 5, queries: int = 3, dim: int = 8) -> Task:
-    """5-way 1-shot on points: one random centre per class as support, noisy copies as queries."""
-    centres = torch.randn(ways, dim, generator=generator)
-    query_x = centres.repeat_interleave(queries, 0) + 0.3 * torch.randn(ways * queries, dim, generator=generator)
-    return Task(centres, torch.arange(ways), query_x, torch.arange(ways).repeat_interleave(queries), torch.arange(ways))
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("sequence_model, steps, target", [("transformer", 400, 0.9), ("lstm", 600, 0.4)])
 def test_recurrent_learner_learns_in_context(sequence_model, steps, target):
     """With no gradient step at test time, the sequence model learns to label queries by their support

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from learntolearn.data import load_dataset
-from learntolearn.data.archives import DataError
 from learntolearn.data.omniglot import ARCHIVES, index_archive, load_omniglot
+from learntolearn.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,12 @@ from learntolearn.data import EpisodeSampler
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.nn.backbones import conv4, mlp
 from learntolearn.nn.distances import prototypes, squared_euclidean
+from learntolearn.testing import random_task
 from learntolearn.types import Task
 
 
 def linear_protonet(dtype=torch.float32) -> PrototypicalNetworks:
     return PrototypicalNetworks(nn.Sequential(nn.Flatten(), nn.Linear(6, 4))).to(dtype)
-
-
-def random_task(ways=3, shots=2, queries=2, dtype=torch.float32) -> Task:
-    return Task(torch.randn(ways * shots, 6, dtype=dtype), torch.arange(ways).repeat_interleave(shots),
-                torch.randn(ways * queries, 6, dtype=dtype), torch.arange(ways).repeat_interleave(queries),
-                torch.arange(ways))
 
 
 def test_prototypes_are_class_means_and_logits_negative_squared_distances():
@@ -45,7 +40,7 @@ def test_meta_gradient_matches_finite_differences():
 
     def episode_loss(weight):
         params = {"1.weight": weight, "1.bias": bias}
-        embed = lambda x: torch.func.functional_call(model.backbone, params, (x,))  # noqa: E731
+        embed = lambda x: torch.func.functional_call(model.backbone, params, (x,))
         protos = prototypes(embed(task.support_x), task.support_y, task.ways)
         return torch.nn.functional.cross_entropy(-squared_euclidean(embed(task.query_x), protos), task.query_y)
 

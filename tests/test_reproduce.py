@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
-from learntolearn.engine import reproduce as harness
+from learntolearn.experiments import reproduce as harness
+from learntolearn.experiments.presets import get_preset
 
 
 def test_missing_runs_are_listed_as_not_run(tmp_path):
@@ -62,12 +63,11 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
 
 def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
     run = tmp_path / "runs" / "protonet-synthetic-smoke"
-    config = {**harness.PRESETS.get("protonet-synthetic-smoke").config}
-    from learntolearn.engine.config import TrainConfig
+    config = get_preset("protonet-synthetic-smoke").config
     from learntolearn.engine.trainer import Trainer
 
-    trainer = Trainer(TrainConfig.from_dict(config), run, progress=False)
-    trainer.config.steps = 40
+    trainer = Trainer(config, run, progress=False)
+    trainer.config = config.with_keys(steps=40)
     trainer.train()
     rows = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)
     assert rows[0]["status"] == "partial" and rows[0]["steps"] == 40 and rows[0]["of_steps"] == 60
@@ -78,7 +78,7 @@ def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
 def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outputs(tmp_path):
     import subprocess
 
-    from learntolearn.engine.trainer import git_commit
+    from learntolearn.engine.provenance import git_commit
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,

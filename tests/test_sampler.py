@@ -20,7 +20,7 @@ def test_episode_shapes_labels_and_class_ids(data):
     assert task.support_x.shape == (10, 1, 8, 8) and task.query_x.shape == (15, 1, 8, 8)
     assert task.support_x.dtype == torch.float32 and 0 <= task.support_x.min() and task.support_x.max() <= 1
     assert task.support_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    assert task.query_y.tolist() == sum(([c] * 3 for c in range(5)), [])
+    assert task.query_y.tolist() == [c for c in range(5) for _ in range(3)]
     assert task.ways == 5 and len(set(task.class_ids.tolist())) == 5
 
 

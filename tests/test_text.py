@@ -16,7 +16,7 @@ from torch import nn
 
 from learntolearn.algorithms import LogisticRegressionProbe, PrototypicalNetworks
 from learntolearn.data import EpisodeSet
-from learntolearn.data.archives import DataError, RemoteFile
+from learntolearn.data.archives import RemoteFile
 from learntolearn.data.splits import clinc150 as splits
 from learntolearn.data.text import (
     CLINC_FILES,
@@ -27,6 +27,7 @@ from learntolearn.data.text import (
     mark_entities,
 )
 from learntolearn.engine.evaluate import evaluate
+from learntolearn.errors import DataError
 from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.text import choose_threshold, evaluate_with_rejection, meta_train
 

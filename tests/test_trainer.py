@@ -3,14 +3,16 @@ import json
 import pytest
 import torch
 
-from learntolearn.engine.trainer import TrainConfig, Trainer
+from learntolearn.engine.config import TrainConfig
+from learntolearn.engine.trainer import Trainer
+from learntolearn.errors import ConfigError
 
 SMALL = dict(dataset="synthetic", split="default", image_size=16, ways=5, shots=1, queries=3, train_ways=5,
              val_every=10, val_episodes=20, test_episodes=30, checkpoint_every=10, lr=1e-3)
 
 
 def run(tmp_path, name, steps, resume=False):
-    trainer = Trainer(TrainConfig(**SMALL, steps=steps), tmp_path / name, resume=resume, progress=False)
+    trainer = Trainer(TrainConfig.create(**SMALL, steps=steps), tmp_path / name, resume=resume, progress=False)
     trainer.train()
     return trainer
 
@@ -26,7 +28,7 @@ def test_a_stopped_run_resumed_ends_exactly_like_an_uninterrupted_one(tmp_path):
     resumed = run(tmp_path, "parts", 30, resume=True)
     for a, b in zip(whole.algorithm.state_dict().values(), resumed.algorithm.state_dict().values()):
         assert torch.equal(a, b)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]
     assert strip(metrics(tmp_path / "whole")) == strip(metrics(tmp_path / "parts"))
     result = resumed.test()
     saved = json.loads((tmp_path / "parts" / "results.json").read_text())
@@ -37,29 +39,29 @@ def test_resume_drops_metrics_logged_after_the_last_checkpoint(tmp_path):
     run(tmp_path, "r", 20)
     with open(tmp_path / "r" / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 21, "loss": 1.0}) + "\n")
-    resumed = Trainer(TrainConfig(**SMALL, steps=20), tmp_path / "r", resume=True, progress=False)
+    resumed = Trainer(TrainConfig.create(**SMALL, steps=20), tmp_path / "r", resume=True, progress=False)
     assert resumed.step == 20 and max(r["step"] for r in metrics(tmp_path / "r")) == 20
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path):
     run(tmp_path, "r", 10)
     with pytest.raises(FileExistsError, match="already holds a run; pass resume=True"):
-        Trainer(TrainConfig(**SMALL, steps=10), tmp_path / "r", progress=False)
+        Trainer(TrainConfig.create(**SMALL, steps=10), tmp_path / "r", progress=False)
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        Trainer(TrainConfig(**SMALL, steps=10), tmp_path / "nothing", resume=True, progress=False)
+        Trainer(TrainConfig.create(**SMALL, steps=10), tmp_path / "nothing", resume=True, progress=False)
 
 
 def test_config_rejects_unknown_keys_and_wrong_types():
     with pytest.raises(KeyError, match="unknown config key.*shot.*valid keys"):
         TrainConfig.from_dict({"shot": 1})
-    with pytest.raises(TypeError, match="config key 'ways' must be int"):
-        TrainConfig(ways="5")
+    with pytest.raises(ConfigError, match="episodes key 'ways' must be int"):
+        TrainConfig.create(ways="5")
     with pytest.raises(KeyError, match="unknown algorithm 'mammal'; valid algorithms: .*protonet"):
-        TrainConfig(algorithm="mammal")
+        TrainConfig.create(algorithm="mammal")
 
 
 def test_a_nan_loss_stops_training_with_advice(tmp_path):
-    trainer = Trainer(TrainConfig(**SMALL, steps=5), tmp_path / "nan", progress=False)
+    trainer = Trainer(TrainConfig.create(**SMALL, steps=5), tmp_path / "nan", progress=False)
     with torch.no_grad():
         next(trainer.algorithm.parameters()).fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="meta-loss became nan at step 1; lower the learning rate"):
@@ -67,7 +69,7 @@ def test_a_nan_loss_stops_training_with_advice(tmp_path):
 
 
 def test_early_stopping_ends_the_run_after_patience_validations_without_a_new_best(tmp_path):
-    config = TrainConfig(**{**SMALL, "val_every": 1, "val_episodes": 4, "patience": 2}, steps=200)
+    config = TrainConfig.create(**{**SMALL, "val_every": 1, "val_episodes": 4, "patience": 2}, steps=200)
     trainer = Trainer(config, tmp_path / "r", progress=False)
     trainer.train()
     rows = metrics(tmp_path / "r")
@@ -104,20 +106,19 @@ def test_chunked_backward_gives_the_same_maml_meta_gradient():
 def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
     """Reptile's Omniglot recipe: the outer step anneals linearly to 0, and a resumed run restores the inner
     Adam moments with the weights, ending exactly where an uninterrupted run ends."""
-    import dataclasses
 
-    config = TrainConfig(**{**SMALL, "lr": 1.0}, algorithm="reptile", outer_optimizer="sgd", lr_schedule="linear",
+    config = TrainConfig.create(**{**SMALL, "lr": 1.0}, algorithm="reptile", outer_optimizer="sgd", lr_schedule="linear",
                          inner_optimizer="adam", inner_lr=1e-3, inner_steps=2, test_inner_steps=3, steps=20)
     whole = Trainer(config, tmp_path / "whole", progress=False)
     whole.train()
     rates = [r["lr"] for r in metrics(tmp_path / "whole") if "lr" in r]
     assert rates[0] == pytest.approx(1 - 1 / 20) and rates[9] == pytest.approx(0.5) and rates[-1] == pytest.approx(0)
     first = Trainer(config, tmp_path / "parts", progress=False)
-    first.config = dataclasses.replace(config, steps=10)  # stop half-way, as a killed run would after its checkpoint
+    first.config = config.with_keys(steps=10)  # stop half-way, as a killed run would after its checkpoint
     first.train()
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     resumed.train()
     state = resumed.algorithm.state_dict()
-    assert int(state["inner_adam_steps"]) == 20 * config.meta_batch * config.inner_steps, "validation leaves them"
+    assert int(state["inner_adam_steps"]) == 20 * config.run.meta_batch * config.algorithm_settings.inner_steps, "validation leaves them"
     for name, value in whole.algorithm.state_dict().items():
         assert torch.equal(value, state[name]), name

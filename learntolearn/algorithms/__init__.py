@@ -1,5 +1,8 @@
 """Meta-learning algorithms; importing this package registers every one of them."""
 
+import importlib
+import pkgutil
+
 from learntolearn.algorithms.anil import ANIL
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, MetaLoss
 from learntolearn.algorithms.baseline import CosineBaseline, FineTuning, LinearBaseline
@@ -15,6 +18,27 @@ from learntolearn.algorithms.relation import RelationNetworks
 from learntolearn.algorithms.reptile import Reptile
 from learntolearn.algorithms.siamese import SiameseNetworks
 
-__all__ = ["ALGORITHMS", "ANIL", "Algorithm", "CosineBaseline", "FineTuning", "LinearBaseline", "LogisticRegressionProbe", "MAML",
-           "MatchingNetworks", "MemoryAugmentedNetwork", "MetaLearnerLSTM", "MetaLoss", "MetaSGD", "PrototypicalNetworks", "RecurrentLearner", "RelationNetworks", "Reptile",
-           "SiameseNetworks"]
+__all__ = [
+    "ALGORITHMS",
+    "ANIL",
+    "MAML",
+    "Algorithm",
+    "CosineBaseline",
+    "FineTuning",
+    "LinearBaseline",
+    "LogisticRegressionProbe",
+    "MatchingNetworks",
+    "MemoryAugmentedNetwork",
+    "MetaLearnerLSTM",
+    "MetaLoss",
+    "MetaSGD",
+    "PrototypicalNetworks",
+    "RecurrentLearner",
+    "RelationNetworks",
+    "Reptile",
+    "SiameseNetworks",
+]
+
+# every module of this package registers its algorithms when imported: a new file needs no edit here
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

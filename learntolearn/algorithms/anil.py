@@ -14,33 +14,45 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, ModelSetting
 from learntolearn.algorithms.inner import Params, sgd_inner_loop
-from learntolearn.algorithms.maml import MAML, inner_options, linear_head
+from learntolearn.algorithms.maml import MAML, GradientConfig
+from learntolearn.nn.heads import linear_head
 
 
 @ALGORITHMS.register("anil")
 class ANIL(MAML):
     """ANIL over a ``body`` (feature extractor) and a ``head`` (e.g. ``nn.Linear(dim, ways)``)."""
 
+    Config = GradientConfig
+
     def __init__(self, body: nn.Module, head: nn.Module, **options) -> None:
         super().__init__(nn.Sequential(OrderedDict(body=body, head=head)), **options)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "ANIL":
-        return cls(backbone, nn.Sequential(*linear_head(output_shape, config.ways)), **inner_options(config))
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> ANIL:
+        return cls(backbone, nn.Sequential(*linear_head(setting.output_shape, setting.ways)),
+                   bfloat16_queries=setting.precision == "bfloat16", **config.to_dict())
+
+    @property
+    def body(self) -> nn.Module:
+        return self.model.get_submodule("body")
+
+    @property
+    def head(self) -> nn.Module:
+        return self.model.get_submodule("head")
 
     def adapted_names(self) -> list[str]:
-        return [f"head.{name}" for name, _ in self.model.head.named_parameters()]
+        return [f"head.{name}" for name, _ in self.head.named_parameters()]
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
-        features = self.model.body(support_x)
-        head = dict(self.model.head.named_parameters())
+        features = self.body(support_x)
+        head: Params = dict(self.head.named_parameters())
         return sgd_inner_loop(
-            lambda p: self.checked_loss(torch.func.functional_call(self.model.head, p, (features,)), support_y, ways),
+            lambda p: self.checked_loss(torch.func.functional_call(self.head, p, (features,)), support_y, ways),
             head, self.inner_steps_now(), self.inner_rates(),
             first_order=self.first_order or not self.training, check_finite=check_finite)
 
     def predict(self, adapted: Params, query_x: Tensor) -> Tensor:
         return self.in_query_precision(
-            lambda: torch.func.functional_call(self.model.head, adapted, (self.model.body(query_x),)), query_x)
+            lambda: torch.func.functional_call(self.head, adapted, (self.body(query_x),)), query_x)

@@ -11,17 +11,45 @@ shortcuts, one batched forward pass).
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from learntolearn.errors import ConfigError, TaskError
+from learntolearn.nn.backbones import ConvNet
 from learntolearn.registry import Registry
+from learntolearn.settings import Settings
 from learntolearn.types import Task
 
-ALGORITHMS: Registry[Callable[..., "Algorithm"]] = Registry("algorithm")
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig(Settings):
+    """An algorithm's own settings; each algorithm declares its subclass as ``Config`` (this one is empty)."""
+
+    section = "algorithm"
+
+
+@dataclass(frozen=True)
+class ModelSetting:
+    """What building an algorithm needs besides its own settings: the backbone's output and the episodes."""
+
+    #: the backbone's output shape for one input
+    output_shape: tuple[int, ...]
+    #: ways of the evaluation episodes (the head size of fixed-ways algorithms)
+    ways: int
+    #: the most ways any training or evaluation episode has
+    max_ways: int
+    #: classes of the training split (the head size of supervised pre-training)
+    train_classes: int
+    #: ``float32``, or ``bfloat16`` mixed precision where the algorithm supports it
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -33,15 +61,46 @@ class MetaLoss:
 
 
 class Algorithm(nn.Module, abc.ABC):
-    """Base class: implement ``adapt`` and ``predict``; override ``meta_loss`` when training differs."""
+    """Base class: implement ``adapt`` and ``predict``; override ``meta_loss`` when training differs.
 
-    #: True when ``adapt`` needs autograd (gradient-based inner loops); the evaluator then keeps it on.
+    An algorithm declares its settings as ``Config`` (a frozen :class:`AlgorithmConfig`) and what it
+    can do as class attributes, which the engine reads instead of algorithm names.
+    """
+
+    #: the algorithm's own settings
+    Config: ClassVar[type[AlgorithmConfig]] = AlgorithmConfig
+    #: ``adapt`` needs autograd (gradient steps on the support set); the evaluator then keeps it on
     adapts_by_gradient: ClassVar[bool] = False
+    #: one output per way, trained for one number of ways: every task must have that many
+    fixed_ways: ClassVar[bool] = False
+    #: the values of the run's ``precision`` the algorithm supports
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)
+    #: needs a backbone that returns feature maps ``(C, H, W)`` rather than flat embeddings
+    needs_feature_maps: ClassVar[bool] = False
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config: Any, train_classes: int) -> "Algorithm":
-        """Build from a backbone (whose output for one input has ``output_shape``), a run config and
-        the number of classes in the training split."""
+    def build(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Algorithm:
+        """The algorithm with its settings around ``backbone``, after checking that it supports the setting."""
+        if not isinstance(config, cls.Config):
+            raise ConfigError(f"{cls.__name__} takes a {cls.Config.__name__}, got a {type(config).__name__}")
+        if setting.precision not in cls.precisions:
+            raise ConfigError(f"{cls.__name__} supports precision {' and '.join(cls.precisions)}, not "
+                              f"{setting.precision}; leave precision at float32")
+        return cls.from_config(config, cls.prepare_backbone(backbone, setting), setting)
+
+    @classmethod
+    def prepare_backbone(cls, backbone: nn.Module, setting: ModelSetting) -> nn.Module:
+        """The backbone as this algorithm runs it: with bfloat16 autocast in its convolutions when asked."""
+        if setting.precision == "bfloat16":
+            if not isinstance(backbone, ConvNet):
+                raise ConfigError(f"precision bfloat16 needs a convolutional backbone (conv4, conv4-maps, ...), not "
+                                  f"{type(backbone).__name__}")
+            backbone.use_bfloat16()
+        return backbone
+
+    @classmethod
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Algorithm:
+        """Build from the algorithm's settings, a prepared backbone and the model setting."""
         return cls(backbone)
 
     @abc.abstractmethod
@@ -83,19 +142,19 @@ def check_support(support_x: Tensor, support_y: Tensor) -> int:
     Labels must be integers covering exactly ``0..N-1`` (every class has at least one example).
     """
     if support_y.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"support labels must be integer class indices, got dtype {support_y.dtype}")
+        raise TaskError(f"support labels must be integer class indices, got dtype {support_y.dtype}")
     if support_y.dim() != 1 or support_y.shape[0] != support_x.shape[0]:
-        raise ValueError(
+        raise TaskError(
             f"support labels must be a vector with one label per support example: "
             f"got labels of shape {tuple(support_y.shape)} for {support_x.shape[0]} examples"
         )
     if support_y.numel() == 0:
-        raise ValueError("the support set is empty")
+        raise TaskError("the support set is empty")
     present = torch.unique(support_y)
     ways = int(present.max()) + 1
     if int(present.min()) < 0 or present.numel() != ways:
         missing = sorted(set(range(ways)) - set(present.tolist()))
-        raise ValueError(
+        raise TaskError(
             f"support labels must be 0..N-1 with every class present; got labels {present.tolist()}"
             + (f" (no support example for class {missing})" if missing else "")
         )
@@ -104,7 +163,7 @@ def check_support(support_x: Tensor, support_y: Tensor) -> int:
 
 def check_query(support_x: Tensor, query_x: Tensor) -> None:
     if support_x.shape[1:] != query_x.shape[1:]:
-        raise ValueError(
+        raise TaskError(
             f"support and query inputs differ in shape: {tuple(support_x.shape[1:])} vs {tuple(query_x.shape[1:])}"
         )
 
@@ -117,6 +176,8 @@ class EmbeddingAlgorithm(Algorithm):
     BatchNorm then normalises support and queries with the same batch statistics, as the reference
     implementations do (a separate pass would normalise a 1-shot support set by N images alone).
     """
+
+    precisions = PRECISIONS
 
     @abc.abstractmethod
     def embed(self, x: Tensor) -> Tensor:
@@ -161,6 +222,6 @@ class EmbeddingAlgorithm(Algorithm):
 def flat_embeddings(z: Tensor, algorithm: str) -> Tensor:
     """``z`` if it is a batch of flat embeddings ``(batch, dim)``, else a clear error."""
     if z.dim() != 2:
-        raise ValueError(f"{algorithm} needs a backbone that returns flat embeddings of shape (batch, dim), got "
+        raise TaskError(f"{algorithm} needs a backbone that returns flat embeddings of shape (batch, dim), got "
                          f"{tuple(z.shape)}; end it with nn.Flatten()")
     return z

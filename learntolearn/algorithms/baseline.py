@@ -13,7 +13,8 @@ support set each step (the paper uses mini-batches of 4).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +23,15 @@ from torch import Tensor, nn
 from learntolearn.algorithms.base import (
     ALGORITHMS,
     Algorithm,
+    AlgorithmConfig,
     MetaLoss,
+    ModelSetting,
     accuracy,
     check_query,
     check_support,
 )
+from learntolearn.errors import ConfigError
+from learntolearn.settings import setting
 from learntolearn.types import Task
 
 
@@ -42,9 +47,20 @@ class CosineClassifier(nn.Module):
         return self.scale * F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).T
 
 
+@dataclass(frozen=True)
+class BaselineConfig(AlgorithmConfig):
+    """Settings of the baselines that fit a new head per task."""
+
+    section = "baseline"
+
+    adapt_steps: int = setting(100, "SGD steps fitting the new head (and the backbone, for finetune) per task.",
+                               minimum=1)
+
+
 class Baseline(Algorithm):
     """Supervised pre-training, then a new head (and optionally the backbone) fitted per task."""
 
+    Config = BaselineConfig
     adapts_by_gradient = True
     cosine: bool = False
     tune_backbone: bool = False
@@ -57,10 +73,10 @@ class Baseline(Algorithm):
         self.adapt_steps, self.adapt_lr = adapt_steps, adapt_lr
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "Baseline":
-        if len(output_shape) != 1:
-            raise ValueError(f"{cls.__name__} needs flat embeddings, got output shape {output_shape}")
-        return cls(backbone, output_shape[0], train_classes, adapt_steps=config.adapt_steps)
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Baseline:
+        if len(setting.output_shape) != 1:
+            raise ConfigError(f"{cls.__name__} needs flat embeddings, got output shape {setting.output_shape}")
+        return cls(backbone, setting.output_shape[0], setting.train_classes, **config.to_dict())
 
     def new_head(self, classes: int, generator: torch.Generator | None = None) -> nn.Module:
         """A freshly initialised head, uniform in +-1/sqrt(dim) like ``nn.Linear``; drawn from

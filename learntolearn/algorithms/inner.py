@@ -14,16 +14,35 @@ first-order MAML: the meta-gradient drops exactly the terms that differentiate t
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Union
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from learntolearn.algorithms.base import AlgorithmConfig
+from learntolearn.errors import ConfigError
+from learntolearn.settings import setting
+
 Params = dict[str, Tensor]
 #: one scalar rate for every parameter, or a rate tensor per parameter name (Meta-SGD)
-LearningRate = Union[float, Tensor, Mapping[str, Tensor]]
+LearningRate = float | Tensor | Mapping[str, Tensor]
 #: a rate for every step, or a function of the step (0-based) giving that step's rate (MAML++ per-step rates)
-StepRates = Union[LearningRate, Callable[[int], LearningRate]]
+StepRates = LearningRate | Callable[[int], LearningRate]
+
+
+@dataclass(frozen=True)
+class InnerLoopConfig(AlgorithmConfig):
+    """Settings of every algorithm that adapts by gradient steps from a meta-learned initialisation."""
+
+    section = "inner-loop"
+
+    inner_lr: float = setting(0.4, "Inner-loop step size in (0, 10] (the initial rate where rates are learned).")
+    inner_steps: int = setting(1, "Inner steps during meta-training, 1-1000.")
+    test_inner_steps: int = setting(3, "Inner steps at evaluation, 1-1000.")
+
+    def check(self) -> None:
+        check_inner_settings(self.inner_lr, self.inner_steps, self.test_inner_steps)
 
 
 def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
@@ -80,7 +99,15 @@ def adam_step_no_momentum(loss_fn: Callable[[Params], Tensor], params: Params, s
 def check_inner_settings(lr: float, steps: int, test_steps: int) -> None:
     """Reject inner learning rates and step counts that cannot be meant."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 10):
-        raise ValueError(f"the inner learning rate must be in (0, 10], got {lr}")
+        raise ConfigError(f"the inner learning rate must be in (0, 10], got {lr}")
     for name, value in (("inner_steps", steps), ("test_inner_steps", test_steps)):
         if not (isinstance(value, int) and 1 <= value <= 1000):
-            raise ValueError(f"{name} must be an integer in [1, 1000], got {value}")
+            raise ConfigError(f"{name} must be an integer in [1, 1000], got {value}")
+
+
+def preprocess_gradient(grad: Tensor, p: float = 10.0) -> Tensor:
+    """Andrychowicz et al. 2016, Appendix A: ``(log|g| / p, sign g)`` if ``|g| >= e^-p``, else ``(-1, e^p g)``; ``(n,)`` -> ``(n, 2)``."""
+    large = grad.abs() >= math.exp(-p)
+    first = torch.where(large, grad.abs().clamp_min(1e-45).log() / p, torch.full_like(grad, -1.0))
+    second = torch.where(large, grad.sign(), grad * math.exp(p))
+    return torch.stack([first, second], dim=-1)

@@ -94,7 +94,7 @@ class LoRAAdaptation(Algorithm):
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         """Reptile: a surrogate whose gradient with respect to the initialisation is ``theta - mean(phi)``."""
-        initial, surrogate, accuracies = self.initial(), 0.0, []
+        initial, surrogate, accuracies = self.initial(), torch.zeros(()), []
         for task in tasks:
             adapted = self.fast_weights(task.support_x, task.support_y)
             surrogate = surrogate + sum(0.5 * (initial[n] - adapted[n]).pow(2).sum() for n in initial) / len(tasks)

@@ -38,8 +38,9 @@ instance compiles its own copy of :meth:`task_loss`, so instances do not share D
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,30 +48,30 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms.base import (
     ALGORITHMS,
+    PRECISIONS,
     Algorithm,
+    AlgorithmConfig,
     MetaLoss,
+    ModelSetting,
     accuracy,
     check_query,
     check_support,
 )
 from learntolearn.algorithms.inner import (
+    InnerLoopConfig,
     Params,
     StepRates,
-    check_inner_settings,
     sgd_trajectory,
 )
+from learntolearn.errors import ConfigError, TaskError
 from learntolearn.nn.backbones import ConvNet
 from learntolearn.nn.batchnorm import use_batch_statistics
 from learntolearn.nn.compile import compile_method
+from learntolearn.nn.heads import linear_head
+from learntolearn.settings import setting
 from learntolearn.types import Task
 
-LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
-
-
-def linear_head(output_shape: tuple[int, ...], ways: int) -> list[nn.Module]:
-    """A linear classifier over the backbone's output, flattened first when it is not a vector."""
-    linear = nn.Linear(math.prod(output_shape), ways)
-    return [linear] if len(output_shape) == 1 else [nn.Flatten(), linear]
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss}
 
 
 def stack_tasks(tasks: Sequence[Task]) -> list[Tensor]:
@@ -91,17 +92,36 @@ def finite(losses: Tensor) -> Tensor:
     return losses
 
 
-def inner_options(config) -> dict:
-    """The inner-loop settings of a run config, as keyword arguments of the MAML family."""
-    options = {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
-               "test_inner_steps": config.test_inner_steps, "first_order": config.first_order, "batched": config.batched}
-    if config.compiled:
-        options["compiled"] = True
-    if config.precision == "bfloat16":
-        options["bfloat16_queries"] = True
-    if config.per_step_rates or config.multi_step_loss_steps:
-        options.update(per_step_rates=config.per_step_rates, multi_step_loss_steps=config.multi_step_loss_steps)
-    return options
+@dataclass(frozen=True)
+class GradientConfig(InnerLoopConfig):
+    """Settings of MAML and the variants that share its meta-gradient (ANIL, Meta-SGD)."""
+
+    section = "MAML"
+
+    first_order: bool = setting(False, "Drop the second-order terms of the meta-gradient (first-order MAML).")
+    batched: bool = setting(False, "vmap the meta-batch instead of looping over tasks.")
+    compiled: bool = setting(False, "Run each task's meta-training loss through torch.compile (compiled at the "
+                                    "first step; faster on small tasks).")
+
+    def check(self) -> None:
+        super().check()
+        if self.batched and self.compiled:
+            raise ConfigError("compiled compiles the task loop (a compiled vmap was no faster than vmap); "
+                              "choose batched or compiled")
+
+
+@dataclass(frozen=True)
+class MAMLConfig(GradientConfig):
+    """MAML's settings, with the two MAML++ options (Antoniou et al. 2019)."""
+
+    per_step_rates: bool = setting(False, "MAML++: learn an inner rate per parameter tensor and inner step.")
+    multi_step_loss_steps: int = setting(0, "MAML++: query loss after every inner step, annealed to the last over "
+                                            "this many meta-iterations (0: off).", minimum=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.multi_step_loss_steps and (self.batched or self.compiled):
+            raise ConfigError("multi_step_loss_steps needs the eager task loop; drop batched and compiled")
 
 
 @ALGORITHMS.register("maml")
@@ -126,33 +146,40 @@ class MAML(Algorithm):
             needs, stays in the model's dtype. Checked against float32 by ``ltl reproduce precision``.
     """
 
+    Config: ClassVar[type[AlgorithmConfig]] = MAMLConfig
     adapts_by_gradient = True
+    fixed_ways = True
+    #: bfloat16 here means bfloat16 query passes; the inner loop stays float32
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+
+    model: nn.Module
+    step_rates: nn.ParameterDict | None
+    meta_iterations: Tensor
+    _compiled_tasks_loss: Callable[..., tuple[Tensor, Tensor]] | None
 
     def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
                  test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
                  compiled: bool = False, tasks_per_graph: int | None = None, loss: str = "cross_entropy",
                  per_step_rates: bool = False, multi_step_loss_steps: int = 0, bfloat16_queries: bool = False) -> None:
         super().__init__()
-        if (per_step_rates or multi_step_loss_steps) and type(self) is not MAML:
-            raise ValueError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
-                             f"{type(self).__name__} does not take them")
-        if multi_step_loss_steps and (batched or compiled):
-            raise ValueError("multi_step_loss_steps needs the eager task loop; drop batched=True and compiled=True")
-        if batched and compiled:
-            raise ValueError("compiled=True compiles the task loop (a compiled vmap was no faster than vmap); "
-                             "choose batched=True or compiled=True")
+        test_inner_steps = test_inner_steps or inner_steps
+        settings: dict[str, Any] = {"inner_lr": inner_lr, "inner_steps": inner_steps, "test_inner_steps": test_inner_steps,
+                    "first_order": first_order, "batched": batched, "compiled": compiled}
+        if per_step_rates or multi_step_loss_steps:
+            if type(self) is not MAML:
+                raise ConfigError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
+                                  f"{type(self).__name__} does not take them")
+            MAMLConfig(**settings, per_step_rates=per_step_rates, multi_step_loss_steps=multi_step_loss_steps)
+        else:
+            GradientConfig(**settings)  # the one place the settings' rules live
         if tasks_per_graph is None:
             tasks_per_graph = 8 if first_order else 1
         if tasks_per_graph < 1:
-            raise ValueError(f"tasks_per_graph must be >= 1, got {tasks_per_graph}")
-        if multi_step_loss_steps < 0:
-            raise ValueError(f"multi_step_loss_steps must be >= 0, got {multi_step_loss_steps}")
-        test_inner_steps = test_inner_steps or inner_steps
-        check_inner_settings(inner_lr, inner_steps, test_inner_steps)
+            raise ConfigError(f"tasks_per_graph must be >= 1, got {tasks_per_graph}")
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         if not list(model.parameters()):
-            raise ValueError("the model has no parameters to adapt")
+            raise ConfigError("the model has no parameters to adapt")
         self.model = use_batch_statistics(model, decomposed=batched)
         if batched:
             for module in self.model.modules():
@@ -171,17 +198,23 @@ class MAML(Algorithm):
         self.register_buffer("meta_iterations", torch.zeros((), dtype=torch.int64), persistent=bool(multi_step_loss_steps))
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MAML":
-        return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), **inner_options(config))
+    def prepare_backbone(cls, backbone: nn.Module, setting: ModelSetting) -> nn.Module:
+        return backbone  # bfloat16 applies to the query passes only (see ``bfloat16_queries``)
+
+    @classmethod
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MAML:
+        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)),
+                   bfloat16_queries=setting.precision == "bfloat16", **config.to_dict())
 
     # -- pieces the variants override -------------------------------------------------------
     def inner_rates(self) -> StepRates:
         """The step size of each adapted parameter (a scalar here; learned tensors in Meta-SGD; per step with
         ``per_step_rates``)."""
-        if self.step_rates is None:
+        step_rates = self.step_rates
+        if step_rates is None:
             return self.inner_lr
         last = self.inner_steps - 1
-        return lambda step: {name.replace("__", "."): rates[min(step, last)] for name, rates in self.step_rates.items()}
+        return lambda step: {name.replace("__", "."): rates[min(step, last)] for name, rates in step_rates.items()}
 
     def step_weights(self) -> Tensor:
         """MAML++'s multi-step loss weights: uniform over the inner steps at first, all on the last step after
@@ -209,7 +242,7 @@ class MAML(Algorithm):
     def checked_loss(self, outputs: Tensor, targets: Tensor, ways: int | None) -> Tensor:
         """``query_loss``, after checking that a classifier has one logit per way."""
         if ways is not None and outputs.shape[-1] != ways:
-            raise ValueError(f"the model outputs {outputs.shape[-1]} logits but the task has {ways} ways; "
+            raise TaskError(f"the model outputs {outputs.shape[-1]} logits but the task has {ways} ways; "
                              f"build the model's head for {ways} classes")
         return self.query_loss(outputs, targets)
 
@@ -218,7 +251,7 @@ class MAML(Algorithm):
 
     def trajectory(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> list[Params]:
         """All parameters after each inner step."""
-        params = dict(self.model.named_parameters())
+        params: Params = dict(self.model.named_parameters())
         adapted = {n: params.pop(n) for n in self.adapted_names()}
         steps = sgd_trajectory(
             lambda p: self.checked_loss(self.forward_with({**params, **p}, support_x), support_y, ways),
@@ -253,9 +286,10 @@ class MAML(Algorithm):
         for task in tasks:
             check_query(task.support_x, task.query_x)
         if len(ways) != 1:
-            raise ValueError(f"batched=True needs tasks with the same number of ways, got {sorted(ways)}")
+            raise TaskError(f"batched=True needs tasks with the same number of ways, got {sorted(w or 0 for w in ways)}")
         stacked = stack_tasks(tasks)
-        losses, outputs = torch.func.vmap(self.task_loss, in_dims=(0, 0, 0, 0, None))(*stacked, ways.pop())
+        vmapped: Callable[..., tuple[Tensor, Tensor]] = torch.func.vmap(self.task_loss, in_dims=(0, 0, 0, 0, None))
+        losses, outputs = vmapped(*stacked, ways.pop())
         return MetaLoss(finite(losses).mean(), accuracy(outputs, stacked[3]))
 
     def task_loss(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
@@ -282,6 +316,7 @@ class MAML(Algorithm):
             else:
                 groups.append((ways, [task]))
         losses, accuracies = [], []
+        assert self._compiled_tasks_loss is not None  # built in __init__ when compiled
         for ways, group in groups:
             stacked = stack_tasks(group)
             loss, outputs = self._compiled_tasks_loss(*stacked, ways)

@@ -27,12 +27,17 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms.base import (
     ALGORITHMS,
+    PRECISIONS,
     Algorithm,
+    AlgorithmConfig,
     MetaLoss,
+    ModelSetting,
     check_query,
     check_support,
     flat_embeddings,
 )
+from learntolearn.errors import ConfigError, TaskError
+from learntolearn.settings import setting
 from learntolearn.types import Task
 
 
@@ -155,7 +160,17 @@ class NTMMemory(nn.Module):
         return logits, NTMState(h, c, memory, read_weights, write_weights, reads)
 
 
-MEMORIES = {"lru": LRUMemory, "ntm": NTMMemory}
+MEMORIES: dict[str, type[LRUMemory] | type[NTMMemory]] = {"lru": LRUMemory, "ntm": NTMMemory}
+
+
+@dataclass(frozen=True)
+class MANNConfig(AlgorithmConfig):
+    """The memory-augmented network's settings."""
+
+    section = "mann"
+
+    memory: str = setting("lru", "Memory: least-recently-used access (Santoro et al.) or Neural Turing Machine.",
+                          choices=tuple(MEMORIES))
 
 
 @ALGORITHMS.register("mann")
@@ -166,24 +181,28 @@ class MemoryAugmentedNetwork(Algorithm):
     addressing); ``memory_options`` go to that memory (hidden, slots, width, heads; ``shifts`` for NTM).
     """
 
+    memory: LRUMemory | NTMMemory
+    Config = MANNConfig
+    precisions = PRECISIONS
+
     def __init__(self, backbone: nn.Module, input_dim: int, classes: int, *, memory: str = "lru",
                  **memory_options) -> None:
         super().__init__()
         if memory not in MEMORIES:
-            raise ValueError(f"unknown memory {memory!r}; valid: {', '.join(MEMORIES)}")
+            raise ConfigError(f"unknown memory {memory!r}; valid: {', '.join(MEMORIES)}")
         self.backbone, self.classes = backbone, classes
         self.memory = MEMORIES[memory](input_dim, classes, **memory_options)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int):
-        return cls(backbone, output_shape[0], max(config.ways, config.train_ways or config.ways), memory=config.memory)
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MemoryAugmentedNetwork:
+        return cls(backbone, setting.output_shape[0], setting.max_ways, **config.to_dict())
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "the memory-augmented network")
 
     def one_hot(self, labels: Tensor) -> Tensor:
         if int(labels.max()) >= self.classes:
-            raise ValueError(f"this memory-augmented network encodes labels of up to {self.classes} classes, got label "
+            raise TaskError(f"this memory-augmented network encodes labels of up to {self.classes} classes, got label "
                              f"{int(labels.max())}; build it with more classes (config: ways / train_ways)")
         return F.one_hot(labels, self.classes).float()
 
@@ -192,14 +211,14 @@ class MemoryAugmentedNetwork(Algorithm):
         """Present sequences ``x`` ``(B, T, ...)`` with labels ``(B, T)`` one step late; logits ``(B, T, classes)``."""
         batch, steps = labels.shape
         if steps > self.memory.slots:
-            raise ValueError(f"a sequence of {steps} items is longer than the memory's {self.memory.slots} rows, so "
+            raise TaskError(f"a sequence of {steps} items is longer than the memory's {self.memory.slots} rows, so "
                              f"items would be overwritten before the episode ends; build the network with slots >= {steps}")
         inputs = self.embed(x.flatten(0, 1)).view(batch, steps, -1)
         previous = torch.cat([torch.zeros(batch, 1, self.classes, device=x.device), self.one_hot(labels)[:, :-1]], 1)
         state = state or self.memory.initial_state(batch, x.device)
         outputs = []
         for t in range(steps):
-            logits, state = self.memory.step(inputs[:, t], previous[:, t], state)
+            logits, state = self.memory.step(inputs[:, t], previous[:, t], state)  # type: ignore[arg-type]  # its own state
             outputs.append(logits)
         return torch.stack(outputs, 1), state
 
@@ -214,7 +233,7 @@ class MemoryAugmentedNetwork(Algorithm):
         n = query_x.shape[0]
         expanded = type(state)(*(getattr(state, f.name).expand(n, *getattr(state, f.name).shape[1:])
                                  for f in fields(state)))
-        logits, _ = self.memory.step(self.embed(query_x), last_label.expand(n, -1), expanded)
+        logits, _ = self.memory.step(self.embed(query_x), last_label.expand(n, -1), expanded)  # type: ignore[arg-type]
         return logits[:, :ways]
 
     def sequences(self, tasks: Sequence[Task]) -> tuple[Tensor, Tensor]:
@@ -228,7 +247,7 @@ class MemoryAugmentedNetwork(Algorithm):
             xs.append(x[order])
             ys.append(y[order])
         if len({len(y) for y in ys}) != 1:
-            raise ValueError("a meta-batch of sequences needs tasks of equal length")
+            raise TaskError("a meta-batch of sequences needs tasks of equal length")
         return torch.stack(xs), torch.stack(ys)
 
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:

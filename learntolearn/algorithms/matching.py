@@ -16,14 +16,29 @@ never be sharp (at most e/(e + N - 1) on the right support image); reimplementat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, EmbeddingAlgorithm, ModelSetting, flat_embeddings
+from learntolearn.errors import ConfigError
 from learntolearn.nn.distances import cosine_similarity, squared_euclidean
+from learntolearn.settings import setting
 
 DISTANCES = ("cosine", "scaled-cosine", "euclidean")
+
+
+@dataclass(frozen=True)
+class MatchingConfig(AlgorithmConfig):
+    """Matching Networks' settings."""
+
+    section = "matching"
+
+    full_context: bool = setting(False, "Full context embeddings (the paper's FCE).")
+    distance: str = setting("cosine", "Attention kernel between queries and support examples (the paper: cosine).",
+                            choices=DISTANCES)
 
 
 class FullContextEmbedding(nn.Module):
@@ -56,20 +71,24 @@ class FullContextEmbedding(nn.Module):
 class MatchingNetworks(EmbeddingAlgorithm):
     """Matching Networks with cosine attention; full context embeddings optional."""
 
+    Config = MatchingConfig
+
     def __init__(self, backbone: nn.Module, embedding_dim: int | None = None, *, full_context: bool = False,
                  processing_steps: int = 5, distance: str = "cosine") -> None:
         super().__init__()
         if distance not in DISTANCES:
-            raise ValueError(f"unknown distance {distance!r} for Matching Networks; valid: {', '.join(DISTANCES)}")
+            raise ConfigError(f"unknown distance {distance!r} for Matching Networks; valid: {', '.join(DISTANCES)}")
         self.backbone, self.distance = backbone, distance
         self.scale = nn.Parameter(torch.tensor(10.0)) if distance == "scaled-cosine" else None
-        if full_context and embedding_dim is None:
-            raise ValueError("full_context=True needs the backbone's embedding_dim")
-        self.context = FullContextEmbedding(embedding_dim, processing_steps) if full_context else None
+        self.context: FullContextEmbedding | None = None
+        if full_context:
+            if embedding_dim is None:
+                raise ConfigError("full_context=True needs the backbone's embedding_dim")
+            self.context = FullContextEmbedding(embedding_dim, processing_steps)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "MatchingNetworks":
-        return cls(backbone, output_shape[0], full_context=config.full_context, distance=config.distance)
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MatchingNetworks:
+        return cls(backbone, setting.output_shape[0], **config.to_dict())
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "Matching Networks")

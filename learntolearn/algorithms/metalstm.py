@@ -19,26 +19,48 @@ read the preprocessed (grad, loss) directly. BatchNorm uses batch statistics as 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS
-from learntolearn.algorithms.inner import Params
-from learntolearn.algorithms.maml import MAML, inner_options, linear_head
-from learntolearn.l2o.lstm_optimizer import preprocess_gradient
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, ModelSetting
+from learntolearn.algorithms.inner import InnerLoopConfig, Params, preprocess_gradient
+from learntolearn.algorithms.maml import MAML
+from learntolearn.errors import ConfigError
+from learntolearn.nn.heads import linear_head
+from learntolearn.settings import setting
 
 FORGET_BIAS = 5.0  # sigmoid(5) = 0.993: the learner starts close to keeping its parameters
+
+
+@dataclass(frozen=True)
+class MetaLSTMConfig(InnerLoopConfig):
+    """The meta-learner LSTM's settings; ``inner_lr`` is the input gate's initial value, a probability."""
+
+    section = "metalstm"
+
+    inner_lr: float = setting(0.4, "Initial value of the input gate (the learner's first step size), in (0, 1).")
+
+    def check(self) -> None:
+        super().check()
+        if not 0 < self.inner_lr < 1:
+            raise ConfigError(f"metalstm's input gate starts at inner_lr, a probability: need 0 < inner_lr < 1, got "
+                              f"{self.inner_lr}")
 
 
 @ALGORITHMS.register("metalstm")
 class MetaLearnerLSTM(MAML):
     """The learner ``model``, its meta-learned initialisation, and the gate networks that update it."""
 
+    Config = MetaLSTMConfig
+    precisions = ("float32",)
+
     def __init__(self, model: nn.Module, **options) -> None:
         if options.get("batched") or options.get("compiled"):
-            raise ValueError("metalstm updates its learner step by step in Python; batched=True and compiled=True "
+            raise ConfigError("metalstm updates its learner step by step in Python; batched=True and compiled=True "
                              "are not supported")
+        MetaLSTMConfig(inner_lr=options.get("inner_lr", 0.4))
         super().__init__(model, **{**options, "first_order": True})
         self.input_gate, self.forget_gate = nn.Linear(6, 1), nn.Linear(6, 1)
         with torch.no_grad():
@@ -48,14 +70,11 @@ class MetaLearnerLSTM(MAML):
                 gate.bias.fill_(bias)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> MetaLearnerLSTM:
-        if not 0 < config.inner_lr < 1:
-            raise ValueError(f"metalstm's input gate starts at inner_lr, a probability: need 0 < inner_lr < 1, got "
-                             f"{config.inner_lr}")
-        return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), **inner_options(config))
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MetaLearnerLSTM:
+        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), **config.to_dict())
 
     def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
-        params = dict(self.model.named_parameters())
+        params: Params = dict(self.model.named_parameters())
         gates = {n: (torch.full_like(p, torch.sigmoid(self.input_gate.bias).item()),
                      torch.full_like(p, torch.sigmoid(self.forget_gate.bias).item())) for n, p in params.items()}
         for step in range(self.inner_steps_now()):

@@ -12,12 +12,14 @@ import torch
 from torch import Tensor, nn
 
 from learntolearn.algorithms.base import ALGORITHMS
-from learntolearn.algorithms.maml import MAML
+from learntolearn.algorithms.maml import MAML, GradientConfig
 
 
 @ALGORITHMS.register("metasgd")
 class MetaSGD(MAML):
     """MAML whose inner step sizes ``alpha`` are parameters, one per weight (``rates``)."""
+
+    Config = GradientConfig
 
     def __init__(self, model: nn.Module, **options) -> None:
         super().__init__(model, **options)

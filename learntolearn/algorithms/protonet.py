@@ -9,25 +9,45 @@ nearest-class-mean rule on sentence embeddings), ``"scaled-cosine"`` with a lear
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, EmbeddingAlgorithm, ModelSetting, flat_embeddings
+from learntolearn.errors import ConfigError
 from learntolearn.nn.distances import cosine_similarity, prototypes, squared_euclidean
+from learntolearn.settings import setting
 
 DISTANCES = ("euclidean", "cosine", "scaled-cosine")
+
+
+@dataclass(frozen=True)
+class ProtoNetConfig(AlgorithmConfig):
+    """Prototypical Networks' settings."""
+
+    section = "protonet"
+
+    distance: str = setting("euclidean", "Distance between queries and prototypes (the paper: squared euclidean).",
+                            choices=DISTANCES)
 
 
 @ALGORITHMS.register("protonet")
 class PrototypicalNetworks(EmbeddingAlgorithm):
     """Prototypical Networks over any backbone that maps a batch of inputs to flat embeddings."""
 
+    Config = ProtoNetConfig
+
     def __init__(self, backbone: nn.Module, *, distance: str = "euclidean") -> None:
         super().__init__()
         if distance not in DISTANCES:
-            raise ValueError(f"unknown distance {distance!r}; choose from {', '.join(DISTANCES)}")
+            raise ConfigError(f"unknown distance {distance!r}; choose from {', '.join(DISTANCES)}")
         self.backbone, self.distance = backbone, distance
         self.scale = nn.Parameter(torch.tensor(10.0)) if distance == "scaled-cosine" else None
+
+    @classmethod
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> PrototypicalNetworks:
+        return cls(backbone, **config.to_dict())
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "Prototypical Networks")

@@ -17,26 +17,42 @@ Labels are one-hot over ``max_ways`` classes; a task with more classes is refuse
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, EmbeddingAlgorithm, ModelSetting, flat_embeddings
+from learntolearn.errors import ConfigError, TaskError
+from learntolearn.settings import setting
 
 SEQUENCE_MODELS = ("lstm", "transformer")
+
+
+@dataclass(frozen=True)
+class RecurrentConfig(AlgorithmConfig):
+    """The recurrent learner's settings."""
+
+    section = "recurrent"
+
+    sequence_model: str = setting("lstm", "The sequence model over (input, label) tokens.", choices=SEQUENCE_MODELS)
 
 
 @ALGORITHMS.register("recurrent")
 class RecurrentLearner(EmbeddingAlgorithm):
     """In-context few-shot classifier: backbone embeddings + a sequence model over (x, y) tokens."""
 
+    Config = RecurrentConfig
+
     def __init__(self, backbone: nn.Module, embedding_dim: int, max_ways: int, *, sequence_model: str = "lstm",
                  hidden: int = 128, layers: int = 2, heads: int = 4) -> None:
         super().__init__()
         if sequence_model not in SEQUENCE_MODELS:
-            raise ValueError(f"unknown sequence_model {sequence_model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
+            raise ConfigError(f"unknown sequence_model {sequence_model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
         self.backbone, self.max_ways, self.sequence_model = backbone, max_ways, sequence_model
         self.tokens = nn.Linear(embedding_dim + max_ways, hidden)
+        self.core: nn.Module
         if sequence_model == "lstm":
             self.core = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
         else:
@@ -45,16 +61,15 @@ class RecurrentLearner(EmbeddingAlgorithm):
         self.readout = nn.Linear(hidden, max_ways)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "RecurrentLearner":
-        max_ways = max(config.ways, config.train_ways or config.ways)
-        return cls(backbone, output_shape[0], max_ways, sequence_model=config.sequence_model)
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> RecurrentLearner:
+        return cls(backbone, setting.output_shape[0], setting.max_ways, **config.to_dict())
 
     def embed(self, x: Tensor) -> Tensor:
         return flat_embeddings(self.backbone(x), "the recurrent learner")
 
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         if ways > self.max_ways:
-            raise ValueError(f"this recurrent learner encodes labels of up to {self.max_ways} classes, but the task has "
+            raise TaskError(f"this recurrent learner encodes labels of up to {self.max_ways} classes, but the task has "
                              f"{ways}; build it with max_ways >= {ways} (config: ways / train_ways)")
         if self.training:
             order = torch.randperm(support.shape[0], device=support.device)

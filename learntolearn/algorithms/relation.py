@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, EmbeddingAlgorithm, ModelSetting
+from learntolearn.errors import ConfigError, TaskError
 from learntolearn.nn.backbones import conv_block
 
 
@@ -25,7 +26,7 @@ class RelationModule(nn.Module):
         self.convs = nn.Sequential(conv_block(2 * channels, channels), conv_block(channels, channels))
         flat = channels * (height // 4) * (width // 4)
         if flat == 0:
-            raise ValueError(f"feature maps of {height}x{width} are too small for the relation module's two poolings")
+            raise ConfigError(f"feature maps of {height}x{width} are too small for the relation module's two poolings")
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid())
 
     def forward(self, pairs: Tensor) -> Tensor:
@@ -36,22 +37,25 @@ class RelationModule(nn.Module):
 class RelationNetworks(EmbeddingAlgorithm):
     """Relation Networks over any backbone that returns feature maps ``(batch, C, H, W)``."""
 
-    def __init__(self, backbone: nn.Module, feature_shape: tuple[int, int, int]) -> None:
+    needs_feature_maps = True
+
+    def __init__(self, backbone: nn.Module, feature_shape: tuple[int, ...]) -> None:
         super().__init__()
         if len(feature_shape) != 3:
-            raise ValueError(f"Relation Networks need a backbone that returns feature maps (C, H, W), got shape "
+            raise ConfigError(f"Relation Networks need a backbone that returns feature maps (C, H, W), got shape "
                              f"{tuple(feature_shape)}; use the 'conv4-maps' backbone")
         self.backbone = backbone
-        self.relation = RelationModule(tuple(feature_shape))
+        channels, height, width = feature_shape
+        self.relation = RelationModule((channels, height, width))
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "RelationNetworks":
-        return cls(backbone, output_shape)
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> RelationNetworks:
+        return cls(backbone, setting.output_shape)
 
     def embed(self, x: Tensor) -> Tensor:
         z = self.backbone(x)
         if z.dim() != 4:
-            raise ValueError(f"Relation Networks need a backbone that returns feature maps (batch, C, H, W), got "
+            raise TaskError(f"Relation Networks need a backbone that returns feature maps (batch, C, H, W), got "
                              f"{tuple(z.shape)}; use the 'conv4-maps' backbone")
         return z
 

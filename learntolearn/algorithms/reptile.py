@@ -19,30 +19,48 @@ task); a support set no larger than ``inner_batch`` is used whole, as at 1-shot 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, MetaLoss, accuracy, check_query
-from learntolearn.algorithms.inner import Params, adam_step_no_momentum, sgd_inner_loop
-from learntolearn.algorithms.maml import MAML, inner_options, linear_head
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, MetaLoss, ModelSetting, accuracy, check_query
+from learntolearn.algorithms.inner import InnerLoopConfig, Params, adam_step_no_momentum, sgd_inner_loop
+from learntolearn.algorithms.maml import MAML
+from learntolearn.errors import ConfigError
+from learntolearn.nn.heads import linear_head
+from learntolearn.settings import setting
 from learntolearn.types import Task
 
 INNER_OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class ReptileConfig(InnerLoopConfig):
+    """Reptile's settings: its inner loop, minibatches and inner optimiser."""
+
+    section = "Reptile"
+
+    inner_batch: int = setting(0, "Support examples per inner step, drawn in shuffled passes (0: the whole support "
+                                  "set).", minimum=0)
+    inner_optimizer: str = setting("sgd", "Inner optimiser; adam is Adam with beta1=0 whose statistics carry across "
+                                          "tasks (Nichol et al. 2018).", choices=INNER_OPTIMIZERS)
 
 
 @ALGORITHMS.register("reptile")
 class Reptile(MAML):
     """Reptile over any ``nn.Module``; shares MAML's functional inner loop (always first order)."""
 
+    Config = ReptileConfig
+    inner_adam_steps: Tensor
+    precisions = ("float32",)
+
     def __init__(self, model: nn.Module, *, inner_batch: int = 0, inner_optimizer: str = "sgd", **options) -> None:
         if options.get("batched") or options.get("compiled"):
-            raise ValueError("Reptile runs its tasks one after another; batched=True and compiled=True are not supported")
-        if inner_batch < 0:
-            raise ValueError(f"inner_batch must be >= 0 (0: the whole support set), got {inner_batch}")
-        if inner_optimizer not in INNER_OPTIMIZERS:
-            raise ValueError(f"unknown inner_optimizer {inner_optimizer!r}; valid: {', '.join(INNER_OPTIMIZERS)}")
+            raise ConfigError("Reptile runs its tasks one after another; batched=True and compiled=True are not supported")
+        ReptileConfig(inner_lr=options.get("inner_lr", 0.4), inner_batch=inner_batch, inner_optimizer=inner_optimizer)
         super().__init__(model, **{**options, "first_order": True})
         self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
         if inner_optimizer == "adam":
@@ -51,9 +69,8 @@ class Reptile(MAML):
             self.register_buffer("inner_adam_steps", torch.zeros((), dtype=torch.int64))
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "Reptile":
-        return cls(nn.Sequential(backbone, *linear_head(output_shape, config.ways)), inner_batch=config.inner_batch,
-                   inner_optimizer=config.inner_optimizer, **inner_options(config))
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Reptile:
+        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), **config.to_dict())
 
     @staticmethod
     def moment_name(parameter: str) -> str:
@@ -98,5 +115,5 @@ class Reptile(MAML):
             fast = self.adapt(task.support_x, task.support_y)
             with torch.no_grad():
                 accuracies.append(accuracy(self.predict(fast, task.query_x), task.query_y))
-            distances.append(sum(0.5 * (params[n] - fast[n]).pow(2).sum() for n in params))
+            distances.append(cast(Tensor, sum(0.5 * (params[n] - fast[n]).pow(2).sum() for n in params)))
         return MetaLoss(torch.stack(distances).mean(), sum(accuracies) / len(accuracies))

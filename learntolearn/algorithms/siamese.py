@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, EmbeddingAlgorithm, flat_embeddings
+from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, EmbeddingAlgorithm, ModelSetting, flat_embeddings
+from learntolearn.errors import ConfigError
 
 
 @ALGORITHMS.register("siamese")
@@ -28,10 +29,10 @@ class SiameseNetworks(EmbeddingAlgorithm):
         self.weighted_l1 = nn.Linear(embedding_dim, 1)
 
     @classmethod
-    def from_config(cls, backbone: nn.Module, output_shape: tuple[int, ...], config, train_classes: int) -> "SiameseNetworks":
-        if len(output_shape) != 1:
-            raise ValueError(f"Siamese Networks need flat embeddings, got output shape {output_shape}")
-        return cls(backbone, output_shape[0])
+    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> SiameseNetworks:
+        if len(setting.output_shape) != 1:
+            raise ConfigError(f"Siamese Networks need flat embeddings, got output shape {setting.output_shape}")
+        return cls(backbone, setting.output_shape[0])
 
     def pair_logits(self, a: Tensor, b: Tensor) -> Tensor:
         """Same-class log-odds of every pair: ``(n, d)``, ``(m, d)`` -> ``(n, m)``."""

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
 from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS
 from learntolearn.data.omniglot import load_omniglot
 from learntolearn.data.omniglot import preprocessing as omniglot_preprocessing
-from learntolearn.data.sampler import EpisodeSampler, EpisodeSet
+from learntolearn.data.sampler import TEST_EPISODE_SEED, VAL_EPISODE_SEED, EpisodeSampler, EpisodeSet
 from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.data.synthetic import preprocessing as synthetic_preprocessing
+from learntolearn.errors import UnknownNameError
 from learntolearn.registry import Registry
 
 #: name -> (loader(split, subset, *, data_root, image_size, download), {split: subsets})
@@ -30,10 +31,10 @@ def load_dataset(name: str, split: str, subset: str, **options) -> ImageClassDat
     """Load ``subset`` of ``split`` of the registered data set ``name``."""
     loader, splits = DATASETS.get(name)
     if split not in splits:
-        raise KeyError(f"unknown split {split!r} of data set {name!r}; valid splits: {', '.join(splits)}")
+        raise UnknownNameError(f"unknown split {split!r} of data set {name!r}; valid splits: {', '.join(splits)}")
     if subset not in splits[split]:
-        raise KeyError(f"unknown subset {subset!r} of {name}/{split}; valid subsets: {', '.join(splits[split])}")
+        raise UnknownNameError(f"unknown subset {subset!r} of {name}/{split}; valid subsets: {', '.join(splits[split])}")
     return loader(split, subset, **options)
 
 
-__all__ = ["DATASETS", "PREPROCESSING", "Preprocessing", "EpisodeSampler", "EpisodeSet", "ImageClassDataset", "load_dataset", "load_omniglot", "load_synthetic"]
+__all__ = ["DATASETS", "PREPROCESSING", "TEST_EPISODE_SEED", "VAL_EPISODE_SEED", "EpisodeSampler", "EpisodeSet", "ImageClassDataset", "Preprocessing", "load_dataset", "load_omniglot", "load_synthetic"]

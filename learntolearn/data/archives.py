@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -13,10 +12,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
-
-
-class DataError(RuntimeError):
-    """A data set is missing, corrupt or does not match what the loader expects."""
+from learntolearn.errors import DataError
+from learntolearn.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -48,26 +45,19 @@ def download(remote: RemoteFile, folder: Path, *, progress: bool = True) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / remote.filename
     h = hashlib.new(remote.algorithm)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{remote.filename}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
-            total = remote.size or int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename, disable=not progress) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    h.update(block)
-                    bar.update(len(block))
+    with atomic_write(target, "wb", suffix=".part") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
+        total = remote.size or int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename, disable=not progress) as bar:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                h.update(block)
+                bar.update(len(block))
         if h.hexdigest() != remote.digest:
             raise DataError(
                 f"checksum mismatch for {remote.filename} downloaded from {remote.url}: expected "
                 f"{remote.algorithm} {remote.digest}, got {h.hexdigest()}. The file was not kept; "
                 f"retry, or place a copy of the official archive in {folder} yourself."
             )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from learntolearn.data.archives import DataError
+from learntolearn.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -30,7 +30,7 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
-            raise ValueError(f"images must have 1 (grey) or 3 (RGB) channels, got {self.channels}")
+            raise DataError(f"images must have 1 (grey) or 3 (RGB) channels, got {self.channels}")
 
     def from_image(self, image: Image.Image) -> Tensor:
         image = image.convert("L" if self.channels == 1 else "RGB")

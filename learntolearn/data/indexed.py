@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from learntolearn.data.images import to_float
+from learntolearn.errors import DataError
 
 
 class ClassGroups:
@@ -34,9 +36,30 @@ class ClassGroups:
     def check_groups(self, rows: int, what: str) -> None:
         """``ValueError`` unless the offsets cover ``rows`` rows and every class has at least one."""
         if self.offsets.shape != (len(self.class_names) + 1,) or int(self.offsets[-1]) != rows:
-            raise ValueError(f"offsets must have one entry per class plus one, ending at the number of {what}")
+            raise DataError(f"offsets must have one entry per class plus one, ending at the number of {what}")
         if bool((self.counts <= 0).any()):
-            raise ValueError(f"class {self.class_names[int((self.counts <= 0).nonzero()[0])]!r} has no {what}")
+            raise DataError(f"class {self.class_names[int((self.counts <= 0).nonzero()[0])]!r} has no {what}")
+
+
+class EpisodicData(Protocol):
+    """What episode samplers read: a named set of classes whose rows are contiguous, as float tensors."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def offsets(self) -> Tensor: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_classes(self) -> int: ...
+
+    @property
+    def counts(self) -> Tensor: ...
+
+    def to_float(self, indices: Tensor) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +81,7 @@ class ImageClassDataset(ClassGroups):
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor (n, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(f"images must be a uint8 tensor (n, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
         self.check_groups(self.images.shape[0], "images")
 
     @property
@@ -66,7 +89,7 @@ class ImageClassDataset(ClassGroups):
         return tuple(self.images.shape[1:])
 
     @classmethod
-    def from_class_tensors(cls, name: str, per_class: list[Tensor], class_names: list[str]) -> "ImageClassDataset":
+    def from_class_tensors(cls, name: str, per_class: list[Tensor], class_names: list[str]) -> ImageClassDataset:
         """Build from one ``(n_c, C, H, W)`` uint8 tensor per class."""
         offsets = cls.offsets_from_counts([len(t) for t in per_class])
         return cls(name, torch.cat(per_class), offsets, tuple(class_names))

@@ -13,8 +13,8 @@ import zipfile
 
 import torch
 
-from learntolearn.data.archives import DataError
 from learntolearn.data.omniglot import LAKE_RUNS, decode, fetch
+from learntolearn.errors import DataError
 from learntolearn.types import Task
 
 RUNS, WAYS = 20, 20

@@ -21,10 +21,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from learntolearn.data.archives import DataError, RemoteFile, fetch_file
+from learntolearn.data.archives import RemoteFile, fetch_file
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
 from learntolearn.data.splits import omniglot as splits
+from learntolearn.errors import DataError, UnknownNameError
 
 OFFICIAL = "https://github.com/brendenlake/omniglot/raw/master/python/"
 _MEMBER = re.compile(r"^[^/]+/([^/]+)/character(\d+)/(\d{4})_(\d{2})\.png$")
@@ -115,9 +116,9 @@ def decode(png: bytes, image_size: int) -> Tensor:
 def split_classes(split: str, subset: str, rotations: bool | None) -> tuple[list[str], list[str], bool]:
     """Archives to read and class names (``Alphabet/characterNN[/rotDDD]``) of a split."""
     if split not in SPLITS:
-        raise KeyError(f"unknown Omniglot split {split!r}; valid splits: {', '.join(SPLITS)}")
+        raise UnknownNameError(f"unknown Omniglot split {split!r}; valid splits: {', '.join(SPLITS)}")
     if subset not in SPLITS[split]:
-        raise KeyError(f"unknown subset {subset!r} of Omniglot split {split!r}; valid: {', '.join(SPLITS[split])}")
+        raise UnknownNameError(f"unknown subset {subset!r} of Omniglot split {split!r}; valid: {', '.join(SPLITS[split])}")
     if split == "vinyals":
         rotate = True if rotations is None else rotations
         names = splits.expand(splits.VINYALS_V1[subset], splits.ROTATIONS if rotate else (0,))
@@ -147,7 +148,7 @@ def load_omniglot(
         download: fetch missing archives from the official location (checksum-verified).
     """
     archives, class_names, rotate = split_classes(split, subset, rotations)
-    members: dict[tuple[str, int], tuple[str, str]] = {}
+    members: dict[tuple[str, int], tuple[str, list[str]]] = {}
     paths = {}
     for archive in archives:
         paths[archive] = fetch(ARCHIVES[archive].remote, data_root, download)
@@ -166,8 +167,8 @@ def load_omniglot(
             if key not in members:
                 raise DataError(f"split class {class_name} is not in the archives {', '.join(archives)}")
             if key not in decoded:
-                archive, files = members[key]
-                decoded[key] = torch.stack([decode(handles[archive].read(f), image_size) for f in files])
+                archive, names = members[key]
+                decoded[key] = torch.stack([decode(handles[archive].read(f), image_size) for f in names])
             quarter_turns = int(rot[0].removeprefix("rot")) // 90 if rot else 0
             per_class.append(torch.rot90(decoded[key], quarter_turns, dims=(-2, -1)))
     finally:

@@ -4,36 +4,41 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.data.indexed import EpisodicData
+from learntolearn.errors import DataError
+from learntolearn.files import load_tensors, save_tensors
 from learntolearn.types import Task
 
 EPISODE_SET_VERSION = 1
 
 
-def check_episode_shape(dataset: ImageClassDataset, ways: int, shots: int, queries: int) -> None:
+#: seeds of the fixed validation and test episodes of every run (versioned with ``EPISODE_SET_VERSION``)
+VAL_EPISODE_SEED = 1
+TEST_EPISODE_SEED = 2
+
+def check_episode_shape(dataset: EpisodicData, ways: int, shots: int, queries: int) -> None:
     """Raise ``ValueError`` naming the limit when ``dataset`` cannot supply such episodes."""
     if ways < 1 or shots < 1 or queries < 0:
-        raise ValueError(f"need ways >= 1, shots >= 1 and queries >= 0, got {ways}-way {shots}-shot {queries}-query")
+        raise DataError(f"need ways >= 1, shots >= 1 and queries >= 0, got {ways}-way {shots}-shot {queries}-query")
     if ways > dataset.n_classes:
-        raise ValueError(
+        raise DataError(
             f"{ways}-way episodes need {ways} classes but {dataset.name} has only {dataset.n_classes}; "
             f"lower the number of ways"
         )
     smallest = int(dataset.counts.argmin())
     size = int(dataset.counts[smallest])
     if shots + queries > size:
-        raise ValueError(
+        raise DataError(
             f"{shots} shots + {queries} queries = {shots + queries} images per class, but class "
             f"{dataset.class_names[smallest]!r} of {dataset.name} has only {size}; lower shots or queries"
         )
 
 
-def draw_plans(dataset: ImageClassDataset, ways: int, shots: int, queries: int, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def draw_plans(dataset: EpisodicData, ways: int, shots: int, queries: int, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Choose classes and images for ``count`` episodes at once.
 
     Returns:
@@ -51,7 +56,7 @@ def draw_plans(dataset: ImageClassDataset, ways: int, shots: int, queries: int, 
     return classes, dataset.offsets[classes].unsqueeze(-1) + picks
 
 
-def task_from_plan(dataset: ImageClassDataset, classes: Tensor, images: Tensor, shots: int) -> Task:
+def task_from_plan(dataset: EpisodicData, classes: Tensor, images: Tensor, shots: int) -> Task:
     """Gather one episode given its ``classes (ways,)`` and ``images (ways, shots + queries)``."""
     ways, per_class = images.shape
     labels = torch.arange(ways).unsqueeze(1)
@@ -71,7 +76,7 @@ class EpisodeSampler:
     seed, and ``state_dict`` / ``load_state_dict`` let a resumed run continue it exactly.
     """
 
-    def __init__(self, dataset: ImageClassDataset, ways: int, shots: int, queries: int, *, seed: int = 0, batch: int = 64) -> None:
+    def __init__(self, dataset: EpisodicData, ways: int, shots: int, queries: int, *, seed: int = 0, batch: int = 64) -> None:
         check_episode_shape(dataset, ways, shots, queries)
         self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
         self.batch = batch
@@ -124,7 +129,7 @@ class EpisodeSet:
     images: Tensor
 
     @classmethod
-    def generate(cls, dataset: ImageClassDataset, ways: int, shots: int, queries: int, count: int, seed: int) -> "EpisodeSet":
+    def generate(cls, dataset: EpisodicData, ways: int, shots: int, queries: int, count: int, seed: int) -> EpisodeSet:
         check_episode_shape(dataset, ways, shots, queries)
         classes, images = draw_plans(dataset, ways, shots, queries, count, torch.Generator().manual_seed(seed))
         return cls(dataset.name, dataset.n_classes, shots, seed, classes, images)
@@ -132,10 +137,10 @@ class EpisodeSet:
     def __len__(self) -> int:
         return int(self.classes.shape[0])
 
-    def tasks(self, dataset: ImageClassDataset):
+    def tasks(self, dataset: EpisodicData):
         """Yield the episodes as :class:`Task` objects gathered from ``dataset``."""
         if dataset.name != self.dataset_name or dataset.n_classes != self.n_classes:
-            raise ValueError(
+            raise DataError(
                 f"these episodes were drawn from {self.dataset_name} ({self.n_classes} classes), "
                 f"not {dataset.name} ({dataset.n_classes} classes)"
             )
@@ -143,15 +148,12 @@ class EpisodeSet:
             yield task_from_plan(dataset, classes, images, self.shots)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"version": EPISODE_SET_VERSION, **self.__dict__}, tmp)
-        os.replace(tmp, path)
+        save_tensors({"version": EPISODE_SET_VERSION, **self.__dict__}, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "EpisodeSet":
-        state = torch.load(path, weights_only=True)
+    def load(cls, path: str | os.PathLike[str]) -> EpisodeSet:
+        state = load_tensors(path, "episode set")
         version = state.pop("version", None)
         if version != EPISODE_SET_VERSION:
-            raise ValueError(f"{path} holds episode-set format {version}; this learntolearn reads format {EPISODE_SET_VERSION}")
+            raise DataError(f"{path} holds episode-set format {version}; this learntolearn reads format {EPISODE_SET_VERSION}")
         return cls(**state)

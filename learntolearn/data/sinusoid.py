@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from learntolearn.errors import DataError
 from learntolearn.types import Task
 
 AMPLITUDE = (0.1, 5.0)
@@ -22,7 +23,7 @@ class SinusoidTasks:
 
     def __init__(self, shots: int, queries: int, *, seed: int = 0) -> None:
         if shots < 1 or queries < 1:
-            raise ValueError(f"need shots >= 1 and queries >= 1, got shots={shots}, queries={queries}")
+            raise DataError(f"need shots >= 1 and queries >= 1, got shots={shots}, queries={queries}")
         self.shots, self.queries = shots, queries
         self.generator = torch.Generator().manual_seed(seed)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from learntolearn.data.archives import DataError
 from learntolearn.data.omniglot import ARCHIVES, LAKE_RUNS, index_archive
+from learntolearn.errors import DataError
 
 
 def dataset_status(name: str, root: Path) -> list[str]:
     if name == "synthetic":
         return ["generated in code; always available"]
     lines = []
-    for key, spec in ARCHIVES.items():
+    for _key, spec in ARCHIVES.items():
         path = root / "omniglot" / spec.remote.filename
         if not path.exists():
             lines.append(f"{spec.remote.filename}: missing at {path} (downloaded on first use from {spec.remote.url})")

@@ -14,8 +14,9 @@ import torch
 
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.errors import DataError
 
-SPLITS = {"default": ("train", "val", "test")}
+SPLITS: dict[str, tuple[str, ...]] = {"default": ("train", "val", "test")}
 _CLASSES = {"train": 200, "val": 40, "test": 40}
 _SEEDS = {"train": 1, "val": 2, "test": 3}
 
@@ -31,7 +32,7 @@ def load_synthetic(split: str = "default", subset: str = "train", *, image_size:
     g = torch.Generator().manual_seed(_SEEDS[subset])
     n = _CLASSES[subset]
     if image_size % 4:
-        raise ValueError(f"synthetic glyphs need an image size divisible by 4, got {image_size}")
+        raise DataError(f"synthetic glyphs need an image size divisible by 4, got {image_size}")
     blocks = torch.rand(n, 1, 1, 4, 4, generator=g) < 0.5
     glyphs = blocks.repeat_interleave(image_size // 4, dim=-2).repeat_interleave(image_size // 4, dim=-1)
     shifts = torch.randint(-2, 3, (n, per_class, 2), generator=g)

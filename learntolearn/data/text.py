@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from learntolearn.data.archives import DataError, RemoteFile, fetch_file
+from learntolearn.data.archives import RemoteFile, fetch_file
 from learntolearn.data.indexed import ClassGroups
 from learntolearn.data.splits import clinc150 as clinc_splits
+from learntolearn.errors import DataError
 
 CLINC_URL = "https://raw.githubusercontent.com/clinc/oos-eval/828f8093932c8fe6ca7936c3d2e52903b1c523de/data/"
 CLINC_FILES = {
@@ -60,7 +61,7 @@ class TextClassDataset(ClassGroups):
     def __post_init__(self) -> None:
         self.check_groups(len(self.texts), "texts")
         if self.features is not None and self.features.shape[0] != len(self.texts):
-            raise ValueError(f"features must have one row per text ({len(self.texts)}), got {self.features.shape[0]}")
+            raise DataError(f"features must have one row per text ({len(self.texts)}), got {self.features.shape[0]}")
 
     @classmethod
     def from_groups(cls, name: str, groups: dict[str, list[str]]) -> TextClassDataset:
@@ -80,7 +81,7 @@ class TextClassDataset(ClassGroups):
     def to_float(self, indices: Tensor) -> Tensor:
         """Feature rows at ``indices`` (what the episode sampler gathers)."""
         if self.features is None:
-            raise ValueError(f"{self.name} has texts but no features yet; encode them first: "
+            raise DataError(f"{self.name} has texts but no features yet; encode them first: "
                              f"dataset.with_features(encoder.encode(dataset.texts))")
         return self.features[indices]
 
@@ -121,9 +122,9 @@ def load_clinc150(data_root: str | os.PathLike[str] | None = None, split: str = 
     Every intent brings all 150 of its utterances (the official train, val and test parts).
     """
     if split not in CLINC_SPLITS:
-        raise ValueError(f"unknown CLINC150 split {split!r}; choose from {sorted(CLINC_SPLITS)}")
+        raise DataError(f"unknown CLINC150 split {split!r}; choose from {sorted(CLINC_SPLITS)}")
     if subset not in OOS_PARTS:
-        raise ValueError(f"unknown subset {subset!r} of the CLINC150 {split} split; choose from {sorted(OOS_PARTS)}")
+        raise DataError(f"unknown subset {subset!r} of the CLINC150 {split} split; choose from {sorted(OOS_PARTS)}")
     path = fetch_file(CLINC_FILES["data_full.json"], data_root, "clinc150", download, "CLINC150 file")
     data = _read_json(path, "CLINC150 data_full.json")
     if split == "intent":
@@ -147,7 +148,7 @@ def load_clinc150_out_of_scope(data_root: str | os.PathLike[str] | None = None, 
                                download: bool = False) -> tuple[str, ...]:
     """CLINC150's out-of-scope utterances for ``subset`` (oos_train, oos_val or oos_test)."""
     if subset not in OOS_PARTS:
-        raise ValueError(f"unknown subset {subset!r}; choose from {sorted(OOS_PARTS)}")
+        raise DataError(f"unknown subset {subset!r}; choose from {sorted(OOS_PARTS)}")
     path = fetch_file(CLINC_FILES["data_full.json"], data_root, "clinc150", download, "CLINC150 file")
     return tuple(text for text, _ in _clinc_pairs(_read_json(path, "CLINC150 data_full.json"), OOS_PARTS[subset], path))
 
@@ -166,7 +167,7 @@ def load_fewrel(data_root: str | os.PathLike[str] | None = None, name: str = "va
     """A FewRel file (``val_wiki``: FewRel 1.0 validation; ``val_pubmed``, ``val_nyt``, ``val_semeval``: the
     FewRel 2.0 domain-adaptation sets) as relations of entity-marked sentences (see :func:`mark_entities`)."""
     if name not in FEWREL_FILES:
-        raise ValueError(f"unknown FewRel file {name!r}; choose from {sorted(FEWREL_FILES)}")
+        raise DataError(f"unknown FewRel file {name!r}; choose from {sorted(FEWREL_FILES)}")
     path = fetch_file(FEWREL_FILES[name], data_root, "fewrel", download, "FewRel file")
     data = _read_json(path, f"FewRel {name}.json")
     if not isinstance(data, dict):

@@ -23,7 +23,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from learntolearn.errors import ConfigError
+
 DEFAULT_TIMEOUT_SECONDS = 900.0
+
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def init_from_environment(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> D
 def shard(count: int, part: int, parts: int) -> range:
     """Indices of the ``part``-th of ``parts`` contiguous, near-equal shares of ``range(count)``."""
     if count < parts:
-        raise ValueError(f"a meta-batch of {count} tasks cannot be split over {parts} processes; "
+        raise ConfigError(f"a meta-batch of {count} tasks cannot be split over {parts} processes; "
                          f"raise meta_batch to at least {parts} or use fewer processes")
     base, extra = divmod(count, parts)
     start = part * base + min(part, extra)

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
-
 from learntolearn.algorithms.base import Algorithm
 from learntolearn.data import PREPROCESSING, Preprocessing, load_dataset
-from learntolearn.engine.checkpoint import atomic_save, load
+from learntolearn.engine.build import build_algorithm
 from learntolearn.engine.config import TrainConfig
-from learntolearn.engine.trainer import build_algorithm, provenance
+from learntolearn.engine.provenance import provenance
+from learntolearn.errors import ModelFileError
+from learntolearn.files import load_tensors, save_tensors, write_json
 
 FORMAT = "learntolearn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: format 1 (learntolearn 0.1) differs only in its flat config, which TrainConfig converts
+READABLE_VERSIONS = (1, 2)
 
 
 def package_version() -> str:
@@ -44,21 +46,22 @@ class TrainedModel:
 
     @property
     def shots(self) -> int:
-        return self.config.shots
+        return self.config.episodes.shots
 
     @property
     def fixed_ways(self) -> int | None:
         """The number of classes the model must be given (one output per way), or None if any number works."""
-        return self.config.ways if self.algorithm.adapts_by_gradient else None
+        return self.config.episodes.ways if self.algorithm.fixed_ways else None
 
 
 def _model_spec(run: Path, config: TrainConfig, data_root: str | None) -> dict:
     """Input shape and training-class count; runs older than ``model_spec.json`` get it written once from the data."""
     path = run / "model_spec.json"
     if not path.exists():
-        data = load_dataset(config.dataset, config.split, config.train_subset, data_root=data_root,
-                            image_size=config.image_size, download=False)
-        path.write_text(json.dumps({"input_shape": list(data.image_shape), "train_classes": data.n_classes}))
+        e = config.episodes
+        data = load_dataset(e.dataset, e.split, e.train_subset, data_root=data_root, image_size=e.image_size,
+                            download=False)
+        write_json(path, {"input_shape": list(data.image_shape), "train_classes": data.n_classes})
     return json.loads(path.read_text())
 
 
@@ -70,11 +73,12 @@ def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> T
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     checkpoint = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not checkpoint.exists():
-        raise FileNotFoundError(f"{run} has no checkpoint (best.pt or last.pt) yet")
+        raise ModelFileError(f"{run} has no checkpoint (best.pt or last.pt) yet")
     spec = _model_spec(run, config, data_root)
     algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
-    algorithm.load_state_dict(load(checkpoint)["model"])
-    return TrainedModel(algorithm, config, PREPROCESSING.get(config.dataset)(config.image_size), checkpoint)
+    algorithm.load_state_dict(load_tensors(checkpoint)["model"])
+    preprocessing = PREPROCESSING.get(config.episodes.dataset)(config.episodes.image_size)
+    return TrainedModel(algorithm, config, preprocessing, checkpoint)
 
 
 def export_model(run_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, force: bool = False,
@@ -85,7 +89,7 @@ def export_model(run_dir: str | os.PathLike[str], path: str | os.PathLike[str], 
         raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
     model = load_run(run_dir, data_root)
     spec = _model_spec(Path(run_dir), model.config, data_root)
-    atomic_save({"format": FORMAT, "format_version": FORMAT_VERSION, "learntolearn_version": package_version(),
+    save_tensors({"format": FORMAT, "format_version": FORMAT_VERSION, "learntolearn_version": package_version(),
                  "config": model.config.to_dict(), "model_spec": spec, "preprocessing": model.preprocessing.to_dict(),
                  "state_dict": model.algorithm.state_dict(), "exported_from": str(model.source),
                  "provenance": provenance()}, path)
@@ -98,16 +102,16 @@ def load_model_file(path: str | os.PathLike[str]) -> TrainedModel:
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a learntolearn model file ({err.__class__.__name__}); "
-                         f"write one with `ltl export RUN_DIR --out FILE`") from err
+        saved = load_tensors(path, "model file")
+    except ModelFileError as err:
+        raise ModelFileError(f"{err}; a learntolearn model file is written by `ltl export RUN_DIR --out FILE`") from err
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a learntolearn model file; write one with `ltl export RUN_DIR --out FILE`")
-    if saved.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has model-file format {saved.get('format_version')} (written by learntolearn "
+        raise ModelFileError(f"{path} is not a learntolearn model file; write one with `ltl export RUN_DIR --out FILE`")
+    if saved.get("format_version") not in READABLE_VERSIONS:
+        raise ModelFileError(f"{path} has model-file format {saved.get('format_version')} (written by learntolearn "
                          f"{saved.get('learntolearn_version')}); this learntolearn {package_version()} reads format "
-                         f"{FORMAT_VERSION}: install the learntolearn version that wrote it, or re-export the run")
+                         f"{' and '.join(map(str, READABLE_VERSIONS))}: install the learntolearn version that wrote it, "
+                         f"or re-export the run")
     config = TrainConfig.from_dict(saved["config"])
     spec = saved["model_spec"]
     algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])

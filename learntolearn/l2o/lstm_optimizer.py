@@ -11,23 +11,15 @@ it was not meta-trained on; whether it *helps* there is an empirical question.
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
+from learntolearn.algorithms.inner import preprocess_gradient
 from learntolearn.l2o.problems import Problem
 
 State = tuple[Tensor, Tensor, Tensor, Tensor]
-
-
-def preprocess_gradient(grad: Tensor, p: float = 10.0) -> Tensor:
-    """Appendix A: ``(log|g| / p, sign g)`` if ``|g| >= e^-p``, else ``(-1, e^p g)``; ``(n,)`` -> ``(n, 2)``."""
-    large = grad.abs() >= math.exp(-p)
-    first = torch.where(large, grad.abs().clamp_min(1e-45).log() / p, torch.full_like(grad, -1.0))
-    second = torch.where(large, grad.sign(), grad * math.exp(p))
-    return torch.stack([first, second], dim=-1)
 
 
 class CoordinatewiseLSTM(nn.Module):
@@ -72,7 +64,7 @@ def meta_train(net: CoordinatewiseLSTM, problem: Problem, *, iterations: int, st
         state = net.initial_state(sum(p.numel() for p in params))
         total = 0.0
         for _ in range(steps // unroll):
-            meta_loss = 0.0
+            meta_loss = torch.zeros(())
             for _ in range(unroll):
                 loss = loss_fn(params)
                 grads = torch.autograd.grad(loss, params, retain_graph=True)
@@ -86,7 +78,7 @@ def meta_train(net: CoordinatewiseLSTM, problem: Problem, *, iterations: int, st
             meta_opt.step()
             total += float(meta_loss.detach()) / (unroll * batch)
             params = [p.detach().requires_grad_() for p in params]
-            state = tuple(s.detach() for s in state)
+            state = (state[0].detach(), state[1].detach(), state[2].detach(), state[3].detach())
         if log is not None:
             log(iteration, total / (steps // unroll))
     return net

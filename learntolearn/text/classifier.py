@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from learntolearn.algorithms import LogisticRegressionProbe, PrototypicalNetworks
-from learntolearn.data.archives import DataError
 from learntolearn.engine.evaluate import adapt_and_predict
+from learntolearn.errors import ConfigError, DataError
 from learntolearn.nn.text_encoder import SentenceEncoder
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -95,18 +95,18 @@ class TextFewShotClassifier:
     def __init__(self, method: str = "logistic", *, reject_below: float | None = None,
                  encoder: SentenceEncoder | None = None) -> None:
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         self.method, self.reject_below = method, reject_below
         self.encoder = encoder if encoder is not None else SentenceEncoder()
         self.algorithm = LogisticRegressionProbe() if method == "logistic" else \
             PrototypicalNetworks(nn.Identity(), distance="cosine")
         self.classes: list[str] = []
-        self.adapted = None
+        self.adapted: tuple[Tensor, Tensor] | None = None
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], *, shots: int | None = None) -> TextFewShotClassifier:
         """Learn the classes of ``labels`` from ``texts``; with ``shots``, every class must have at least that many."""
         if len(texts) != len(labels):
-            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+            raise DataError(f"{len(texts)} texts but {len(labels)} labels")
         counts = Counter(labels)
         if len(counts) < 2:
             raise DataError(f"need examples of at least 2 classes, got {sorted(counts)}")

@@ -9,6 +9,7 @@ import torch
 from learntolearn.algorithms.base import Algorithm
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.text import TextClassDataset
+from learntolearn.errors import ConfigError
 
 
 def meta_train(algorithm: Algorithm, dataset: TextClassDataset, *, ways: int, shots: int, queries: int, steps: int,
@@ -19,7 +20,7 @@ def meta_train(algorithm: Algorithm, dataset: TextClassDataset, *, ways: int, sh
     sampler = EpisodeSampler(dataset, ways, shots, queries, seed=seed)
     optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     if outer_optimizer not in optimizers:
-        raise ValueError(f"unknown outer optimizer {outer_optimizer!r}; choose from {', '.join(optimizers)}")
+        raise ConfigError(f"unknown outer optimizer {outer_optimizer!r}; choose from {', '.join(optimizers)}")
     optimizer = optimizers[outer_optimizer]([p for p in algorithm.parameters() if p.requires_grad], lr=lr)
     losses = []
     algorithm.train()

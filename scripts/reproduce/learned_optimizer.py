@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from learntolearn.engine.checkpoint import atomic_save, load
-from learntolearn.engine.plots import pyplot
-from learntolearn.engine.trainer import provenance
+from learntolearn.engine.provenance import provenance
+from learntolearn.experiments.plots import pyplot
+from learntolearn.files import load_tensors, save_tensors
 from learntolearn.l2o import (
     CoordinatewiseLSTM,
     GlyphMLP,
@@ -55,7 +55,7 @@ def train(args) -> None:
     net, done, seconds = CoordinatewiseLSTM(), 0, 0.0
     checkpoint = args.out / "lstm.pt"
     if checkpoint.exists():
-        state = load(checkpoint)
+        state = load_tensors(checkpoint)
         net.load_state_dict(state["net"])
         done, seconds = state["iterations"], state["seconds"]
     metrics = open(args.out / "metrics.jsonl", "a")
@@ -66,7 +66,7 @@ def train(args) -> None:
                    log=lambda i, loss: metrics.write(json.dumps({"iteration": done + i + 1, "meta_loss": loss}) + "\n"))
         metrics.flush()
         done, seconds = done + chunk, seconds + time.perf_counter() - started
-        atomic_save({"net": net.state_dict(), "iterations": done, "seconds": seconds}, checkpoint)
+        save_tensors({"net": net.state_dict(), "iterations": done, "seconds": seconds}, checkpoint)
         print(f"{done}/{args.iterations} meta-iterations, {seconds:.0f} s", flush=True)
     curves = {"LSTM (learned)": {"lr": None, "curve": run_optimizer(held_out, lambda p: LearnedOptimizer(p, net)).tolist()}}
     for name, grid in GRIDS[args.problem].items():

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from learntolearn.algorithms import MAML
 from learntolearn.data.sinusoid import SinusoidTasks
-from learntolearn.engine.checkpoint import atomic_save, load
 from learntolearn.engine.evaluate import confidence_interval
-from learntolearn.engine.trainer import provenance
+from learntolearn.engine.provenance import provenance
+from learntolearn.files import load_tensors, save_tensors
 from learntolearn.nn.backbones import mlp
 
 TEST_SEED, VAL_SEED = 1000, 2000
@@ -65,7 +65,7 @@ def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed
     stream = SinusoidTasks(shots, shots, seed=seed)
     start, seconds = 0, 0.0
     if checkpoint.exists():
-        state = load(checkpoint)
+        state = load_tensors(checkpoint)
         learner.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         stream.load_state_dict(state["stream"])
@@ -85,7 +85,7 @@ def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed
         optimizer.step()
         seconds += time.perf_counter() - began
         if (iteration + 1) % 5000 == 0 or iteration + 1 == iterations:
-            atomic_save({"model": learner.state_dict(), "optimizer": optimizer.state_dict(), "stream": stream.state_dict(),
+            save_tensors({"model": learner.state_dict(), "optimizer": optimizer.state_dict(), "stream": stream.state_dict(),
                          "iteration": iteration + 1, "seconds": seconds}, checkpoint)
             print(f"{name}: iteration {iteration + 1}, loss {loss.item():.3f}, {seconds:.0f} s", flush=True)
     return seconds

@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 
 from learntolearn.algorithms.mann import instance_accuracy
-from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.engine.model_file import load_run
-from learntolearn.engine.plots import pyplot
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, provenance
+from learntolearn.engine.provenance import provenance
+from learntolearn.experiments.plots import pyplot
 
 PAPER = {1: 36.4, 2: 82.8, 3: 91.0, 5: 92.6, 10: 94.9}  # MANN, one-hot labels, Table 1
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
     model = load_run(args.run, args.data_root)
-    c = model.config
+    c = model.config.episodes
     data = load_dataset(c.dataset, c.split, c.test_subset, data_root=args.data_root, image_size=c.image_size)
     tasks = list(EpisodeSet.generate(data, c.ways, c.shots, c.queries, args.episodes, TEST_EPISODE_SEED).tasks(data))
     torch.manual_seed(TEST_EPISODE_SEED)

@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from learntolearn.algorithms import LogisticRegressionProbe, PrototypicalNetworks
-from learntolearn.data import EpisodeSet
+from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet
 from learntolearn.data.roots import default_cache_root
 from learntolearn.data.text import load_clinc150, load_clinc150_out_of_scope, load_fewrel
 from learntolearn.engine.evaluate import evaluate, paired_difference
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, provenance
+from learntolearn.engine.provenance import provenance
 from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.nn.text_encoder import SentenceEncoder, encode_cached
 from learntolearn.text import choose_threshold, evaluate_with_rejection, meta_train

@@ -29,11 +29,11 @@ from torch import nn
 
 from learntolearn.algorithms import PrototypicalNetworks
 from learntolearn.algorithms.lora import LoRAAdaptation
-from learntolearn.data import EpisodeSet
+from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet
 from learntolearn.data.roots import default_cache_root
 from learntolearn.data.text import load_clinc150, load_fewrel
 from learntolearn.engine.evaluate import evaluate, paired_difference
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, provenance
+from learntolearn.engine.provenance import provenance
 from learntolearn.nn.text_encoder import SentenceEncoder, encode_cached
 from learntolearn.text import meta_train
 

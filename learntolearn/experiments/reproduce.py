@@ -15,99 +15,21 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.sampler import EPISODE_SET_VERSION
-from learntolearn.engine.checkpoint import load
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
 from learntolearn.engine.model_file import load_run
-from learntolearn.engine.presets import PRESETS
-from learntolearn.engine.trainer import TEST_EPISODE_SEED, Trainer, provenance
-from learntolearn.registry import Registry
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of a results table: the run of ``preset`` scored on fixed episodes, beside the paper."""
-
-    preset: str
-    paper: float | None
-    paper_ci: float | None
-    source: str
-    ways: int | None = None
-    shots: int | None = None
-    lake_runs: bool = False
-    paper_is_error: bool = False
-    note: str = ""
-    #: rows naming the same ``versus`` are paired with the first of them (default: rows of the same setting)
-    versus: str | None = None
-
-    def config(self) -> TrainConfig:
-        return TrainConfig.from_dict(PRESETS.get(self.preset).config)
-
-    def setting(self) -> str:
-        if self.lake_runs:
-            return "Lake 20-way within-alphabet one-shot runs"
-        c = self.config()
-        return f"{self.ways or c.ways}-way {self.shots or c.shots}-shot, {c.queries} queries"
-
-
-TABLES: Registry[list[Row]] = Registry("table")
-#: Relation Networks sum the support maps of a class, so a 1-shot-trained relation module sees 5x larger
-#: inputs at 5 shots (it scored 50% 5-way); its 5-shot row needs a 5-shot-trained model.
-ONE_SHOT_MODEL = "1-shot-trained model; the paper trains one per shot count"
-FIVE_WAY_MODEL = "5-way-trained model; the paper trains one per way count"
-TABLES.register("omniglot")([
-    Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
-    Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
-    Row("protonet-omniglot-5w1s", 99.7, None, "Snell et al. 2017, Table 1", shots=5, note=ONE_SHOT_MODEL),
-    Row("protonet-omniglot-5w1s", 98.9, None, "Snell et al. 2017, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
-    Row("matching-omniglot-1shot", 98.1, None, "Vinyals et al. 2016, Table 1"),
-    Row("matching-omniglot-1shot", 93.8, None, "Vinyals et al. 2016, Table 1", ways=20),
-    Row("matching-omniglot-1shot", 98.9, None, "Vinyals et al. 2016, Table 1", shots=5, note=ONE_SHOT_MODEL),
-    Row("matching-omniglot-1shot", 98.5, None, "Vinyals et al. 2016, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
-    Row("relation-omniglot-5w1s", 99.6, 0.2, "Sung et al. 2018, Table 1"),
-    Row("relation-omniglot-5w1s", 97.6, 0.2, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
-    Row("relation-omniglot-5w5s", 99.8, 0.1, "Sung et al. 2018, Table 1"),
-    Row("relation-omniglot-5w5s", 99.1, 0.1, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
-    Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
-    Row("recurrent-omniglot-5w1s", None, None, "no paper figure for this architecture; Santoro et al. 2016 and "
-        "Mishra et al. 2018 report other protocols"),
-    Row("fomaml-omniglot-5w1s", 98.3, 0.5, "Finn et al. 2017, Table 1"),
-    Row("maml-omniglot-20w1s", 95.8, 0.3, "Finn et al. 2017, Table 1"),
-    Row("reptile-omniglot-5w1s", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
-    Row("reptile-omniglot-5w1s-30k", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive), on the full schedule"),
-])
-_LAKE = "Lake et al. 2015: human error 4.5% (Bayesian Program Learning 3.3%)"
-TABLES.register("lake")([
-    Row("protonet-lake-background", 4.5, None, _LAKE, lake_runs=True, paper_is_error=True),
-    Row("matching-lake-background", 4.5, None, _LAKE, lake_runs=True, paper_is_error=True),
-    Row("siamese-lake-background", 4.5, None, _LAKE + "; Koch et al. 2015 report 8.0% error for Siamese networks",
-        lake_runs=True, paper_is_error=True),
-])
-TABLES.register("precision")([
-    Row("protonet-omniglot-short", None, None, "no paper: float32 reference of the precision check"),
-    Row("protonet-omniglot-short-bf16", None, None, "no paper: bfloat16 mixed precision, same seed and episodes"),
-    Row("maml-omniglot-short", None, None, "no paper: float32 reference of MAML's precision check",
-        versus="maml-omniglot-short"),
-    Row("maml-omniglot-short-bf16", None, None, "no paper: bfloat16 query passes, same seed and episodes",
-        versus="maml-omniglot-short"),
-    Row("fomaml-omniglot-short", None, None, "no paper: float32 reference, MAML's setting, first order, compiled",
-        versus="fomaml-omniglot-short"),
-    Row("fomaml-omniglot-short-bf16", None, None, "no paper: bfloat16 query passes, same seed and episodes",
-        versus="fomaml-omniglot-short"),
-])
-TABLES.register("smoke")([
-    Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
-    Row("protonet-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness", ways=3),
-    Row("anil-synthetic-smoke", None, None, "no paper: a seconds-long check of the harness"),
-])
+from learntolearn.engine.provenance import provenance
+from learntolearn.engine.trainer import Trainer
+from learntolearn.experiments.tables import TABLES, Row
+from learntolearn.files import load_tensors, write_json, write_text
 
 
 def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
@@ -119,7 +41,7 @@ def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     if key in cache:
         return Evaluation(torch.tensor(cache[key], dtype=torch.float64))
-    c = model.config
+    c = model.config.episodes
     options = {"data_root": data_root, "image_size": c.image_size, "download": False}
     if row.lake_runs:
         tasks = load_lake_runs(**options)
@@ -129,27 +51,29 @@ def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str
                                     TEST_EPISODE_SEED).tasks(data)
     result = evaluate(model.algorithm, tasks, progress=False)
     cache[key] = result.accuracies.tolist()
-    tmp = cache_path.with_name(f".{cache_path.name}.tmp")
-    tmp.write_text(json.dumps(cache))
-    tmp.replace(cache_path)
+    write_json(cache_path, cache)
     return result
 
 
+def model_config(run: Path) -> TrainConfig:
+    return TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+
+
 def _training(run: Path) -> dict:
-    config = json.loads((run / "config.json").read_text())
+    config = model_config(run).run
     trained = json.loads((run / "provenance.json").read_text())
     if (run / "results.json").exists():
         steps, seconds = (json.loads((run / "results.json").read_text())[k] for k in ("steps", "train_seconds"))
     else:
-        state = load(run / "last.pt")
+        state = load_tensors(run / "last.pt")
         steps, seconds = state["step"], state["train_seconds"]
     words = trained.get("command", "").split()
     command = " ".join(["ltl", *words[1:]] if words and os.path.basename(words[0]) == "ltl" else words)
     command = command or f"(not recorded: {run.name} predates command logging; see the README)"
-    return {"status": "complete" if steps >= config["steps"] else "partial", "steps": steps,
-            "of_steps": config["steps"], "train_hours": round(seconds / 3600, 3), "threads": trained["threads"],
+    return {"status": "complete" if steps >= config.steps else "partial", "steps": steps,
+            "of_steps": config.steps, "train_hours": round(seconds / 3600, 3), "threads": trained["threads"],
             "cpu_hours": round(seconds * trained["threads"] / 3600, 3), "command": command,
-            "commit": trained["commit"], "seed": config["seed"], "hardware": f"{trained['cores']}-core {trained['cpu']}",
+            "commit": trained["commit"], "seed": config.seed, "hardware": f"{trained['cores']}-core {trained['cpu']}",
             "torch": trained["torch"]}
 
 
@@ -182,7 +106,7 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
     results, references = [], {}
     for row in TABLES.get(table):
         run = runs_dir / row.preset
-        record = {"preset": row.preset, "setting": row.setting(), "note": row.note, "paper": row.paper, "paper_ci": row.paper_ci,
+        record: dict[str, Any] = {"preset": row.preset, "setting": row.setting(), "note": row.note, "paper": row.paper, "paper_ci": row.paper_ci,
                   "source": row.source, "metric": "error %" if row.paper_is_error else "accuracy %"}
         if not (run / "config.json").exists() and train_missing:
             Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
@@ -246,7 +170,7 @@ def to_markdown(table: str, results: list[dict]) -> str:
                      f"`{r['commit'][:10]}` |")
     lines += ["", "Paper figures: " + "; ".join(sorted({f"{r['preset']}: {r['source']}" for r in results})) + ".", "",
               "Commands that trained the runs (as recorded in each run's provenance.json):", "", "```bash"]
-    lines += sorted({r["command"] for r in results if "command" in r}) + ["```"]
+    lines += [*sorted({r["command"] for r in results if "command" in r}), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -254,9 +178,9 @@ def write_table(table: str, results: list[dict], out_dir: str | Path) -> tuple[P
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js = out_dir / f"{table}.md", out_dir / f"{table}.json"
-    md.write_text(to_markdown(table, results))
+    write_text(md, to_markdown(table, results))
     scores = {f"{r['preset']} | {r['setting']}": r["episode_accuracies"] for r in results if "episode_accuracies" in r}
     rows = [{k: v for k, v in r.items() if k != "episode_accuracies"} for r in results]
-    js.write_text(json.dumps({"table": table, "generated_at_commit": provenance()["commit"], "rows": rows}, indent=2))
-    (out_dir / f"{table}.episodes.json").write_text(json.dumps(scores, separators=(",", ":")))
+    write_text(js, json.dumps({"table": table, "generated_at_commit": provenance()["commit"], "rows": rows}, indent=2))
+    write_text(out_dir / f"{table}.episodes.json", json.dumps(scores, separators=(",", ":")))
     return md, js

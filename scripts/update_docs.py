@@ -1,8 +1,9 @@
-"""Write the README's generated sections: benchmarks from benchmarks/results/*.jsonl, and each results
-table from results/TABLE.md (written by `ltl reproduce TABLE`).
+"""Write the generated sections of the docs: benchmarks from benchmarks/results/*.jsonl into
+docs/benchmarks.md, each results table from results/TABLE.md (written by `ltl reproduce TABLE`) into
+the docs page holding its markers, and the README's short headline table from results/omniglot.json.
 
-    python scripts/update_readme.py            # print the benchmark section
-    python scripts/update_readme.py --readme   # replace every generated section of README.md between its markers
+    python scripts/update_docs.py           # print the benchmark section
+    python scripts/update_docs.py --write   # replace every generated section between its markers
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def allocator(record: dict) -> str:
 
 
 def section() -> str:
-    out = ["Printed by `python scripts/update_readme.py` from the JSON lines the benchmark scripts append",
+    out = ["Printed by `python scripts/update_docs.py` from the JSON lines the benchmark scripts append",
            "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
            "2.13.0, other jobs sometimes running). Absolute rates are noisy; ratios come from one run.", ""]
     rows = latest("episode_sampling")
@@ -123,24 +124,50 @@ def replace_section(content: str, name: str, text: str) -> str:
     """``content`` with the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in content or end not in content:
-        raise SystemExit(f"README.md has no {start} ... {end} markers")
+        raise SystemExit(f"no {start} ... {end} markers")
     head, rest = content.split(start)
     _, tail = rest.split(end)
     return f"{head}{start}\n{text.rstrip()}\n{end}{tail}"
 
 
+#: the README's headline: one row per (preset, setting) of the Omniglot table that has a paper figure
+HEADLINE = [("protonet-omniglot-5w1s", "5-way 1-shot"), ("protonet-omniglot-5w1s", "20-way 1-shot"),
+            ("matching-omniglot-1shot", "5-way 1-shot"), ("maml-omniglot-5w1s", "5-way 1-shot"),
+            ("fomaml-omniglot-5w1s", "5-way 1-shot"), ("reptile-omniglot-5w1s", "5-way 1-shot"),
+            ("relation-omniglot-5w1s", "5-way 1-shot")]
+
+
+def headline() -> str:
+    """A short table of our Omniglot figures beside the papers', from results/omniglot.json."""
+    written = json.loads((TABLES / "omniglot.json").read_text())
+    rows = {(r["preset"], r["setting"].split(",")[0]): r for r in written["rows"]}
+    out = ["| preset | setting | ours (95% CI) | paper | status |", "|---|---|---|---|---|"]
+    for preset, setting in HEADLINE:
+        r = rows[(preset, setting)]
+        paper = f"{r['paper']}" + (f" ± {r['paper_ci']}" if r.get("paper_ci") else "")
+        status = "complete" if r["status"] == "complete" else f"{r['steps']:,} of {r['of_steps']:,} steps"
+        out.append(f"| `{preset}` | {setting} | {r['ours']:.2f} ± {r['ci95']:.2f} | {paper} | {status} |")
+    return "\n".join(out)
+
+
+def write_sections(path: Path, sections: dict[str, str]) -> None:
+    """Replace the sections of ``path`` whose markers it holds."""
+    content = path.read_text()
+    for name, text in sections.items():
+        if f"<!-- {name}:start -->" in content:
+            content = replace_section(content, name, text)
+    path.write_text(content)
+
+
 def main() -> None:
     text = section()
-    if "--readme" not in sys.argv:
+    if "--write" not in sys.argv:
         print(text)
         return
-    readme = ROOT / "README.md"
-    content = replace_section(readme.read_text(), "benchmarks", text)
-    for table in sorted(TABLES.glob("*.md")):
-        marker = f"results:{table.stem}"
-        if f"<!-- {marker}:start -->" in content:
-            content = replace_section(content, marker, table.read_text())
-    readme.write_text(content)
+    tables = {f"results:{table.stem}": table.read_text() for table in sorted(TABLES.glob("*.md"))}
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        write_sections(page, {"benchmarks": text, **tables})
+    write_sections(ROOT / "README.md", {"headline": headline()})
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from learntolearn.data import EpisodeSet, load_dataset
+from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet, load_dataset
+from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import evaluate
 from learntolearn.engine.metrics import read_metrics
 from learntolearn.engine.model_file import load_run
-from learntolearn.engine.trainer import TEST_EPISODE_SEED
+from learntolearn.errors import LtlError
+from learntolearn.files import write_json
 
 
 def pyplot():
@@ -42,20 +44,19 @@ def plot_learning_curves(run_dir: str | Path) -> Path:
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_accuracy" in r]
     if not train:
-        raise ValueError(f"{run}/metrics.jsonl has no training steps yet; nothing to plot")
+        raise LtlError(f"{run}/metrics.jsonl has no training steps yet; nothing to plot")
     window = max(1, len(train) // 50)
     plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     steps = [r["step"] for r in train]
     ax_loss.plot(steps, moving_average([r["loss"] for r in train], window))
     ax_loss.set(xlabel="meta-training step", ylabel=f"training loss (mean of {window} steps)", yscale="log")
-    config = json.loads((run / "config.json").read_text())
-    train_ways = config.get("train_ways") or config["ways"]
-    ax_acc.plot(steps, moving_average([r["accuracy"] for r in train], window), label=f"training ({train_ways}-way)")
+    episodes = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).episodes
+    ax_acc.plot(steps, moving_average([r["accuracy"] for r in train], window), label=f"training ({episodes.training_ways}-way)")
     if val:
         means = [r["val_accuracy"] for r in val]
         ci = [r["val_ci95"] for r in val]
-        ax_acc.errorbar([r["step"] for r in val], means, yerr=ci, marker="o", capsize=3, label=f"validation ({config['ways']}-way, 95% CI)")
+        ax_acc.errorbar([r["step"] for r in val], means, yerr=ci, marker="o", capsize=3, label=f"validation ({episodes.ways}-way, 95% CI)")
     ax_acc.set(xlabel="meta-training step", ylabel="accuracy")
     ax_acc.legend()
     fig.suptitle(run.name)
@@ -71,7 +72,7 @@ def plot_accuracy_vs_shots(run_dir: str | Path, shots: list[int], *, queries: in
     """``accuracy_vs_shots.png`` (and ``.json``): the trained model on fixed test episodes with K = ``shots``."""
     run = Path(run_dir)
     model = load_run(run, data_root)
-    c = model.config
+    c = model.config.episodes
     data = load_dataset(c.dataset, c.split, c.test_subset, data_root=data_root, image_size=c.image_size, download=False)
     points = []
     for k in shots:
@@ -79,7 +80,7 @@ def plot_accuracy_vs_shots(run_dir: str | Path, shots: list[int], *, queries: in
         result = evaluate(model.algorithm, episode_set.tasks(data), progress=False)
         points.append({"shots": k, "accuracy": result.mean, "ci95": result.ci95, "ways": c.ways, "queries": queries,
                        "episodes": episodes, "episode_seed": TEST_EPISODE_SEED, "checkpoint": model.source.name})
-    (run / "accuracy_vs_shots.json").write_text(json.dumps(points, indent=2))
+    write_json(run / "accuracy_vs_shots.json", points)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.errorbar(shots, [p["accuracy"] for p in points], yerr=[p["ci95"] for p in points], marker="o", capsize=3)

@@ -1,0 +1,1 @@
+"""The research record: paper presets (YAML), result tables, the reproduction harness and plots."""

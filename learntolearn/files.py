@@ -1,0 +1,95 @@
+"""Every file learntolearn writes is written atomically, and every tensor file it reads is read safely.
+
+``atomic_write`` writes to a temporary file in the target's folder, flushes it to disk and renames it
+over the target, so a crash never leaves a truncated file; the result gets the permissions the umask
+gives a new file (``tempfile.mkstemp`` alone would leave it 0600). ``load_tensors`` reads ``torch.save``
+files with ``weights_only=True``: a pickle cannot run code, so a run folder or model file received
+from someone else is safe to open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from learntolearn.errors import ModelFileError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, suffix: str = ".tmp") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on success it replaces ``path``, on error it is removed.
+
+    ``mode`` is ``"w"`` (UTF-8 text, no newline translation) or ``"wb"``. A missing folder or an
+    unwritable one raises ``FileNotFoundError`` / ``PermissionError`` naming ``path``, not the temporary name.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write writes with mode 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist") from None
+    except PermissionError:
+        raise PermissionError(f"cannot write {path}: no permission to create files in {path.parent}") from None
+    tmp = Path(tmp_name)
+    try:
+        text = mode == "w"
+        with os.fdopen(fd, mode, encoding="utf-8" if text else None, newline="" if text else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def write_json(path: str | os.PathLike[str], value: Any) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
+    write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def save_tensors(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+
+
+def load_tensors(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
+    """A ``torch.save`` file of tensors, numbers, strings and containers, read without running any code.
+
+    A file that holds anything else (a pickle that would import or call code), or that is truncated or
+    not a ``torch.save`` file, raises :class:`ModelFileError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            reason = ("it holds Python objects other than tensors and plain values, which could run code when "
+                      "loaded; learntolearn never writes such files, so it was refused")
+        else:
+            reason = f"it is truncated or not a torch file ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})"
+        raise ModelFileError(f"cannot read {what} {path}: {reason}") from err
