@@ -39,11 +39,16 @@ def main() -> None:
     medians = {k: statistics.median(v) for k, v in times.items()}
     with torch.no_grad():
         same = torch.allclose(plain(x), fast(x), atol=1e-4)
-    append("channels_last", {"setting": "conv4 forward+backward, 400 images 28x28",
-                             "contiguous_s": round(medians["contiguous"], 4),
-                             "channels_last_s": round(medians["channels_last"], 4),
-                             "speedup": round(medians["contiguous"] / medians["channels_last"], 2),
-                             "same_outputs": same})
+    append(
+        "channels_last",
+        {
+            "setting": "conv4 forward+backward, 400 images 28x28",
+            "contiguous_s": round(medians["contiguous"], 4),
+            "channels_last_s": round(medians["channels_last"], 4),
+            "speedup": round(medians["contiguous"] / medians["channels_last"], 2),
+            "same_outputs": same,
+        },
+    )
 
 
 if __name__ == "__main__":

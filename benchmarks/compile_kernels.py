@@ -34,6 +34,7 @@ from learntolearn.nn.compile import compile_without_bool_masks
 def backward_of(fn):
     def step(x):
         fn(x).backward()
+
     return step
 
 
@@ -44,14 +45,18 @@ def kernel_settings() -> dict:
     return {
         "ReLU forward+backward, 5x64x14x14": (relu, torch.randn(5, 64, 14, 14).to(memory_format=channels_last)),
         "max-pooling 2x2 + ReLU forward+backward, 80x64x28x28": (
-            pool, torch.randn(80, 64, 28, 28).to(memory_format=channels_last)),
+            pool,
+            torch.randn(80, 64, 28, 28).to(memory_format=channels_last),
+        ),
     }
 
 
 def shared_or_private(share: bool):
     """Four compiled first-order MAML objects; the step trains the first."""
-    objects = [MAML(make_model("conv4-strided", "channels_last"), inner_lr=0.4, first_order=True, compiled=True)
-               for _ in range(4)]
+    objects = [
+        MAML(make_model("conv4-strided", "channels_last"), inner_lr=0.4, first_order=True, compiled=True)
+        for _ in range(4)
+    ]
     if share:
         for maml in objects:
             maml._compiled_task_loss = compile_without_bool_masks(maml.task_loss)
@@ -63,6 +68,7 @@ def shared_or_private(share: bool):
                 other(batch)
             step.warm = True
         steps[0](batch)
+
     return step
 
 
@@ -74,21 +80,39 @@ def main() -> None:
     torch.set_num_threads(1)
     for setting, (fn, x) in kernel_settings().items():
         x.requires_grad_()
-        implementations = {"eager": lambda fn=fn: backward_of(fn),
-                           "torch.compile (Inductor)": lambda fn=fn: backward_of(torch.compile(fn)),
-                           "compile_without_bool_masks": lambda fn=fn: backward_of(compile_without_bool_masks(fn))}
+        implementations = {
+            "eager": lambda fn=fn: backward_of(fn),
+            "torch.compile (Inductor)": lambda fn=fn: backward_of(torch.compile(fn)),
+            "compile_without_bool_masks": lambda fn=fn: backward_of(compile_without_bool_masks(fn)),
+        }
         rates, _ = interleaved_medians(implementations, [x] * 20, args.rounds)
-        append("compile_kernels", {"setting": setting, "calls_per_s": {n: round(v, 1) for n, v in rates.items()},
-                                   "inductor_over_eager": round(rates["torch.compile (Inductor)"] / rates["eager"], 2),
-                                   "ours_over_eager": round(rates["compile_without_bool_masks"] / rates["eager"], 2)})
+        append(
+            "compile_kernels",
+            {
+                "setting": setting,
+                "calls_per_s": {n: round(v, 1) for n, v in rates.items()},
+                "inductor_over_eager": round(rates["torch.compile (Inductor)"] / rates["eager"], 2),
+                "ours_over_eager": round(rates["compile_without_bool_masks"] / rates["eager"], 2),
+            },
+        )
     sampler = EpisodeSampler(load_synthetic(subset="train", image_size=28), 5, 1, 1, seed=0)
     batches = [[sampler.sample() for _ in range(32)] for _ in range(3)]
-    rates, _ = interleaved_medians({"shared cache": lambda: shared_or_private(True),
-                                    "own copy (compile_method)": lambda: shared_or_private(False)}, batches,
-                                   args.rounds)
-    append("compile_kernels", {"setting": "first-order MAML, paper setting, one of four compiled objects",
-                               "meta_iterations_per_s": {n: round(v, 3) for n, v in rates.items()},
-                               "own_over_shared": round(rates["own copy (compile_method)"] / rates["shared cache"], 2)})
+    rates, _ = interleaved_medians(
+        {
+            "shared cache": lambda: shared_or_private(True),
+            "own copy (compile_method)": lambda: shared_or_private(False),
+        },
+        batches,
+        args.rounds,
+    )
+    append(
+        "compile_kernels",
+        {
+            "setting": "first-order MAML, paper setting, one of four compiled objects",
+            "meta_iterations_per_s": {n: round(v, 3) for n, v in rates.items()},
+            "own_over_shared": round(rates["own copy (compile_method)"] / rates["shared cache"], 2),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,9 @@ from learntolearn.nn.compile import compile_method
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setting", choices=list(SETTINGS), action="append",
-                        help="repeatable; default: paper, first order and paper")
+    parser.add_argument(
+        "--setting", choices=list(SETTINGS), action="append", help="repeatable; default: paper, first order and paper"
+    )
     parser.add_argument("--tasks-per-graph", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=3, help="meta-iterations per variant per round")
@@ -49,8 +50,13 @@ def main() -> None:
 
         def build(variant: str, tasks_per_graph: int, cpp_wrapper: bool):
             def timed_first_step():
-                maml = MAML(make_model(backbone, "channels_last"), inner_lr=INNER_LR, first_order=first_order,
-                            compiled=True, tasks_per_graph=tasks_per_graph)
+                maml = MAML(
+                    make_model(backbone, "channels_last"),
+                    inner_lr=INNER_LR,
+                    first_order=first_order,
+                    compiled=True,
+                    tasks_per_graph=tasks_per_graph,
+                )
                 if not cpp_wrapper:
                     maml._compiled_tasks_loss = compile_method(maml.tasks_loss, cpp_wrapper=False)
                 step = training_step(maml)
@@ -58,20 +64,30 @@ def main() -> None:
                 step(batches[0])
                 first_step_seconds[variant] = round(time.perf_counter() - start, 1)
                 return step
+
             return timed_first_step
 
-        variants = {f"{n} per graph, {'C++' if cpp else 'Python'} wrapper": (n, cpp)
-                    for n in args.tasks_per_graph for cpp in (False, True)}
-        medians, _ = interleaved_medians({v: build(v, *options) for v, options in variants.items()}, batches,
-                                         args.rounds)
+        variants = {
+            f"{n} per graph, {'C++' if cpp else 'Python'} wrapper": (n, cpp)
+            for n in args.tasks_per_graph
+            for cpp in (False, True)
+        }
+        medians, _ = interleaved_medians(
+            {v: build(v, *options) for v, options in variants.items()}, batches, args.rounds
+        )
         baseline = medians.get("1 per graph, Python wrapper")
-        append("compiled_maml", {
-            "setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, "
-                       f"{'first' if first_order else 'second'} order",
-            "meta_iterations_per_s": {v: round(r, 3) for v, r in medians.items()},
-            "first_step_seconds": first_step_seconds,
-            "over_1_per_graph_python_wrapper": {v: round(r / baseline, 3) for v, r in medians.items()}
-            if baseline else None})
+        append(
+            "compiled_maml",
+            {
+                "setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, "
+                f"{'first' if first_order else 'second'} order",
+                "meta_iterations_per_s": {v: round(r, 3) for v, r in medians.items()},
+                "first_step_seconds": first_step_seconds,
+                "over_1_per_graph_python_wrapper": {v: round(r / baseline, 3) for v, r in medians.items()}
+                if baseline
+                else None,
+            },
+        )
 
 
 if __name__ == "__main__":

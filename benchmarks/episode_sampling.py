@@ -51,9 +51,15 @@ def main() -> None:
         generator = torch.Generator().manual_seed(0)
         ours = rate(sampler.sample, args.seconds)
         loop = rate(lambda: per_image_episode(data, ways, shots, queries, generator), args.seconds)
-        append("episode_sampling", {"setting": f"{ways}-way {shots}-shot {queries}-query",
-                                    "episodes_per_s": round(ours, 1), "per_image_loop_episodes_per_s": round(loop, 1),
-                                    "speedup": round(ours / loop, 1)})
+        append(
+            "episode_sampling",
+            {
+                "setting": f"{ways}-way {shots}-shot {queries}-query",
+                "episodes_per_s": round(ours, 1),
+                "per_image_loop_episodes_per_s": round(loop, 1),
+                "speedup": round(ours / loop, 1),
+            },
+        )
 
 
 if __name__ == "__main__":

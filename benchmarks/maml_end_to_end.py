@@ -60,8 +60,14 @@ def learn2learn_pipeline(data_root: str, workdir: Path):
     # torchvision checks each zip's MD5 against its mirror's bytes; the shared copies hold the same images in
     # differently compressed zips, so they are extracted where torchvision looks and that check is skipped.
     Omniglot._check_integrity = lambda self: True
-    tasksets = l2l.vision.benchmarks.get_tasksets("omniglot", train_ways=WAYS, train_samples=SHOTS + QUERIES,
-                                                   test_ways=WAYS, test_samples=SHOTS + QUERIES, root=str(workdir))
+    tasksets = l2l.vision.benchmarks.get_tasksets(
+        "omniglot",
+        train_ways=WAYS,
+        train_samples=SHOTS + QUERIES,
+        test_ways=WAYS,
+        test_samples=SHOTS + QUERIES,
+        root=str(workdir),
+    )
     torch.manual_seed(0)
     maml = l2l.algorithms.MAML(l2l.vision.models.OmniglotCNN(WAYS), lr=INNER_LR, first_order=False)
     optimizer = torch.optim.Adam(maml.parameters(), 1e-3)
@@ -72,23 +78,26 @@ def learn2learn_pipeline(data_root: str, workdir: Path):
             for _ in range(META_BATCH):
                 images, labels = tasksets.train.sample()
                 support = torch.zeros(len(labels), dtype=torch.bool)
-                support[::SHOTS + QUERIES] = True  # the taskset groups each class's samples together
+                support[:: SHOTS + QUERIES] = True  # the taskset groups each class's samples together
                 learner = maml.clone()
                 learner.adapt(F.cross_entropy(learner(images[support]), labels[support]))
                 (F.cross_entropy(learner(images[~support]), labels[~support]) / META_BATCH).backward()
             optimizer.step()
+
     return run
 
 
 def learntolearn_pipeline(data_root: str, workdir: Path):
     """The preset's Trainer, stepped ``n`` more meta-iterations per call."""
-    config = get_preset("maml-omniglot-5w1s").config.with_keys(steps=1, val_every=0, test_episodes=2,
-                                                               checkpoint_every=10**9)
+    config = get_preset("maml-omniglot-5w1s").config.with_keys(
+        steps=1, val_every=0, test_episodes=2, checkpoint_every=10**9
+    )
     trainer = Trainer(config, workdir / "run", data_root=data_root, progress=False)
 
     def run(iterations: int) -> None:
         trainer.config = trainer.config.with_keys(steps=trainer.step + iterations)
         trainer.train()
+
     return run
 
 
@@ -119,10 +128,17 @@ def main() -> None:
                 rates[name].append(args.iterations / (time.perf_counter() - start))
     medians = {name: statistics.median(r) for name, r in rates.items()}
     ratio = medians["learntolearn"] / medians["learn2learn"] if len(medians) == 2 else None
-    append("maml_end_to_end", {"setting": f"maml {WAYS}w{SHOTS}s{QUERIES}q meta-batch {META_BATCH}, sampling "
-                               "included, 1 thread", "meta_iterations_per_s": medians, "rounds": rates,
-                               "missing": missing, "torch": torch.__version__,
-                               "learntolearn_over_learn2learn": ratio})
+    append(
+        "maml_end_to_end",
+        {
+            "setting": f"maml {WAYS}w{SHOTS}s{QUERIES}q meta-batch {META_BATCH}, sampling included, 1 thread",
+            "meta_iterations_per_s": medians,
+            "rounds": rates,
+            "missing": missing,
+            "torch": torch.__version__,
+            "learntolearn_over_learn2learn": ratio,
+        },
+    )
 
 
 if __name__ == "__main__":

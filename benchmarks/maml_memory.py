@@ -32,11 +32,14 @@ INNER_LR, INNER_STEPS = 0.4, 5
 
 
 def ours(tasks_per_backward: int = 0, first_order: bool = False):
-    maml = MAML(make_model("conv4", "channels_last"), inner_lr=INNER_LR, inner_steps=INNER_STEPS, first_order=first_order)
+    maml = MAML(
+        make_model("conv4", "channels_last"), inner_lr=INNER_LR, inner_steps=INNER_STEPS, first_order=first_order
+    )
 
     def step(batch):
         maml.zero_grad()
         accumulate_meta_gradient(maml, batch, tasks_per_backward or len(batch))
+
     return step
 
 
@@ -53,6 +56,7 @@ def higher_maml():
                 for _ in range(INNER_STEPS):
                     diffopt.step(F.cross_entropy(fmodel(t.support_x), t.support_y))
                 (F.cross_entropy(fmodel(t.query_x), t.query_y) / len(batch)).backward()
+
     return step
 
 
@@ -70,14 +74,18 @@ def torchopt_maml():
                 inner.step(F.cross_entropy(model(t.support_x), t.support_y))
             (F.cross_entropy(model(t.query_x), t.query_y) / len(batch)).backward()
             torchopt.recover_state_dict(model, state)
+
     return step
 
 
-CONFIGS = {"learntolearn, whole meta-batch": lambda: ours(),
-           "learntolearn, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1),
-           "learntolearn, first order": lambda: ours(first_order=True),
-           "learntolearn, first order, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1, first_order=True),
-           "higher": higher_maml, "torchopt": torchopt_maml}
+CONFIGS = {
+    "learntolearn, whole meta-batch": lambda: ours(),
+    "learntolearn, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1),
+    "learntolearn, first order": lambda: ours(first_order=True),
+    "learntolearn, first order, --tasks-per-backward 1": lambda: ours(tasks_per_backward=1, first_order=True),
+    "higher": higher_maml,
+    "torchopt": torchopt_maml,
+}
 
 
 def measure(name: str) -> None:
@@ -108,8 +116,14 @@ def main() -> None:
             missing[name] = result["missing"]
         else:
             peaks[name] = result["peak_mb"]
-    append("maml_memory", {"setting": "second-order MAML, 5 inner steps, 5-way 1-shot 15-query, meta-batch 32, conv4 28x28",
-                           "peak_growth_mb": peaks, "missing": missing})
+    append(
+        "maml_memory",
+        {
+            "setting": "second-order MAML, 5 inner steps, 5-way 1-shot 15-query, meta-batch 32, conv4 28x28",
+            "peak_growth_mb": peaks,
+            "missing": missing,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,20 @@ from learntolearn.nn.backbones import conv4, conv4_strided, mlp
 def settings():
     glyphs = load_synthetic(subset="train", image_size=28)
     yield "sinusoid MLP 40-40, K=10, meta-batch 25", lambda: mlp(1, (40, 40), 1), "mse", SinusoidTasks(10, 10), 25
-    yield ("strided conv4, 5-way 1-shot 1-query, meta-batch 32", lambda: nn.Sequential(conv4_strided(), nn.Linear(64, 5)),
-           "cross_entropy", EpisodeSampler(glyphs, 5, 1, 1), 32)
-    yield ("conv4, 5-way 1-shot 15-query, meta-batch 32", lambda: nn.Sequential(conv4(), nn.Linear(64, 5)),
-           "cross_entropy", EpisodeSampler(glyphs, 5, 1, 15), 32)
+    yield (
+        "strided conv4, 5-way 1-shot 1-query, meta-batch 32",
+        lambda: nn.Sequential(conv4_strided(), nn.Linear(64, 5)),
+        "cross_entropy",
+        EpisodeSampler(glyphs, 5, 1, 1),
+        32,
+    )
+    yield (
+        "conv4, 5-way 1-shot 15-query, meta-batch 32",
+        lambda: nn.Sequential(conv4(), nn.Linear(64, 5)),
+        "cross_entropy",
+        EpisodeSampler(glyphs, 5, 1, 15),
+        32,
+    )
 
 
 def iterations_per_second(make_model, loss, source, meta_batch, batched, seconds):
@@ -63,9 +73,15 @@ def main() -> None:
     for name, make_model, loss, source, meta_batch in settings():
         loop = iterations_per_second(make_model, loss, source, meta_batch, False, args.seconds)
         vmapped = iterations_per_second(make_model, loss, source, meta_batch, True, args.seconds)
-        append("maml_paths", {"setting": name, "loop_iterations_per_s": round(loop, 3),
-                              "vmapped_iterations_per_s": round(vmapped, 3),
-                              "vmapped_over_loop": round(vmapped / loop, 2)})
+        append(
+            "maml_paths",
+            {
+                "setting": name,
+                "loop_iterations_per_s": round(loop, 3),
+                "vmapped_iterations_per_s": round(vmapped, 3),
+                "vmapped_over_loop": round(vmapped / loop, 2),
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,12 @@ from learntolearn.nn.backbones import BACKBONES
 
 INNER_LR = 0.4
 #: setting -> (backbone, queries per class, first order)
-SETTINGS = {"15-query": ("conv4", 15, False), "15-query, first order": ("conv4", 15, True),
-            "paper": ("conv4-strided", 1, False), "paper, first order": ("conv4-strided", 1, True)}
+SETTINGS = {
+    "15-query": ("conv4", 15, False),
+    "15-query, first order": ("conv4", 15, True),
+    "paper": ("conv4-strided", 1, False),
+    "paper, first order": ("conv4-strided", 1, True),
+}
 
 
 def make_model(backbone: str, layout: str = "contiguous") -> nn.Module:
@@ -66,13 +70,15 @@ def plain_pytorch(backbone: str, first_order: bool):
         names = [n for n, _ in model.named_parameters()]
         losses = []
         for t in batch:
-            grads = torch.autograd.grad(F.cross_entropy(model(t.support_x), t.support_y), params,
-                                        create_graph=not first_order)
+            grads = torch.autograd.grad(
+                F.cross_entropy(model(t.support_x), t.support_y), params, create_graph=not first_order
+            )
             fast = {n: p - INNER_LR * g for n, p, g in zip(names, params, grads)}
             losses.append(F.cross_entropy(torch.func.functional_call(model, fast, (t.query_x,)), t.query_y))
         opt.zero_grad()
         torch.stack(losses).mean().backward()
         opt.step()
+
     return step
 
 
@@ -85,18 +91,36 @@ def training_step(algorithm):
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     return step
 
 
 def ours(backbone: str, first_order: bool, batched: bool, compiled: bool = False, bfloat16_queries: bool = False):
-    return training_step(MAML(make_model(backbone, "channels_last"), inner_lr=INNER_LR, first_order=first_order,
-                              batched=batched, compiled=compiled, bfloat16_queries=bfloat16_queries))
+    return training_step(
+        MAML(
+            make_model(backbone, "channels_last"),
+            inner_lr=INNER_LR,
+            first_order=first_order,
+            batched=batched,
+            compiled=compiled,
+            bfloat16_queries=bfloat16_queries,
+        )
+    )
 
 
 def ours_anil(backbone: str, first_order: bool, batched: bool, compiled: bool = False, bfloat16_queries: bool = False):
     model = make_model(backbone, "channels_last")
-    return training_step(ANIL(model[0], model[1], inner_lr=INNER_LR, first_order=first_order, batched=batched,
-                              compiled=compiled, bfloat16_queries=bfloat16_queries))
+    return training_step(
+        ANIL(
+            model[0],
+            model[1],
+            inner_lr=INNER_LR,
+            first_order=first_order,
+            batched=batched,
+            compiled=compiled,
+            bfloat16_queries=bfloat16_queries,
+        )
+    )
 
 
 def higher_maml(backbone: str, first_order: bool):
@@ -114,6 +138,7 @@ def higher_maml(backbone: str, first_order: bool):
                 diffopt.step(F.cross_entropy(fmodel(t.support_x), t.support_y), grad_callback=detach)
                 (F.cross_entropy(fmodel(t.query_x), t.query_y) / len(batch)).backward()
         opt.step()
+
     return step
 
 
@@ -134,6 +159,7 @@ def torchopt_maml(backbone: str, first_order: bool):
             (F.cross_entropy(model(t.query_x), t.query_y) / len(batch)).backward()
             torchopt.recover_state_dict(model, state)
         opt.step()
+
     return step
 
 
@@ -152,33 +178,37 @@ def torchopt_functional_first_order(model: nn.Module, opt: torch.optim.Optimizer
             query_logits = torch.func.functional_call(model, fast, (t.query_x,))
             (F.cross_entropy(query_logits, t.query_y) / len(batch)).backward()
         opt.step()
+
     return step
 
 
 def implementations(backbone: str, first_order: bool) -> dict:
-    return {"learntolearn (task loop)": lambda: ours(backbone, first_order, False),
-            "learntolearn (vmap)": lambda: ours(backbone, first_order, True),
-            "learntolearn (compiled task loop)": lambda: ours(backbone, first_order, False, compiled=True),
-            "learntolearn (task loop, bfloat16 queries)": lambda: ours(backbone, first_order, False,
-                                                                      bfloat16_queries=True),
-            "learntolearn (compiled task loop, bfloat16 queries)": lambda: ours(
-                backbone, first_order, False, compiled=True, bfloat16_queries=True),
-            "learntolearn ANIL (task loop)": lambda: ours_anil(backbone, first_order, False),
-            "learntolearn ANIL (vmap)": lambda: ours_anil(backbone, first_order, True),
-            "learntolearn ANIL (compiled task loop)": lambda: ours_anil(backbone, first_order, False, compiled=True),
-            "learntolearn ANIL (task loop, bfloat16 queries)": lambda: ours_anil(backbone, first_order, False,
-                                                                           bfloat16_queries=True),
-            "learntolearn ANIL (compiled task loop, bfloat16 queries)": lambda: ours_anil(
-                backbone, first_order, False, compiled=True, bfloat16_queries=True),
-            "plain PyTorch": lambda: plain_pytorch(backbone, first_order),
-            "higher": lambda: higher_maml(backbone, first_order),
-            "torchopt": lambda: torchopt_maml(backbone, first_order)}
+    return {
+        "learntolearn (task loop)": lambda: ours(backbone, first_order, False),
+        "learntolearn (vmap)": lambda: ours(backbone, first_order, True),
+        "learntolearn (compiled task loop)": lambda: ours(backbone, first_order, False, compiled=True),
+        "learntolearn (task loop, bfloat16 queries)": lambda: ours(backbone, first_order, False, bfloat16_queries=True),
+        "learntolearn (compiled task loop, bfloat16 queries)": lambda: ours(
+            backbone, first_order, False, compiled=True, bfloat16_queries=True
+        ),
+        "learntolearn ANIL (task loop)": lambda: ours_anil(backbone, first_order, False),
+        "learntolearn ANIL (vmap)": lambda: ours_anil(backbone, first_order, True),
+        "learntolearn ANIL (compiled task loop)": lambda: ours_anil(backbone, first_order, False, compiled=True),
+        "learntolearn ANIL (task loop, bfloat16 queries)": lambda: ours_anil(
+            backbone, first_order, False, bfloat16_queries=True
+        ),
+        "learntolearn ANIL (compiled task loop, bfloat16 queries)": lambda: ours_anil(
+            backbone, first_order, False, compiled=True, bfloat16_queries=True
+        ),
+        "plain PyTorch": lambda: plain_pytorch(backbone, first_order),
+        "higher": lambda: higher_maml(backbone, first_order),
+        "torchopt": lambda: torchopt_maml(backbone, first_order),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setting", choices=list(SETTINGS), action="append",
-                        help="repeatable; default: every setting")
+    parser.add_argument("--setting", choices=list(SETTINGS), action="append", help="repeatable; default: every setting")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=3, help="meta-iterations per implementation per round")
     args = parser.parse_args()
@@ -194,12 +224,17 @@ def main() -> None:
         ours_float32 = max(v for n, v in medians.items() if n.startswith("learntolearn (") and "bfloat16" not in n)
         anil_best = max(v for n, v in medians.items() if n.startswith("learntolearn ANIL"))
         order = "first order" if first_order else "second order"
-        append("maml_peers", {"setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, "
-                              f"{order}", "meta_iterations_per_s": {n: round(v, 4) for n, v in medians.items()},
-                              "missing": missing,
-                              "ours_over_fastest_peer": round(ours_best / max(peers), 2) if peers else None,
-                              "ours_float32_over_fastest_peer": round(ours_float32 / max(peers), 2) if peers else None,
-                              "anil_over_maml": round(anil_best / ours_best, 2)})
+        append(
+            "maml_peers",
+            {
+                "setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, {order}",
+                "meta_iterations_per_s": {n: round(v, 4) for n, v in medians.items()},
+                "missing": missing,
+                "ours_over_fastest_peer": round(ours_best / max(peers), 2) if peers else None,
+                "ours_float32_over_fastest_peer": round(ours_float32 / max(peers), 2) if peers else None,
+                "anil_over_maml": round(anil_best / ours_best, 2),
+            },
+        )
 
 
 if __name__ == "__main__":

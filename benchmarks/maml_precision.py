@@ -39,8 +39,12 @@ def in_float64(batch: list[Task]) -> list[Task]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--setting", choices=[s for s in SETTINGS if "first order" not in s], action="append",
-                        help="repeatable; default: the second-order settings")
+    parser.add_argument(
+        "--setting",
+        choices=[s for s in SETTINGS if "first order" not in s],
+        action="append",
+        help="repeatable; default: the second-order settings",
+    )
     args = parser.parse_args()
     glyphs = load_synthetic(subset="train", image_size=28)
     for name in args.setting or [s for s in SETTINGS if "first order" not in s]:
@@ -49,20 +53,32 @@ def main() -> None:
         batch, other = [sampler.sample() for _ in range(32)], [sampler.sample() for _ in range(32)]
         base = MAML(make_model(backbone, "channels_last"), inner_lr=INNER_LR)
         reference = meta_gradient(copy.deepcopy(base).double(), in_float64(batch))
-        variants = {"float32": meta_gradient(copy.deepcopy(base), batch),
-                    "bfloat16 query passes (precision: bfloat16)": meta_gradient(
-                        MAML(copy.deepcopy(base.model), inner_lr=INNER_LR, bfloat16_queries=True), batch),
-                    "bfloat16 everywhere (autocast around the meta-loss)": meta_gradient(
-                        copy.deepcopy(base), batch, autocast_everything=True),
-                    "float64, another meta-batch (sampling noise)": meta_gradient(
-                        copy.deepcopy(base).double(), in_float64(other))}
-        append("maml_precision", {
-            "setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, second order, "
-                       "initial weights",
-            "relative_distance_to_float64": {k: round(((g - reference).norm() / reference.norm()).item(), 5)
-                                             for k, g in variants.items()},
-            "cosine_to_float64": {k: round(torch.nn.functional.cosine_similarity(g, reference, 0).item(), 5)
-                                  for k, g in variants.items()}})
+        variants = {
+            "float32": meta_gradient(copy.deepcopy(base), batch),
+            "bfloat16 query passes (precision: bfloat16)": meta_gradient(
+                MAML(copy.deepcopy(base.model), inner_lr=INNER_LR, bfloat16_queries=True), batch
+            ),
+            "bfloat16 everywhere (autocast around the meta-loss)": meta_gradient(
+                copy.deepcopy(base), batch, autocast_everything=True
+            ),
+            "float64, another meta-batch (sampling noise)": meta_gradient(
+                copy.deepcopy(base).double(), in_float64(other)
+            ),
+        }
+        append(
+            "maml_precision",
+            {
+                "setting": f"5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step, second order, "
+                "initial weights",
+                "relative_distance_to_float64": {
+                    k: round(((g - reference).norm() / reference.norm()).item(), 5) for k, g in variants.items()
+                },
+                "cosine_to_float64": {
+                    k: round(torch.nn.functional.cosine_similarity(g, reference, 0).item(), 5)
+                    for k, g in variants.items()
+                },
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,13 @@ from learntolearn.engine.build import build_algorithm
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.evaluate import evaluate
 
-SETTINGS = {"protonet": {}, "matching": {"distance": "scaled-cosine"}, "relation": {"backbone": "conv4-maps"},
-            "siamese": {}, "recurrent": {"sequence_model": "transformer"}}
+SETTINGS = {
+    "protonet": {},
+    "matching": {"distance": "scaled-cosine"},
+    "relation": {"backbone": "conv4-maps"},
+    "siamese": {},
+    "recurrent": {"sequence_model": "transformer"},
+}
 
 
 def main() -> None:
@@ -39,8 +44,10 @@ def main() -> None:
         started = time.perf_counter()
         evaluate(model, episodes.tasks(data), progress=False)
         seconds[name] = round(time.perf_counter() - started, 1)
-    append("metric_evaluation", {"setting": f"{args.episodes} fixed 5-way 1-shot 15-query episodes, conv4 28x28, {source}",
-                                 "seconds": seconds})
+    append(
+        "metric_evaluation",
+        {"setting": f"{args.episodes} fixed 5-way 1-shot 15-query episodes, conv4 28x28, {source}", "seconds": seconds},
+    )
 
 
 if __name__ == "__main__":

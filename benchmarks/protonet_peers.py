@@ -59,8 +59,11 @@ def import_easyfsl():
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        names = {"torchvision.models.resnet": ["BasicBlock", "Bottleneck", "conv1x1", "conv3x3"],
-                 "torchvision.datasets": ["ImageFolder"], "torchvision.transforms": []}
+        names = {
+            "torchvision.models.resnet": ["BasicBlock", "Bottleneck", "conv1x1", "conv3x3"],
+            "torchvision.datasets": ["ImageFolder"],
+            "torchvision.transforms": [],
+        }
         for module_name, attributes in names.items():
             for prefix in ("torchvision", "torchvision.models", module_name):
                 sys.modules.setdefault(prefix, types.ModuleType(prefix))
@@ -83,6 +86,7 @@ def easyfsl_step():
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -96,6 +100,7 @@ def ours_step(backbone: nn.Module):
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -105,9 +110,12 @@ def learntolearn_default(bfloat16: bool = False):
     return ours_step(backbone.use_bfloat16() if bfloat16 else backbone)
 
 
-IMPLEMENTATIONS = {"easyfsl": easyfsl_step, "learntolearn, plain conv4": lambda: ours_step(papers_conv4()),
-                   "learntolearn": learntolearn_default,
-                   "learntolearn, bfloat16": lambda: learntolearn_default(bfloat16=True)}
+IMPLEMENTATIONS = {
+    "easyfsl": easyfsl_step,
+    "learntolearn, plain conv4": lambda: ours_step(papers_conv4()),
+    "learntolearn": learntolearn_default,
+    "learntolearn, bfloat16": lambda: learntolearn_default(bfloat16=True),
+}
 
 
 def main() -> None:
@@ -119,19 +127,30 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()  # as `ltl` does, for every implementation in this process (LTL_REUSE_FREED_MEMORY=0: off)
     if args.data_root:
-        data, source = load_dataset("omniglot", "vinyals", "train", data_root=args.data_root, download=False), "Omniglot"
+        data, source = (
+            load_dataset("omniglot", "vinyals", "train", data_root=args.data_root, download=False),
+            "Omniglot",
+        )
     else:
         data, source = load_dataset("synthetic", "default", "train", image_size=28), "generated glyphs"
     for ways in args.ways:
         sampler = EpisodeSampler(data, ways, 5, 15, seed=0)
         episodes = [sampler.sample() for _ in range(args.episodes)]
         medians, missing = interleaved_medians(IMPLEMENTATIONS, episodes, args.rounds)
-        append("protonet_peers", {
-            "setting": f"{ways}-way 5-shot 15-query, conv4 28x28, {source}",
-            "episodes_per_s": {n: round(v, 3) for n, v in medians.items()}, "missing": missing,
-            "ours_over_easyfsl": round(medians["learntolearn"] / medians["easyfsl"], 2) if "easyfsl" in medians else None,
-            "bfloat16_over_easyfsl": (round(medians["learntolearn, bfloat16"] / medians["easyfsl"], 2)
-                                      if "easyfsl" in medians else None)})
+        append(
+            "protonet_peers",
+            {
+                "setting": f"{ways}-way 5-shot 15-query, conv4 28x28, {source}",
+                "episodes_per_s": {n: round(v, 3) for n, v in medians.items()},
+                "missing": missing,
+                "ours_over_easyfsl": round(medians["learntolearn"] / medians["easyfsl"], 2)
+                if "easyfsl" in medians
+                else None,
+                "bfloat16_over_easyfsl": (
+                    round(medians["learntolearn, bfloat16"] / medians["easyfsl"], 2) if "easyfsl" in medians else None
+                ),
+            },
+        )
 
 
 if __name__ == "__main__":

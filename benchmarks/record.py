@@ -22,8 +22,9 @@ def append(name: str, record: dict) -> dict:
     return record
 
 
-def interleaved_medians(implementations: dict[str, Callable[[], Callable]], inputs: list,
-                        rounds: int) -> tuple[dict[str, float], dict[str, str]]:
+def interleaved_medians(
+    implementations: dict[str, Callable[[], Callable]], inputs: list, rounds: int
+) -> tuple[dict[str, float], dict[str, str]]:
     """Build each implementation's step function, warm it up, then time it over ``inputs`` round after round,
     interleaved with the others; the median rate (inputs per second) per implementation, and the ones that
     could not be imported with the reason."""

@@ -88,8 +88,10 @@ def load_tensors(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
         if "weights_only" in str(err) or "Unsupported global" in str(err):
-            reason = ("it holds Python objects other than tensors and plain values, which could run code when "
-                      "loaded; learntolearn never writes such files, so it was refused")
+            reason = (
+                "it holds Python objects other than tensors and plain values, which could run code when "
+                "loaded; learntolearn never writes such files, so it was refused"
+            )
         else:
             reason = f"it is truncated or not a torch file ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})"
         raise ModelFileError(f"cannot read {what} {path}: {reason}") from err

@@ -18,16 +18,28 @@ from learntolearn.errors import ConfigError, UnknownNameError
 S = TypeVar("S", bound="Settings")
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-    "int | None": (int, type(None)), "float | None": (int, float, type(None)), "str | None": (str, type(None)),
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
+    "str | None": (str, type(None)),
 }
 
 
-def setting(default: Any, help: str, *, choices: tuple[str, ...] | None = None, minimum: float | None = None,
-            maximum: float | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
     """A dataclass field with its help text, and optionally the values it may take."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                                        "maximum": maximum})
+    return dataclasses.field(
+        default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+    )
 
 
 def unknown_keys_error(unknown: list[str], known: list[str], where: str) -> UnknownNameError:
@@ -51,14 +63,16 @@ class Settings:
             value = getattr(self, f.name)
             types = _TYPES[str(f.type)]
             if not isinstance(value, types) or (f.type != "bool" and isinstance(value, bool)):
-                raise ConfigError(f"{self.section} key {f.name!r} must be {f.type}, got {value!r} "
-                                  f"({type(value).__name__})")
+                raise ConfigError(
+                    f"{self.section} key {f.name!r} must be {f.type}, got {value!r} ({type(value).__name__})"
+                )
             if "float" in str(f.type) and isinstance(value, int):
                 object.__setattr__(self, f.name, float(value))
             meta = f.metadata
             if meta.get("choices") and value not in meta["choices"]:
-                raise ConfigError(f"{self.section} key {f.name!r}: unknown {value!r}; valid: "
-                                  f"{', '.join(meta['choices'])}")
+                raise ConfigError(
+                    f"{self.section} key {f.name!r}: unknown {value!r}; valid: {', '.join(meta['choices'])}"
+                )
             if value is not None and not isinstance(value, (str, bool)):
                 if meta.get("minimum") is not None and value < meta["minimum"]:
                     raise ConfigError(f"{self.section} key {f.name!r} must be >= {meta['minimum']}, got {value}")

@@ -24,17 +24,33 @@ from learntolearn.types import Task
 QUICK_SETTINGS = {"inner_steps": 1, "test_inner_steps": 2, "adapt_steps": 3}
 
 
-def random_task(ways: int = 3, shots: int = 2, queries: int = 2, shape: tuple[int, ...] = (6,),
-                dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None) -> Task:
+def random_task(
+    ways: int = 3,
+    shots: int = 2,
+    queries: int = 2,
+    shape: tuple[int, ...] = (6,),
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> Task:
     """A task of random inputs of ``shape`` (nothing to learn: for shapes, gradients and invariances)."""
-    return Task(torch.randn(ways * shots, *shape, generator=generator, dtype=dtype),
-                torch.arange(ways).repeat_interleave(shots),
-                torch.randn(ways * queries, *shape, generator=generator, dtype=dtype),
-                torch.arange(ways).repeat_interleave(queries), torch.arange(ways))
+    return Task(
+        torch.randn(ways * shots, *shape, generator=generator, dtype=dtype),
+        torch.arange(ways).repeat_interleave(shots),
+        torch.randn(ways * queries, *shape, generator=generator, dtype=dtype),
+        torch.arange(ways).repeat_interleave(queries),
+        torch.arange(ways),
+    )
 
 
-def point_task(generator: torch.Generator, ways: int = 5, shots: int = 1, queries: int = 3, dim: int = 8,
-               noise: float = 0.3, noisy_support: bool = False) -> Task:
+def point_task(
+    generator: torch.Generator,
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 3,
+    dim: int = 8,
+    noise: float = 0.3,
+    noisy_support: bool = False,
+) -> Task:
     """Each class is a random point in ``dim`` dimensions and its examples are noisy copies of it.
 
     With ``noisy_support`` every example is a noisy copy and the first ``shots`` of each class form the
@@ -58,9 +74,22 @@ def tiny_config(name: str, **keys: Any) -> TrainConfig:
     algorithm = ALGORITHMS.get(name)
     own = algorithm.Config.keys()
     shape = {"backbone": "conv4-maps", "image_size": 28} if algorithm.needs_feature_maps else {}
-    values = {"dataset": "synthetic", "split": "default", "image_size": 16, "ways": 5, "shots": 1, "queries": 3,
-              "steps": 4, "meta_batch": 2, "val_every": 2, "val_episodes": 4, "test_episodes": 4, **shape,
-              **{k: v for k, v in QUICK_SETTINGS.items() if k in own}, **keys}
+    values = {
+        "dataset": "synthetic",
+        "split": "default",
+        "image_size": 16,
+        "ways": 5,
+        "shots": 1,
+        "queries": 3,
+        "steps": 4,
+        "meta_batch": 2,
+        "val_every": 2,
+        "val_episodes": 4,
+        "test_episodes": 4,
+        **shape,
+        **{k: v for k, v in QUICK_SETTINGS.items() if k in own},
+        **keys,
+    }
     return TrainConfig.create(algorithm=name, **values)
 
 
@@ -76,8 +105,9 @@ def check_algorithm(name: str, folder: str | os.PathLike[str], **keys: Any) -> N
     assert results[0] is not None and results[1] is not None
     assert torch.equal(results[0].accuracies, results[1].accuracies), f"{name}: two runs on one seed differ"
     first, second = trainers[0].algorithm.state_dict(), trainers[1].algorithm.state_dict()
-    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), \
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first), (
         f"{name}: two runs on one seed end with different weights"
+    )
     source = trainers[0].source
     fresh = build_algorithm(config, source.input_shape, source.train_classes)
     fresh.load_state_dict(first)

@@ -34,6 +34,11 @@ class Task:
         return int(self.class_ids.shape[0])
 
     def to(self, device: torch.device | str) -> Task:
-        return Task(self.support_x.to(device), self.support_y.to(device), self.query_x.to(device),
-                    self.query_y.to(device), self.class_ids.to(device),
-                    None if self.parameters is None else self.parameters.to(device))
+        return Task(
+            self.support_x.to(device),
+            self.support_y.to(device),
+            self.query_x.to(device),
+            self.query_y.to(device),
+            self.class_ids.to(device),
+            None if self.parameters is None else self.parameters.to(device),
+        )

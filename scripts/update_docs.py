@@ -31,91 +31,180 @@ def allocator(record: dict) -> str:
 
 
 def section() -> str:
-    out = ["Printed by `python scripts/update_docs.py` from the JSON lines the benchmark scripts append",
-           "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
-           "2.13.0, other jobs sometimes running). Absolute rates are noisy; ratios come from one run.", ""]
+    out = [
+        "Printed by `python scripts/update_docs.py` from the JSON lines the benchmark scripts append",
+        "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
+        "2.13.0, other jobs sometimes running). Absolute rates are noisy; ratios come from one run.",
+        "",
+    ]
     rows = latest("episode_sampling")
-    out += ["`python benchmarks/episode_sampling.py --data-root ../shared/data`: episodes per second of the",
-            "sampler against a per-image Python loop (index one image at a time and stack, as a map-style",
-            "`Dataset` does), on Omniglot Vinyals train (4,112 classes, 28x28):", "",
-            "| episodes | learntolearn episodes/s | per-image loop episodes/s | speed-up | commit, threads |",
-            "|---|---|---|---|---|"]
-    out += [f"| {k} | {r['episodes_per_s']:,.0f} | {r['per_image_loop_episodes_per_s']:,.0f} | {r['speedup']}x | "
-            f"`{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
+    out += [
+        "`python benchmarks/episode_sampling.py --data-root ../shared/data`: episodes per second of the",
+        "sampler against a per-image Python loop (index one image at a time and stack, as a map-style",
+        "`Dataset` does), on Omniglot Vinyals train (4,112 classes, 28x28):",
+        "",
+        "| episodes | learntolearn episodes/s | per-image loop episodes/s | speed-up | commit, threads |",
+        "|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {k} | {r['episodes_per_s']:,.0f} | {r['per_image_loop_episodes_per_s']:,.0f} | {r['speedup']}x | "
+        f"`{r['commit'][:10]}`, {r['threads']} |"
+        for k, r in rows.items()
+    ]
     rows = latest("channels_last")
-    out += ["", "`python benchmarks/channels_last.py`: conv4 forward+backward on 400 images of 28x28, PyTorch's",
-            "default layout against the channels-last layout the conv backbones use:", "",
-            "| setting | contiguous s | channels-last s | speed-up | same outputs | commit, threads |", "|---|---|---|---|---|---|"]
-    out += [f"| {k} | {r['contiguous_s']} | {r['channels_last_s']} | {r['speedup']}x | {r['same_outputs']} | "
-            f"`{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
+    out += [
+        "",
+        "`python benchmarks/channels_last.py`: conv4 forward+backward on 400 images of 28x28, PyTorch's",
+        "default layout against the channels-last layout the conv backbones use:",
+        "",
+        "| setting | contiguous s | channels-last s | speed-up | same outputs | commit, threads |",
+        "|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {k} | {r['contiguous_s']} | {r['channels_last_s']} | {r['speedup']}x | {r['same_outputs']} | "
+        f"`{r['commit'][:10]}`, {r['threads']} |"
+        for k, r in rows.items()
+    ]
     rows = latest("maml_paths")
-    out += ["", "`python benchmarks/maml_paths.py`: MAML's task loop against its vmapped path (glyph episodes):", "",
-            "| second-order MAML, one inner step | task loop it/s | vmapped it/s | vmapped / loop | commit, threads |",
-            "|---|---|---|---|---|"]
-    out += [f"| {k} | {r['loop_iterations_per_s']} | {r['vmapped_iterations_per_s']} | {r['vmapped_over_loop']}x | "
-            f"`{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
+    out += [
+        "",
+        "`python benchmarks/maml_paths.py`: MAML's task loop against its vmapped path (glyph episodes):",
+        "",
+        "| second-order MAML, one inner step | task loop it/s | vmapped it/s | vmapped / loop | commit, threads |",
+        "|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {k} | {r['loop_iterations_per_s']} | {r['vmapped_iterations_per_s']} | {r['vmapped_over_loop']}x | "
+        f"`{r['commit'][:10]}`, {r['threads']} |"
+        for k, r in rows.items()
+    ]
     rows = latest("compiled_maml")
     if rows:
         variants = list(next(iter(rows.values()))["meta_iterations_per_s"])
-        out += ["", "`python benchmarks/compiled_maml.py`: compiled MAML (`compiled=True`) with 1 or 8 tasks per graph and",
-                "Inductor's Python or C++ wrapper code, meta-iterations/s (first meta-iteration, compilation",
-                "included, in seconds):", "", "| setting | " + " | ".join(variants) + " | commit, threads |",
-                "|---" * (len(variants) + 2) + "|"]
-        out += [f"| {k} | " + " | ".join(f"{r['meta_iterations_per_s'][v]} ({r['first_step_seconds'][v]} s)" for v in variants)
-                + f" | `{r['commit'][:10]}`, {r['threads']} |" for k, r in rows.items()]
+        out += [
+            "",
+            "`python benchmarks/compiled_maml.py`: compiled MAML (`compiled=True`) with 1 or 8 tasks per graph and",
+            "Inductor's Python or C++ wrapper code, meta-iterations/s (first meta-iteration, compilation",
+            "included, in seconds):",
+            "",
+            "| setting | " + " | ".join(variants) + " | commit, threads |",
+            "|---" * (len(variants) + 2) + "|",
+        ]
+        out += [
+            f"| {k} | "
+            + " | ".join(f"{r['meta_iterations_per_s'][v]} ({r['first_step_seconds'][v]} s)" for v in variants)
+            + f" | `{r['commit'][:10]}`, {r['threads']} |"
+            for k, r in rows.items()
+        ]
     for setting, r in latest("maml_peers").items():
-        out += ["", "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
-                f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
-                f"(commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):", "", "| implementation | meta-iterations/s |",
-                "|---|---|"]
+        out += [
+            "",
+            "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
+            f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
+            f"(commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):",
+            "",
+            "| implementation | meta-iterations/s |",
+            "|---|---|",
+        ]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
         float32 = r.get("ours_float32_over_fastest_peer")
-        out += ["", f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x"
-                + (f" ({float32}x with float32 query passes)." if float32 and float32 != r["ours_over_fastest_peer"] else ".")
-                + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else "")]
+        out += [
+            "",
+            f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x"
+            + (
+                f" ({float32}x with float32 query passes)."
+                if float32 and float32 != r["ours_over_fastest_peer"]
+                else "."
+            )
+            + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else ""),
+        ]
     rows = latest("maml_precision")
     if rows:
         variants = list(next(iter(rows.values()))["relative_distance_to_float64"])
-        out += ["", "`python benchmarks/maml_precision.py`: distance of MAML's meta-gradient (one meta-batch of 32",
-                "tasks at the initial weights) from the float64 one, |g - g64| / |g64|:", "",
-                "| setting | " + " | ".join(variants) + " | commit |", "|---" * (len(variants) + 2) + "|"]
-        out += [f"| {k} | " + " | ".join(str(r["relative_distance_to_float64"][v]) for v in variants)
-                + f" | `{r['commit'][:10]}` |" for k, r in rows.items()]
+        out += [
+            "",
+            "`python benchmarks/maml_precision.py`: distance of MAML's meta-gradient (one meta-batch of 32",
+            "tasks at the initial weights) from the float64 one, |g - g64| / |g64|:",
+            "",
+            "| setting | " + " | ".join(variants) + " | commit |",
+            "|---" * (len(variants) + 2) + "|",
+        ]
+        out += [
+            f"| {k} | "
+            + " | ".join(str(r["relative_distance_to_float64"][v]) for v in variants)
+            + f" | `{r['commit'][:10]}` |"
+            for k, r in rows.items()
+        ]
     for setting, r in latest("maml_end_to_end").items():
         rates = r["meta_iterations_per_s"]
-        out += ["", "`python benchmarks/maml_end_to_end.py --data-root ../shared/data` (learn2learn 0.2.0 built from its",
-                "sdist in a separate environment with torch 2.14.1 and torchvision 0.29.1; steps in the script): MAML",
-                (f"meta-iterations/s, {setting}, from the Omniglot zips; median of {len(r['rounds'][next(iter(rates))])} "
-                f"interleaved rounds (commit `{r['commit'][:10]}`, torch {r['torch']}):"), "",
-                "| pipeline | meta-iterations/s | over learn2learn |", "|---|---|---|"]
+        out += [
+            "",
+            "`python benchmarks/maml_end_to_end.py --data-root ../shared/data` (learn2learn 0.2.0 built from its",
+            "sdist in a separate environment with torch 2.14.1 and torchvision 0.29.1; steps in the script): MAML",
+            (
+                f"meta-iterations/s, {setting}, from the Omniglot zips; median of {len(r['rounds'][next(iter(rates))])} "
+                f"interleaved rounds (commit `{r['commit'][:10]}`, torch {r['torch']}):"
+            ),
+            "",
+            "| pipeline | meta-iterations/s | over learn2learn |",
+            "|---|---|---|",
+        ]
         base = rates.get("learn2learn")
-        out += [f"| {name} | {rate:.3f} | {rate / base:.2f}x |" if base else f"| {name} | {rate:.3f} | |"
-                for name, rate in rates.items()]
+        out += [
+            f"| {name} | {rate:.3f} | {rate / base:.2f}x |" if base else f"| {name} | {rate:.3f} | |"
+            for name, rate in rates.items()
+        ]
         out += [f"| {name} | {why} | |" for name, why in r["missing"].items()]
     for setting, r in latest("maml_memory").items():
-        out += ["", f"`python benchmarks/maml_memory.py`: {setting}; growth of peak resident memory over one",
-                f"meta-iteration, each configuration in its own process (commit `{r['commit'][:10]}`):", "",
-                "| configuration | peak growth, MB |", "|---|---|"]
+        out += [
+            "",
+            f"`python benchmarks/maml_memory.py`: {setting}; growth of peak resident memory over one",
+            f"meta-iteration, each configuration in its own process (commit `{r['commit'][:10]}`):",
+            "",
+            "| configuration | peak growth, MB |",
+            "|---|---|",
+        ]
         out += [f"| {name} | {mb:,.0f} |" for name, mb in r["peak_growth_mb"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
     for setting, r in latest("protonet_peers").items():
-        out += ["", "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
-                f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",
-                f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):", "",
-                "| implementation | episodes/s | over easyfsl |", "|---|---|---|"]
+        out += [
+            "",
+            "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
+            f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",
+            f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):",
+            "",
+            "| implementation | episodes/s | over easyfsl |",
+            "|---|---|---|",
+        ]
         base = r["episodes_per_s"].get("easyfsl")
-        out += [f"| {name} | {rate} | {rate / base:.2f}x |" if base else f"| {name} | {rate} | |"
-                for name, rate in r["episodes_per_s"].items()]
+        out += [
+            f"| {name} | {rate} | {rate / base:.2f}x |" if base else f"| {name} | {rate} | |"
+            for name, rate in r["episodes_per_s"].items()
+        ]
         out += [f"| {name} | {why} | |" for name, why in r["missing"].items()]
     for setting, r in latest("metric_evaluation").items():
-        out += ["", (f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
-                f"{r['threads']} thread):"), "", "| algorithm | seconds for 1,000 episodes |", "|---|---|"]
+        out += [
+            "",
+            (
+                f"`python benchmarks/metric_evaluation.py`: {setting} (commit `{r['commit'][:10]}`, "
+                f"{r['threads']} thread):"
+            ),
+            "",
+            "| algorithm | seconds for 1,000 episodes |",
+            "|---|---|",
+        ]
         out += [f"| {name} | {seconds} |" for name, seconds in r["seconds"].items()]
     for setting, r in latest("distributed_scaling").items():
-        out += ["", "`python benchmarks/distributed_scaling.py --data-root ../shared/data`: meta-training tasks/s of",
-                f"`ltl train` on Omniglot, {setting}; median of {r['rounds']} interleaved rounds of {r['steps']} steps",
-                f"(commit `{r['commit'][:10]}`):", "", "| processes x threads | tasks/s | over 1 x 1 |", "|---|---|---|"]
+        out += [
+            "",
+            "`python benchmarks/distributed_scaling.py --data-root ../shared/data`: meta-training tasks/s of",
+            f"`ltl train` on Omniglot, {setting}; median of {r['rounds']} interleaved rounds of {r['steps']} steps",
+            f"(commit `{r['commit'][:10]}`):",
+            "",
+            "| processes x threads | tasks/s | over 1 x 1 |",
+            "|---|---|---|",
+        ]
         out += [f"| {name} | {rate} | {r['speedup_vs_1x1'][name]}x |" for name, rate in r["tasks_per_second"].items()]
     return "\n".join(out)
 
@@ -131,10 +220,15 @@ def replace_section(content: str, name: str, text: str) -> str:
 
 
 #: the README's headline: one row per (preset, setting) of the Omniglot table that has a paper figure
-HEADLINE = [("protonet-omniglot-5w1s", "5-way 1-shot"), ("protonet-omniglot-5w1s", "20-way 1-shot"),
-            ("matching-omniglot-1shot", "5-way 1-shot"), ("maml-omniglot-5w1s", "5-way 1-shot"),
-            ("fomaml-omniglot-5w1s", "5-way 1-shot"), ("reptile-omniglot-5w1s", "5-way 1-shot"),
-            ("relation-omniglot-5w1s", "5-way 1-shot")]
+HEADLINE = [
+    ("protonet-omniglot-5w1s", "5-way 1-shot"),
+    ("protonet-omniglot-5w1s", "20-way 1-shot"),
+    ("matching-omniglot-1shot", "5-way 1-shot"),
+    ("maml-omniglot-5w1s", "5-way 1-shot"),
+    ("fomaml-omniglot-5w1s", "5-way 1-shot"),
+    ("reptile-omniglot-5w1s", "5-way 1-shot"),
+    ("relation-omniglot-5w1s", "5-way 1-shot"),
+]
 
 
 def headline() -> str:

@@ -1,6 +1,6 @@
 """Print a run's validation accuracy against training hours as a Markdown table.
 
-    python scripts/validation_curve.py RUN_DIR
+python scripts/validation_curve.py RUN_DIR
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def curve(run_dir: Path) -> None:
     print("|---|---|---|")
     for r in records:
         if "val_accuracy" in r:
-            print(f"| {r['step']} | {hours[r['step']]:.2f} | {100 * r['val_accuracy']:.2f} ± {100 * r['val_ci95']:.2f} |")
+            print(
+                f"| {r['step']} | {hours[r['step']]:.2f} | {100 * r['val_accuracy']:.2f} ± {100 * r['val_ci95']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

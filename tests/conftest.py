@@ -24,8 +24,10 @@ def real_data_root() -> Path | None:
 def data_root() -> Path:
     root = real_data_root()
     if root is None:
-        pytest.skip("real Omniglot archives not found: set LTL_DATA to a folder holding "
-                    "omniglot/images_background.zip (CI uses ../shared/data)")
+        pytest.skip(
+            "real Omniglot archives not found: set LTL_DATA to a folder holding "
+            "omniglot/images_background.zip (CI uses ../shared/data)"
+        )
     return root
 
 

@@ -14,8 +14,25 @@ from learntolearn.data.images import to_float
 from learntolearn.engine.evaluate import adapt_and_predict
 from learntolearn.engine.model_file import load_model_file
 
-TRAIN = ["train", "--dataset", "synthetic", "--split", "default", "--image-size", "16", "--steps", "60",
-         "--val-every", "0", "--test-episodes", "10", "--queries", "3", "--ways", "3"]
+TRAIN = [
+    "train",
+    "--dataset",
+    "synthetic",
+    "--split",
+    "default",
+    "--image-size",
+    "16",
+    "--steps",
+    "60",
+    "--val-every",
+    "0",
+    "--test-episodes",
+    "10",
+    "--queries",
+    "3",
+    "--ways",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +50,7 @@ def trained(tmp_path_factory):
     query.mkdir()
     truth = {}
     for c in range(3):
-        images = data.images[data.offsets[c]:data.offsets[c + 1]]
+        images = data.images[data.offsets[c] : data.offsets[c + 1]]
         (support / data.class_names[c]).mkdir(parents=True)
         for i, image in enumerate(images):
             # users draw dark ink on a light page; the data set stores bright ink, so the loader inverts
@@ -48,8 +65,19 @@ def trained(tmp_path_factory):
 
 def test_adapt_writes_predictions_that_match_evaluating_the_same_images_directly(trained, tmp_path):
     out = tmp_path / "predictions.csv"
-    result = CliRunner().invoke(cli, ["adapt", str(trained["model"]), "--support", str(trained["support"]),
-                                      "--query", str(trained["query"]), "--out", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(trained["model"]),
+            "--support",
+            str(trained["support"]),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "15 images labelled with 3 classes" in result.output and "using all images" in result.output
     with out.open() as f:
@@ -61,8 +89,12 @@ def test_adapt_writes_predictions_that_match_evaluating_the_same_images_directly
     data, model = trained["data"], load_model_file(trained["model"])
     support_idx = torch.cat([torch.arange(data.offsets[c], data.offsets[c] + 2) for c in range(3)])
     query_idx = torch.cat([torch.arange(data.offsets[c] + 2, data.offsets[c] + 7) for c in range(3)])
-    logits = adapt_and_predict(model.algorithm, to_float(data.images[support_idx]), torch.arange(3).repeat_interleave(2),
-                               to_float(data.images[query_idx]))
+    logits = adapt_and_predict(
+        model.algorithm,
+        to_float(data.images[support_idx]),
+        torch.arange(3).repeat_interleave(2),
+        to_float(data.images[query_idx]),
+    )
     assert [data.class_names[i] for i in logits.argmax(-1).tolist()] == [r["predicted_class"] for r in rows]
 
 
@@ -72,26 +104,59 @@ def test_the_python_api_in_three_lines_from_a_file_or_a_run_folder(trained):
     with pytest.warns(UserWarning):
         from_run = FewShotClassifier.load(trained["run"]).fit(trained["support"])
     a, b = from_file.predict(trained["query"]), from_run.predict(trained["query"])
-    assert [(p.predicted_class, round(p.confidence, 6)) for p in a] == [(p.predicted_class, round(p.confidence, 6)) for p in b]
+    assert [(p.predicted_class, round(p.confidence, 6)) for p in a] == [
+        (p.predicted_class, round(p.confidence, 6)) for p in b
+    ]
 
 
 def test_fewer_images_than_the_shot_setting_is_an_error_unless_allowed(trained, tmp_path):
     run = tmp_path / "run5"
     assert CliRunner().invoke(cli, [*TRAIN, "--steps", "2", "--shots", "5", "--out", str(run)]).exit_code == 0
-    result = CliRunner().invoke(cli, ["adapt", str(run), "--support", str(trained["support"]), "--query",
-                                      str(trained["query"]), "--out", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(run),
+            "--support",
+            str(trained["support"]),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
     assert result.exit_code == 1 and "meta-trained with 5 examples per class" in result.output
     assert "--allow-fewer-shots" in result.output and not (tmp_path / "p.csv").exists()
-    allowed = CliRunner().invoke(cli, ["adapt", str(run), "--support", str(trained["support"]), "--query",
-                                       str(trained["query"]), "--out", str(tmp_path / "p.csv"), "--allow-fewer-shots"])
+    allowed = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(run),
+            "--support",
+            str(trained["support"]),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--allow-fewer-shots",
+        ],
+    )
     assert allowed.exit_code == 0, allowed.output
 
 
 def test_existing_outputs_are_not_overwritten_without_force(trained, tmp_path):
     out = tmp_path / "mine.csv"
     out.write_text("precious")
-    args = ["adapt", str(trained["model"]), "--support", str(trained["support"]), "--query", str(trained["query"]),
-            "--out", str(out)]
+    args = [
+        "adapt",
+        str(trained["model"]),
+        "--support",
+        str(trained["support"]),
+        "--query",
+        str(trained["query"]),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1 and "already exists; pass --force" in result.output and out.read_text() == "precious"
     assert CliRunner().invoke(cli, [*args, "--force"]).exit_code == 0 and out.read_text().startswith("file,")
@@ -110,16 +175,30 @@ def make_support(root, layout):
     return root
 
 
-@pytest.mark.parametrize("layout, message", [
-    ({"a": {"0.png": None}, "b": {"0.png": b"not an image"}}, "cannot read image"),
-    ({"a": {"0.png": None}, "b": {}}, "holds no PNG or JPEG images"),
-    ({}, "has no class sub-folders"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"a": {"0.png": None}, "b": {"0.png": b"not an image"}}, "cannot read image"),
+        ({"a": {"0.png": None}, "b": {}}, "holds no PNG or JPEG images"),
+        ({}, "has no class sub-folders"),
+    ],
+)
 def test_bad_support_folders_are_named(trained, tmp_path, layout, message):
     support = make_support(tmp_path / "support", layout) if layout else (tmp_path / "support")
     support.mkdir(exist_ok=True)
-    result = CliRunner().invoke(cli, ["adapt", str(trained["model"]), "--support", str(support),
-                                      "--query", str(trained["query"]), "--out", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(trained["model"]),
+            "--support",
+            str(support),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
@@ -127,13 +206,26 @@ def test_a_model_file_of_another_format_version_names_both_versions(trained, tmp
     saved = torch.load(trained["model"], weights_only=True)
     saved["format_version"], saved["learntolearn_version"] = 99, "9.0.0"
     torch.save(saved, tmp_path / "future.ltl")
-    result = CliRunner().invoke(cli, ["adapt", str(tmp_path / "future.ltl"), "--support", str(trained["support"]),
-                                      "--query", str(trained["query"]), "--out", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(tmp_path / "future.ltl"),
+            "--support",
+            str(trained["support"]),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
     assert result.exit_code == 1
     assert "format 99 (written by learntolearn 9.0.0)" in result.output and "reads format 1 and 2" in result.output
     (tmp_path / "junk.ltl").write_bytes(b"junk")
-    result = CliRunner().invoke(cli, ["adapt", str(tmp_path / "junk.ltl"), "--support", str(trained["support"]),
-                                      "--query", str(trained["query"])])
+    result = CliRunner().invoke(
+        cli,
+        ["adapt", str(tmp_path / "junk.ltl"), "--support", str(trained["support"]), "--query", str(trained["query"])],
+    )
     assert result.exit_code == 1 and "not a torch file" in result.output and "written by `ltl export" in result.output
 
 
@@ -147,6 +239,21 @@ def test_a_fixed_way_model_refuses_a_different_number_of_classes(tmp_path, train
     args = [*TRAIN, "--steps", "1", "--ways", "5", "--algorithm", "maml", "--out", str(run)]
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert json.loads((run / "config.json").read_text())["episodes"]["ways"] == 5
-    result = CliRunner().invoke(cli, ["adapt", str(run), "--support", str(trained["support"]), "--query",
-                                      str(trained["query"]), "--out", str(tmp_path / "p.csv")])
-    assert result.exit_code == 1 and "meta-trained for 5-way tasks" in result.output and "has 3 class folders" in result.output
+    result = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(run),
+            "--support",
+            str(trained["support"]),
+            "--query",
+            str(trained["query"]),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
+    assert (
+        result.exit_code == 1
+        and "meta-trained for 5-way tasks" in result.output
+        and "has 3 class folders" in result.output
+    )

@@ -73,8 +73,11 @@ def test_fast_weights_with_nchw_strides_still_run_channels_last(name):
     layouts = []
     for module in net.modules():
         if isinstance(module, nn.BatchNorm2d):
-            module.register_forward_hook(lambda m, inputs, out: layouts.append(
-                out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()))
+            module.register_forward_hook(
+                lambda m, inputs, out: layouts.append(
+                    out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+                )
+            )
     params = {n: p.detach().clone(memory_format=torch.contiguous_format) for n, p in net.named_parameters()}
     assert params["0.0.weight" if name == "conv4" else "0.weight"].stride() == (9, 9, 3, 1)
     x = torch.rand(6, 1, 28, 28)

@@ -8,8 +8,26 @@ from PIL import Image
 from learntolearn.cli.main import cli
 from learntolearn.engine.config import TrainConfig
 
-TINY = ["--dataset", "synthetic", "--split", "default", "--image-size", "16", "--steps", "20", "--val-every", "10",
-        "--val-episodes", "10", "--test-episodes", "20", "--queries", "3", "--checkpoint-every", "10"]
+TINY = [
+    "--dataset",
+    "synthetic",
+    "--split",
+    "default",
+    "--image-size",
+    "16",
+    "--steps",
+    "20",
+    "--val-every",
+    "10",
+    "--val-episodes",
+    "10",
+    "--test-episodes",
+    "20",
+    "--queries",
+    "3",
+    "--checkpoint-every",
+    "10",
+]
 
 
 @pytest.fixture
@@ -70,10 +88,13 @@ def test_bfloat16_maml_autocasts_its_query_passes_only(runner, tmp_path):
     algorithm = load_run(out).algorithm
     assert algorithm.bfloat16_queries
     assert [m.compute_dtype for m in algorithm.modules() if isinstance(m, ConvNet)] == [None]
-    refused = runner.invoke(cli, ["train", *TINY, "--algorithm", "reptile", "--precision", "bfloat16",
-                                  "--out", str(tmp_path / "reptile")])
-    assert refused.exit_code == 1 and "precision bfloat16 is not supported by reptile (it supports float32)" \
-        in refused.output
+    refused = runner.invoke(
+        cli, ["train", *TINY, "--algorithm", "reptile", "--precision", "bfloat16", "--out", str(tmp_path / "reptile")]
+    )
+    assert (
+        refused.exit_code == 1
+        and "precision bfloat16 is not supported by reptile (it supports float32)" in refused.output
+    )
 
 
 def test_missing_data_is_one_clear_line_not_a_traceback(runner, tmp_path):
@@ -102,7 +123,9 @@ def test_eval_on_the_lake_runs(runner, tmp_path, data_root):
     assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
     result = runner.invoke(cli, ["eval", str(out), "--lake-runs", "--data-root", str(data_root)])
     assert result.exit_code == 0, result.output
-    assert "Lake 20-way within-alphabet one-shot runs: accuracy" in result.output and "over 20 episodes" in result.output
+    assert (
+        "Lake 20-way within-alphabet one-shot runs: accuracy" in result.output and "over 20 episodes" in result.output
+    )
 
 
 def test_presets_are_listed_with_their_deviations(runner):
@@ -113,24 +136,55 @@ def test_presets_are_listed_with_their_deviations(runner):
 
 def test_a_preset_with_explicit_overrides(runner, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--preset", "maml-omniglot-5w1s", "--dataset", "synthetic", "--split", "default", "--image-size", "16",
-            "--steps", "2", "--val-every", "0", "--test-episodes", "4", "--no-compiled", "--out", str(out)]
+    args = [
+        "train",
+        "--preset",
+        "maml-omniglot-5w1s",
+        "--dataset",
+        "synthetic",
+        "--split",
+        "default",
+        "--image-size",
+        "16",
+        "--steps",
+        "2",
+        "--val-every",
+        "0",
+        "--test-episodes",
+        "4",
+        "--no-compiled",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     saved = flat_config(out)
-    assert (saved["algorithm"], saved["backbone"], saved["inner_lr"], saved["meta_batch"]) == ("maml", "conv4-strided", 0.4, 32)
+    assert (saved["algorithm"], saved["backbone"], saved["inner_lr"], saved["meta_batch"]) == (
+        "maml",
+        "conv4-strided",
+        0.4,
+        32,
+    )
     assert (saved["dataset"], saved["steps"]) == ("synthetic", 2)
 
 
 def test_a_yaml_config_with_command_line_overrides(runner, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("dataset: synthetic\nsplit: default\nimage_size: 16\nlr: 3e-3\nsteps: 5\nval_every: 0\n"
-                      "test_episodes: 4\nqueries: 2\n")
-    result = runner.invoke(cli, ["train", "--preset", "protonet-omniglot-5w1s", "--config", str(config), "--steps", "3",
-                                 "--dump-config"])
+    config.write_text(
+        "dataset: synthetic\nsplit: default\nimage_size: 16\nlr: 3e-3\nsteps: 5\nval_every: 0\n"
+        "test_episodes: 4\nqueries: 2\n"
+    )
+    result = runner.invoke(
+        cli, ["train", "--preset", "protonet-omniglot-5w1s", "--config", str(config), "--steps", "3", "--dump-config"]
+    )
     assert result.exit_code == 0, result.output
     dumped = TrainConfig.from_dict(yaml.safe_load(result.output)).flat()
-    assert dumped["lr"] == 0.003 and dumped["steps"] == 3 and dumped["train_ways"] == 60 and dumped["dataset"] == "synthetic"
+    assert (
+        dumped["lr"] == 0.003
+        and dumped["steps"] == 3
+        and dumped["train_ways"] == 60
+        and dumped["dataset"] == "synthetic"
+    )
     out = tmp_path / "run"
     assert runner.invoke(cli, ["train", "--config", str(config), "--out", str(out)]).exit_code == 0
     saved = flat_config(out)
@@ -139,17 +193,20 @@ def test_a_yaml_config_with_command_line_overrides(runner, tmp_path):
     assert yaml.safe_load(again.output) == json.loads((out / "config.json").read_text())
 
 
-@pytest.mark.parametrize("text, message", [
-    ("lerning_rate: 0.1\n", "unknown"),
-    ("lr: 0.1\nwayz: 5\n", "did you mean 'ways'?"),
-    ("ways: five\n", "episodes key 'ways' must be int, got 'five'"),
-    ("algorithm: maml\nfirst_order: 1\n", "MAML key 'first_order' must be bool"),
-    ("first_order: true\n", "protonet has no setting 'first_order'; its own settings: distance"),
-    ("algorithm: maml\nprotonet: {distance: cosine}\n", "settings for protonet but its algorithm is maml"),
-    ("episodes: {wayz: 5}\n", "did you mean 'ways'?"),
-    ("- ways\n- 5\n", "must hold a mapping"),
-    ("ways: [5\n", "is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lerning_rate: 0.1\n", "unknown"),
+        ("lr: 0.1\nwayz: 5\n", "did you mean 'ways'?"),
+        ("ways: five\n", "episodes key 'ways' must be int, got 'five'"),
+        ("algorithm: maml\nfirst_order: 1\n", "MAML key 'first_order' must be bool"),
+        ("first_order: true\n", "protonet has no setting 'first_order'; its own settings: distance"),
+        ("algorithm: maml\nprotonet: {distance: cosine}\n", "settings for protonet but its algorithm is maml"),
+        ("episodes: {wayz: 5}\n", "did you mean 'ways'?"),
+        ("- ways\n- 5\n", "must hold a mapping"),
+        ("ways: [5\n", "is not valid YAML"),
+    ],
+)
 def test_bad_config_files_are_rejected_naming_the_key(runner, tmp_path, text, message):
     config = tmp_path / "bad.yaml"
     config.write_text(text)
@@ -166,7 +223,9 @@ def test_resume_refuses_options_it_would_ignore(runner, tmp_path):
 
 
 def test_tensorboard_events_are_written_when_tensorboard_is_installed(runner, tmp_path):
-    pytest.importorskip("tensorboard", reason="TensorBoard is an optional extra: pip install 'learntolearn[tensorboard]'")
+    pytest.importorskip(
+        "tensorboard", reason="TensorBoard is an optional extra: pip install 'learntolearn[tensorboard]'"
+    )
     out = tmp_path / "run"
     assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -200,6 +259,7 @@ def test_moving_average():
 
 def test_the_mlp_backbone_takes_flattened_images(runner, tmp_path):
     out = tmp_path / "run"
-    result = runner.invoke(cli, ["train", *TINY, "--backbone", "mlp", "--algorithm", "maml", "--steps", "2",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        cli, ["train", *TINY, "--backbone", "mlp", "--algorithm", "maml", "--steps", "2", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output

@@ -36,9 +36,13 @@ def test_threshold_backward_in_floats_equals_aten(threshold):
 @pytest.mark.slow
 def test_compiled_relu_network_gradients_equal_eager():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, track_running_stats=False),
-                              torch.nn.ReLU(),
-                              torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3),
+        torch.nn.BatchNorm2d(4, track_running_stats=False),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 3),
+    )
     assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 6, 6))
 
 
@@ -68,11 +72,20 @@ def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
     from learntolearn.types import Task
 
     compiles = []
-    monkeypatch.setattr(compile_module, "_inductor_without_bool_masks",
-                        lambda graph, inputs: compiles.append(1) or graph)
+    monkeypatch.setattr(
+        compile_module, "_inductor_without_bool_masks", lambda graph, inputs: compiles.append(1) or graph
+    )
     g = torch.Generator().manual_seed(0)
-    tasks = [Task(torch.randn(4, 3, generator=g), torch.tensor([0, 0, 1, 1]), torch.randn(4, 3, generator=g),
-                  torch.tensor([0, 0, 1, 1]), torch.arange(2)) for _ in range(2)]
+    tasks = [
+        Task(
+            torch.randn(4, 3, generator=g),
+            torch.tensor([0, 0, 1, 1]),
+            torch.randn(4, 3, generator=g),
+            torch.tensor([0, 0, 1, 1]),
+            torch.arange(2),
+        )
+        for _ in range(2)
+    ]
     torch._dynamo.reset()
     counts = []
     with torch._dynamo.config.patch(recompile_limit=1):
@@ -87,6 +100,11 @@ def test_each_maml_instance_compiles_its_own_graph(monkeypatch):
 def test_compiled_max_pooling_gradients_equal_eager_to_second_order(layout):
     """Max-pooling's backward runs as PyTorch's kernel inside the graph; its own derivative still flows."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Tanh(),
-                              torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 3)).to(memory_format=layout)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Tanh(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 3 * 3, 3),
+    ).to(memory_format=layout)
     assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 6, 6).contiguous(memory_format=layout))

@@ -22,8 +22,12 @@ FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
 
 def test_a_config_is_three_groups_and_the_algorithms_own_settings():
     config = TrainConfig.create(algorithm="maml", ways=20, steps=3, inner_lr=0.1, compiled=True)
-    assert (config.episodes.ways, config.run.steps, config.settings.inner_lr, config.settings.compiled) == \
-        (20, 3, 0.1, True)
+    assert (config.episodes.ways, config.run.steps, config.settings.inner_lr, config.settings.compiled) == (
+        20,
+        3,
+        0.1,
+        True,
+    )
     saved = config.to_dict()
     assert set(saved) == {"format_version", "algorithm", "backbone", "episodes", "run", "maml"}
     assert TrainConfig.from_dict(saved) == config

@@ -17,16 +17,53 @@ from learntolearn.data import EpisodeSampler, load_dataset
 from learntolearn.engine.distributed import shard
 from learntolearn.files import load_tensors
 
-SMALL = ["--dataset", "synthetic", "--split", "default", "--image-size", "16", "--ways", "5", "--queries", "3",
-         "--algorithm", "maml", "--meta-batch", "5", "--val-every", "3", "--val-episodes", "10", "--test-episodes",
-         "10", "--checkpoint-every", "2", "--outer-optimizer", "sgd", "--lr", "0.05", "--inner-lr", "0.1", "--seed", "4"]
+SMALL = [
+    "--dataset",
+    "synthetic",
+    "--split",
+    "default",
+    "--image-size",
+    "16",
+    "--ways",
+    "5",
+    "--queries",
+    "3",
+    "--algorithm",
+    "maml",
+    "--meta-batch",
+    "5",
+    "--val-every",
+    "3",
+    "--val-episodes",
+    "10",
+    "--test-episodes",
+    "10",
+    "--checkpoint-every",
+    "2",
+    "--outer-optimizer",
+    "sgd",
+    "--lr",
+    "0.05",
+    "--inner-lr",
+    "0.1",
+    "--seed",
+    "4",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-
 def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            "-m", "learntolearn.cli.main", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "learntolearn.cli.main",
+        *args,
+    ]
 
 
 def training_rows(folder: Path) -> list[dict]:
@@ -52,14 +89,19 @@ def test_each_rank_gathers_its_share_of_the_same_episode_stream():
 @pytest.mark.slow
 def test_two_processes_train_and_resume_like_one(tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
-    subprocess.run(ltl("train", *SMALL, "--steps", "6", "--out", str(single)), env=ENV, check=True,
-                   capture_output=True)
-    first = subprocess.run(ltl("train", *SMALL, "--steps", "3", "--nproc", "2", "--out", str(multi)), env=ENV, check=False,
-                           capture_output=True, text=True)
+    subprocess.run(ltl("train", *SMALL, "--steps", "6", "--out", str(single)), env=ENV, check=True, capture_output=True)
+    first = subprocess.run(
+        ltl("train", *SMALL, "--steps", "3", "--nproc", "2", "--out", str(multi)),
+        env=ENV,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     assert "test accuracy" in first.stdout
-    resumed = subprocess.run(torchrun("train", "--resume", str(multi), "--steps", "6"), env=ENV, check=False, capture_output=True,
-                             text=True)
+    resumed = subprocess.run(
+        torchrun("train", "--resume", str(multi), "--steps", "6"), env=ENV, check=False, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((multi / "provenance.json").read_text())["processes"] == 2
     expected, got = training_rows(single), training_rows(multi)
@@ -78,13 +120,22 @@ def test_two_processes_train_and_resume_like_one(tmp_path):
 @pytest.mark.slow
 def test_a_killed_rank_fails_the_job_loudly_and_leaves_a_resumable_checkpoint(tmp_path):
     run = tmp_path / "run"
-    job = subprocess.Popen(ltl("train", *SMALL, "--steps", "150", "--nproc", "2", "--dist-timeout", "60",
-                               "--out", str(run)), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        ltl("train", *SMALL, "--steps", "150", "--nproc", "2", "--dist-timeout", "60", "--out", str(run)),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "last.pt").exists():
         time.sleep(0.1)
-    workers = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(job.pid), "-f", "spawn_main"], check=False,
-                                                  capture_output=True, text=True).stdout.split()]
+    workers = [
+        int(pid)
+        for pid in subprocess.run(
+            ["pgrep", "-P", str(job.pid), "-f", "spawn_main"], check=False, capture_output=True, text=True
+        ).stdout.split()
+    ]
     assert len(workers) == 2
     os.kill(max(workers), signal.SIGKILL)
     killed_at = time.time()

@@ -11,17 +11,35 @@ from helpers import ltl
 
 from learntolearn.files import load_tensors
 
-ARGS = ["--dataset", "synthetic", "--split", "default", "--image-size", "16", "--queries", "3", "--steps", "300",
-        "--val-every", "0", "--test-episodes", "10", "--checkpoint-every", "5", "--seed", "3"]
-
+ARGS = [
+    "--dataset",
+    "synthetic",
+    "--split",
+    "default",
+    "--image-size",
+    "16",
+    "--queries",
+    "3",
+    "--steps",
+    "300",
+    "--val-every",
+    "0",
+    "--test-episodes",
+    "10",
+    "--checkpoint-every",
+    "5",
+    "--seed",
+    "3",
+]
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
-    process = subprocess.Popen(ltl("train", *ARGS, "--out", str(killed)), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        ltl("train", *ARGS, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (killed / "last.pt").exists():
         time.sleep(0.05)

@@ -1,4 +1,3 @@
-
 """The coordinate-wise LSTM optimizer: gradient preprocessing, learning to optimize quadratics, torch.optim use."""
 
 import math
@@ -19,8 +18,15 @@ from learntolearn.l2o.lstm_optimizer import preprocess_gradient
 def test_gradient_preprocessing_follows_appendix_a():
     g = torch.tensor([2.0, -1e-3, 1e-6, -1e-6, 0.0])
     out = preprocess_gradient(g, p=10)
-    expected = torch.tensor([[math.log(2.0) / 10, 1.0], [math.log(1e-3) / 10, -1.0], [-1.0, 1e-6 * math.exp(10)],
-                             [-1.0, -1e-6 * math.exp(10)], [-1.0, 0.0]])
+    expected = torch.tensor(
+        [
+            [math.log(2.0) / 10, 1.0],
+            [math.log(1e-3) / 10, -1.0],
+            [-1.0, 1e-6 * math.exp(10)],
+            [-1.0, -1e-6 * math.exp(10)],
+            [-1.0, 0.0],
+        ]
+    )
     torch.testing.assert_close(out, expected)
 
 
@@ -31,7 +37,7 @@ def test_as_a_torch_optimizer_it_reproduces_the_functional_rollout():
     theta, state = params[0].clone(), net.initial_state(params[0].numel())
     for _ in range(4):
         theta.requires_grad_()
-        grad, = torch.autograd.grad(loss_fn([theta]), [theta])
+        (grad,) = torch.autograd.grad(loss_fn([theta]), [theta])
         with torch.no_grad():
             update, state = net(grad.reshape(-1), state)
             theta = theta + update.view_as(theta)

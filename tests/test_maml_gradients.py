@@ -17,8 +17,14 @@ def mlp_with_batchnorm() -> nn.Module:
 
 
 def conv_with_batchnorm() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(3 * 2 * 2, WAYS)).double()
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.BatchNorm2d(3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(3 * 2 * 2, WAYS),
+    ).double()
 
 
 def tasks(count=3, shape=(4,)):
@@ -37,8 +43,9 @@ def reference_meta_loss(model: nn.Module, params: list[torch.Tensor], batch, lr,
     for task in batch:
         fast = list(params)
         for _ in range(steps):
-            grads = torch.autograd.grad(F.cross_entropy(forward(fast, task.support_x), task.support_y), fast,
-                                        create_graph=not first_order)
+            grads = torch.autograd.grad(
+                F.cross_entropy(forward(fast, task.support_x), task.support_y), fast, create_graph=not first_order
+            )
             fast = [p - lr * (g.detach() if first_order else g) for p, g in zip(fast, grads)]
         losses.append(F.cross_entropy(forward(fast, task.query_x), task.query_y))
     return torch.stack(losses).mean()
@@ -132,14 +139,19 @@ def test_compiled_graphs_group_equally_shaped_tasks():
     torch.manual_seed(0)
     maml = MAML(mlp_with_batchnorm(), inner_lr=0.3, first_order=True, compiled=True, tasks_per_graph=2)
     g = torch.Generator().manual_seed(2)
-    more_queries = Task(torch.randn(WAYS * SHOTS, 4, generator=g, dtype=torch.float64),
-                        torch.arange(WAYS).repeat_interleave(SHOTS),
-                        torch.randn(WAYS * 5, 4, generator=g, dtype=torch.float64),
-                        torch.arange(WAYS).repeat_interleave(5), torch.arange(WAYS))
+    more_queries = Task(
+        torch.randn(WAYS * SHOTS, 4, generator=g, dtype=torch.float64),
+        torch.arange(WAYS).repeat_interleave(SHOTS),
+        torch.randn(WAYS * 5, 4, generator=g, dtype=torch.float64),
+        torch.arange(WAYS).repeat_interleave(5),
+        torch.arange(WAYS),
+    )
     batch = [*tasks(count=3), more_queries]
     group_sizes = []
     compiled = maml._compiled_tasks_loss
-    maml._compiled_tasks_loss = lambda support_x, *rest: group_sizes.append(len(support_x)) or compiled(support_x, *rest)
+    maml._compiled_tasks_loss = lambda support_x, *rest: (
+        group_sizes.append(len(support_x)) or compiled(support_x, *rest)
+    )
     got = meta_gradient(maml, batch)
     assert group_sizes == [2, 1, 1]
     params = list(maml.model.parameters())
@@ -173,16 +185,24 @@ def test_bfloat16_queries_change_only_the_query_pass(path):
     within a few percent of the all-float32 one (and not equal to it: autocast is on)."""
     torch.manual_seed(0)
     model = conv_with_batchnorm().float()
-    batch = [Task(t.support_x.float(), t.support_y, t.query_x.float(), t.query_y, t.class_ids)
-             for t in tasks(count=2, shape=(1, 4, 4))]
-    mixed = MAML(model, inner_lr=0.3, inner_steps=2, bfloat16_queries=True, batched=path == "vmap",
-                 compiled=path == "compiled")
+    batch = [
+        Task(t.support_x.float(), t.support_y, t.query_x.float(), t.query_y, t.class_ids)
+        for t in tasks(count=2, shape=(1, 4, 4))
+    ]
+    mixed = MAML(
+        model, inner_lr=0.3, inner_steps=2, bfloat16_queries=True, batched=path == "vmap", compiled=path == "compiled"
+    )
     params = list(mixed.model.parameters())
     got = torch.cat([g.flatten() for g in meta_gradient(mixed, batch)])
-    exact = torch.cat([g.flatten() for g in torch.autograd.grad(
-        reference_meta_loss(mixed.model, params, batch, 0.3, 2), params)])
-    reference = torch.cat([g.flatten() for g in torch.autograd.grad(
-        reference_bfloat16_query_meta_loss(mixed.model, params, batch, 0.3, 2), params)])
+    exact = torch.cat(
+        [g.flatten() for g in torch.autograd.grad(reference_meta_loss(mixed.model, params, batch, 0.3, 2), params)]
+    )
+    reference = torch.cat(
+        [
+            g.flatten()
+            for g in torch.autograd.grad(reference_bfloat16_query_meta_loss(mixed.model, params, batch, 0.3, 2), params)
+        ]
+    )
     assert 1e-4 < (got - exact).norm() / exact.norm() < 0.05
     # vmap's decomposed BatchNorm rounds its bfloat16 differently; the compiled graph cannot fuse across
     # max-pooling's backward (left to PyTorch's kernel), so it rounds bfloat16 values at other points (0.11%)

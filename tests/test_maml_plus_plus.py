@@ -18,7 +18,9 @@ def unrolled(model, params, rates, task, steps, weights=None):
 
     fast, losses = list(params), []
     for step in range(steps):
-        grads = torch.autograd.grad(F.cross_entropy(forward(fast, task.support_x), task.support_y), fast, create_graph=True)
+        grads = torch.autograd.grad(
+            F.cross_entropy(forward(fast, task.support_x), task.support_y), fast, create_graph=True
+        )
         fast = [p - rates[i][min(step, len(rates[i]) - 1)] * g for i, (p, g) in enumerate(zip(fast, grads))]
         losses.append(F.cross_entropy(forward(fast, task.query_x), task.query_y))
     return losses[-1] if weights is None else sum(w * loss for w, loss in zip(weights, losses))

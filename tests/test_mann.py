@@ -52,7 +52,7 @@ def test_ntm_addressing_follows_graves_et_al_equations_5_to_9():
     assert wrapped[0, 0].argmax() == 0
     sharp = memory.address(ntm_head(key, 3.0, 50.0, 5.0, no_shift), rows, previous)
     gamma = 1 + torch.nn.functional.softplus(torch.tensor(5.0))
-    torch.testing.assert_close(sharp[0, 0], expected ** gamma / (expected ** gamma).sum())
+    torch.testing.assert_close(sharp[0, 0], expected**gamma / (expected**gamma).sum())
 
 
 def test_ntm_write_erases_then_adds_at_the_write_weights():
@@ -89,8 +89,9 @@ def test_mann_learns_to_recall_labels_from_memory(memory):
     model = MemoryAugmentedNetwork(nn.Flatten(), 8, 3, memory=memory, hidden=64, slots=32, width=16, heads=1)
     test = [sequence_task(torch.Generator().manual_seed(100 + i)) for i in range(100)]
     before = instance_accuracy(model, test, 5)
-    meta_train(model, lambda: [sequence_task(generator) for _ in range(16)], 600,
-               torch.optim.Adam(model.parameters(), lr=1e-2))
+    meta_train(
+        model, lambda: [sequence_task(generator) for _ in range(16)], 600, torch.optim.Adam(model.parameters(), lr=1e-2)
+    )
     after = instance_accuracy(model, test, 5)
     assert after[1:].mean() > 0.6 and after[1:].mean() > before[1:].mean() + 0.2, (before, after)
     task = test[0]

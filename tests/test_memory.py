@@ -21,8 +21,9 @@ print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def minor_faults(mode: str, **env) -> tuple[str, int]:
     import os
 
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
-                         env={**os.environ, **env}).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout.split()
     return out[0], int(out[1])
 
 
@@ -35,7 +36,9 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
     assert default_faults > 5 * 80e6 / 2**21, "glibc's default maps and faults 80 MB afresh on every allocation"
     # the kernel may still reclaim an idle freed buffer now and then (one CI run saw one refaulted), so allow
     # up to one of the five reallocations to fault; without reuse all five do
-    assert reuse_faults <= default_faults / 4, f"buffers were not reused: {reuse_faults} against {default_faults} faults"
+    assert reuse_faults <= default_faults / 4, (
+        f"buffers were not reused: {reuse_faults} against {default_faults} faults"
+    )
 
 
 def test_the_environment_can_keep_the_c_library_defaults():

@@ -72,8 +72,10 @@ def test_relation_sums_support_maps_per_class_and_regresses_one_hot_targets():
     pairs = torch.cat([sums.unsqueeze(0).expand(3, -1, -1, -1, -1), maps[:3].unsqueeze(1).expand(-1, 2, -1, -1, -1)], 2)
     torch.testing.assert_close(scores, model.relation(pairs.flatten(0, 1)).view(3, 2))
     assert scores.shape == (3, 2) and ((scores >= 0) & (scores <= 1)).all()
-    torch.testing.assert_close(model.query_loss(scores, torch.tensor([0, 1, 1])),
-                               F.mse_loss(scores, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])))
+    torch.testing.assert_close(
+        model.query_loss(scores, torch.tensor([0, 1, 1])),
+        F.mse_loss(scores, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])),
+    )
 
 
 def test_relation_networks_name_the_backbone_they_need():
@@ -157,7 +159,7 @@ def test_recurrent_learner_predicts_each_query_independently_and_refuses_too_man
     support, labels, queries = torch.randn(6, 6), torch.tensor([0, 0, 1, 1, 2, 2]), torch.randn(5, 6)
     adapted = model.adapt(support, labels)
     together = model.predict(adapted, queries)
-    alone = torch.cat([model.predict(adapted, queries[i:i + 1]) for i in range(5)])
+    alone = torch.cat([model.predict(adapted, queries[i : i + 1]) for i in range(5)])
     assert together.shape == (5, 3)
     torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
     relabelled = model.predict(model.adapt(support, torch.tensor([1, 1, 0, 0, 2, 2])), queries)
@@ -176,5 +178,7 @@ def test_recurrent_learner_learns_in_context(sequence_model, steps, target):
     test = [point_task(torch.Generator().manual_seed(1000 + i)) for i in range(50)]
     model = RecurrentLearner(nn.Flatten(), 8, max_ways=5, sequence_model=sequence_model, hidden=64)
     lr = 1e-3 if sequence_model == "transformer" else 3e-3
-    meta_train(model, lambda: [point_task(generator) for _ in range(8)], steps, torch.optim.Adam(model.parameters(), lr=lr))
+    meta_train(
+        model, lambda: [point_task(generator) for _ in range(8)], steps, torch.optim.Adam(model.parameters(), lr=lr)
+    )
     assert evaluate(model, test, progress=False).mean > target

@@ -81,9 +81,16 @@ def test_missing_archive_says_where_it_looked_and_how_to_fix(tmp_path):
 def test_missing_archive_with_failed_download_says_where_it_looked(tmp_path, monkeypatch):
     from learntolearn.data import omniglot
 
-    monkeypatch.setitem(omniglot.ARCHIVES, "images_background", ARCHIVES["images_background"].__class__(
-        ARCHIVES["images_background"].remote.__class__("images_background.zip", "http://127.0.0.1:9/none.zip", "0"),
-        30, 964, 19280))
+    monkeypatch.setitem(
+        omniglot.ARCHIVES,
+        "images_background",
+        ARCHIVES["images_background"].__class__(
+            ARCHIVES["images_background"].remote.__class__("images_background.zip", "http://127.0.0.1:9/none.zip", "0"),
+            30,
+            964,
+            19280,
+        ),
+    )
     with pytest.raises(DataError, match="download from http://127.0.0.1:9/none.zip failed"):
         load_omniglot("lake", "background", data_root=tmp_path, download=True)
     assert list((tmp_path / "omniglot").iterdir()) == []

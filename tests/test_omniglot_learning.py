@@ -12,8 +12,18 @@ from learntolearn.engine.trainer import Trainer
 
 @pytest.mark.slow
 def test_protonet_learns_omniglot_5way_1shot_in_a_few_hundred_episodes(data_root, tmp_path):
-    config = TrainConfig.create(split="vinyals", ways=5, shots=1, queries=5, train_ways=20, train_queries=5, steps=200,
-                         val_every=0, test_episodes=200, seed=0)
+    config = TrainConfig.create(
+        split="vinyals",
+        ways=5,
+        shots=1,
+        queries=5,
+        train_ways=20,
+        train_queries=5,
+        steps=200,
+        val_every=0,
+        test_episodes=200,
+        seed=0,
+    )
     trainer = Trainer(config, tmp_path / "run", data_root=str(data_root), progress=False)
     untrained = evaluate(trainer.algorithm, trainer.source.test_tasks(), progress=False)
     result = trainer.run()

@@ -79,7 +79,9 @@ def test_reptile_gradient_is_theta_minus_mean_adapted_theta():
         sgd = torch.optim.SGD(copy, lr=0.1)
         for _ in range(3):
             names = [n for n, _ in model.named_parameters()]
-            loss = F.cross_entropy(torch.func.functional_call(model, dict(zip(names, copy)), (task.support_x,)), task.support_y)
+            loss = F.cross_entropy(
+                torch.func.functional_call(model, dict(zip(names, copy)), (task.support_x,)), task.support_y
+            )
             sgd.zero_grad()
             loss.backward()
             sgd.step()
@@ -89,8 +91,14 @@ def test_reptile_gradient_is_theta_minus_mean_adapted_theta():
         torch.testing.assert_close(p.grad, expected)
 
 
-@pytest.mark.parametrize("lr, steps, message", [(0.0, 1, "inner learning rate must be in"), (float("nan"), 1, "inner learning rate"),
-                                                 (0.1, 0, "inner_steps must be an integer in")])
+@pytest.mark.parametrize(
+    "lr, steps, message",
+    [
+        (0.0, 1, "inner learning rate must be in"),
+        (float("nan"), 1, "inner learning rate"),
+        (0.1, 0, "inner_steps must be an integer in"),
+    ],
+)
 def test_inner_settings_out_of_range_are_rejected(lr, steps, message):
     with pytest.raises(ValueError, match=message):
         MAML(nn.Linear(2, 2), inner_lr=lr, inner_steps=steps)
@@ -161,12 +169,18 @@ def test_momentumless_adam_step_equals_torch_adam_with_beta1_zero():
     moments = {n: torch.zeros_like(p) for n, p in fast.items()}
     for count, task in enumerate(batch):
         adam.zero_grad()
-        F.cross_entropy(torch.func.functional_call(model, dict(zip(names, reference)), (task.support_x,)),
-                        task.support_y).backward()
+        F.cross_entropy(
+            torch.func.functional_call(model, dict(zip(names, reference)), (task.support_x,)), task.support_y
+        ).backward()
         adam.step()
         fast, moments = adam_step_no_momentum(
             lambda p, t=task: F.cross_entropy(torch.func.functional_call(model, p, (t.support_x,)), t.support_y),
-            fast, moments, count, 0.01, eps=0.0)
+            fast,
+            moments,
+            count,
+            0.01,
+            eps=0.0,
+        )
         for name, want in zip(names, reference):
             torch.testing.assert_close(fast[name], want.detach(), rtol=1e-12, atol=1e-14)
             torch.testing.assert_close(moments[name], adam.state[want]["exp_avg_sq"], rtol=1e-12, atol=1e-16)
@@ -186,8 +200,12 @@ def test_reptile_adam_statistics_carry_across_training_tasks_and_not_test_tasks(
     assert after_one.abs().sum() > 0 and int(reptile.inner_adam_steps) == 2
     reptile.adapt(batch[1].support_x, batch[1].support_y)
     assert not torch.equal(getattr(reptile, moment), after_one) and int(reptile.inner_adam_steps) == 4
-    fresh = Reptile(nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double(), inner_lr=0.01,
-                    inner_steps=2, inner_optimizer="adam")
+    fresh = Reptile(
+        nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double(),
+        inner_lr=0.01,
+        inner_steps=2,
+        inner_optimizer="adam",
+    )
     fresh.load_state_dict(reptile.state_dict())
     fresh.train().adapt(batch[2].support_x, batch[2].support_y)
     reptile.eval()
@@ -247,19 +265,36 @@ def test_compiled_is_refused_for_algorithms_without_a_compiled_path():
 
 def sinusoid_mse(algorithm, tasks_):
     algorithm.eval()
-    return sum(F.mse_loss(algorithm.predict(algorithm.adapt(t.support_x, t.support_y), t.query_x), t.query_y).item()
-               for t in tasks_) / len(tasks_)
+    return sum(
+        F.mse_loss(algorithm.predict(algorithm.adapt(t.support_x, t.support_y), t.query_x), t.query_y).item()
+        for t in tasks_
+    ) / len(tasks_)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make, optimizer, lr, steps", [
-    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
-    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse", first_order=True), torch.optim.Adam, 3e-3, 600),
-    (lambda: MetaSGD(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
-    (lambda: Reptile(mlp(1, (40, 40), 1), inner_lr=0.02, inner_steps=10, loss="mse"), torch.optim.SGD, 1.0, 150),
-    (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=2, loss="mse", per_step_rates=True,
-                  multi_step_loss_steps=300), torch.optim.Adam, 3e-3, 600),
-], ids=["maml", "fomaml", "metasgd", "reptile", "maml++"])
+@pytest.mark.parametrize(
+    "make, optimizer, lr, steps",
+    [
+        (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
+        (lambda: MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse", first_order=True), torch.optim.Adam, 3e-3, 600),
+        (lambda: MetaSGD(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse"), torch.optim.Adam, 3e-3, 600),
+        (lambda: Reptile(mlp(1, (40, 40), 1), inner_lr=0.02, inner_steps=10, loss="mse"), torch.optim.SGD, 1.0, 150),
+        (
+            lambda: MAML(
+                mlp(1, (40, 40), 1),
+                inner_lr=0.01,
+                inner_steps=2,
+                loss="mse",
+                per_step_rates=True,
+                multi_step_loss_steps=300,
+            ),
+            torch.optim.Adam,
+            3e-3,
+            600,
+        ),
+    ],
+    ids=["maml", "fomaml", "metasgd", "reptile", "maml++"],
+)
 def test_gradient_based_learners_learn_sinusoids(make, optimizer, lr, steps):
     """After a few hundred meta-iterations, post-adaptation MSE on new sinusoids falls well below an untrained net's."""
     torch.manual_seed(0)
@@ -267,17 +302,20 @@ def test_gradient_based_learners_learn_sinusoids(make, optimizer, lr, steps):
     held_out = [task for task, _ in zip(SinusoidTasks(10, 50, seed=123), range(100))]
     before = sinusoid_mse(algorithm, held_out)
     stream = SinusoidTasks(10, 10, seed=0)
-    meta_train(algorithm, lambda: [stream.sample() for _ in range(5)],
-               steps, optimizer(algorithm.parameters(), lr=lr))
+    meta_train(algorithm, lambda: [stream.sample() for _ in range(5)], steps, optimizer(algorithm.parameters(), lr=lr))
     after = sinusoid_mse(algorithm, held_out)
     assert after < 0.7 * before, (before, after)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make", [
-    lambda: MAML(nn.Sequential(conv4(hidden=16, out_channels=16), nn.Linear(16, 5)), inner_lr=0.4),
-    lambda: ANIL(conv4(hidden=16, out_channels=16), nn.Linear(16, 5), inner_lr=0.4),
-], ids=["maml", "anil"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MAML(nn.Sequential(conv4(hidden=16, out_channels=16), nn.Linear(16, 5)), inner_lr=0.4),
+        lambda: ANIL(conv4(hidden=16, out_channels=16), nn.Linear(16, 5), inner_lr=0.4),
+    ],
+    ids=["maml", "anil"],
+)
 def test_gradient_based_learners_learn_5way_glyphs(make):
     torch.manual_seed(0)
     train, test = load_synthetic(subset="train"), load_synthetic(subset="test")
@@ -314,6 +352,8 @@ def test_meta_learner_lstm_starts_as_gated_gradient_descent_and_learns_glyphs():
     episodes = EpisodeSet.generate(test, 5, 1, 5, count=60, seed=0)
     before = evaluate(learner, episodes.tasks(test), progress=False).mean
     sampler = EpisodeSampler(train, 5, 1, 5, seed=0)
-    meta_train(learner, lambda: [sampler.sample() for _ in range(4)], 250, torch.optim.Adam(learner.parameters(), lr=1e-3))
+    meta_train(
+        learner, lambda: [sampler.sample() for _ in range(4)], 250, torch.optim.Adam(learner.parameters(), lr=1e-3)
+    )
     after = evaluate(learner, episodes.tasks(test), progress=False).mean
     assert after > before + 0.2, (before, after)  # 0.23 -> 0.54 with 1 or 2 threads

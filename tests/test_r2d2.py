@@ -31,8 +31,12 @@ def test_gradients_through_the_solver_match_finite_differences():
             setattr(model, name, value)
         return model.compare(support, task.support_y, 3, query)
 
-    inputs = (support.detach().requires_grad_(), query.detach().requires_grad_(),
-              model.log_ridge.detach().clone().requires_grad_(), model.scale.detach().clone().requires_grad_())
+    inputs = (
+        support.detach().requires_grad_(),
+        query.detach().requires_grad_(),
+        model.log_ridge.detach().clone().requires_grad_(),
+        model.scale.detach().clone().requires_grad_(),
+    )
     assert torch.autograd.gradcheck(logits, inputs)
 
 
@@ -64,6 +68,8 @@ def test_r2d2_learns_an_embedding_that_ignores_the_noise():
     test = [noisy_task(torch.Generator().manual_seed(1000 + i)) for i in range(100)]
     model = R2D2(nn.Linear(32, 16))
     before = evaluate(model, test, progress=False).mean
-    meta_train(model, lambda: [noisy_task(generator) for _ in range(8)], 300, torch.optim.Adam(model.parameters(), lr=1e-2))
+    meta_train(
+        model, lambda: [noisy_task(generator) for _ in range(8)], 300, torch.optim.Adam(model.parameters(), lr=1e-2)
+    )
     after = evaluate(model, test, progress=False).mean
     assert after > 0.8 and after > before + 0.25, (before, after)

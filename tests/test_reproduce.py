@@ -15,12 +15,26 @@ def test_missing_runs_are_listed_as_not_run(tmp_path):
     assert [r["status"] for r in rows] == ["not run"] * len(harness.TABLES.get("omniglot"))
     maml = next(r for r in rows if r["preset"] == "maml-omniglot-5w1s")
     assert maml["paper"] == 98.7 and maml["paper_ci"] == 0.4
-    assert "| maml-omniglot-5w1s | 5-way 1-shot, 1 queries | not run | 98.7 ± 0.4 |" in harness.to_markdown("omniglot", rows)
+    assert "| maml-omniglot-5w1s | 5-way 1-shot, 1 queries | not run | 98.7 ± 0.4 |" in harness.to_markdown(
+        "omniglot", rows
+    )
 
 
 def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
-    result = CliRunner().invoke(cli, ["reproduce", "smoke", "--runs", str(tmp_path / "runs"), "--out",
-                                      str(tmp_path / "results"), "--train-missing", "--episodes", "40"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "reproduce",
+            "smoke",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--out",
+            str(tmp_path / "results"),
+            "--train-missing",
+            "--episodes",
+            "40",
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = json.loads((tmp_path / "results" / "smoke.json").read_text())
     proto5, proto3, anil = table["rows"]
@@ -30,9 +44,13 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     assert "paired" not in proto5 and "paired" not in proto3, "the first row of each setting is its reference"
     assert anil["paired"]["versus"] == "protonet-synthetic-smoke"
     assert anil["paired"]["difference"] == pytest.approx(anil["ours"] - proto5["ours"], abs=0.011)
-    assert proto5["command"] and len(proto5["commit"]) >= 7 and proto5["hardware"].endswith(("x86_64", "aarch64", "arm64"))
+    assert (
+        proto5["command"] and len(proto5["commit"]) >= 7 and proto5["hardware"].endswith(("x86_64", "aarch64", "arm64"))
+    )
     markdown = (tmp_path / "results" / "smoke.md").read_text()
-    assert "| anil-synthetic-smoke | 5-way 1-shot, 3 queries |" in markdown and "vs protonet-synthetic-smoke" in markdown
+    assert (
+        "| anil-synthetic-smoke | 5-way 1-shot, 3 queries |" in markdown and "vs protonet-synthetic-smoke" in markdown
+    )
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a cached evaluation was recomputed")
@@ -46,7 +64,9 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
 
     shutil.rmtree(tmp_path / "runs" / "protonet-synthetic-smoke")
     earlier = harness.read_table("smoke", tmp_path / "results")
-    kept5, kept3, anil_again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
+    kept5, kept3, anil_again = harness.reproduce(
+        "smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier
+    )
     assert kept5["kept"] and kept5["ours"] == proto5["ours"] and kept5["commit"] == proto5["commit"]
     assert kept5["kept_from"] == table["generated_at_commit"] and "paired" not in kept5
     assert "kept" not in anil_again and anil_again["paired"] == anil["paired"]
@@ -57,8 +77,9 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     earlier = harness.read_table("smoke", tmp_path / "results")
     *_, unpaired = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
     assert unpaired["paired"]["versus"] == "protonet-synthetic-smoke" and "difference" not in unpaired["paired"]
-    assert "n/a: the reference protonet-synthetic-smoke was kept without per-episode scores" in \
-        harness.to_markdown("smoke", [kept5, kept3, unpaired])
+    assert "n/a: the reference protonet-synthetic-smoke was kept without per-episode scores" in harness.to_markdown(
+        "smoke", [kept5, kept3, unpaired]
+    )
 
 
 def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
@@ -81,8 +102,9 @@ def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outp
     from learntolearn.engine.provenance import git_commit
 
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True, capture_output=True
+        )
 
     assert git_commit(tmp_path) == "unknown"
     for name in ("code.py", "results/table.md", "benchmarks/results/speed.jsonl"):

@@ -70,11 +70,21 @@ def test_a_poisoned_checkpoint_is_refused_by_every_command(command, poisoned, ru
         poisoned = "last.pt"
     poison(run / poisoned, marker)
     support, query = images
-    args = {"eval": ["eval", str(run), "--episodes", "4"],
-            "export": ["export", str(run), "--out", str(tmp_path / "m.ltl")],
-            "adapt": ["adapt", str(run), "--support", str(support), "--query", str(query),
-                      "--out", str(tmp_path / "p.csv")],
-            "resume": ["train", "--resume", str(run), "--steps", "6"]}[command]
+    args = {
+        "eval": ["eval", str(run), "--episodes", "4"],
+        "export": ["export", str(run), "--out", str(tmp_path / "m.ltl")],
+        "adapt": [
+            "adapt",
+            str(run),
+            "--support",
+            str(support),
+            "--query",
+            str(query),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+        "resume": ["train", "--resume", str(run), "--steps", "6"],
+    }[command]
     one_line_refusal(CliRunner().invoke(cli, args), marker)
 
 
@@ -82,8 +92,9 @@ def test_a_poisoned_model_file_is_refused(images, tmp_path):
     marker, model = tmp_path / "pwned", tmp_path / "model.ltl"
     poison(model, marker)
     support, query = images
-    result = CliRunner().invoke(cli, ["adapt", str(model), "--support", str(support), "--query", str(query),
-                                      "--out", str(tmp_path / "p.csv")])
+    result = CliRunner().invoke(
+        cli, ["adapt", str(model), "--support", str(support), "--query", str(query), "--out", str(tmp_path / "p.csv")]
+    )
     one_line_refusal(result, marker)
 
 
@@ -104,8 +115,11 @@ def test_a_truncated_checkpoint_is_one_clear_line(run):
 
 
 def test_nothing_in_the_package_calls_torch_load_except_the_safe_loader():
-    callers = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-               if re.search(r"torch\.load\(|weights_only\s*=\s*False", p.read_text()) and p.name != "files.py"]
+    callers = [
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if re.search(r"torch\.load\(|weights_only\s*=\s*False", p.read_text()) and p.name != "files.py"
+    ]
     assert callers == []
 
 

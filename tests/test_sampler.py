@@ -59,7 +59,9 @@ def test_sampling_is_seeded_and_resumable(data):
 
 
 def test_too_many_shots_and_queries_names_the_class_size():
-    with pytest.raises(ValueError, match=r"5 shots \+ 0 queries = 5 images per class, but class 'a' of uneven has only 3"):
+    with pytest.raises(
+        ValueError, match=r"5 shots \+ 0 queries = 5 images per class, but class 'a' of uneven has only 3"
+    ):
         EpisodeSampler(uneven(), ways=2, shots=5, queries=0)
 
 

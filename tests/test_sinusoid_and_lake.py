@@ -35,5 +35,7 @@ def test_lake_runs_are_twenty_20_way_one_shot_tasks(data_root):
 def test_lake_runs_match_their_characters_better_than_chance_in_pixel_space(data_root):
     """Nearest support image by pixel distance gets well above 1/20: labels and images line up."""
     runs = load_lake_runs(data_root=data_root)
-    correct = sum(int((torch.cdist(t.query_x.flatten(1), t.support_x.flatten(1)).argmin(1) == t.query_y).sum()) for t in runs)
+    correct = sum(
+        int((torch.cdist(t.query_x.flatten(1), t.support_x.flatten(1)).argmin(1) == t.query_y).sum()) for t in runs
+    )
     assert correct / 400 > 0.2

@@ -6,7 +6,12 @@ def characters(subset: str) -> int:
 
 
 def test_vinyals_split_has_the_published_sizes():
-    assert (characters("train"), characters("val"), characters("test"), characters("trainval")) == (1028, 172, 423, 1200)
+    assert (characters("train"), characters("val"), characters("test"), characters("trainval")) == (
+        1028,
+        172,
+        423,
+        1200,
+    )
     assert len(expand(VINYALS_V1["train"])) == 4 * 1028
 
 

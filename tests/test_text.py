@@ -38,11 +38,13 @@ ALL_INTENTS = sorted(i for part in splits.BY_INTENT_V1.values() for i in part)
 def write_clinc(root: Path, per_intent: int = 3) -> Path:
     folder = root / "clinc150"
     folder.mkdir(parents=True)
-    data = {part: [[f"{intent} utterance {part} {k}", intent] for intent in ALL_INTENTS for k in range(per_intent)]
-            for part in ("train", "val", "test")}
+    data = {
+        part: [[f"{intent} utterance {part} {k}", intent] for intent in ALL_INTENTS for k in range(per_intent)]
+        for part in ("train", "val", "test")
+    }
     data.update({f"oos_{part}": [[f"oos {part} {k}", "oos"] for k in range(4)] for part in ("train", "val", "test")})
     (folder / "data_full.json").write_text(json.dumps(data))
-    domains = {f"domain{d}": ALL_INTENTS[15 * d: 15 * d + 15] for d in range(10)}
+    domains = {f"domain{d}": ALL_INTENTS[15 * d : 15 * d + 15] for d in range(10)}
     names = splits.BY_DOMAIN_V1["train"] + splits.BY_DOMAIN_V1["val"] + splits.BY_DOMAIN_V1["test"]
     (folder / "domains.json").write_text(json.dumps({name: domains[f"domain{d}"] for d, name in enumerate(names)}))
     return folder / "data_full.json"
@@ -95,8 +97,10 @@ def test_a_missing_file_names_the_url_and_a_download_is_checksum_verified(tmp_pa
 
 
 def test_fewrel_marks_head_and_tail_and_rejects_malformed_instances(tmp_path):
-    assert mark_entities(["Paris", "is", "in", "northern", "France"], [0], [3, 4]) == \
-        "<h> Paris </h> is in <t> northern France </t>"
+    assert (
+        mark_entities(["Paris", "is", "in", "northern", "France"], [0], [3, 4])
+        == "<h> Paris </h> is in <t> northern France </t>"
+    )
     folder = tmp_path / "fewrel"
     folder.mkdir()
     instance = {"tokens": ["a", "b", "c"], "h": ["a", "Q1", [[0]]], "t": ["c", "Q2", [[2]]]}
@@ -168,17 +172,22 @@ def test_out_of_scope_threshold_is_chosen_on_training_episodes_and_separates_far
     def near_axes(classes: int, name: str) -> TextClassDataset:
         axes = torch.eye(16)[:classes].repeat_interleave(10, 0)
         features = nn.functional.normalize(axes + 0.2 * torch.randn(classes * 10, 16, generator=generator), dim=1)
-        return TextClassDataset.from_groups(name, {f"{name}{c}": ["t"] * 10 for c in range(classes)}).with_features(features)
+        return TextClassDataset.from_groups(name, {f"{name}{c}": ["t"] * 10 for c in range(classes)}).with_features(
+            features
+        )
 
     train, test = near_axes(8, "train"), near_axes(8, "test")
     far = nn.functional.normalize(-torch.ones(40, 16) + 0.2 * torch.randn(40, 16, generator=generator), dim=1)
     prototypes = PrototypicalNetworks(nn.Identity(), distance="cosine")
     threshold = choose_threshold(prototypes, EpisodeSet.generate(train, 4, 2, 3, 30, 1).tasks(train), far[:20])
     assert -0.5 < threshold < 0.9
-    result = evaluate_with_rejection(prototypes, EpisodeSet.generate(test, 4, 2, 3, 30, 2).tasks(test), far[20:], threshold)
+    result = evaluate_with_rejection(
+        prototypes, EpisodeSet.generate(test, 4, 2, 3, 30, 2).tasks(test), far[20:], threshold
+    )
     assert result.out_of_scope_recall.mean == 1.0 and result.in_scope_accuracy.mean > 0.95
-    everything_rejected = evaluate_with_rejection(prototypes, EpisodeSet.generate(test, 4, 2, 3, 30, 2).tasks(test),
-                                                  far[20:], threshold=1.01)
+    everything_rejected = evaluate_with_rejection(
+        prototypes, EpisodeSet.generate(test, 4, 2, 3, 30, 2).tasks(test), far[20:], threshold=1.01
+    )
     assert everything_rejected.in_scope_accuracy.mean == 0.0
 
 
@@ -229,11 +238,17 @@ def test_a_missing_model_package_names_what_to_install(monkeypatch):
         text_encoder.packaged_model_dir()
 
 
-
-EXAMPLES = [("what's the weather tomorrow", "weather"), ("will it rain this weekend", "weather"),
-            ("is it going to be sunny", "weather"), ("play some jazz", "music"), ("put on my workout playlist", "music"),
-            ("next song please", "music"), ("how much is in my checking account", "balance"),
-            ("what's my savings balance", "balance"), ("how much money do i have", "balance")]
+EXAMPLES = [
+    ("what's the weather tomorrow", "weather"),
+    ("will it rain this weekend", "weather"),
+    ("is it going to be sunny", "weather"),
+    ("play some jazz", "music"),
+    ("put on my workout playlist", "music"),
+    ("next song please", "music"),
+    ("how much is in my checking account", "balance"),
+    ("what's my savings balance", "balance"),
+    ("how much money do i have", "balance"),
+]
 
 
 def test_ltl_adapt_labels_texts_from_a_csv_or_jsonl_of_examples(tmp_path, encoder, monkeypatch):
@@ -246,30 +261,59 @@ def test_ltl_adapt_labels_texts_from_a_csv_or_jsonl_of_examples(tmp_path, encode
     with open(tmp_path / "examples.csv", "w", newline="") as f:
         f.write("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in EXAMPLES))
     (tmp_path / "examples.jsonl").write_text("".join(json.dumps({"text": t, "label": lb}) + "\n" for t, lb in EXAMPLES))
-    (tmp_path / "queries.txt").write_text("do i need an umbrella today\nshuffle my music\nhow much cash do i have left\n")
+    (tmp_path / "queries.txt").write_text(
+        "do i need an umbrella today\nshuffle my music\nhow much cash do i have left\n"
+    )
     runner = CliRunner()
     for support, method in (("examples.csv", "logistic"), ("examples.jsonl", "prototypes")):
         out = tmp_path / f"{method}.csv"
-        result = runner.invoke(cli, ["adapt", "--support", str(tmp_path / support), "--query", str(tmp_path / "queries.txt"),
-                                     "--method", method, "--out", str(out)])
+        result = runner.invoke(
+            cli,
+            [
+                "adapt",
+                "--support",
+                str(tmp_path / support),
+                "--query",
+                str(tmp_path / "queries.txt"),
+                "--method",
+                method,
+                "--out",
+                str(out),
+            ],
+        )
         assert result.exit_code == 0, result.output
         rows = list(csv.DictReader(out.read_text().splitlines()))
         assert [r["predicted_class"] for r in rows] == ["weather", "music", "balance"]
         assert all(0 < float(r["confidence"]) <= 1 for r in rows)
-    result = runner.invoke(cli, ["adapt", "--support", str(tmp_path / "examples.csv"), "--query",
-                                 str(tmp_path / "queries.txt"), "--shots", "4", "--out", str(tmp_path / "x.csv")])
+    result = runner.invoke(
+        cli,
+        [
+            "adapt",
+            "--support",
+            str(tmp_path / "examples.csv"),
+            "--query",
+            str(tmp_path / "queries.txt"),
+            "--shots",
+            "4",
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+    )
     assert "4 examples per class were asked for, but balance (3), music (3), weather (3) have fewer" in result.output
     predictions = classifier.TextFewShotClassifier("prototypes", reject_below=0.99).fit_file(tmp_path / "examples.csv")
     assert {p.predicted_class for p in predictions.predict(["do i need an umbrella today"])} == {"out_of_scope"}
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("a.csv", b"text,label\ncaf\xe9,x\n", "not UTF-8"),
-    ("b.csv", b"sentence,label\nhi,x\n", "header must name the columns text, label"),
-    ("c.jsonl", b'{"text": "hi", "label": "x"}\n{"text": "", "label": "y"}\n', "text 2 is empty"),
-    ("d.jsonl", b'{"text": "hi"}\n', 'line 1: expected a JSON object with "text" and "label"'),
-    ("e.txt", b"hi\n", "must be a .csv"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("a.csv", b"text,label\ncaf\xe9,x\n", "not UTF-8"),
+        ("b.csv", b"sentence,label\nhi,x\n", "header must name the columns text, label"),
+        ("c.jsonl", b'{"text": "hi", "label": "x"}\n{"text": "", "label": "y"}\n', "text 2 is empty"),
+        ("d.jsonl", b'{"text": "hi"}\n', 'line 1: expected a JSON object with "text" and "label"'),
+        ("e.txt", b"hi\n", "must be a .csv"),
+    ],
+)
 def test_bad_example_files_are_named_with_the_fix(tmp_path, name, content, message):
     from learntolearn.text import read_texts
 
@@ -297,7 +341,9 @@ def test_lora_starts_as_the_frozen_encoder_and_adapts_without_touching_the_initi
     support_x, support_y = support_set([0, 1, 3, 4, 6, 7])
     before = {name: p.clone() for name, p in lora.initial().items()}
     frozen = lora.embed(lora.initial(), support_x).detach()
-    torch.testing.assert_close(frozen, lora.encoder.encode([EXAMPLES[i][0] for i in [0, 1, 3, 4, 6, 7]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        frozen, lora.encoder.encode([EXAMPLES[i][0] for i in [0, 1, 3, 4, 6, 7]]), atol=1e-5, rtol=0
+    )
     adapted = lora.fast_weights(support_x, support_y)
     with torch.no_grad():
         loss_before = lora.support_loss(lora.initial(), support_x, support_y, 3)

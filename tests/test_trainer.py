@@ -7,8 +7,20 @@ from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.trainer import Trainer
 from learntolearn.errors import ConfigError
 
-SMALL = dict(dataset="synthetic", split="default", image_size=16, ways=5, shots=1, queries=3, train_ways=5,
-             val_every=10, val_episodes=20, test_episodes=30, checkpoint_every=10, lr=1e-3)
+SMALL = dict(
+    dataset="synthetic",
+    split="default",
+    image_size=16,
+    ways=5,
+    shots=1,
+    queries=3,
+    train_ways=5,
+    val_every=10,
+    val_episodes=20,
+    test_episodes=30,
+    checkpoint_every=10,
+    lr=1e-3,
+)
 
 
 def run(tmp_path, name, steps, resume=False):
@@ -90,8 +102,16 @@ def test_chunked_backward_gives_the_same_maml_meta_gradient():
     torch.manual_seed(0)
     maml = MAML(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)), inner_lr=0.3, inner_steps=2).double()
     labels = torch.arange(3).repeat_interleave(2)
-    tasks = [Task(torch.randn(6, 4, dtype=torch.float64), labels, torch.randn(6, 4, dtype=torch.float64), labels,
-                  torch.arange(3)) for _ in range(6)]
+    tasks = [
+        Task(
+            torch.randn(6, 4, dtype=torch.float64),
+            labels,
+            torch.randn(6, 4, dtype=torch.float64),
+            labels,
+            torch.arange(3),
+        )
+        for _ in range(6)
+    ]
     grads = []
     for chunk in (6, 4, 1):
         maml.zero_grad()
@@ -107,8 +127,17 @@ def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
     """Reptile's Omniglot recipe: the outer step anneals linearly to 0, and a resumed run restores the inner
     Adam moments with the weights, ending exactly where an uninterrupted run ends."""
 
-    config = TrainConfig.create(**{**SMALL, "lr": 1.0}, algorithm="reptile", outer_optimizer="sgd", lr_schedule="linear",
-                         inner_optimizer="adam", inner_lr=1e-3, inner_steps=2, test_inner_steps=3, steps=20)
+    config = TrainConfig.create(
+        **{**SMALL, "lr": 1.0},
+        algorithm="reptile",
+        outer_optimizer="sgd",
+        lr_schedule="linear",
+        inner_optimizer="adam",
+        inner_lr=1e-3,
+        inner_steps=2,
+        test_inner_steps=3,
+        steps=20,
+    )
     whole = Trainer(config, tmp_path / "whole", progress=False)
     whole.train()
     rates = [r["lr"] for r in metrics(tmp_path / "whole") if "lr" in r]
@@ -119,6 +148,8 @@ def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
     resumed = Trainer(config, tmp_path / "parts", resume=True, progress=False)
     resumed.train()
     state = resumed.algorithm.state_dict()
-    assert int(state["inner_adam_steps"]) == 20 * config.run.meta_batch * config.algorithm_settings.inner_steps, "validation leaves them"
+    assert int(state["inner_adam_steps"]) == 20 * config.run.meta_batch * config.algorithm_settings.inner_steps, (
+        "validation leaves them"
+    )
     for name, value in whole.algorithm.state_dict().items():
         assert torch.equal(value, state[name]), name

@@ -31,8 +31,12 @@ class ANIL(MAML):
 
     @classmethod
     def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> ANIL:
-        return cls(backbone, nn.Sequential(*linear_head(setting.output_shape, setting.ways)),
-                   bfloat16_queries=setting.precision == "bfloat16", **config.to_dict())
+        return cls(
+            backbone,
+            nn.Sequential(*linear_head(setting.output_shape, setting.ways)),
+            bfloat16_queries=setting.precision == "bfloat16",
+            **config.to_dict(),
+        )
 
     @property
     def body(self) -> nn.Module:
@@ -45,14 +49,21 @@ class ANIL(MAML):
     def adapted_names(self) -> list[str]:
         return [f"head.{name}" for name, _ in self.head.named_parameters()]
 
-    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+    def fast_weights(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True
+    ) -> Params:
         features = self.body(support_x)
         head: Params = dict(self.head.named_parameters())
         return sgd_inner_loop(
             lambda p: self.checked_loss(torch.func.functional_call(self.head, p, (features,)), support_y, ways),
-            head, self.inner_steps_now(), self.inner_rates(),
-            first_order=self.first_order or not self.training, check_finite=check_finite)
+            head,
+            self.inner_steps_now(),
+            self.inner_rates(),
+            first_order=self.first_order or not self.training,
+            check_finite=check_finite,
+        )
 
     def predict(self, adapted: Params, query_x: Tensor) -> Tensor:
         return self.in_query_precision(
-            lambda: torch.func.functional_call(self.head, adapted, (self.body(query_x),)), query_x)
+            lambda: torch.func.functional_call(self.head, adapted, (self.body(query_x),)), query_x
+        )

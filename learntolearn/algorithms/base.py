@@ -84,8 +84,10 @@ class Algorithm(nn.Module, abc.ABC):
         if not isinstance(config, cls.Config):
             raise ConfigError(f"{cls.__name__} takes a {cls.Config.__name__}, got a {type(config).__name__}")
         if setting.precision not in cls.precisions:
-            raise ConfigError(f"{cls.__name__} supports precision {' and '.join(cls.precisions)}, not "
-                              f"{setting.precision}; leave precision at float32")
+            raise ConfigError(
+                f"{cls.__name__} supports precision {' and '.join(cls.precisions)}, not "
+                f"{setting.precision}; leave precision at float32"
+            )
         return cls.from_config(config, cls.prepare_backbone(backbone, setting), setting)
 
     @classmethod
@@ -93,8 +95,10 @@ class Algorithm(nn.Module, abc.ABC):
         """The backbone as this algorithm runs it: with bfloat16 autocast in its convolutions when asked."""
         if setting.precision == "bfloat16":
             if not isinstance(backbone, ConvNet):
-                raise ConfigError(f"precision bfloat16 needs a convolutional backbone (conv4, conv4-maps, ...), not "
-                                  f"{type(backbone).__name__}")
+                raise ConfigError(
+                    f"precision bfloat16 needs a convolutional backbone (conv4, conv4-maps, ...), not "
+                    f"{type(backbone).__name__}"
+                )
             backbone.use_bfloat16()
         return backbone
 
@@ -187,8 +191,9 @@ class EmbeddingAlgorithm(Algorithm):
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         """Outputs ``(n_query, ways)`` for query embeddings, given the support embeddings and labels."""
 
-    def episode_loss(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor,
-                     query_y: Tensor) -> tuple[Tensor, Tensor]:
+    def episode_loss(
+        self, support: Tensor, support_y: Tensor, ways: int, query: Tensor, query_y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Training loss of one episode and its outputs (for accuracy); query loss of ``compare`` by default."""
         outputs = self.compare(support, support_y, ways, query)
         return self.query_loss(outputs, query_y), outputs
@@ -210,8 +215,8 @@ class EmbeddingAlgorithm(Algorithm):
         losses, accuracies, start = [], [], 0
         for task, n_ways in zip(tasks, ways):
             n_support, n_query = task.support_x.shape[0], task.query_x.shape[0]
-            support = embeddings[start: start + n_support]
-            query = embeddings[start + n_support: start + n_support + n_query]
+            support = embeddings[start : start + n_support]
+            query = embeddings[start + n_support : start + n_support + n_query]
             start += n_support + n_query
             loss, outputs = self.episode_loss(support, task.support_y, n_ways, query, task.query_y)
             losses.append(loss)
@@ -222,6 +227,8 @@ class EmbeddingAlgorithm(Algorithm):
 def flat_embeddings(z: Tensor, algorithm: str) -> Tensor:
     """``z`` if it is a batch of flat embeddings ``(batch, dim)``, else a clear error."""
     if z.dim() != 2:
-        raise TaskError(f"{algorithm} needs a backbone that returns flat embeddings of shape (batch, dim), got "
-                         f"{tuple(z.shape)}; end it with nn.Flatten()")
+        raise TaskError(
+            f"{algorithm} needs a backbone that returns flat embeddings of shape (batch, dim), got "
+            f"{tuple(z.shape)}; end it with nn.Flatten()"
+        )
     return z

@@ -53,8 +53,9 @@ class BaselineConfig(AlgorithmConfig):
 
     section = "baseline"
 
-    adapt_steps: int = setting(100, "SGD steps fitting the new head (and the backbone, for finetune) per task.",
-                               minimum=1)
+    adapt_steps: int = setting(
+        100, "SGD steps fitting the new head (and the backbone, for finetune) per task.", minimum=1
+    )
 
 
 class Baseline(Algorithm):
@@ -65,8 +66,15 @@ class Baseline(Algorithm):
     cosine: bool = False
     tune_backbone: bool = False
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int, train_classes: int, *, adapt_steps: int = 100,
-                 adapt_lr: float = 0.01) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        embedding_dim: int,
+        train_classes: int,
+        *,
+        adapt_steps: int = 100,
+        adapt_lr: float = 0.01,
+    ) -> None:
         super().__init__()
         self.backbone, self.embedding_dim = backbone, embedding_dim
         self.classifier = self.new_head(train_classes)
@@ -99,8 +107,11 @@ class Baseline(Algorithm):
     def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[nn.Module, dict[str, Tensor] | None]:
         ways = check_support(support_x, support_y)
         head = self.new_head(ways, torch.Generator().manual_seed(0)).to(support_x.device)
-        backbone = {n: p.detach().clone().requires_grad_() for n, p in self.backbone.named_parameters()} \
-            if self.tune_backbone else None
+        backbone = (
+            {n: p.detach().clone().requires_grad_() for n, p in self.backbone.named_parameters()}
+            if self.tune_backbone
+            else None
+        )
         with torch.enable_grad():
             features = None if self.tune_backbone else self.backbone(support_x).detach()
             parameters = list(head.parameters()) + (list(backbone.values()) if backbone else [])

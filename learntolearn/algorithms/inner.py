@@ -45,8 +45,16 @@ class InnerLoopConfig(AlgorithmConfig):
         check_inner_settings(self.inner_lr, self.inner_steps, self.test_inner_steps)
 
 
-def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
-                   first_order: bool = False, check_finite: bool = True, steps_before: int = 0) -> list[Params]:
+def sgd_trajectory(
+    loss_fn: Callable[[Params], Tensor],
+    params: Params,
+    steps: int,
+    lr: StepRates,
+    *,
+    first_order: bool = False,
+    check_finite: bool = True,
+    steps_before: int = 0,
+) -> list[Params]:
     """The fast parameters after each of ``steps`` gradient steps on ``loss_fn`` from ``params``.
 
     ``check_finite`` stops with ``FloatingPointError`` naming the inner step whose loss is not
@@ -70,16 +78,34 @@ def sgd_trajectory(loss_fn: Callable[[Params], Tensor], params: Params, steps: i
     return trajectory
 
 
-def sgd_inner_loop(loss_fn: Callable[[Params], Tensor], params: Params, steps: int, lr: StepRates, *,
-                   first_order: bool = False, check_finite: bool = True, steps_before: int = 0) -> Params:
+def sgd_inner_loop(
+    loss_fn: Callable[[Params], Tensor],
+    params: Params,
+    steps: int,
+    lr: StepRates,
+    *,
+    first_order: bool = False,
+    check_finite: bool = True,
+    steps_before: int = 0,
+) -> Params:
     """Take ``steps`` gradient steps on ``loss_fn`` from ``params`` and return the fast parameters."""
-    return sgd_trajectory(loss_fn, params, steps, lr, first_order=first_order, check_finite=check_finite,
-                          steps_before=steps_before)[-1]
+    return sgd_trajectory(
+        loss_fn, params, steps, lr, first_order=first_order, check_finite=check_finite, steps_before=steps_before
+    )[-1]
 
 
-def adam_step_no_momentum(loss_fn: Callable[[Params], Tensor], params: Params, second_moments: Params, count: int,
-                          lr: float, *, beta2: float = 0.999, eps: float = 1e-8, check_finite: bool = True,
-                          steps_before: int = 0) -> tuple[Params, Params]:
+def adam_step_no_momentum(
+    loss_fn: Callable[[Params], Tensor],
+    params: Params,
+    second_moments: Params,
+    count: int,
+    lr: float,
+    *,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    check_finite: bool = True,
+    steps_before: int = 0,
+) -> tuple[Params, Params]:
     """One Adam step with ``beta1 = 0`` (no momentum; Nichol et al. 2018, Appendix A), first order.
 
     ``second_moments`` holds Adam's running mean of squared gradients and ``count`` the number of
@@ -89,8 +115,10 @@ def adam_step_no_momentum(loss_fn: Callable[[Params], Tensor], params: Params, s
     """
     grads, loss = torch.func.grad_and_value(loss_fn)(params)
     if check_finite and not bool(torch.isfinite(loss)):
-        raise FloatingPointError(f"the inner-loop loss became {loss.item()} at inner step {steps_before + 1}; the inner "
-                                 f"learning rate is probably too large for this model")
+        raise FloatingPointError(
+            f"the inner-loop loss became {loss.item()} at inner step {steps_before + 1}; the inner "
+            f"learning rate is probably too large for this model"
+        )
     moments = {n: beta2 * second_moments[n] + (1 - beta2) * grads[n].detach().square() for n in params}
     rate = lr * math.sqrt(1 - beta2 ** (count + 1))
     return {n: p - rate * grads[n].detach() / (moments[n].sqrt() + eps) for n, p in params.items()}, moments

@@ -25,8 +25,9 @@ class LogisticRegressionProbe(Algorithm):
 
     adapts_by_gradient = True
 
-    def __init__(self, backbone: nn.Module | None = None, *, inverse_regularization: float = 1.0,
-                 max_iterations: int = 100) -> None:
+    def __init__(
+        self, backbone: nn.Module | None = None, *, inverse_regularization: float = 1.0, max_iterations: int = 100
+    ) -> None:
         super().__init__()
         self.backbone = backbone if backbone is not None else nn.Identity()
         self.inverse_regularization, self.max_iterations = inverse_regularization, max_iterations
@@ -38,8 +39,9 @@ class LogisticRegressionProbe(Algorithm):
         weight = torch.zeros(ways, features.shape[1], dtype=features.dtype, requires_grad=True)
         bias = torch.zeros(ways, dtype=features.dtype, requires_grad=True)
         penalty = 1.0 / (2 * self.inverse_regularization * len(support_y))
-        optimizer = torch.optim.LBFGS([weight, bias], max_iter=self.max_iterations, tolerance_grad=1e-6,
-                                      line_search_fn="strong_wolfe")
+        optimizer = torch.optim.LBFGS(
+            [weight, bias], max_iter=self.max_iterations, tolerance_grad=1e-6, line_search_fn="strong_wolfe"
+        )
 
         def objective() -> Tensor:
             optimizer.zero_grad()
@@ -58,5 +60,6 @@ class LogisticRegressionProbe(Algorithm):
     def meta_loss(self, tasks: Sequence[Task]) -> MetaLoss:
         for task in tasks:
             check_query(task.support_x, task.query_x)
-        raise NotImplementedError("logistic regression probes are fitted per task and have nothing to meta-train; "
-                                  "evaluate them directly")
+        raise NotImplementedError(
+            "logistic regression probes are fitted per task and have nothing to meta-train; evaluate them directly"
+        )

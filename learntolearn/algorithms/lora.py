@@ -37,19 +37,33 @@ class LoRAAdaptation(Algorithm):
 
     adapts_by_gradient = True
 
-    def __init__(self, encoder: SentenceEncoder, texts: Sequence[str], *, rank: int = 8, steps: int = 5,
-                 lr: float = 1e-3, scale: float = 20.0) -> None:
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        texts: Sequence[str],
+        *,
+        rank: int = 8,
+        steps: int = 5,
+        lr: float = 1e-3,
+        scale: float = 20.0,
+    ) -> None:
         super().__init__()
         try:
             from peft import LoraConfig, inject_adapter_in_model
         except ImportError as err:
             raise ImportError("LoRA adaptation needs the PEFT library: pip install 'learntolearn[lora]'") from err
-        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["query", "value"],
-                                           lora_dropout=0.0), encoder.model)
+        inject_adapter_in_model(
+            LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], lora_dropout=0.0), encoder.model
+        )
         self.encoder, self.texts = encoder, list(texts)
         self.steps, self.lr, self.scale = steps, lr, scale
-        self.lora = nn.ParameterDict({name.replace(".", "__"): nn.Parameter(p.detach().clone())
-                                      for name, p in encoder.named_parameters() if "lora_" in name})
+        self.lora = nn.ParameterDict(
+            {
+                name.replace(".", "__"): nn.Parameter(p.detach().clone())
+                for name, p in encoder.named_parameters()
+                if "lora_" in name
+            }
+        )
         for p in encoder.parameters():
             p.requires_grad_(False)
 

@@ -76,19 +76,27 @@ LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross_entropy": F.cros
 
 def stack_tasks(tasks: Sequence[Task]) -> list[Tensor]:
     """Support inputs, support targets, query inputs and query targets of equally shaped tasks, stacked."""
-    return [torch.stack([getattr(t, field) for t in tasks]) for field in ("support_x", "support_y", "query_x", "query_y")]
+    return [
+        torch.stack([getattr(t, field) for t in tasks]) for field in ("support_x", "support_y", "query_x", "query_y")
+    ]
 
 
 def same_shapes(a: Task, b: Task) -> bool:
     """Whether two tasks' support and query tensors agree in shape and dtype (so they stack)."""
-    return all(x.shape == y.shape and x.dtype == y.dtype for x, y in
-               zip((a.support_x, a.support_y, a.query_x, a.query_y), (b.support_x, b.support_y, b.query_x, b.query_y)))
+    return all(
+        x.shape == y.shape and x.dtype == y.dtype
+        for x, y in zip(
+            (a.support_x, a.support_y, a.query_x, a.query_y), (b.support_x, b.support_y, b.query_x, b.query_y)
+        )
+    )
 
 
 def finite(losses: Tensor) -> Tensor:
     """``losses``, after checking that every task's query loss is finite."""
     if not bool(torch.isfinite(losses).all()):
-        raise FloatingPointError("a task's query loss is not finite after the inner loop; lower the inner learning rate")
+        raise FloatingPointError(
+            "a task's query loss is not finite after the inner loop; lower the inner learning rate"
+        )
     return losses
 
 
@@ -100,14 +108,17 @@ class GradientConfig(InnerLoopConfig):
 
     first_order: bool = setting(False, "Drop the second-order terms of the meta-gradient (first-order MAML).")
     batched: bool = setting(False, "vmap the meta-batch instead of looping over tasks.")
-    compiled: bool = setting(False, "Run each task's meta-training loss through torch.compile (compiled at the "
-                                    "first step; faster on small tasks).")
+    compiled: bool = setting(
+        False,
+        "Run each task's meta-training loss through torch.compile (compiled at the first step; faster on small tasks).",
+    )
 
     def check(self) -> None:
         super().check()
         if self.batched and self.compiled:
-            raise ConfigError("compiled compiles the task loop (a compiled vmap was no faster than vmap); "
-                              "choose batched or compiled")
+            raise ConfigError(
+                "compiled compiles the task loop (a compiled vmap was no faster than vmap); choose batched or compiled"
+            )
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,11 @@ class MAMLConfig(GradientConfig):
     """MAML's settings, with the two MAML++ options (Antoniou et al. 2019)."""
 
     per_step_rates: bool = setting(False, "MAML++: learn an inner rate per parameter tensor and inner step.")
-    multi_step_loss_steps: int = setting(0, "MAML++: query loss after every inner step, annealed to the last over "
-                                            "this many meta-iterations (0: off).", minimum=0)
+    multi_step_loss_steps: int = setting(
+        0,
+        "MAML++: query loss after every inner step, annealed to the last over this many meta-iterations (0: off).",
+        minimum=0,
+    )
 
     def check(self) -> None:
         super().check()
@@ -157,18 +171,38 @@ class MAML(Algorithm):
     meta_iterations: Tensor
     _compiled_tasks_loss: Callable[..., tuple[Tensor, Tensor]] | None
 
-    def __init__(self, model: nn.Module, *, inner_lr: float = 0.4, inner_steps: int = 1,
-                 test_inner_steps: int | None = None, first_order: bool = False, batched: bool = False,
-                 compiled: bool = False, tasks_per_graph: int | None = None, loss: str = "cross_entropy",
-                 per_step_rates: bool = False, multi_step_loss_steps: int = 0, bfloat16_queries: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        inner_lr: float = 0.4,
+        inner_steps: int = 1,
+        test_inner_steps: int | None = None,
+        first_order: bool = False,
+        batched: bool = False,
+        compiled: bool = False,
+        tasks_per_graph: int | None = None,
+        loss: str = "cross_entropy",
+        per_step_rates: bool = False,
+        multi_step_loss_steps: int = 0,
+        bfloat16_queries: bool = False,
+    ) -> None:
         super().__init__()
         test_inner_steps = test_inner_steps or inner_steps
-        settings: dict[str, Any] = {"inner_lr": inner_lr, "inner_steps": inner_steps, "test_inner_steps": test_inner_steps,
-                    "first_order": first_order, "batched": batched, "compiled": compiled}
+        settings: dict[str, Any] = {
+            "inner_lr": inner_lr,
+            "inner_steps": inner_steps,
+            "test_inner_steps": test_inner_steps,
+            "first_order": first_order,
+            "batched": batched,
+            "compiled": compiled,
+        }
         if per_step_rates or multi_step_loss_steps:
             if type(self) is not MAML:
-                raise ConfigError(f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
-                                  f"{type(self).__name__} does not take them")
+                raise ConfigError(
+                    f"per_step_rates and multi_step_loss_steps are MAML++ options of maml; "
+                    f"{type(self).__name__} does not take them"
+                )
             MAMLConfig(**settings, per_step_rates=per_step_rates, multi_step_loss_steps=multi_step_loss_steps)
         else:
             GradientConfig(**settings)  # the one place the settings' rules live
@@ -189,13 +223,22 @@ class MAML(Algorithm):
         self.first_order, self.batched, self.compiled, self.loss_name = first_order, batched, compiled, loss
         self.tasks_per_graph = tasks_per_graph
         self._compiled_tasks_loss = compile_method(self.tasks_loss) if compiled else None
-        self.step_rates = nn.ParameterDict(
-            {name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
-             for name, _ in self.model.named_parameters()}) if per_step_rates else None
+        self.step_rates = (
+            nn.ParameterDict(
+                {
+                    name.replace(".", "__"): nn.Parameter(torch.full((inner_steps,), float(inner_lr)))
+                    for name, _ in self.model.named_parameters()
+                }
+            )
+            if per_step_rates
+            else None
+        )
         self.multi_step_loss_steps = multi_step_loss_steps
         self.bfloat16_queries = bfloat16_queries
         # saved only when it matters, so checkpoints of plain MAML keep their keys
-        self.register_buffer("meta_iterations", torch.zeros((), dtype=torch.int64), persistent=bool(multi_step_loss_steps))
+        self.register_buffer(
+            "meta_iterations", torch.zeros((), dtype=torch.int64), persistent=bool(multi_step_loss_steps)
+        )
 
     @classmethod
     def prepare_backbone(cls, backbone: nn.Module, setting: ModelSetting) -> nn.Module:
@@ -203,8 +246,11 @@ class MAML(Algorithm):
 
     @classmethod
     def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MAML:
-        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)),
-                   bfloat16_queries=setting.precision == "bfloat16", **config.to_dict())
+        return cls(
+            nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)),
+            bfloat16_queries=setting.precision == "bfloat16",
+            **config.to_dict(),
+        )
 
     # -- pieces the variants override -------------------------------------------------------
     def inner_rates(self) -> StepRates:
@@ -242,24 +288,34 @@ class MAML(Algorithm):
     def checked_loss(self, outputs: Tensor, targets: Tensor, ways: int | None) -> Tensor:
         """``query_loss``, after checking that a classifier has one logit per way."""
         if ways is not None and outputs.shape[-1] != ways:
-            raise TaskError(f"the model outputs {outputs.shape[-1]} logits but the task has {ways} ways; "
-                             f"build the model's head for {ways} classes")
+            raise TaskError(
+                f"the model outputs {outputs.shape[-1]} logits but the task has {ways} ways; "
+                f"build the model's head for {ways} classes"
+            )
         return self.query_loss(outputs, targets)
 
     def inner_steps_now(self) -> int:
         return self.inner_steps if self.training else self.test_inner_steps
 
-    def trajectory(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> list[Params]:
+    def trajectory(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True
+    ) -> list[Params]:
         """All parameters after each inner step."""
         params: Params = dict(self.model.named_parameters())
         adapted = {n: params.pop(n) for n in self.adapted_names()}
         steps = sgd_trajectory(
             lambda p: self.checked_loss(self.forward_with({**params, **p}, support_x), support_y, ways),
-            adapted, self.inner_steps_now(), self.inner_rates(),
-            first_order=self.first_order or not self.training, check_finite=check_finite)
+            adapted,
+            self.inner_steps_now(),
+            self.inner_rates(),
+            first_order=self.first_order or not self.training,
+            check_finite=check_finite,
+        )
         return [{**params, **fast} for fast in steps]
 
-    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+    def fast_weights(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True
+    ) -> Params:
         return self.trajectory(support_x, support_y, ways, check_finite=check_finite)[-1]
 
     def adapt(self, support_x: Tensor, support_y: Tensor) -> Params:
@@ -286,20 +342,24 @@ class MAML(Algorithm):
         for task in tasks:
             check_query(task.support_x, task.query_x)
         if len(ways) != 1:
-            raise TaskError(f"batched=True needs tasks with the same number of ways, got {sorted(w or 0 for w in ways)}")
+            raise TaskError(
+                f"batched=True needs tasks with the same number of ways, got {sorted(w or 0 for w in ways)}"
+            )
         stacked = stack_tasks(tasks)
         vmapped: Callable[..., tuple[Tensor, Tensor]] = torch.func.vmap(self.task_loss, in_dims=(0, 0, 0, 0, None))
         losses, outputs = vmapped(*stacked, ways.pop())
         return MetaLoss(finite(losses).mean(), accuracy(outputs, stacked[3]))
 
-    def task_loss(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
-                  ways: int | None) -> tuple[Tensor, Tensor]:
+    def task_loss(
+        self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, ways: int | None
+    ) -> tuple[Tensor, Tensor]:
         """One task's query loss and outputs at its fast weights, with no Python-side checks (vmapped or compiled)."""
         outputs = self.predict(self.fast_weights(support_x, support_y, ways, check_finite=False), query_x)
         return self.query_loss(outputs, query_y), outputs
 
-    def tasks_loss(self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor,
-                   ways: int | None) -> tuple[Tensor, Tensor]:
+    def tasks_loss(
+        self, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, ways: int | None
+    ) -> tuple[Tensor, Tensor]:
         """:meth:`task_loss` of each task in a stack of equally shaped tasks (one compiled graph unrolls them all)."""
         results = [self.task_loss(*task, ways) for task in zip(support_x, support_y, query_x, query_y)]
         return torch.stack([loss for loss, _ in results]), torch.stack([outputs for _, outputs in results])
@@ -310,8 +370,12 @@ class MAML(Algorithm):
         for task in tasks:
             check_query(task.support_x, task.query_x)
             ways = self.check_task(task.support_x, task.support_y)
-            if groups and len(groups[-1][1]) < self.tasks_per_graph and groups[-1][0] == ways \
-                    and same_shapes(groups[-1][1][0], task):
+            if (
+                groups
+                and len(groups[-1][1]) < self.tasks_per_graph
+                and groups[-1][0] == ways
+                and same_shapes(groups[-1][1][0], task)
+            ):
                 groups[-1][1].append(task)
             else:
                 groups.append((ways, [task]))

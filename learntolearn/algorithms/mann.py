@@ -56,10 +56,26 @@ class MemoryState:
 class LRUMemory(nn.Module):
     """LSTM controller + external memory with least-recently-used writes."""
 
-    def __init__(self, input_dim: int, classes: int, *, hidden: int = 200, slots: int = 128, width: int = 40,
-                 heads: int = 4, gamma: float = 0.95) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        classes: int,
+        *,
+        hidden: int = 200,
+        slots: int = 128,
+        width: int = 40,
+        heads: int = 4,
+        gamma: float = 0.95,
+    ) -> None:
         super().__init__()
-        self.classes, self.hidden, self.slots, self.width, self.heads, self.gamma = classes, hidden, slots, width, heads, gamma
+        self.classes, self.hidden, self.slots, self.width, self.heads, self.gamma = (
+            classes,
+            hidden,
+            slots,
+            width,
+            heads,
+            gamma,
+        )
         self.controller = nn.LSTMCell(input_dim + classes + heads * width, hidden)
         self.keys = nn.Linear(hidden, heads * width)
         self.gates = nn.Linear(hidden, heads)
@@ -68,9 +84,14 @@ class LRUMemory(nn.Module):
     def initial_state(self, batch: int, device: torch.device) -> MemoryState:
         zeros = torch.zeros
         one_hot_first = F.one_hot(torch.zeros(batch, self.heads, dtype=torch.long), self.slots).float().to(device)
-        return MemoryState(zeros(batch, self.hidden, device=device), zeros(batch, self.hidden, device=device),
-                           torch.full((batch, self.slots, self.width), 1e-6, device=device), one_hot_first,
-                           zeros(batch, 1, self.slots, device=device), zeros(batch, self.heads * self.width, device=device))
+        return MemoryState(
+            zeros(batch, self.hidden, device=device),
+            zeros(batch, self.hidden, device=device),
+            torch.full((batch, self.slots, self.width), 1e-6, device=device),
+            one_hot_first,
+            zeros(batch, 1, self.slots, device=device),
+            zeros(batch, self.heads * self.width, device=device),
+        )
 
     def least_used(self, usage: Tensor) -> Tensor:
         """Eq. 8: 1 on the ``heads`` least-used rows, 0 elsewhere; ``(B, 1, slots)``."""
@@ -116,8 +137,17 @@ class NTMMemory(nn.Module):
     (Eq. 3-4); the read heads then read the updated memory (Eq. 2).
     """
 
-    def __init__(self, input_dim: int, classes: int, *, hidden: int = 200, slots: int = 128, width: int = 40,
-                 heads: int = 4, shifts: int = 1) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        classes: int,
+        *,
+        hidden: int = 200,
+        slots: int = 128,
+        width: int = 40,
+        heads: int = 4,
+        shifts: int = 1,
+    ) -> None:
         super().__init__()
         self.classes, self.hidden, self.slots, self.width, self.heads = classes, hidden, slots, width, heads
         self.split_sizes = [width, 1, 1, 1, 2 * shifts + 1]  # key, beta, gate, gamma, shift
@@ -130,10 +160,14 @@ class NTMMemory(nn.Module):
     def initial_state(self, batch: int, device: torch.device) -> NTMState:
         zeros = torch.zeros
         first_row = F.one_hot(torch.zeros(batch, 1, dtype=torch.long), self.slots).float().to(device)
-        return NTMState(zeros(batch, self.hidden, device=device), zeros(batch, self.hidden, device=device),
-                        torch.full((batch, self.slots, self.width), 1e-6, device=device),
-                        first_row.expand(-1, self.heads, -1), first_row, zeros(batch, self.heads * self.width,
-                                                                                  device=device))
+        return NTMState(
+            zeros(batch, self.hidden, device=device),
+            zeros(batch, self.hidden, device=device),
+            torch.full((batch, self.slots, self.width), 1e-6, device=device),
+            first_row.expand(-1, self.heads, -1),
+            first_row,
+            zeros(batch, self.heads * self.width, device=device),
+        )
 
     def address(self, head: Tensor, memory: Tensor, previous: Tensor) -> Tensor:
         """Weights ``(B, H, slots)`` from head outputs ``(B, H, sum(split_sizes))`` (Eq. 5-9)."""
@@ -153,8 +187,9 @@ class NTMMemory(nn.Module):
         write_weights = self.address(write, state.memory, state.write_weights)
         weights = write_weights.transpose(1, 2)
         memory = state.memory * (1 - weights @ torch.sigmoid(erase)) + weights @ torch.tanh(add)
-        read_weights = self.address(self.read_heads(h).view(-1, self.heads, sum(self.split_sizes)), memory,
-                                    state.read_weights)
+        read_weights = self.address(
+            self.read_heads(h).view(-1, self.heads, sum(self.split_sizes)), memory, state.read_weights
+        )
         reads = (read_weights @ memory).flatten(1)
         logits = self.output(torch.cat([h, reads], -1))
         return logits, NTMState(h, c, memory, read_weights, write_weights, reads)
@@ -169,8 +204,9 @@ class MANNConfig(AlgorithmConfig):
 
     section = "mann"
 
-    memory: str = setting("lru", "Memory: least-recently-used access (Santoro et al.) or Neural Turing Machine.",
-                          choices=tuple(MEMORIES))
+    memory: str = setting(
+        "lru", "Memory: least-recently-used access (Santoro et al.) or Neural Turing Machine.", choices=tuple(MEMORIES)
+    )
 
 
 @ALGORITHMS.register("mann")
@@ -185,8 +221,9 @@ class MemoryAugmentedNetwork(Algorithm):
     Config = MANNConfig
     precisions = PRECISIONS
 
-    def __init__(self, backbone: nn.Module, input_dim: int, classes: int, *, memory: str = "lru",
-                 **memory_options) -> None:
+    def __init__(
+        self, backbone: nn.Module, input_dim: int, classes: int, *, memory: str = "lru", **memory_options
+    ) -> None:
         super().__init__()
         if memory not in MEMORIES:
             raise ConfigError(f"unknown memory {memory!r}; valid: {', '.join(MEMORIES)}")
@@ -202,17 +239,22 @@ class MemoryAugmentedNetwork(Algorithm):
 
     def one_hot(self, labels: Tensor) -> Tensor:
         if int(labels.max()) >= self.classes:
-            raise TaskError(f"this memory-augmented network encodes labels of up to {self.classes} classes, got label "
-                             f"{int(labels.max())}; build it with more classes (config: ways / train_ways)")
+            raise TaskError(
+                f"this memory-augmented network encodes labels of up to {self.classes} classes, got label "
+                f"{int(labels.max())}; build it with more classes (config: ways / train_ways)"
+            )
         return F.one_hot(labels, self.classes).float()
 
-    def run(self, x: Tensor, labels: Tensor, state: MemoryState | NTMState | None = None
-            ) -> tuple[Tensor, MemoryState | NTMState]:
+    def run(
+        self, x: Tensor, labels: Tensor, state: MemoryState | NTMState | None = None
+    ) -> tuple[Tensor, MemoryState | NTMState]:
         """Present sequences ``x`` ``(B, T, ...)`` with labels ``(B, T)`` one step late; logits ``(B, T, classes)``."""
         batch, steps = labels.shape
         if steps > self.memory.slots:
-            raise TaskError(f"a sequence of {steps} items is longer than the memory's {self.memory.slots} rows, so "
-                             f"items would be overwritten before the episode ends; build the network with slots >= {steps}")
+            raise TaskError(
+                f"a sequence of {steps} items is longer than the memory's {self.memory.slots} rows, so "
+                f"items would be overwritten before the episode ends; build the network with slots >= {steps}"
+            )
         inputs = self.embed(x.flatten(0, 1)).view(batch, steps, -1)
         previous = torch.cat([torch.zeros(batch, 1, self.classes, device=x.device), self.one_hot(labels)[:, :-1]], 1)
         state = state or self.memory.initial_state(batch, x.device)
@@ -231,8 +273,9 @@ class MemoryAugmentedNetwork(Algorithm):
     def predict(self, adapted: tuple[MemoryState | NTMState, Tensor, int], query_x: Tensor) -> Tensor:
         state, last_label, ways = adapted
         n = query_x.shape[0]
-        expanded = type(state)(*(getattr(state, f.name).expand(n, *getattr(state, f.name).shape[1:])
-                                 for f in fields(state)))
+        expanded = type(state)(
+            *(getattr(state, f.name).expand(n, *getattr(state, f.name).shape[1:]) for f in fields(state))
+        )
         logits, _ = self.memory.step(self.embed(query_x), last_label.expand(n, -1), expanded)  # type: ignore[arg-type]
         return logits[:, :ways]
 

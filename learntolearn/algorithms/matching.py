@@ -37,8 +37,9 @@ class MatchingConfig(AlgorithmConfig):
     section = "matching"
 
     full_context: bool = setting(False, "Full context embeddings (the paper's FCE).")
-    distance: str = setting("cosine", "Attention kernel between queries and support examples (the paper: cosine).",
-                            choices=DISTANCES)
+    distance: str = setting(
+        "cosine", "Attention kernel between queries and support examples (the paper: cosine).", choices=DISTANCES
+    )
 
 
 class FullContextEmbedding(nn.Module):
@@ -73,8 +74,15 @@ class MatchingNetworks(EmbeddingAlgorithm):
 
     Config = MatchingConfig
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int | None = None, *, full_context: bool = False,
-                 processing_steps: int = 5, distance: str = "cosine") -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        embedding_dim: int | None = None,
+        *,
+        full_context: bool = False,
+        processing_steps: int = 5,
+        distance: str = "cosine",
+    ) -> None:
         super().__init__()
         if distance not in DISTANCES:
             raise ConfigError(f"unknown distance {distance!r} for Matching Networks; valid: {', '.join(DISTANCES)}")

@@ -45,8 +45,9 @@ class MetaLSTMConfig(InnerLoopConfig):
     def check(self) -> None:
         super().check()
         if not 0 < self.inner_lr < 1:
-            raise ConfigError(f"metalstm's input gate starts at inner_lr, a probability: need 0 < inner_lr < 1, got "
-                              f"{self.inner_lr}")
+            raise ConfigError(
+                f"metalstm's input gate starts at inner_lr, a probability: need 0 < inner_lr < 1, got {self.inner_lr}"
+            )
 
 
 @ALGORITHMS.register("metalstm")
@@ -58,14 +59,17 @@ class MetaLearnerLSTM(MAML):
 
     def __init__(self, model: nn.Module, **options) -> None:
         if options.get("batched") or options.get("compiled"):
-            raise ConfigError("metalstm updates its learner step by step in Python; batched=True and compiled=True "
-                             "are not supported")
+            raise ConfigError(
+                "metalstm updates its learner step by step in Python; batched=True and compiled=True are not supported"
+            )
         MetaLSTMConfig(inner_lr=options.get("inner_lr", 0.4))
         super().__init__(model, **{**options, "first_order": True})
         self.input_gate, self.forget_gate = nn.Linear(6, 1), nn.Linear(6, 1)
         with torch.no_grad():
-            for gate, bias in ((self.input_gate, math.log(self.inner_lr / (1 - self.inner_lr))),
-                               (self.forget_gate, FORGET_BIAS)):
+            for gate, bias in (
+                (self.input_gate, math.log(self.inner_lr / (1 - self.inner_lr))),
+                (self.forget_gate, FORGET_BIAS),
+            ):
                 gate.weight.zero_()
                 gate.bias.fill_(bias)
 
@@ -73,10 +77,17 @@ class MetaLearnerLSTM(MAML):
     def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MetaLearnerLSTM:
         return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), **config.to_dict())
 
-    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+    def fast_weights(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True
+    ) -> Params:
         params: Params = dict(self.model.named_parameters())
-        gates = {n: (torch.full_like(p, torch.sigmoid(self.input_gate.bias).item()),
-                     torch.full_like(p, torch.sigmoid(self.forget_gate.bias).item())) for n, p in params.items()}
+        gates = {
+            n: (
+                torch.full_like(p, torch.sigmoid(self.input_gate.bias).item()),
+                torch.full_like(p, torch.sigmoid(self.forget_gate.bias).item()),
+            )
+            for n, p in params.items()
+        }
         for step in range(self.inner_steps_now()):
             with torch.enable_grad():
                 detached = {n: p.detach().requires_grad_() for n, p in params.items()}
@@ -87,8 +98,10 @@ class MetaLearnerLSTM(MAML):
             loss_features = preprocess_gradient(loss.detach())
             updated = {}
             for name, theta in params.items():
-                shared = torch.cat([preprocess_gradient(grads[name]), loss_features.expand(*theta.shape, 2),
-                                    theta.unsqueeze(-1)], dim=-1)
+                shared = torch.cat(
+                    [preprocess_gradient(grads[name]), loss_features.expand(*theta.shape, 2), theta.unsqueeze(-1)],
+                    dim=-1,
+                )
                 previous_i, previous_f = gates[name]
                 i = torch.sigmoid(self.input_gate(torch.cat([shared, previous_i.unsqueeze(-1)], -1))).squeeze(-1)
                 f = torch.sigmoid(self.forget_gate(torch.cat([shared, previous_f.unsqueeze(-1)], -1))).squeeze(-1)

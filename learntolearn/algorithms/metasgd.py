@@ -24,7 +24,8 @@ class MetaSGD(MAML):
     def __init__(self, model: nn.Module, **options) -> None:
         super().__init__(model, **options)
         self.rates = nn.ParameterList(
-            nn.Parameter(torch.full_like(p, self.inner_lr)) for _, p in self.model.named_parameters())
+            nn.Parameter(torch.full_like(p, self.inner_lr)) for _, p in self.model.named_parameters()
+        )
 
     def inner_rates(self) -> dict[str, Tensor]:
         return {name: rate for (name, _), rate in zip(self.model.named_parameters(), self.rates)}

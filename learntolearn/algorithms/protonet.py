@@ -28,8 +28,9 @@ class ProtoNetConfig(AlgorithmConfig):
 
     section = "protonet"
 
-    distance: str = setting("euclidean", "Distance between queries and prototypes (the paper: squared euclidean).",
-                            choices=DISTANCES)
+    distance: str = setting(
+        "euclidean", "Distance between queries and prototypes (the paper: squared euclidean).", choices=DISTANCES
+    )
 
 
 @ALGORITHMS.register("protonet")

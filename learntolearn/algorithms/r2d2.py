@@ -54,7 +54,9 @@ class R2D2(EmbeddingAlgorithm):
 
     Config = R2D2Config
 
-    def __init__(self, backbone: nn.Module, *, ridge: float = 1.0, learn_ridge: bool = True, scale: float = 1.0) -> None:
+    def __init__(
+        self, backbone: nn.Module, *, ridge: float = 1.0, learn_ridge: bool = True, scale: float = 1.0
+    ) -> None:
         super().__init__()
         R2D2Config(ridge=ridge, learn_ridge=learn_ridge, scale=scale)
         self.backbone = backbone

@@ -45,8 +45,17 @@ class RecurrentLearner(EmbeddingAlgorithm):
 
     Config = RecurrentConfig
 
-    def __init__(self, backbone: nn.Module, embedding_dim: int, max_ways: int, *, sequence_model: str = "lstm",
-                 hidden: int = 128, layers: int = 2, heads: int = 4) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        embedding_dim: int,
+        max_ways: int,
+        *,
+        sequence_model: str = "lstm",
+        hidden: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+    ) -> None:
         super().__init__()
         if sequence_model not in SEQUENCE_MODELS:
             raise ConfigError(f"unknown sequence_model {sequence_model!r}; valid: {', '.join(SEQUENCE_MODELS)}")
@@ -69,8 +78,10 @@ class RecurrentLearner(EmbeddingAlgorithm):
 
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         if ways > self.max_ways:
-            raise TaskError(f"this recurrent learner encodes labels of up to {self.max_ways} classes, but the task has "
-                             f"{ways}; build it with max_ways >= {ways} (config: ways / train_ways)")
+            raise TaskError(
+                f"this recurrent learner encodes labels of up to {self.max_ways} classes, but the task has "
+                f"{ways}; build it with max_ways >= {ways} (config: ways / train_ways)"
+            )
         if self.training:
             order = torch.randperm(support.shape[0], device=support.device)
             support, support_y = support[order], support_y[order]

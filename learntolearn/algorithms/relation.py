@@ -42,8 +42,10 @@ class RelationNetworks(EmbeddingAlgorithm):
     def __init__(self, backbone: nn.Module, feature_shape: tuple[int, ...]) -> None:
         super().__init__()
         if len(feature_shape) != 3:
-            raise ConfigError(f"Relation Networks need a backbone that returns feature maps (C, H, W), got shape "
-                             f"{tuple(feature_shape)}; use the 'conv4-maps' backbone")
+            raise ConfigError(
+                f"Relation Networks need a backbone that returns feature maps (C, H, W), got shape "
+                f"{tuple(feature_shape)}; use the 'conv4-maps' backbone"
+            )
         self.backbone = backbone
         channels, height, width = feature_shape
         self.relation = RelationModule((channels, height, width))
@@ -55,16 +57,19 @@ class RelationNetworks(EmbeddingAlgorithm):
     def embed(self, x: Tensor) -> Tensor:
         z = self.backbone(x)
         if z.dim() != 4:
-            raise TaskError(f"Relation Networks need a backbone that returns feature maps (batch, C, H, W), got "
-                             f"{tuple(z.shape)}; use the 'conv4-maps' backbone")
+            raise TaskError(
+                f"Relation Networks need a backbone that returns feature maps (batch, C, H, W), got "
+                f"{tuple(z.shape)}; use the 'conv4-maps' backbone"
+            )
         return z
 
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         classes = torch.zeros(ways, *support.shape[1:], dtype=support.dtype, device=support.device)
         classes.index_add_(0, support_y, support)
         n = query.shape[0]
-        pairs = torch.cat([classes.unsqueeze(0).expand(n, -1, -1, -1, -1),
-                           query.unsqueeze(1).expand(-1, ways, -1, -1, -1)], dim=2)
+        pairs = torch.cat(
+            [classes.unsqueeze(0).expand(n, -1, -1, -1, -1), query.unsqueeze(1).expand(-1, ways, -1, -1, -1)], dim=2
+        )
         return self.relation(pairs.flatten(0, 1)).view(n, ways)
 
     def probabilities(self, outputs: Tensor) -> Tensor:

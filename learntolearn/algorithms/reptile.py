@@ -43,10 +43,14 @@ class ReptileConfig(InnerLoopConfig):
 
     section = "Reptile"
 
-    inner_batch: int = setting(0, "Support examples per inner step, drawn in shuffled passes (0: the whole support "
-                                  "set).", minimum=0)
-    inner_optimizer: str = setting("sgd", "Inner optimiser; adam is Adam with beta1=0 whose statistics carry across "
-                                          "tasks (Nichol et al. 2018).", choices=INNER_OPTIMIZERS)
+    inner_batch: int = setting(
+        0, "Support examples per inner step, drawn in shuffled passes (0: the whole support set).", minimum=0
+    )
+    inner_optimizer: str = setting(
+        "sgd",
+        "Inner optimiser; adam is Adam with beta1=0 whose statistics carry across tasks (Nichol et al. 2018).",
+        choices=INNER_OPTIMIZERS,
+    )
 
 
 @ALGORITHMS.register("reptile")
@@ -59,7 +63,9 @@ class Reptile(MAML):
 
     def __init__(self, model: nn.Module, *, inner_batch: int = 0, inner_optimizer: str = "sgd", **options) -> None:
         if options.get("batched") or options.get("compiled"):
-            raise ConfigError("Reptile runs its tasks one after another; batched=True and compiled=True are not supported")
+            raise ConfigError(
+                "Reptile runs its tasks one after another; batched=True and compiled=True are not supported"
+            )
         ReptileConfig(inner_lr=options.get("inner_lr", 0.4), inner_batch=inner_batch, inner_optimizer=inner_optimizer)
         super().__init__(model, **{**options, "first_order": True})
         self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
@@ -84,7 +90,9 @@ class Reptile(MAML):
         order = torch.cat([torch.randperm(size) for _ in range(passes)])
         return list(order[: self.inner_batch * steps].view(steps, self.inner_batch))
 
-    def fast_weights(self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True) -> Params:
+    def fast_weights(
+        self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True
+    ) -> Params:
         fast = {n: p.detach() for n, p in self.model.named_parameters()}
         if self.inner_optimizer == "adam":
             moments = {n: getattr(self, self.moment_name(n)) for n in fast}
@@ -96,11 +104,13 @@ class Reptile(MAML):
                 return self.checked_loss(self.forward_with(p, x), y, ways)
 
             if self.inner_optimizer == "adam":
-                fast, moments = adam_step_no_momentum(loss_fn, fast, moments, count + step, self.inner_lr,
-                                                      check_finite=check_finite, steps_before=step)
+                fast, moments = adam_step_no_momentum(
+                    loss_fn, fast, moments, count + step, self.inner_lr, check_finite=check_finite, steps_before=step
+                )
             else:
-                fast = sgd_inner_loop(loss_fn, fast, 1, self.inner_rates(), first_order=True, check_finite=check_finite,
-                                      steps_before=step)
+                fast = sgd_inner_loop(
+                    loss_fn, fast, 1, self.inner_rates(), first_order=True, check_finite=check_finite, steps_before=step
+                )
         if self.inner_optimizer == "adam" and self.training:  # carried to the next task; test-time adaptation leaves it
             for name, moment in moments.items():
                 getattr(self, self.moment_name(name)).copy_(moment)

@@ -44,8 +44,9 @@ class SiameseNetworks(EmbeddingAlgorithm):
     def compare(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor) -> Tensor:
         return class_scores(self.pair_logits(query, support), support_y, ways)
 
-    def episode_loss(self, support: Tensor, support_y: Tensor, ways: int, query: Tensor,
-                     query_y: Tensor) -> tuple[Tensor, Tensor]:
+    def episode_loss(
+        self, support: Tensor, support_y: Tensor, ways: int, query: Tensor, query_y: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Verification: binary cross-entropy on every (query, support) pair being same-class."""
         pairs = self.pair_logits(query, support)
         same = (query_y.unsqueeze(1) == support_y.unsqueeze(0)).to(pairs.dtype)

@@ -15,7 +15,7 @@ from learntolearn.cli.options import config_options, flat_keys_of, resolve, sett
 from learntolearn.data import DATASETS, TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
-from learntolearn.data.status import dataset_status
+from learntolearn.data.status import OTHER_DATA_SETS, dataset_status
 from learntolearn.engine.config import TrainConfig, read_yaml
 from learntolearn.engine.distributed import DEFAULT_TIMEOUT_SECONDS
 from learntolearn.engine.evaluate import evaluate
@@ -34,10 +34,18 @@ from learntolearn.fewshot import FewShotClassifier
 from learntolearn.files import atomic_write
 from learntolearn.nn.backbones import BACKBONES
 
-data_root_option = click.option("--data-root", type=click.Path(file_okay=False), default=None,
-                                help="Folder holding <name>/ data sets (default: $LTL_DATA, else ~/.cache/learntolearn).")
-download_option = click.option("--download/--no-download", default=True, show_default=True,
-                               help="Fetch missing official archives (checksum-verified).")
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder holding <name>/ data sets (default: $LTL_DATA, else ~/.cache/learntolearn).",
+)
+download_option = click.option(
+    "--download/--no-download",
+    default=True,
+    show_default=True,
+    help="Fetch missing official archives (checksum-verified).",
+)
 
 
 class FriendlyErrors(click.Group):
@@ -46,8 +54,15 @@ class FriendlyErrors(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (LtlError, FileExistsError, FileNotFoundError, PermissionError, FloatingPointError, ImportError,
-                DistributedTrainingError) as err:
+        except (
+            LtlError,
+            FileExistsError,
+            FileNotFoundError,
+            PermissionError,
+            FloatingPointError,
+            ImportError,
+            DistributedTrainingError,
+        ) as err:
             raise click.ClickException(str(err)) from err
 
 
@@ -69,31 +84,70 @@ def datasets(data_root: str | None) -> None:
         click.echo(f"\n{name}: splits " + "; ".join(f"{s} ({', '.join(subsets)})" for s, subsets in splits.items()))
         for line in dataset_status(name, root):
             click.echo(f"  {line}")
+    for name, use in OTHER_DATA_SETS.items():
+        click.echo(f"\n{name}: {use}")
+        for line in dataset_status(name, root):
+            click.echo(f"  {line}")
 
 
 @cli.command()
 @config_options
-@click.option("--algorithm", type=click.Choice(ALGORITHMS.names()), default=None,
-              help="Meta-learning algorithm (see `ltl algorithms`).  [default: protonet]")
-@click.option("--backbone", type=click.Choice(BACKBONES.names()), default=None,
-              help="Embedding network.  [default: conv4]")
+@click.option(
+    "--algorithm",
+    type=click.Choice(ALGORITHMS.names()),
+    default=None,
+    help="Meta-learning algorithm (see `ltl algorithms`).  [default: protonet]",
+)
+@click.option(
+    "--backbone", type=click.Choice(BACKBONES.names()), default=None, help="Embedding network.  [default: conv4]"
+)
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), default=None, help="Run folder to create.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML (or JSON) config file; options given explicitly override it, and it overrides --preset.")
-@click.option("--preset", type=click.Choice(preset_names()), default=None,
-              help="Start from a paper setting (see `ltl presets`).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML (or JSON) config file; options given explicitly override it, and it overrides --preset.",
+)
+@click.option(
+    "--preset", type=click.Choice(preset_names()), default=None, help="Start from a paper setting (see `ltl presets`)."
+)
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit without training.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
-              help="Continue the run in this folder from its last checkpoint; only --steps may be raised.")
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes on this machine sharing each meta-batch (torch.distributed; same result as 1).")
-@click.option("--dist-timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT_SECONDS, show_default=True,
-              help="Seconds a process waits for the others in a collective before the job fails.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Continue the run in this folder from its last checkpoint; only --steps may be raised.",
+)
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes on this machine sharing each meta-batch (torch.distributed; same result as 1).",
+)
+@click.option(
+    "--dist-timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a process waits for the others in a collective before the job fails.",
+)
 @data_root_option
 @download_option
-def train(run_dir: str | None, config_file: str | None, preset: str | None, dump_config: bool,
-          resume_dir: str | None, nproc: int, dist_timeout: float, data_root: str | None, download: bool,
-          **options) -> None:
+def train(
+    run_dir: str | None,
+    config_file: str | None,
+    preset: str | None,
+    dump_config: bool,
+    resume_dir: str | None,
+    nproc: int,
+    dist_timeout: float,
+    data_root: str | None,
+    download: bool,
+    **options,
+) -> None:
     """Meta-train an algorithm, then report accuracy on fixed test episodes with a 95% CI.
 
     The config is built from the defaults, then --preset, then --config FILE, then the options given
@@ -103,12 +157,14 @@ def train(run_dir: str | None, config_file: str | None, preset: str | None, dump
     """
     given = {k: v for k, v in options.items() if v is not None}
     if resume_dir:
-        extra = ["--" + key.replace("_", "-") for key in sorted(set(given) - {"steps"})] + [name for name, value in
-                                                    (("--out", run_dir), ("--config", config_file), ("--preset", preset))
-                                                    if value]
+        extra = ["--" + key.replace("_", "-") for key in sorted(set(given) - {"steps"})] + [
+            name for name, value in (("--out", run_dir), ("--config", config_file), ("--preset", preset)) if value
+        ]
         if extra:
-            raise click.UsageError(f"--resume continues a run with its saved config; drop {', '.join(extra)} "
-                                   f"(only --steps may be given, to train longer)")
+            raise click.UsageError(
+                f"--resume continues a run with its saved config; drop {', '.join(extra)} "
+                f"(only --steps may be given, to train longer)"
+            )
         run_dir, config = resume_dir, _resumed_config(Path(resume_dir), given.get("steps"))
     else:
         layers = [get_preset(preset).config.flat()] if preset else []
@@ -121,14 +177,29 @@ def train(run_dir: str | None, config_file: str | None, preset: str | None, dump
         if run_dir is None:
             raise click.UsageError("give --out RUN_DIR, the run folder to create (or --resume RUN_DIR to continue one)")
         if Path(run_dir, "config.json").exists():
-            raise click.UsageError(f"{run_dir} already holds a run; continue it with `ltl train --resume {run_dir}` "
-                                   f"(add --steps N to train longer) or give another --out")
+            raise click.UsageError(
+                f"{run_dir} already holds a run; continue it with `ltl train --resume {run_dir}` "
+                f"(add --steps N to train longer) or give another --out"
+            )
     if nproc > 1:
-        summary = launch_training(nproc, config, run_dir, data_root=data_root, download=download,
-                                 resume=bool(resume_dir), timeout=dist_timeout)
+        summary = launch_training(
+            nproc,
+            config,
+            run_dir,
+            data_root=data_root,
+            download=download,
+            resume=bool(resume_dir),
+            timeout=dist_timeout,
+        )
     else:
-        trainer = Trainer(config, run_dir, data_root=data_root, download=download, resume=bool(resume_dir),
-                          distributed_timeout=dist_timeout)
+        trainer = Trainer(
+            config,
+            run_dir,
+            data_root=data_root,
+            download=download,
+            resume=bool(resume_dir),
+            distributed_timeout=dist_timeout,
+        )
         evaluation = trainer.run()
         summary = None if evaluation is None else str(evaluation)
     if summary is not None:
@@ -195,20 +266,41 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
         label = f"{data.name} {ways}-way {shots}-shot"
     result = evaluate(algorithm, tasks, total=total)
     click.echo(f"{label}: accuracy {result} ({checkpoint})")
-    record = {"evaluation": label, "accuracy": result.mean, "ci95": result.ci95, "episodes": total,
-              "episode_seed": None if lake_runs else episode_seed, "checkpoint": checkpoint.name, **provenance()}
+    record = {
+        "evaluation": label,
+        "accuracy": result.mean,
+        "ci95": result.ci95,
+        "episodes": total,
+        "episode_seed": None if lake_runs else episode_seed,
+        "checkpoint": checkpoint.name,
+        **provenance(),
+    }
     with open(run / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--shots", default="1,2,5,10", show_default=True,
-              help="Comma-separated K values for the accuracy-versus-shots plot; empty to skip it.")
-@click.option("--queries", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Queries per class in the accuracy-versus-shots episodes.")
-@click.option("--episodes", type=click.IntRange(min=2), default=200, show_default=True,
-              help="Fixed test episodes per point of the accuracy-versus-shots plot.")
+@click.option(
+    "--shots",
+    default="1,2,5,10",
+    show_default=True,
+    help="Comma-separated K values for the accuracy-versus-shots plot; empty to skip it.",
+)
+@click.option(
+    "--queries",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Queries per class in the accuracy-versus-shots episodes.",
+)
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=2),
+    default=200,
+    show_default=True,
+    help="Fixed test episodes per point of the accuracy-versus-shots plot.",
+)
 @data_root_option
 def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str | None) -> None:
     """Write learning_curves.png and accuracy_vs_shots.png (with .json) into RUN_DIR (needs matplotlib)."""
@@ -218,26 +310,47 @@ def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str |
         raise click.BadParameter(f"expected comma-separated integers, got {shots!r}", param_hint="--shots") from None
     click.echo(f"wrote {plot_learning_curves(run_dir)}")
     if shot_values:
-        click.echo(f"wrote {plot_accuracy_vs_shots(run_dir, shot_values, queries=queries, episodes=episodes, data_root=data_root)}")
+        click.echo(
+            f"wrote {plot_accuracy_vs_shots(run_dir, shot_values, queries=queries, episodes=episodes, data_root=data_root)}"
+        )
 
 
 @cli.command()
 @click.argument("table", type=click.Choice(TABLES.names()))
-@click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default="runs", show_default=True,
-              help="Folder of run folders, one per preset (RUNS/<preset>).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results", show_default=True,
-              help="Where TABLE.md and TABLE.json are written.")
+@click.option(
+    "--runs",
+    "runs_dir",
+    type=click.Path(file_okay=False),
+    default="runs",
+    show_default=True,
+    help="Folder of run folders, one per preset (RUNS/<preset>).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="results",
+    show_default=True,
+    help="Where TABLE.md and TABLE.json are written.",
+)
 @click.option("--train-missing", is_flag=True, help="Train the preset of every row whose run folder does not exist.")
-@click.option("--episodes", type=click.IntRange(min=2), default=1000, show_default=True, help="Fixed test episodes per row.")
-@click.option("--fresh", is_flag=True, help="List rows whose run folder is missing as not run, instead of keeping "
-              "them from the table already in --out.")
+@click.option(
+    "--episodes", type=click.IntRange(min=2), default=1000, show_default=True, help="Fixed test episodes per row."
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="List rows whose run folder is missing as not run, instead of keeping them from the table already in --out.",
+)
 @data_root_option
-def reproduce(table: str, runs_dir: str, out_dir: str, train_missing: bool, episodes: int, fresh: bool,
-              data_root: str | None) -> None:
+def reproduce(
+    table: str, runs_dir: str, out_dir: str, train_missing: bool, episodes: int, fresh: bool, data_root: str | None
+) -> None:
     """Score the runs of a paper TABLE on fixed episodes and write it (Markdown + JSON) beside the paper's figures."""
     earlier = {} if fresh else read_table(table, out_dir)
-    results = run_table(table, runs_dir, train_missing=train_missing, episodes=episodes, data_root=data_root,
-                        earlier=earlier)
+    results = run_table(
+        table, runs_dir, train_missing=train_missing, episodes=episodes, data_root=data_root, earlier=earlier
+    )
     md, js = write_table(table, results, out_dir)
     click.echo(md.read_text())
     click.echo(f"wrote {md} and {js}")
@@ -245,7 +358,9 @@ def reproduce(table: str, runs_dir: str, out_dir: str, train_missing: bool, epis
 
 @cli.command(name="export")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "path", type=click.Path(dir_okay=False), required=True, help="Model file to write, e.g. model.ltl.")
+@click.option(
+    "--out", "path", type=click.Path(dir_okay=False), required=True, help="Model file to write, e.g. model.ltl."
+)
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @data_root_option
 def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
@@ -256,22 +371,61 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(exists=True), required=False)
-@click.option("--support", "support_path", type=click.Path(exists=True), required=True,
-              help="Images: a folder with one sub-folder per class. Texts: a .csv (columns text,label) or .jsonl file.")
-@click.option("--query", "query_path", type=click.Path(exists=True), required=True,
-              help="A folder of images, or a file of texts (.txt one per line, .csv with a text column, .jsonl).")
-@click.option("--out", "csv_path", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
-              help="CSV to write: file (or text), predicted_class, confidence.")
+@click.option(
+    "--support",
+    "support_path",
+    type=click.Path(exists=True),
+    required=True,
+    help="Images: a folder with one sub-folder per class. Texts: a .csv (columns text,label) or .jsonl file.",
+)
+@click.option(
+    "--query",
+    "query_path",
+    type=click.Path(exists=True),
+    required=True,
+    help="A folder of images, or a file of texts (.txt one per line, .csv with a text column, .jsonl).",
+)
+@click.option(
+    "--out",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    default="predictions.csv",
+    show_default=True,
+    help="CSV to write: file (or text), predicted_class, confidence.",
+)
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-@click.option("--allow-fewer-shots", is_flag=True, help="Accept classes with fewer images than the model's shot setting.")
-@click.option("--method", type=click.Choice(["logistic", "prototypes"]), default="logistic", show_default=True,
-              help="Texts: logistic regression (confidence = probability) or cosine prototypes (confidence = similarity).")
-@click.option("--shots", type=click.IntRange(min=1), default=None, help="Texts: require at least this many examples per class.")
-@click.option("--reject-below", type=float, default=None,
-              help="Texts: label a query out_of_scope when its confidence is below this.")
+@click.option(
+    "--allow-fewer-shots", is_flag=True, help="Accept classes with fewer images than the model's shot setting."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["logistic", "prototypes"]),
+    default="logistic",
+    show_default=True,
+    help="Texts: logistic regression (confidence = probability) or cosine prototypes (confidence = similarity).",
+)
+@click.option(
+    "--shots", type=click.IntRange(min=1), default=None, help="Texts: require at least this many examples per class."
+)
+@click.option(
+    "--reject-below",
+    type=float,
+    default=None,
+    help="Texts: label a query out_of_scope when its confidence is below this.",
+)
 @data_root_option
-def adapt(model: str | None, support_path: str, query_path: str, csv_path: str, force: bool, allow_fewer_shots: bool,
-          method: str, shots: int | None, reject_below: float | None, data_root: str | None) -> None:
+def adapt(
+    model: str | None,
+    support_path: str,
+    query_path: str,
+    csv_path: str,
+    force: bool,
+    allow_fewer_shots: bool,
+    method: str,
+    shots: int | None,
+    reject_below: float | None,
+    data_root: str | None,
+) -> None:
     """Label your queries from a few labelled examples per class.
 
     Images: adapt MODEL (an `ltl export` file or a run folder) to the class folders of --support.
@@ -288,7 +442,9 @@ def adapt(model: str | None, support_path: str, query_path: str, csv_path: str, 
                 raise click.UsageError("text examples (--support FILE) use the packaged sentence encoder; drop MODEL")
             from learntolearn.text import TextFewShotClassifier, read_texts
 
-            texts_classifier = TextFewShotClassifier(method, reject_below=reject_below).fit_file(support_path, shots=shots)
+            texts_classifier = TextFewShotClassifier(method, reject_below=reject_below).fit_file(
+                support_path, shots=shots
+            )
             texts, _ = read_texts(query_path, labelled=False)
             rows = [(p.text, p.predicted_class, p.confidence) for p in texts_classifier.predict(texts)]
             classes = texts_classifier.classes
@@ -307,8 +463,9 @@ def adapt(model: str | None, support_path: str, query_path: str, csv_path: str, 
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows((name, label, f"{confidence:.4f}") for name, label, confidence in rows)
-    click.echo(f"{len(rows)} {what} labelled with {len(classes)} classes in "
-               f"{time.perf_counter() - started:.1f} s; wrote {out}")
+    click.echo(
+        f"{len(rows)} {what} labelled with {len(classes)} classes in {time.perf_counter() - started:.1f} s; wrote {out}"
+    )
 
 
 @cli.command()
@@ -321,14 +478,26 @@ def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: b
     """Meta-train Prototypical Networks on Omniglot for a few minutes; print 5-way 1-shot test accuracy."""
     if Path(run_dir, "config.json").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass another --out or delete it")
-    config = TrainConfig.create(algorithm="protonet", dataset="omniglot", split="vinyals", ways=5, shots=1, queries=15,
-                                train_ways=20, train_queries=5, steps=steps, val_every=0, seed=seed)
-    click.echo(f"Meta-training Prototypical Networks (conv4) on Omniglot, Vinyals split, 20-way 1-shot episodes, "
-               f"{steps} steps; data root {resolve_data_root(data_root)}")
+    config = TrainConfig.create(
+        algorithm="protonet",
+        dataset="omniglot",
+        split="vinyals",
+        ways=5,
+        shots=1,
+        queries=15,
+        train_ways=20,
+        train_queries=5,
+        steps=steps,
+        val_every=0,
+        seed=seed,
+    )
+    click.echo(
+        f"Meta-training Prototypical Networks (conv4) on Omniglot, Vinyals split, 20-way 1-shot episodes, "
+        f"{steps} steps; data root {resolve_data_root(data_root)}"
+    )
     started = time.time()
     result = Trainer(config, run_dir, data_root=data_root, download=download).run()
-    click.echo(f"Omniglot 5-way 1-shot test accuracy: {result} in {time.time() - started:.0f} s; "
-               f"run folder {run_dir}")
+    click.echo(f"Omniglot 5-way 1-shot test accuracy: {result} in {time.time() - started:.0f} s; run folder {run_dir}")
 
 
 def main() -> None:

@@ -75,8 +75,9 @@ def flat_keys_of(values: Mapping[str, Any], source: str) -> dict[str, Any]:
                 raise ConfigError(f"{source}: '{key}' must be a mapping of key: value")
             flat.update(section)
         elif key not in TOP_KEYS:
-            raise ConfigError(f"{source}: unknown top-level key {key!r}; valid: {', '.join(TOP_KEYS)} and the "
-                              f"algorithm's name")
+            raise ConfigError(
+                f"{source}: unknown top-level key {key!r}; valid: {', '.join(TOP_KEYS)} and the algorithm's name"
+            )
     return flat
 
 
@@ -95,5 +96,7 @@ def resolve(layers: list[Mapping[str, Any]]) -> TrainConfig:
 
 def settings_table(group: type[Settings]) -> list[str]:
     """One line per field: name, default and help."""
-    return [f"  --{f.name.replace('_', '-'):<24} {f.default!s:<8} {f.metadata.get('help', '')}"
-            for f in dataclasses.fields(group)]
+    return [
+        f"  --{f.name.replace('_', '-'):<24} {f.default!s:<8} {f.metadata.get('help', '')}"
+        for f in dataclasses.fields(group)
+    ]

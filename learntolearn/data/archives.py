@@ -61,8 +61,9 @@ def download(remote: RemoteFile, folder: Path, *, progress: bool = True) -> Path
     return target
 
 
-def fetch_file(remote: RemoteFile, data_root: str | os.PathLike[str] | None, folder_name: str, download_missing: bool,
-               title: str) -> Path:
+def fetch_file(
+    remote: RemoteFile, data_root: str | os.PathLike[str] | None, folder_name: str, download_missing: bool, title: str
+) -> Path:
     """Path of ``remote`` under ``<root>/<folder_name>``, downloading it (checksum-verified) when allowed and absent."""
     folder = resolve_data_root(data_root) / folder_name
     path = folder / remote.filename

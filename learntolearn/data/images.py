@@ -36,7 +36,9 @@ class Preprocessing:
         image = image.convert("L" if self.channels == 1 else "RGB")
         if image.size != (self.size, self.size):
             image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
-        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(self.size, self.size, self.channels)
+        pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(
+            self.size, self.size, self.channels
+        )
         pixels = pixels.permute(2, 0, 1).contiguous()
         return 255 - pixels if self.invert else pixels
 
@@ -62,14 +64,18 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_support_folder(folder: str | os.PathLike[str], preprocessing: Preprocessing) -> tuple[Tensor, Tensor, list[str]]:
+def read_support_folder(
+    folder: str | os.PathLike[str], preprocessing: Preprocessing
+) -> tuple[Tensor, Tensor, list[str]]:
     """Images, labels ``0..N-1`` and class names (sorted sub-folder names) of ``folder/<class>/*.png|jpg``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"support folder {folder} does not exist; it should hold one sub-folder of images per class")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if not classes:
-        raise DataError(f"support folder {folder} has no class sub-folders; put each class's images in {folder}/<class_name>/")
+        raise DataError(
+            f"support folder {folder} has no class sub-folders; put each class's images in {folder}/<class_name>/"
+        )
     images, labels = [], []
     for label, name in enumerate(classes):
         files = image_files(folder / name)

@@ -59,6 +59,9 @@ class EpisodicData(Protocol):
     @property
     def counts(self) -> Tensor: ...
 
+    @property
+    def input_shape(self) -> tuple[int, ...]: ...
+
     def to_float(self, indices: Tensor) -> Tensor: ...
 
 
@@ -81,12 +84,19 @@ class ImageClassDataset(ClassGroups):
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(f"images must be a uint8 tensor (n, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"images must be a uint8 tensor (n, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         self.check_groups(self.images.shape[0], "images")
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input as episodes carry it (the image shape)."""
+        return self.image_shape
 
     @classmethod
     def from_class_tensors(cls, name: str, per_class: list[Tensor], class_names: list[str]) -> ImageClassDataset:

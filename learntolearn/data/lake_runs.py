@@ -20,8 +20,9 @@ from learntolearn.types import Task
 RUNS, WAYS = 20, 20
 
 
-def load_lake_runs(*, data_root: str | os.PathLike[str] | None = None, image_size: int = 28,
-                   download: bool = False) -> list[Task]:
+def load_lake_runs(
+    *, data_root: str | os.PathLike[str] | None = None, image_size: int = 28, download: bool = False
+) -> list[Task]:
     """The 20 runs as tasks, images preprocessed exactly like :func:`load_omniglot`."""
     path = fetch(LAKE_RUNS, data_root, download)
     try:
@@ -39,14 +40,18 @@ def load_lake_runs(*, data_root: str | os.PathLike[str] | None = None, image_siz
             pairs = [line.split() for line in archive.read(labels_file).decode().splitlines() if line.strip()]
             if len(pairs) != WAYS:
                 raise DataError(f"{path}:{labels_file} lists {len(pairs)} test items, expected {WAYS}")
-            support = [decode(archive.read(f"{prefix}/training/class{c:02d}.png"), image_size) for c in range(1, WAYS + 1)]
+            support = [
+                decode(archive.read(f"{prefix}/training/class{c:02d}.png"), image_size) for c in range(1, WAYS + 1)
+            ]
             query = [decode(archive.read(test), image_size) for test, _ in pairs]
             query_y = [int(train.rsplit("class", 1)[1].removesuffix(".png")) - 1 for _, train in pairs]
-            tasks.append(Task(
-                support_x=torch.stack(support).float().div_(255),
-                support_y=torch.arange(WAYS),
-                query_x=torch.stack(query).float().div_(255),
-                query_y=torch.tensor(query_y),
-                class_ids=torch.arange(WAYS) + (run - 1) * WAYS,
-            ))
+            tasks.append(
+                Task(
+                    support_x=torch.stack(support).float().div_(255),
+                    support_y=torch.arange(WAYS),
+                    query_x=torch.stack(query).float().div_(255),
+                    query_y=torch.tensor(query_y),
+                    class_ids=torch.arange(WAYS) + (run - 1) * WAYS,
+                )
+            )
     return tasks

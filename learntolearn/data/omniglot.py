@@ -46,22 +46,61 @@ class ArchiveSpec:
 # every other loader checks and whose sha256 we could not obtain from an official copy.
 ARCHIVES: dict[str, ArchiveSpec] = {
     "images_background": ArchiveSpec(
-        RemoteFile("images_background.zip", OFFICIAL + "images_background.zip", "68d2efa1b9178cc56df9314c21c6e718", "md5", 9464212),
-        30, 964, 19280),
+        RemoteFile(
+            "images_background.zip",
+            OFFICIAL + "images_background.zip",
+            "68d2efa1b9178cc56df9314c21c6e718",
+            "md5",
+            9464212,
+        ),
+        30,
+        964,
+        19280,
+    ),
     "images_evaluation": ArchiveSpec(
-        RemoteFile("images_evaluation.zip", OFFICIAL + "images_evaluation.zip", "6b91aef0f799c5bb55b94e3f2daec811", "md5", 6462886),
-        20, 659, 13180),
+        RemoteFile(
+            "images_evaluation.zip",
+            OFFICIAL + "images_evaluation.zip",
+            "6b91aef0f799c5bb55b94e3f2daec811",
+            "md5",
+            6462886,
+        ),
+        20,
+        659,
+        13180,
+    ),
     "images_background_small1": ArchiveSpec(
-        RemoteFile("images_background_small1.zip", OFFICIAL + "images_background_small1.zip",
-                   "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4", "sha256", 1319022),
-        5, 136, 2720),
+        RemoteFile(
+            "images_background_small1.zip",
+            OFFICIAL + "images_background_small1.zip",
+            "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4",
+            "sha256",
+            1319022,
+        ),
+        5,
+        136,
+        2720,
+    ),
     "images_background_small2": ArchiveSpec(
-        RemoteFile("images_background_small2.zip", OFFICIAL + "images_background_small2.zip",
-                   "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f", "sha256", 1580917),
-        5, 156, 3120),
+        RemoteFile(
+            "images_background_small2.zip",
+            OFFICIAL + "images_background_small2.zip",
+            "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f",
+            "sha256",
+            1580917,
+        ),
+        5,
+        156,
+        3120,
+    ),
 }
-LAKE_RUNS = RemoteFile("all_runs.zip", OFFICIAL + "one-shot-classification/all_runs.zip",
-                       "437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325", "sha256", 352787)
+LAKE_RUNS = RemoteFile(
+    "all_runs.zip",
+    OFFICIAL + "one-shot-classification/all_runs.zip",
+    "437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
+    "sha256",
+    352787,
+)
 
 SPLITS: dict[str, tuple[str, ...]] = {
     "vinyals": ("train", "val", "test", "trainval"),
@@ -118,7 +157,9 @@ def split_classes(split: str, subset: str, rotations: bool | None) -> tuple[list
     if split not in SPLITS:
         raise UnknownNameError(f"unknown Omniglot split {split!r}; valid splits: {', '.join(SPLITS)}")
     if subset not in SPLITS[split]:
-        raise UnknownNameError(f"unknown subset {subset!r} of Omniglot split {split!r}; valid: {', '.join(SPLITS[split])}")
+        raise UnknownNameError(
+            f"unknown subset {subset!r} of Omniglot split {split!r}; valid: {', '.join(SPLITS[split])}"
+        )
     if split == "vinyals":
         rotate = True if rotations is None else rotations
         names = splits.expand(splits.VINYALS_V1[subset], splits.ROTATIONS if rotate else (0,))
@@ -156,8 +197,11 @@ def load_omniglot(
             members[key] = (archive, files)
     if not class_names:
         angles = splits.ROTATIONS if rotate else (0,)
-        class_names = [f"{a}/character{c:02d}/rot{r:03d}" if rotate else f"{a}/character{c:02d}"
-                       for a, c in sorted(members) for r in angles]
+        class_names = [
+            f"{a}/character{c:02d}/rot{r:03d}" if rotate else f"{a}/character{c:02d}"
+            for a, c in sorted(members)
+            for r in angles
+        ]
     per_class, decoded = [], {}
     handles = {name: zipfile.ZipFile(path) for name, path in paths.items()}
     try:

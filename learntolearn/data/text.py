@@ -20,26 +20,51 @@ from torch import Tensor
 
 from learntolearn.data.archives import RemoteFile, fetch_file
 from learntolearn.data.indexed import ClassGroups
+from learntolearn.data.roots import default_cache_root
 from learntolearn.data.splits import clinc150 as clinc_splits
 from learntolearn.errors import DataError
 
 CLINC_URL = "https://raw.githubusercontent.com/clinc/oos-eval/828f8093932c8fe6ca7936c3d2e52903b1c523de/data/"
 CLINC_FILES = {
-    "data_full.json": RemoteFile("data_full.json", CLINC_URL + "data_full.json",
-                                 "36923c3705a59e08fe9c3883d8bc2dd966ef93e22cb78ac41171782a698d56e0", size=2495390),
-    "domains.json": RemoteFile("domains.json", CLINC_URL + "domains.json",
-                               "b947b579d3b8e74b06f93b01083d8efaff2888b43a3e362533bd88a6e1211b3a", size=3818),
+    "data_full.json": RemoteFile(
+        "data_full.json",
+        CLINC_URL + "data_full.json",
+        "36923c3705a59e08fe9c3883d8bc2dd966ef93e22cb78ac41171782a698d56e0",
+        size=2495390,
+    ),
+    "domains.json": RemoteFile(
+        "domains.json",
+        CLINC_URL + "domains.json",
+        "b947b579d3b8e74b06f93b01083d8efaff2888b43a3e362533bd88a6e1211b3a",
+        size=3818,
+    ),
 }
 FEWREL_URL = "https://raw.githubusercontent.com/thunlp/FewRel/278a2315d2138810a379cd8d5718914dc56e2582/data/"
 FEWREL_FILES = {
-    "val_wiki": RemoteFile("val_wiki.json", FEWREL_URL + "val_wiki.json",
-                           "76bb44c2485b6faed358a3ce040eadafcc8a8835245cd7e6afc1bef672d4a0bf", size=3534147),
-    "val_pubmed": RemoteFile("val_pubmed.json", FEWREL_URL + "val_pubmed.json",
-                             "fc0f13b534f6664fe0d8aec231d7590313bc6510d00dbc1b6746147f6a2b46e6", size=432600),
-    "val_nyt": RemoteFile("val_nyt.json", FEWREL_URL + "val_nyt.json",
-                          "b519adc61a2bab0f05178e33a3cd8f284338b635629493e9e09616ba81bb428e", size=1032006),
-    "val_semeval": RemoteFile("val_semeval.json", FEWREL_URL + "val_semeval.json",
-                              "fd79cf35481f6596c23b92cd3ded3265481f3027a4b78d99921104f8fe632eb5", size=2203006),
+    "val_wiki": RemoteFile(
+        "val_wiki.json",
+        FEWREL_URL + "val_wiki.json",
+        "76bb44c2485b6faed358a3ce040eadafcc8a8835245cd7e6afc1bef672d4a0bf",
+        size=3534147,
+    ),
+    "val_pubmed": RemoteFile(
+        "val_pubmed.json",
+        FEWREL_URL + "val_pubmed.json",
+        "fc0f13b534f6664fe0d8aec231d7590313bc6510d00dbc1b6746147f6a2b46e6",
+        size=432600,
+    ),
+    "val_nyt": RemoteFile(
+        "val_nyt.json",
+        FEWREL_URL + "val_nyt.json",
+        "b519adc61a2bab0f05178e33a3cd8f284338b635629493e9e09616ba81bb428e",
+        size=1032006,
+    ),
+    "val_semeval": RemoteFile(
+        "val_semeval.json",
+        FEWREL_URL + "val_semeval.json",
+        "fd79cf35481f6596c23b92cd3ded3265481f3027a4b78d99921104f8fe632eb5",
+        size=2203006,
+    ),
 }
 CLINC_SPLITS = {"intent": clinc_splits.BY_INTENT_V1, "domain": clinc_splits.BY_DOMAIN_V1}
 OOS_PARTS = {"train": "oos_train", "val": "oos_val", "test": "oos_test"}
@@ -74,6 +99,13 @@ class TextClassDataset(ClassGroups):
         """Class index of every text."""
         return torch.repeat_interleave(torch.arange(self.n_classes), self.counts)
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input as episodes carry it: one row of ``features``."""
+        if self.features is None:
+            raise DataError(f"{self.name} carries no features yet; see with_features")
+        return tuple(self.features.shape[1:])
+
     def with_features(self, features: Tensor) -> TextClassDataset:
         """The same texts and classes, with episodes carrying rows of ``features``."""
         return dataclasses.replace(self, features=features)
@@ -81,8 +113,10 @@ class TextClassDataset(ClassGroups):
     def to_float(self, indices: Tensor) -> Tensor:
         """Feature rows at ``indices`` (what the episode sampler gathers)."""
         if self.features is None:
-            raise DataError(f"{self.name} has texts but no features yet; encode them first: "
-                             f"dataset.with_features(encoder.encode(dataset.texts))")
+            raise DataError(
+                f"{self.name} has texts but no features yet; encode them first: "
+                f"dataset.with_features(encoder.encode(dataset.texts))"
+            )
         return self.features[indices]
 
 
@@ -92,8 +126,10 @@ def _read_json(path: Path, what: str):
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}); is it the official {what} file?") from err
     except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}); "
-                        f"is it the official {what} file, completely downloaded?") from err
+        raise DataError(
+            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}); "
+            f"is it the official {what} file, completely downloaded?"
+        ) from err
 
 
 def _clean(text, where: str) -> str:
@@ -115,8 +151,13 @@ def _clinc_pairs(data: dict, part: str, path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def load_clinc150(data_root: str | os.PathLike[str] | None = None, split: str = "intent", subset: str = "train",
-                  *, download: bool = False) -> TextClassDataset:
+def load_clinc150(
+    data_root: str | os.PathLike[str] | None = None,
+    split: str = "intent",
+    subset: str = "train",
+    *,
+    download: bool = False,
+) -> TextClassDataset:
     """The intents of ``subset`` (train, val or test) of CLINC150 split by ``intent`` or by ``domain``.
 
     Every intent brings all 150 of its utterances (the official train, val and test parts).
@@ -130,8 +171,10 @@ def load_clinc150(data_root: str | os.PathLike[str] | None = None, split: str = 
     if split == "intent":
         intents = CLINC_SPLITS[split][subset]
     else:
-        domains = _read_json(fetch_file(CLINC_FILES["domains.json"], data_root, "clinc150", download, "CLINC150 file"),
-                             "CLINC150 domains.json")
+        domains = _read_json(
+            fetch_file(CLINC_FILES["domains.json"], data_root, "clinc150", download, "CLINC150 file"),
+            "CLINC150 domains.json",
+        )
         intents = tuple(sorted(i for d in CLINC_SPLITS[split][subset] for i in domains[d]))
     groups: dict[str, list[str]] = {intent: [] for intent in intents}
     for part in ("train", "val", "test"):
@@ -144,8 +187,27 @@ def load_clinc150(data_root: str | os.PathLike[str] | None = None, split: str = 
     return TextClassDataset.from_groups(f"clinc150/{split}-v{clinc_splits.SPLIT_VERSION}/{subset}", groups)
 
 
-def load_clinc150_out_of_scope(data_root: str | os.PathLike[str] | None = None, subset: str = "test", *,
-                               download: bool = False) -> tuple[str, ...]:
+def load_clinc150_features(
+    split: str = "intent",
+    subset: str = "train",
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    **_: object,
+) -> TextClassDataset:
+    """:func:`load_clinc150` with every text embedded by the packaged sentence encoder, as ``ltl train`` reads it.
+
+    The embeddings are cached under the user's cache folder, keyed by the encoder and the texts.
+    """
+    from learntolearn.nn.text_encoder import SentenceEncoder, encode_cached  # the optional text extra, on use only
+
+    dataset = load_clinc150(data_root, split, subset, download=download)
+    return dataset.with_features(encode_cached(SentenceEncoder(), dataset.texts, default_cache_root() / "features"))
+
+
+def load_clinc150_out_of_scope(
+    data_root: str | os.PathLike[str] | None = None, subset: str = "test", *, download: bool = False
+) -> tuple[str, ...]:
     """CLINC150's out-of-scope utterances for ``subset`` (oos_train, oos_val or oos_test)."""
     if subset not in OOS_PARTS:
         raise DataError(f"unknown subset {subset!r}; choose from {sorted(OOS_PARTS)}")
@@ -162,8 +224,9 @@ def mark_entities(tokens: list[str], head: list[int], tail: list[int]) -> str:
     return " ".join(words)
 
 
-def load_fewrel(data_root: str | os.PathLike[str] | None = None, name: str = "val_wiki", *,
-                download: bool = False) -> TextClassDataset:
+def load_fewrel(
+    data_root: str | os.PathLike[str] | None = None, name: str = "val_wiki", *, download: bool = False
+) -> TextClassDataset:
     """A FewRel file (``val_wiki``: FewRel 1.0 validation; ``val_pubmed``, ``val_nyt``, ``val_semeval``: the
     FewRel 2.0 domain-adaptation sets) as relations of entity-marked sentences (see :func:`mark_entities`)."""
     if name not in FEWREL_FILES:
@@ -181,7 +244,9 @@ def load_fewrel(data_root: str | os.PathLike[str] | None = None, name: str = "va
                 tokens, head, tail = instance["tokens"], instance["h"][2][0], instance["t"][2][0]
                 texts.append(_clean(mark_entities(tokens, head, tail), where))
             except (KeyError, IndexError, TypeError) as err:
-                raise DataError(f"{where}: expected {{'tokens': [...], 'h': [name, id, [[positions]]], 't': ...}} "
-                                f"({type(err).__name__}: {err})") from err
+                raise DataError(
+                    f"{where}: expected {{'tokens': [...], 'h': [name, id, [[positions]]], 't': ...}} "
+                    f"({type(err).__name__}: {err})"
+                ) from err
         groups[relation] = texts
     return TextClassDataset.from_groups(f"fewrel/{name}", groups)

@@ -36,12 +36,19 @@ def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_cla
     """The configured algorithm around a fresh backbone for inputs of shape ``input_shape``."""
     backbone = build_backbone(config.backbone, input_shape)
     episodes = config.episodes
-    setting = ModelSetting(output_shape(backbone, input_shape), episodes.ways,
-                           max(episodes.ways, episodes.training_ways), train_classes, config.run.precision)
+    setting = ModelSetting(
+        output_shape(backbone, input_shape),
+        episodes.ways,
+        max(episodes.ways, episodes.training_ways),
+        train_classes,
+        config.run.precision,
+    )
     return ALGORITHMS.get(config.algorithm).build(config.algorithm_settings, backbone, setting)
 
 
-def build_optimizer(config: TrainConfig, algorithm: Algorithm) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def build_optimizer(
+    config: TrainConfig, algorithm: Algorithm
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The outer optimiser over the algorithm's parameters, and its learning-rate schedule."""
     run = config.run
     optimizer = OPTIMIZERS[run.outer_optimizer](algorithm.parameters(), lr=run.lr)

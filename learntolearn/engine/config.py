@@ -87,24 +87,32 @@ class RunConfig(Settings):
 
     steps: int = setting(1000, "Meta-training steps.", minimum=1)
     meta_batch: int = setting(1, "Tasks per step.", minimum=1)
-    outer_optimizer: str = setting("adam", "Meta-optimiser (Reptile's paper update is sgd with lr = outer step size).",
-                                   choices=OUTER_OPTIMIZERS)
+    outer_optimizer: str = setting(
+        "adam", "Meta-optimiser (Reptile's paper update is sgd with lr = outer step size).", choices=OUTER_OPTIMIZERS
+    )
     lr: float = setting(1e-3, "Outer learning rate.", minimum=0.0)
-    lr_schedule: str = setting("step", "step: halve lr every lr_halve_every steps; linear: anneal it to 0 at the last "
-                                       "step (Reptile's schedule).", choices=LR_SCHEDULES)
+    lr_schedule: str = setting(
+        "step",
+        "step: halve lr every lr_halve_every steps; linear: anneal it to 0 at the last step (Reptile's schedule).",
+        choices=LR_SCHEDULES,
+    )
     lr_halve_every: int = setting(2000, "Steps between halvings of lr (schedule step).", minimum=1)
     val_every: int = setting(500, "Steps between validations (0: no validation).", minimum=0)
     val_episodes: int = setting(500, "Fixed validation episodes.", minimum=2)
     test_episodes: int = setting(1000, "Fixed test episodes.", minimum=2)
-    patience: int = setting(0, "Stop after this many validations without a new best (0: never stop early).",
-                            minimum=0)
-    checkpoint_every: int = setting(100, "Steps between atomic checkpoints (last.pt) that --resume continues from.",
-                                    minimum=1)
+    patience: int = setting(0, "Stop after this many validations without a new best (0: never stop early).", minimum=0)
+    checkpoint_every: int = setting(
+        100, "Steps between atomic checkpoints (last.pt) that --resume continues from.", minimum=1
+    )
     seed: int = setting(0, "Seed of initialisation and training episodes.")
-    precision: str = setting("float32", "bfloat16: mixed precision where the algorithm supports it (metric-based "
-                                        "backbones; MAML-family query passes).", choices=PRECISIONS)
-    tasks_per_backward: int = setting(0, "Backpropagate the meta-batch in chunks of this many tasks to cut peak "
-                                         "memory (0: all at once).", minimum=0)
+    precision: str = setting(
+        "float32",
+        "bfloat16: mixed precision where the algorithm supports it (metric-based backbones; MAML-family query passes).",
+        choices=PRECISIONS,
+    )
+    tasks_per_backward: int = setting(
+        0, "Backpropagate the meta-batch in chunks of this many tasks to cut peak memory (0: all at once).", minimum=0
+    )
 
 
 #: the top-level keys of a format-2 config besides the algorithm's own section
@@ -128,14 +136,20 @@ class TrainConfig:
         if self.settings is None:
             object.__setattr__(self, "settings", algorithm.Config())
         elif type(self.settings) is not algorithm.Config:
-            raise ConfigError(f"{self.algorithm} takes settings of type {algorithm.Config.__name__}, got "
-                              f"{type(self.settings).__name__}")
+            raise ConfigError(
+                f"{self.algorithm} takes settings of type {algorithm.Config.__name__}, got "
+                f"{type(self.settings).__name__}"
+            )
         if self.run.precision not in algorithm.precisions:
-            raise ConfigError(f"precision {self.run.precision} is not supported by {self.algorithm} (it supports "
-                              f"{', '.join(algorithm.precisions)}); leave precision at float32")
+            raise ConfigError(
+                f"precision {self.run.precision} is not supported by {self.algorithm} (it supports "
+                f"{', '.join(algorithm.precisions)}); leave precision at float32"
+            )
         if algorithm.fixed_ways and self.episodes.train_ways not in (None, self.episodes.ways):
-            raise ConfigError(f"{self.algorithm} has one output per way, so train_ways ({self.episodes.train_ways}) "
-                              f"must equal ways ({self.episodes.ways})")
+            raise ConfigError(
+                f"{self.algorithm} has one output per way, so train_ways ({self.episodes.train_ways}) "
+                f"must equal ways ({self.episodes.ways})"
+            )
 
     @property
     def algorithm_settings(self) -> AlgorithmConfig:
@@ -149,19 +163,31 @@ class TrainConfig:
         steps=100, inner_lr=0.1)``. A key of no group, or of another algorithm, is an error naming the valid ones."""
         algorithm_type = ALGORITHMS.get(algorithm).Config
         groups: dict[str, dict[str, Any]] = {"episodes": {}, "run": {}, "settings": {}}
-        owners = {**{k: "episodes" for k in EpisodesConfig.keys()}, **{k: "run" for k in RunConfig.keys()},
-                  **{k: "settings" for k in algorithm_type.keys()}}
+        owners = {
+            **{k: "episodes" for k in EpisodesConfig.keys()},
+            **{k: "run" for k in RunConfig.keys()},
+            **{k: "settings" for k in algorithm_type.keys()},
+        }
         unknown = [k for k in keys if k not in owners]
         if unknown:
-            others = sorted({k for k in unknown if any(k in ALGORITHMS.get(n).Config.keys() for n in ALGORITHMS.names())})
+            others = sorted(
+                {k for k in unknown if any(k in ALGORITHMS.get(n).Config.keys() for n in ALGORITHMS.names())}
+            )
             if others:
-                raise UnknownNameError(f"{algorithm} has no setting {', '.join(map(repr, others))}; its own settings: "
-                                       f"{', '.join(algorithm_type.keys()) or 'none'}")
+                raise UnknownNameError(
+                    f"{algorithm} has no setting {', '.join(map(repr, others))}; its own settings: "
+                    f"{', '.join(algorithm_type.keys()) or 'none'}"
+                )
             raise unknown_keys_error(unknown, list(owners), "config")
         for key, value in keys.items():
             groups[owners[key]][key] = value
-        return cls(algorithm, backbone, EpisodesConfig(**groups["episodes"]), RunConfig(**groups["run"]),
-                   algorithm_type(**groups["settings"]))
+        return cls(
+            algorithm,
+            backbone,
+            EpisodesConfig(**groups["episodes"]),
+            RunConfig(**groups["run"]),
+            algorithm_type(**groups["settings"]),
+        )
 
     def with_keys(self, **keys: Any) -> TrainConfig:
         """This config with some flat keys changed (see :meth:`create`)."""
@@ -178,8 +204,10 @@ class TrainConfig:
             return cls.create(**values)
         version = values.get("format_version", FORMAT_VERSION)
         if version != FORMAT_VERSION:
-            raise ConfigError(f"config format {version} is not one this learntolearn reads (format {FORMAT_VERSION}, "
-                              f"and format 1 converted); upgrade learntolearn to read it")
+            raise ConfigError(
+                f"config format {version} is not one this learntolearn reads (format {FORMAT_VERSION}, "
+                f"and format 1 converted); upgrade learntolearn to read it"
+            )
         algorithm = values.get("algorithm", "protonet")
         if not isinstance(algorithm, str):
             raise ConfigError(f"config key 'algorithm' must be a registered name, got {algorithm!r}")
@@ -188,50 +216,77 @@ class TrainConfig:
         if unknown:
             sections = [k for k in unknown if k in ALGORITHMS]
             if sections:
-                raise ConfigError(f"the config has settings for {', '.join(sections)} but its algorithm is {algorithm}; "
-                                  f"put {algorithm}'s settings under '{algorithm}:'")
+                raise ConfigError(
+                    f"the config has settings for {', '.join(sections)} but its algorithm is {algorithm}; "
+                    f"put {algorithm}'s settings under '{algorithm}:'"
+                )
             raise unknown_keys_error(unknown, [*TOP_KEYS, algorithm], "config")
         backbone = values.get("backbone", "conv4")
         if not isinstance(backbone, str):
             raise ConfigError(f"config key 'backbone' must be a registered name, got {backbone!r}")
-        return cls(algorithm, backbone, EpisodesConfig.from_dict(values.get("episodes") or {}),
-                   RunConfig.from_dict(values.get("run") or {}), algorithm_type.from_dict(values.get(algorithm) or {}))
+        return cls(
+            algorithm,
+            backbone,
+            EpisodesConfig.from_dict(values.get("episodes") or {}),
+            RunConfig.from_dict(values.get("run") or {}),
+            algorithm_type.from_dict(values.get(algorithm) or {}),
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         return cls.from_dict(read_yaml(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": FORMAT_VERSION, "algorithm": self.algorithm, "backbone": self.backbone,
-                "episodes": self.episodes.to_dict(), "run": self.run.to_dict(),
-                self.algorithm: self.algorithm_settings.to_dict()}
+        return {
+            "format_version": FORMAT_VERSION,
+            "algorithm": self.algorithm,
+            "backbone": self.backbone,
+            "episodes": self.episodes.to_dict(),
+            "run": self.run.to_dict(),
+            self.algorithm: self.algorithm_settings.to_dict(),
+        }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def flat(self) -> dict[str, Any]:
         """All keys in one mapping (the form :meth:`create` takes)."""
-        return {"algorithm": self.algorithm, "backbone": self.backbone, **self.episodes.to_dict(),
-                **self.run.to_dict(), **self.algorithm_settings.to_dict()}
+        return {
+            "algorithm": self.algorithm,
+            "backbone": self.backbone,
+            **self.episodes.to_dict(),
+            **self.run.to_dict(),
+            **self.algorithm_settings.to_dict(),
+        }
 
 
 def flat_keys(algorithm: str) -> list[str]:
     """Every flat key of a config of ``algorithm`` (see :meth:`TrainConfig.create`)."""
-    return ["algorithm", "backbone", *EpisodesConfig.keys(), *RunConfig.keys(), *ALGORITHMS.get(algorithm).Config.keys()]
+    return [
+        "algorithm",
+        "backbone",
+        *EpisodesConfig.keys(),
+        *RunConfig.keys(),
+        *ALGORITHMS.get(algorithm).Config.keys(),
+    ]
 
 
 def is_nested(values: Mapping[str, Any]) -> bool:
     """Whether a config mapping is format 2 (groups) rather than format 1 (flat)."""
-    return "format_version" in values or any(isinstance(values.get(k), Mapping) for k in ("episodes", "run")) \
+    return (
+        "format_version" in values
+        or any(isinstance(values.get(k), Mapping) for k in ("episodes", "run"))
         or any(isinstance(v, Mapping) and k in ALGORITHMS for k, v in values.items())
+    )
 
 
 def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``changes`` applied; nested mappings merge key by key."""
     merged = dict(base)
     for key, value in changes.items():
-        merged[key] = merge(merged[key], value) if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) \
-            else value
+        merged[key] = (
+            merge(merged[key], value) if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) else value
+        )
     return merged
 
 
@@ -240,9 +295,15 @@ def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]
 _FORMAT1_READERS = {
     **{k: ("maml", "anil", "metasgd", "reptile", "metalstm") for k in ("inner_lr", "inner_steps", "test_inner_steps")},
     **{k: ("maml", "anil", "metasgd") for k in ("first_order", "batched", "compiled")},
-    "per_step_rates": ("maml",), "multi_step_loss_steps": ("maml",), "full_context": ("matching",),
-    "distance": ("matching",), "adapt_steps": ("baseline", "baseline++", "finetune"), "sequence_model": ("recurrent",),
-    "memory": ("mann",), "inner_batch": ("reptile",), "inner_optimizer": ("reptile",),
+    "per_step_rates": ("maml",),
+    "multi_step_loss_steps": ("maml",),
+    "full_context": ("matching",),
+    "distance": ("matching",),
+    "adapt_steps": ("baseline", "baseline++", "finetune"),
+    "sequence_model": ("recurrent",),
+    "memory": ("mann",),
+    "inner_batch": ("reptile",),
+    "inner_optimizer": ("reptile",),
 }
 
 
@@ -265,10 +326,14 @@ def convert_flat_config(values: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(algorithm, str):
         raise ConfigError(f"config key 'algorithm' must be a registered name, got {algorithm!r}")
     own = ALGORITHMS.get(algorithm).Config.keys()
-    return {"format_version": FORMAT_VERSION, "algorithm": algorithm, "backbone": values.get("backbone", "conv4"),
-            "episodes": {k: v for k, v in values.items() if k in EpisodesConfig.keys()},
-            "run": {k: v for k, v in values.items() if k in RunConfig.keys()},
-            algorithm: {k: v for k, v in values.items() if k in own and algorithm in _FORMAT1_READERS.get(k, ())}}
+    return {
+        "format_version": FORMAT_VERSION,
+        "algorithm": algorithm,
+        "backbone": values.get("backbone", "conv4"),
+        "episodes": {k: v for k, v in values.items() if k in EpisodesConfig.keys()},
+        "run": {k: v for k, v in values.items() if k in RunConfig.keys()},
+        algorithm: {k: v for k, v in values.items() if k in own and algorithm in _FORMAT1_READERS.get(k, ())},
+    }
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from learntolearn.errors import ConfigError
 DEFAULT_TIMEOUT_SECONDS = 900.0
 
 
-
 @dataclass(frozen=True)
 class Distributed:
     """This process's place in the job: ``rank`` of ``world_size`` (``world_size == 1``: not distributed)."""
@@ -67,8 +66,10 @@ def init_from_environment(timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> D
 def shard(count: int, part: int, parts: int) -> range:
     """Indices of the ``part``-th of ``parts`` contiguous, near-equal shares of ``range(count)``."""
     if count < parts:
-        raise ConfigError(f"a meta-batch of {count} tasks cannot be split over {parts} processes; "
-                         f"raise meta_batch to at least {parts} or use fewer processes")
+        raise ConfigError(
+            f"a meta-batch of {count} tasks cannot be split over {parts} processes; "
+            f"raise meta_batch to at least {parts} or use fewer processes"
+        )
     base, extra = divmod(count, parts)
     start = part * base + min(part, extra)
     return range(start, start + base + (part < extra))

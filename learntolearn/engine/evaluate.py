@@ -51,7 +51,9 @@ def adapt_and_predict(algorithm: Algorithm, support_x: Tensor, support_y: Tensor
         return algorithm.predict(algorithm.adapt(support_x, support_y), query_x).detach()
 
 
-def evaluate(algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None) -> Evaluation:
+def evaluate(
+    algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None
+) -> Evaluation:
     """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
     accuracies = []
     device = next(algorithm.parameters(), torch.empty(0)).device

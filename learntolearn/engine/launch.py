@@ -21,32 +21,60 @@ class DistributedTrainingError(RuntimeError):
     """A training process failed; the message names the rank and how to resume."""
 
 
-def _train_process(config: dict, run_dir: str, data_root: str | None, download: bool, resume: bool,
-                   timeout: float) -> str | None:
+def _train_process(
+    config: dict, run_dir: str, data_root: str | None, download: bool, resume: bool, timeout: float
+) -> str | None:
     """One rank's work; rank 0 returns the test result as text."""
-    trainer = Trainer(TrainConfig.from_dict(config), run_dir, data_root=data_root, download=download, resume=resume,
-                      distributed_timeout=timeout)
+    trainer = Trainer(
+        TrainConfig.from_dict(config),
+        run_dir,
+        data_root=data_root,
+        download=download,
+        resume=resume,
+        distributed_timeout=timeout,
+    )
     result = trainer.run()
     return None if result is None else str(result)
 
 
-def launch_training(nproc: int, config: TrainConfig, run_dir: str, *, data_root: str | None, download: bool,
-                    resume: bool, timeout: float) -> str | None:
+def launch_training(
+    nproc: int,
+    config: TrainConfig,
+    run_dir: str,
+    *,
+    data_root: str | None,
+    download: bool,
+    resume: bool,
+    timeout: float,
+) -> str | None:
     """Train with ``nproc`` local processes; returns rank 0's test result, raises :class:`DistributedTrainingError` if a rank fails.
 
     Each process gets ``cpu_count // nproc`` threads unless ``OMP_NUM_THREADS`` is set.
     """
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
     os.environ["OMP_NUM_THREADS"] = threads
-    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn",
-                          monitor_interval=0.5)
+    launch = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        start_method="spawn",
+        monitor_interval=0.5,
+    )
     try:
-        returned = elastic_launch(launch, _train_process)(config.to_dict(), str(run_dir), data_root, download, resume,
-                                                          timeout)
+        returned = elastic_launch(launch, _train_process)(
+            config.to_dict(), str(run_dir), data_root, download, resume, timeout
+        )
     except ChildFailedError as err:
-        ranks = ", ".join(f"rank {rank} ({failure.message or f'exit code {failure.exitcode}'})"
-                          for rank, failure in sorted(err.failures.items()))
-        raise DistributedTrainingError(f"distributed training failed: {ranks}. The last checkpoint in {run_dir}/last.pt is intact; "
-                           f"continue with `ltl train --resume {run_dir} --nproc {nproc}`") from err
+        ranks = ", ".join(
+            f"rank {rank} ({failure.message or f'exit code {failure.exitcode}'})"
+            for rank, failure in sorted(err.failures.items())
+        )
+        raise DistributedTrainingError(
+            f"distributed training failed: {ranks}. The last checkpoint in {run_dir}/last.pt is intact; "
+            f"continue with `ltl train --resume {run_dir} --nproc {nproc}`"
+        ) from err
     return returned.get(0)

@@ -41,7 +41,8 @@ class TrainedModel:
 
     algorithm: Algorithm
     config: TrainConfig
-    preprocessing: Preprocessing
+    #: how image files become inputs; None for models of non-image data (e.g. sentence embeddings)
+    preprocessing: Preprocessing | None
     source: Path
 
     @property
@@ -59,9 +60,10 @@ def _model_spec(run: Path, config: TrainConfig, data_root: str | None) -> dict:
     path = run / "model_spec.json"
     if not path.exists():
         e = config.episodes
-        data = load_dataset(e.dataset, e.split, e.train_subset, data_root=data_root, image_size=e.image_size,
-                            download=False)
-        write_json(path, {"input_shape": list(data.image_shape), "train_classes": data.n_classes})
+        data = load_dataset(
+            e.dataset, e.split, e.train_subset, data_root=data_root, image_size=e.image_size, download=False
+        )
+        write_json(path, {"input_shape": list(data.input_shape), "train_classes": data.n_classes})
     return json.loads(path.read_text())
 
 
@@ -69,7 +71,9 @@ def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> T
     """The best checkpoint (else the last) of a run folder."""
     run = Path(run_dir)
     if not (run / "config.json").is_file():
-        raise FileNotFoundError(f"{run} is not a run folder (no config.json); give a run folder or a file from `ltl export`")
+        raise FileNotFoundError(
+            f"{run} is not a run folder (no config.json); give a run folder or a file from `ltl export`"
+        )
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     checkpoint = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
     if not checkpoint.exists():
@@ -77,22 +81,34 @@ def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> T
     spec = _model_spec(run, config, data_root)
     algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
     algorithm.load_state_dict(load_tensors(checkpoint)["model"])
-    preprocessing = PREPROCESSING.get(config.episodes.dataset)(config.episodes.image_size)
+    dataset = config.episodes.dataset
+    preprocessing = PREPROCESSING.get(dataset)(config.episodes.image_size) if dataset in PREPROCESSING else None
     return TrainedModel(algorithm, config, preprocessing, checkpoint)
 
 
-def export_model(run_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, force: bool = False,
-                 data_root: str | None = None) -> Path:
+def export_model(
+    run_dir: str | os.PathLike[str], path: str | os.PathLike[str], *, force: bool = False, data_root: str | None = None
+) -> Path:
     """Write a run's best model as one self-describing file; refuses to overwrite unless ``force``."""
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
     model = load_run(run_dir, data_root)
     spec = _model_spec(Path(run_dir), model.config, data_root)
-    save_tensors({"format": FORMAT, "format_version": FORMAT_VERSION, "learntolearn_version": package_version(),
-                 "config": model.config.to_dict(), "model_spec": spec, "preprocessing": model.preprocessing.to_dict(),
-                 "state_dict": model.algorithm.state_dict(), "exported_from": str(model.source),
-                 "provenance": provenance()}, path)
+    save_tensors(
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "learntolearn_version": package_version(),
+            "config": model.config.to_dict(),
+            "model_spec": spec,
+            "preprocessing": None if model.preprocessing is None else model.preprocessing.to_dict(),
+            "state_dict": model.algorithm.state_dict(),
+            "exported_from": str(model.source),
+            "provenance": provenance(),
+        },
+        path,
+    )
     return path
 
 
@@ -108,15 +124,18 @@ def load_model_file(path: str | os.PathLike[str]) -> TrainedModel:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a learntolearn model file; write one with `ltl export RUN_DIR --out FILE`")
     if saved.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(f"{path} has model-file format {saved.get('format_version')} (written by learntolearn "
-                         f"{saved.get('learntolearn_version')}); this learntolearn {package_version()} reads format "
-                         f"{' and '.join(map(str, READABLE_VERSIONS))}: install the learntolearn version that wrote it, "
-                         f"or re-export the run")
+        raise ModelFileError(
+            f"{path} has model-file format {saved.get('format_version')} (written by learntolearn "
+            f"{saved.get('learntolearn_version')}); this learntolearn {package_version()} reads format "
+            f"{' and '.join(map(str, READABLE_VERSIONS))}: install the learntolearn version that wrote it, "
+            f"or re-export the run"
+        )
     config = TrainConfig.from_dict(saved["config"])
     spec = saved["model_spec"]
     algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
     algorithm.load_state_dict(saved["state_dict"])
-    return TrainedModel(algorithm, config, Preprocessing(**saved["preprocessing"]), path)
+    preprocessing = None if saved["preprocessing"] is None else Preprocessing(**saved["preprocessing"])
+    return TrainedModel(algorithm, config, preprocessing, path)
 
 
 def load_trained(source: str | os.PathLike[str], data_root: str | None = None) -> TrainedModel:

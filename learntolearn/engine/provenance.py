@@ -23,10 +23,16 @@ def git_commit(directory: Path) -> str:
     """
     outputs = [":(top)", ":(top,exclude)results", ":(top,exclude)benchmarks/results"]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                                cwd=directory).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *outputs],
-                                 capture_output=True, text=True, check=True, cwd=directory).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=directory
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *outputs],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=directory,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if changed else "")
@@ -34,6 +40,13 @@ def git_commit(directory: Path) -> str:
 
 def provenance() -> dict[str, Any]:
     """Commit of this code (see :func:`git_commit`), command, machine and library versions."""
-    return {"commit": git_commit(Path(__file__).parent), "command": " ".join(sys.argv), "torch": str(torch.__version__),
-            "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "malloc": malloc_setting()}
+    return {
+        "commit": git_commit(Path(__file__).parent),
+        "command": " ".join(sys.argv),
+        "torch": str(torch.__version__),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "malloc": malloc_setting(),
+    }

@@ -73,14 +73,18 @@ def episodic_source(config: TrainConfig, *, data_root: str | None = None, downlo
     val = load_dataset(e.dataset, e.split, e.val_subset, **options) if run.val_every else None
     test = load_dataset(e.dataset, e.split, e.test_subset, **options)
     sampler = EpisodeSampler(train, e.training_ways, e.training_shots, e.training_queries, seed=run.seed)
-    val_episodes = (EpisodeSet.generate(val, e.ways, e.shots, e.queries, run.val_episodes, VAL_EPISODE_SEED)
-                    if val is not None else None)
+    val_episodes = (
+        EpisodeSet.generate(val, e.ways, e.shots, e.queries, run.val_episodes, VAL_EPISODE_SEED)
+        if val is not None
+        else None
+    )
     test_episodes = EpisodeSet.generate(test, e.ways, e.shots, e.queries, run.test_episodes, TEST_EPISODE_SEED)
-    return TaskSource(sampler, val, val_episodes, test, test_episodes, train.image_shape, train.n_classes)
+    return TaskSource(sampler, val, val_episodes, test, test_episodes, train.input_shape, train.n_classes)
 
 
-def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backward: int,
-                             total: int | None = None) -> tuple[float, float]:
+def accumulate_meta_gradient(
+    algorithm: Algorithm, tasks: list, tasks_per_backward: int, total: int | None = None
+) -> tuple[float, float]:
     """Add the meta-gradient of the meta-loss over ``tasks`` to the parameters' ``.grad``, running
     backward on chunks of ``tasks_per_backward`` tasks; returns the loss and accuracy.
 
@@ -93,7 +97,7 @@ def accumulate_meta_gradient(algorithm: Algorithm, tasks: list, tasks_per_backwa
     """
     loss, accuracy = 0.0, 0.0
     for start in range(0, len(tasks), tasks_per_backward):
-        chunk = tasks[start:start + tasks_per_backward]
+        chunk = tasks[start : start + tasks_per_backward]
         out = algorithm.meta_loss(chunk)
         weight = len(chunk) / (total or len(tasks))
         if not math.isfinite(out.loss.item()):
@@ -112,16 +116,27 @@ class Trainer:
     (:mod:`learntolearn.engine.distributed`); only rank 0 writes to ``run_dir`` and tests.
     """
 
-    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike[str], *, data_root: str | None = None,
-                 download: bool = False, resume: bool = False, progress: bool = True,
-                 distributed_timeout: float = DEFAULT_TIMEOUT_SECONDS, source: TaskSource | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | os.PathLike[str],
+        *,
+        data_root: str | None = None,
+        download: bool = False,
+        resume: bool = False,
+        progress: bool = True,
+        distributed_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        source: TaskSource | None = None,
+    ) -> None:
         self.dist = init_from_environment(distributed_timeout)
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress and self.dist.is_main
         run = config.run
         if self.dist.enabled:
             shard(run.meta_batch, 0, self.dist.world_size)
         if (self.run_dir / "config.json").exists() and not resume:
-            raise FileExistsError(f"{self.run_dir} already holds a run; pass resume=True to continue it or choose another folder")
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run; pass resume=True to continue it or choose another folder"
+            )
         if resume and not (self.run_dir / "config.json").exists():
             raise FileNotFoundError(f"{self.run_dir} is not a run folder (no config.json); nothing to resume")
         self.source = source or episodic_source(config, data_root=data_root, download=download)
@@ -145,19 +160,28 @@ class Trainer:
             self.metrics = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
 
     def _state(self) -> dict:
-        return {"model": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "step": self.step, "best_val": self.best_val,
-                "train_seconds": self.train_seconds, "stale_validations": self.stale_validations,
-                "config": self.config.to_dict()}
+        return {
+            "model": self.algorithm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "best_val": self.best_val,
+            "train_seconds": self.train_seconds,
+            "stale_validations": self.stale_validations,
+            "config": self.config.to_dict(),
+        }
 
     def _restore(self) -> None:
         saved = TrainConfig.from_dict(json.loads((self.run_dir / "config.json").read_text())).flat()
         given = self.config.flat()
         changed = sorted(k for k in given if k != "steps" and saved.get(k) != given[k])
         if changed:
-            raise ConfigError(f"{self.run_dir}/config.json differs from the given config in {', '.join(changed)}; "
-                              f"only steps may change on resume")
+            raise ConfigError(
+                f"{self.run_dir}/config.json differs from the given config in {', '.join(changed)}; "
+                f"only steps may change on resume"
+            )
         if not (self.run_dir / "last.pt").exists():
             raise ModelFileError(f"{self.run_dir} has no last.pt checkpoint yet; start the run again without resume")
         state = load_tensors(self.run_dir / "last.pt")
@@ -185,8 +209,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             share = shard(run.meta_batch, self.dist.rank, self.dist.world_size)
             tasks = self.sampler.sample_many(run.meta_batch, share)
-            loss, accuracy = accumulate_meta_gradient(self.algorithm, tasks, run.tasks_per_backward or len(tasks),
-                                                      run.meta_batch)
+            loss, accuracy = accumulate_meta_gradient(
+                self.algorithm, tasks, run.tasks_per_backward or len(tasks), run.meta_batch
+            )
             if self.dist.enabled:
                 all_reduce_gradients([p for p in self.algorithm.parameters() if p.requires_grad])
                 loss, accuracy = all_reduce_sum(loss, accuracy)
@@ -201,11 +226,21 @@ class Trainer:
                 average_buffers(self.algorithm)
             self.step += 1
             self.train_seconds += time.perf_counter() - started
-            self._log({"step": self.step, "loss": round(loss, 6), "accuracy": round(accuracy, 6),
-                       "lr": self.scheduler.get_last_lr()[0], "train_seconds": round(self.train_seconds, 3)})
+            self._log(
+                {
+                    "step": self.step,
+                    "loss": round(loss, 6),
+                    "accuracy": round(accuracy, 6),
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "train_seconds": round(self.train_seconds, 3),
+                }
+            )
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{accuracy:.3f}",
-                            tasks_per_s=f"{run.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}")
+            bar.set_postfix(
+                loss=f"{loss:.3f}",
+                acc=f"{accuracy:.3f}",
+                tasks_per_s=f"{run.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}",
+            )
             stop = False
             if self.source.val_episodes is not None and run.val_every and self.step % run.val_every == 0:
                 stop = self._validate() if self.dist.is_main else False
@@ -225,8 +260,15 @@ class Trainer:
         self._log({"step": self.step, "val_accuracy": result.mean, "val_ci95": result.ci95})
         if result.mean > self.best_val:
             self.best_val, self.stale_validations = result.mean, 0
-            save_tensors({"model": self.algorithm.state_dict(), "step": self.step, "val_accuracy": result.mean,
-                          "config": self.config.to_dict()}, self.run_dir / "best.pt")
+            save_tensors(
+                {
+                    "model": self.algorithm.state_dict(),
+                    "step": self.step,
+                    "val_accuracy": result.mean,
+                    "config": self.config.to_dict(),
+                },
+                self.run_dir / "best.pt",
+            )
         else:
             self.stale_validations += 1
         patience = self.config.run.patience
@@ -240,10 +282,17 @@ class Trainer:
         episodes = self.source.test_episodes
         result = evaluate(self.algorithm, self.source.test_tasks(), progress=self.progress, total=len(episodes))
         episodes.save(self.run_dir / "test_episodes.pt")
-        summary = {"test_accuracy": result.mean, "test_ci95": result.ci95, "episodes": len(episodes),
-                   "episode_seed": TEST_EPISODE_SEED, "steps": self.step, "train_seconds": round(self.train_seconds, 1),
-                   "best_val_accuracy": self.best_val if best.exists() else None,
-                   "config": self.config.to_dict(), **provenance()}
+        summary = {
+            "test_accuracy": result.mean,
+            "test_ci95": result.ci95,
+            "episodes": len(episodes),
+            "episode_seed": TEST_EPISODE_SEED,
+            "steps": self.step,
+            "train_seconds": round(self.train_seconds, 1),
+            "best_val_accuracy": self.best_val if best.exists() else None,
+            "config": self.config.to_dict(),
+            **provenance(),
+        }
         write_json(self.run_dir / "results.json", summary)
         return result
 

@@ -52,11 +52,20 @@ def plot_learning_curves(run_dir: str | Path) -> Path:
     ax_loss.plot(steps, moving_average([r["loss"] for r in train], window))
     ax_loss.set(xlabel="meta-training step", ylabel=f"training loss (mean of {window} steps)", yscale="log")
     episodes = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).episodes
-    ax_acc.plot(steps, moving_average([r["accuracy"] for r in train], window), label=f"training ({episodes.training_ways}-way)")
+    ax_acc.plot(
+        steps, moving_average([r["accuracy"] for r in train], window), label=f"training ({episodes.training_ways}-way)"
+    )
     if val:
         means = [r["val_accuracy"] for r in val]
         ci = [r["val_ci95"] for r in val]
-        ax_acc.errorbar([r["step"] for r in val], means, yerr=ci, marker="o", capsize=3, label=f"validation ({episodes.ways}-way, 95% CI)")
+        ax_acc.errorbar(
+            [r["step"] for r in val],
+            means,
+            yerr=ci,
+            marker="o",
+            capsize=3,
+            label=f"validation ({episodes.ways}-way, 95% CI)",
+        )
     ax_acc.set(xlabel="meta-training step", ylabel="accuracy")
     ax_acc.legend()
     fig.suptitle(run.name)
@@ -67,8 +76,9 @@ def plot_learning_curves(run_dir: str | Path) -> Path:
     return path
 
 
-def plot_accuracy_vs_shots(run_dir: str | Path, shots: list[int], *, queries: int = 5, episodes: int = 200,
-                           data_root: str | None = None) -> Path:
+def plot_accuracy_vs_shots(
+    run_dir: str | Path, shots: list[int], *, queries: int = 5, episodes: int = 200, data_root: str | None = None
+) -> Path:
     """``accuracy_vs_shots.png`` (and ``.json``): the trained model on fixed test episodes with K = ``shots``."""
     run = Path(run_dir)
     model = load_run(run, data_root)
@@ -78,8 +88,18 @@ def plot_accuracy_vs_shots(run_dir: str | Path, shots: list[int], *, queries: in
     for k in shots:
         episode_set = EpisodeSet.generate(data, c.ways, k, queries, episodes, TEST_EPISODE_SEED)
         result = evaluate(model.algorithm, episode_set.tasks(data), progress=False)
-        points.append({"shots": k, "accuracy": result.mean, "ci95": result.ci95, "ways": c.ways, "queries": queries,
-                       "episodes": episodes, "episode_seed": TEST_EPISODE_SEED, "checkpoint": model.source.name})
+        points.append(
+            {
+                "shots": k,
+                "accuracy": result.mean,
+                "ci95": result.ci95,
+                "ways": c.ways,
+                "queries": queries,
+                "episodes": episodes,
+                "episode_seed": TEST_EPISODE_SEED,
+                "checkpoint": model.source.name,
+            }
+        )
     write_json(run / "accuracy_vs_shots.json", points)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))

@@ -35,8 +35,10 @@ from learntolearn.files import load_tensors, write_json, write_text
 def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
     """Per-episode accuracies of the run's checkpoint on the row's episodes, cached beside the run."""
     stat = model.source.stat()
-    key = (f"{model.source.name}:{stat.st_mtime_ns}:{stat.st_size}:{row.setting()}:{episodes}:"
-           f"seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}")
+    key = (
+        f"{model.source.name}:{stat.st_mtime_ns}:{stat.st_size}:{row.setting()}:{episodes}:"
+        f"seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}"
+    )
     cache_path = run / "table_evaluations.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     if key in cache:
@@ -47,8 +49,9 @@ def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str
         tasks = load_lake_runs(**options)
     else:
         data = load_dataset(c.dataset, c.split, c.test_subset, **options)
-        tasks = EpisodeSet.generate(data, row.ways or c.ways, row.shots or c.shots, c.queries, episodes,
-                                    TEST_EPISODE_SEED).tasks(data)
+        tasks = EpisodeSet.generate(
+            data, row.ways or c.ways, row.shots or c.shots, c.queries, episodes, TEST_EPISODE_SEED
+        ).tasks(data)
     result = evaluate(model.algorithm, tasks, progress=False)
     cache[key] = result.accuracies.tolist()
     write_json(cache_path, cache)
@@ -70,11 +73,19 @@ def _training(run: Path) -> dict:
     words = trained.get("command", "").split()
     command = " ".join(["ltl", *words[1:]] if words and os.path.basename(words[0]) == "ltl" else words)
     command = command or f"(not recorded: {run.name} predates command logging; see the README)"
-    return {"status": "complete" if steps >= config.steps else "partial", "steps": steps,
-            "of_steps": config.steps, "train_hours": round(seconds / 3600, 3), "threads": trained["threads"],
-            "cpu_hours": round(seconds * trained["threads"] / 3600, 3), "command": command,
-            "commit": trained["commit"], "seed": config.seed, "hardware": f"{trained['cores']}-core {trained['cpu']}",
-            "torch": trained["torch"]}
+    return {
+        "status": "complete" if steps >= config.steps else "partial",
+        "steps": steps,
+        "of_steps": config.steps,
+        "train_hours": round(seconds / 3600, 3),
+        "threads": trained["threads"],
+        "cpu_hours": round(seconds * trained["threads"] / 3600, 3),
+        "command": command,
+        "commit": trained["commit"],
+        "seed": config.seed,
+        "hardware": f"{trained['cores']}-core {trained['cpu']}",
+        "torch": trained["torch"],
+    }
 
 
 def read_table(table: str, out_dir: str | Path) -> dict[tuple[str, str], dict]:
@@ -90,14 +101,24 @@ def read_table(table: str, out_dir: str | Path) -> dict[tuple[str, str], dict]:
         if r["status"] == "not run":
             continue
         key = f"{r['preset']} | {r['setting']}"
-        rows[(r["preset"], r["setting"])] = {"kept_from": written["generated_at_commit"], **r,
-                                             **({"episode_accuracies": accuracies[key]} if key in accuracies else {})}
+        rows[(r["preset"], r["setting"])] = {
+            "kept_from": written["generated_at_commit"],
+            **r,
+            **({"episode_accuracies": accuracies[key]} if key in accuracies else {}),
+        }
     return rows
 
 
-def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, episodes: int = 1000,
-              data_root: str | None = None, progress: bool = True,
-              earlier: dict[tuple[str, str], dict] | None = None) -> list[dict]:
+def reproduce(
+    table: str,
+    runs_dir: str | Path,
+    *,
+    train_missing: bool = False,
+    episodes: int = 1000,
+    data_root: str | None = None,
+    progress: bool = True,
+    earlier: dict[tuple[str, str], dict] | None = None,
+) -> list[dict]:
     """Evaluate (and, if asked, train) every row of ``table``; one result dict per row.
 
     A row whose run folder is missing is taken from ``earlier`` (see :func:`read_table`) when it holds one.
@@ -106,8 +127,15 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
     results, references = [], {}
     for row in TABLES.get(table):
         run = runs_dir / row.preset
-        record: dict[str, Any] = {"preset": row.preset, "setting": row.setting(), "note": row.note, "paper": row.paper, "paper_ci": row.paper_ci,
-                  "source": row.source, "metric": "error %" if row.paper_is_error else "accuracy %"}
+        record: dict[str, Any] = {
+            "preset": row.preset,
+            "setting": row.setting(),
+            "note": row.note,
+            "paper": row.paper,
+            "paper_ci": row.paper_ci,
+            "source": row.source,
+            "metric": "error %" if row.paper_is_error else "accuracy %",
+        }
         if not (run / "config.json").exists() and train_missing:
             Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
         kept = None if (run / "config.json").exists() else earlier.get((row.preset, row.setting()))
@@ -119,8 +147,13 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
             model = load_run(run, data_root)
             result = _cached_evaluation(run, row, model, episodes, data_root)
             ours = 100 * (1 - result.mean) if row.paper_is_error else 100 * result.mean
-            record.update(ours=round(ours, 2), ci95=round(100 * result.ci95, 2), episodes=len(result.accuracies),
-                          checkpoint=model.source.name, **_training(run))
+            record.update(
+                ours=round(ours, 2),
+                ci95=round(100 * result.ci95, 2),
+                episodes=len(result.accuracies),
+                checkpoint=model.source.name,
+                **_training(run),
+            )
             record["gap"] = round(ours - row.paper, 2) if row.paper is not None else None
             record["episode_accuracies"] = [round(float(a), 4) for a in result.accuracies]
         else:
@@ -143,10 +176,13 @@ def reproduce(table: str, runs_dir: str | Path, *, train_missing: bool = False, 
 
 def to_markdown(table: str, results: list[dict]) -> str:
     """The table as Markdown, followed by the command of each run."""
-    lines = [f"Generated by `ltl reproduce {table}` at commit `{provenance()['commit'][:10]}` on "
-             f"{os.cpu_count()}-core {platform.machine()}; each row's own run is described in its columns.", "",
-             "| preset | setting | ours (95% CI) | paper | gap | paired difference (95% CI) | training | seed | trained at |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Generated by `ltl reproduce {table}` at commit `{provenance()['commit'][:10]}` on "
+        f"{os.cpu_count()}-core {platform.machine()}; each row's own run is described in its columns.",
+        "",
+        "| preset | setting | ours (95% CI) | paper | gap | paired difference (95% CI) | training | seed | trained at |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         paper = "—" if r["paper"] is None else f"{r['paper']}" + (f" ± {r['paper_ci']}" if r["paper_ci"] else "")
         if r["status"] == "not run":
@@ -157,19 +193,31 @@ def to_markdown(table: str, results: list[dict]) -> str:
         if "unavailable" in paired:
             paired = f"n/a: the reference {paired['versus']} was kept without per-episode scores"
         else:
-            paired = f"{paired['difference']:+.2f} ± {paired['ci95']:.2f} vs {paired['versus']}" if paired else "reference"
+            paired = (
+                f"{paired['difference']:+.2f} ± {paired['ci95']:.2f} vs {paired['versus']}" if paired else "reference"
+            )
         gap = "" if r["gap"] is None else f"{r['gap']:+.2f}"
         status = "" if r["status"] == "complete" else "partial: "
-        training = (f"{status}{r['steps']:,} of {r['of_steps']:,} steps, {r['train_hours']:.2f} h on "
-                    f"{r['threads']} thread(s), {r['checkpoint']}")
+        training = (
+            f"{status}{r['steps']:,} of {r['of_steps']:,} steps, {r['train_hours']:.2f} h on "
+            f"{r['threads']} thread(s), {r['checkpoint']}"
+        )
         if r.get("kept"):
             training += f"; kept from the table at `{r['kept_from'][:10]}` (run folder not on this machine)"
         setting = r["setting"] + (f" ({r['note']})" if r.get("note") else "")
-        lines.append(f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
-                     f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
-                     f"`{r['commit'][:10]}` |")
-    lines += ["", "Paper figures: " + "; ".join(sorted({f"{r['preset']}: {r['source']}" for r in results})) + ".", "",
-              "Commands that trained the runs (as recorded in each run's provenance.json):", "", "```bash"]
+        lines.append(
+            f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
+            f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
+            f"`{r['commit'][:10]}` |"
+        )
+    lines += [
+        "",
+        "Paper figures: " + "; ".join(sorted({f"{r['preset']}: {r['source']}" for r in results})) + ".",
+        "",
+        "Commands that trained the runs (as recorded in each run's provenance.json):",
+        "",
+        "```bash",
+    ]
     lines += [*sorted({r["command"] for r in results if "command" in r}), "```"]
     return "\n".join(lines) + "\n"
 

@@ -51,9 +51,18 @@ def _split(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
     return [chunk.view_as(t) for chunk, t in zip(flat.split([t.numel() for t in like]), like)]
 
 
-def meta_train(net: CoordinatewiseLSTM, problem: Problem, *, iterations: int, steps: int = 100, unroll: int = 20,
-               batch: int = 16, lr: float = 1e-3, seed: int = 0,
-               log: Callable[[int, float], None] | None = None) -> CoordinatewiseLSTM:
+def meta_train(
+    net: CoordinatewiseLSTM,
+    problem: Problem,
+    *,
+    iterations: int,
+    steps: int = 100,
+    unroll: int = 20,
+    batch: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    log: Callable[[int, float], None] | None = None,
+) -> CoordinatewiseLSTM:
     """Meta-train ``net`` with Adam on ``iterations`` trajectories of ``steps`` optimizee steps each,
     backpropagating through windows of ``unroll`` steps (Section 3: 100 steps, unrolled 20)."""
     generator = torch.Generator().manual_seed(seed)
@@ -84,8 +93,14 @@ def meta_train(net: CoordinatewiseLSTM, problem: Problem, *, iterations: int, st
     return net
 
 
-def run_optimizer(problem: Problem, make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer], *, steps: int = 100,
-                  batch: int = 100, seed: int = 1) -> Tensor:
+def run_optimizer(
+    problem: Problem,
+    make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer],
+    *,
+    steps: int = 100,
+    batch: int = 100,
+    seed: int = 1,
+) -> Tensor:
     """Mean loss per problem instance before each of ``steps`` steps and after the last: ``(steps + 1,)``."""
     params, loss_fn = problem.sample(batch, torch.Generator().manual_seed(seed))
     params = [p.clone().requires_grad_() for p in params]

@@ -51,17 +51,21 @@ class GlyphMLP:
         self.ways, self.hidden, self.batch_size = ways, hidden, batch_size
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[list[Tensor], Loss]:
-        classes = torch.stack([torch.randperm(self.data.n_classes, generator=generator)[: self.ways] for _ in range(batch)])
+        classes = torch.stack(
+            [torch.randperm(self.data.n_classes, generator=generator)[: self.ways] for _ in range(batch)]
+        )
         counts = self.data.counts[classes]
         picks = (torch.rand(batch, self.batch_size, generator=generator) * self.ways).long()
         within = (torch.rand(batch, self.batch_size, generator=generator) * counts.gather(1, picks)).long()
         index = self.data.offsets[classes.gather(1, picks)] + within
         x = self.data.to_float(index).flatten(2)
         d = x.shape[-1]
-        params = [torch.randn(batch, d, self.hidden, generator=generator) * d ** -0.5,
-                  torch.zeros(batch, self.hidden),
-                  torch.randn(batch, self.hidden, self.ways, generator=generator) * self.hidden ** -0.5,
-                  torch.zeros(batch, self.ways)]
+        params = [
+            torch.randn(batch, d, self.hidden, generator=generator) * d**-0.5,
+            torch.zeros(batch, self.hidden),
+            torch.randn(batch, self.hidden, self.ways, generator=generator) * self.hidden**-0.5,
+            torch.zeros(batch, self.ways),
+        ]
 
         def loss(p: list[Tensor]) -> Tensor:
             h = torch.sigmoid(torch.bmm(x, p[0]) + p[1].unsqueeze(1))

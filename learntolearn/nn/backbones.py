@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
@@ -133,8 +134,11 @@ def conv4_strided(in_channels: int = 1, hidden: int = 64) -> ConvNet:
     instead of max-pooling, each with BatchNorm and ReLU, then the mean over spatial positions."""
     layers: list[nn.Module] = []
     for i in range(4):
-        layers += [nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
-                   nn.BatchNorm2d(hidden), nn.ReLU()]
+        layers += [
+            nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(),
+        ]
     return ConvNet(*layers, SpatialMean())
 
 
@@ -142,14 +146,30 @@ def conv4_strided(in_channels: int = 1, hidden: int = 64) -> ConvNet:
 def conv4_maps(in_channels: int = 1, hidden: int = 64) -> ConvNet:
     """Relation Networks' embedding module (Sung et al. 2018, Figure 2): two unpadded conv blocks
     with max-pooling, then two padded ones without; 28x28 inputs give 64x5x5 feature maps."""
+
     def block(cin: int, padding: int, pool: bool) -> list[nn.Module]:
-        return [nn.Conv2d(cin, hidden, 3, padding=padding), nn.BatchNorm2d(hidden),
-                *([nn.MaxPool2d(2)] if pool else []), nn.ReLU()]  # ReLU after pooling, as in conv_block
-    return ConvNet(*block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False),
-                         *block(hidden, 1, False))
+        return [
+            nn.Conv2d(cin, hidden, 3, padding=padding),
+            nn.BatchNorm2d(hidden),
+            *([nn.MaxPool2d(2)] if pool else []),
+            nn.ReLU(),
+        ]  # ReLU after pooling, as in conv_block
+
+    return ConvNet(
+        *block(in_channels, 0, True), *block(hidden, 0, True), *block(hidden, 1, False), *block(hidden, 1, False)
+    )
 
 
 @BACKBONES.register("pixels")
 def pixels(in_channels: int = 1) -> nn.Module:
     """No learned embedding: the flattened pixels, as the memory-augmented network of Santoro et al. 2016 reads them."""
     return nn.Flatten()
+
+
+@BACKBONES.register("adapter")
+def adapter(in_features: int = 384, hidden: int = 256) -> nn.Module:
+    """A residual adapter over flat features (e.g. sentence embeddings): the identity until trained."""
+    return ResidualAdapter(in_features, hidden)
+
+
+adapter.flat_input = True  # type: ignore[attr-defined]

@@ -37,11 +37,20 @@ def threshold_backward_in_floats(grad: Tensor, out: Tensor, threshold: float) ->
 
 
 @torch.library.custom_op("learntolearn::max_pool2d_backward", mutates_args=())
-def max_pool2d_backward_eager(grad: Tensor, x: Tensor, kernel_size: list[int], stride: list[int],
-                              padding: list[int], dilation: list[int], ceil_mode: bool, indices: Tensor) -> Tensor:
+def max_pool2d_backward_eager(
+    grad: Tensor,
+    x: Tensor,
+    kernel_size: list[int],
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    ceil_mode: bool,
+    indices: Tensor,
+) -> Tensor:
     """``aten.max_pool2d_with_indices_backward``, opaque to Inductor, which calls it as an external kernel."""
     return torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
-        grad, x, kernel_size, stride, padding, dilation, ceil_mode, indices, grad_input=torch.empty_like(x))
+        grad, x, kernel_size, stride, padding, dilation, ceil_mode, indices, grad_input=torch.empty_like(x)
+    )
 
 
 @max_pool2d_backward_eager.register_fake
@@ -49,24 +58,32 @@ def _(grad: Tensor, x: Tensor, *args) -> Tensor:
     return torch.empty_like(x)
 
 
-def _max_pool2d_backward_as_eager(grad: Tensor, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
-                                  indices: Tensor) -> Tensor:
-    return max_pool2d_backward_eager(grad, x, list(kernel_size), list(stride), list(padding), list(dilation),
-                                     ceil_mode, indices)
+def _max_pool2d_backward_as_eager(
+    grad: Tensor, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool, indices: Tensor
+) -> Tensor:
+    return max_pool2d_backward_eager(
+        grad, x, list(kernel_size), list(stride), list(padding), list(dilation), ceil_mode, indices
+    )
 
 
-def _inductor_without_bool_masks(graph: torch.fx.GraphModule, example_inputs: list, cpp_wrapper: bool = True) -> Callable:
+def _inductor_without_bool_masks(
+    graph: torch.fx.GraphModule, example_inputs: list, cpp_wrapper: bool = True
+) -> Callable:
     from torch._functorch import config as functorch_config
     from torch._inductor.compile_fx import compile_fx
     from torch._inductor.decomposition import select_decomp_table
 
-    decompositions: dict[Any, Callable] = {**select_decomp_table(), torch.ops.aten.threshold_backward.default: threshold_backward_in_floats,
-                      torch.ops.aten.max_pool2d_with_indices_backward.default: _max_pool2d_backward_as_eager}
+    decompositions: dict[Any, Callable] = {
+        **select_decomp_table(),
+        torch.ops.aten.threshold_backward.default: threshold_backward_in_floats,
+        torch.ops.aten.max_pool2d_with_indices_backward.default: _max_pool2d_backward_as_eager,
+    }
     # AOTAutograd's cache keys ignore the decompositions, so it would return a graph compiled without this one;
     # Inductor's own cache sees the decomposed graph and stays on
     with functorch_config.patch(enable_autograd_cache=False):
-        compiled = compile_fx(graph, example_inputs, decompositions=decompositions,
-                              config_patches={"cpp_wrapper": cpp_wrapper})
+        compiled = compile_fx(
+            graph, example_inputs, decompositions=decompositions, config_patches={"cpp_wrapper": cpp_wrapper}
+        )
     return cast(Callable, compiled)
 
 
@@ -76,14 +93,20 @@ def compile_without_bool_masks(fn: Callable, cpp_wrapper: bool = True) -> Callab
     ``cpp_wrapper=False`` keeps Inductor's Python wrapper code (for comparison)."""
     if cpp_wrapper:
         return torch.compile(fn, backend=_inductor_without_bool_masks, dynamic=False)
-    return torch.compile(fn, backend=lambda graph, inputs: _inductor_without_bool_masks(graph, inputs, False),
-                         dynamic=False)
+    return torch.compile(
+        fn, backend=lambda graph, inputs: _inductor_without_bool_masks(graph, inputs, False), dynamic=False
+    )
 
 
 def compile_method(method: Callable, cpp_wrapper: bool = True) -> Callable:
     """:func:`compile_without_bool_masks` of a bound method, on a private copy of its code (module docstring)."""
     function = method.__func__  # type: ignore[attr-defined]  # a bound method
-    private = types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
-                                 function.__defaults__, function.__closure__)
+    private = types.FunctionType(
+        function.__code__.replace(),
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
     private.__kwdefaults__ = function.__kwdefaults__
     return compile_without_bool_masks(types.MethodType(private, method.__self__), cpp_wrapper)  # type: ignore[attr-defined]

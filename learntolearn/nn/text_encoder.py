@@ -78,14 +78,24 @@ class SentenceEncoder(nn.Module):
     def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
         """Padded token ids and attention mask; empty texts are refused, long ones truncated (with one warning)."""
         check_texts(texts)
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
-                               return_tensors="pt", return_overflowing_tokens=False, return_length=False)
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+            return_overflowing_tokens=False,
+            return_length=False,
+        )
         if not self._warned_truncation and batch["attention_mask"].shape[1] == self.max_tokens:
             lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
             longer = sum(n > self.max_tokens for n in lengths)
             if longer:
-                warnings.warn(f"{longer} text(s) longer than the encoder's {self.max_tokens}-token window were "
-                              f"truncated to their first {self.max_tokens} tokens", stacklevel=2)
+                warnings.warn(
+                    f"{longer} text(s) longer than the encoder's {self.max_tokens}-token window were "
+                    f"truncated to their first {self.max_tokens} tokens",
+                    stacklevel=2,
+                )
                 self._warned_truncation = True
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
@@ -102,7 +112,7 @@ class SentenceEncoder(nn.Module):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.dim)
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             out[rows] = self(**self.tokenize([texts[i] for i in rows]))
         self.train(was_training)
         return out

@@ -8,5 +8,12 @@ from learntolearn.text.classifier import TextFewShotClassifier, TextPrediction, 
 from learntolearn.text.episodic import meta_train
 from learntolearn.text.out_of_scope import RejectionResult, choose_threshold, evaluate_with_rejection
 
-__all__ = ["RejectionResult", "TextFewShotClassifier", "TextPrediction", "choose_threshold", "evaluate_with_rejection",
-           "meta_train", "read_texts"]
+__all__ = [
+    "RejectionResult",
+    "TextFewShotClassifier",
+    "TextPrediction",
+    "choose_threshold",
+    "evaluate_with_rejection",
+    "meta_train",
+    "read_texts",
+]

@@ -64,8 +64,9 @@ def read_texts(path: str | os.PathLike[str], *, labelled: bool) -> tuple[list[st
                 labels.append(str(item["label"]) if labelled else "")
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 fields = '"text" and "label"' if labelled else '"text"'
-                raise DataError(f"{path}, line {number}: expected a JSON object with {fields} "
-                                f"({type(err).__name__}: {err})") from err
+                raise DataError(
+                    f"{path}, line {number}: expected a JSON object with {fields} ({type(err).__name__}: {err})"
+                ) from err
     elif path.suffix.lower() == ".csv":
         reader = csv.DictReader(lines)
         needed = ["text", "label"] if labelled else ["text"]
@@ -92,14 +93,18 @@ def read_texts(path: str | os.PathLike[str], *, labelled: bool) -> tuple[list[st
 class TextFewShotClassifier:
     """Few-shot text classification on frozen sentence embeddings; see the module docstring."""
 
-    def __init__(self, method: str = "logistic", *, reject_below: float | None = None,
-                 encoder: SentenceEncoder | None = None) -> None:
+    def __init__(
+        self, method: str = "logistic", *, reject_below: float | None = None, encoder: SentenceEncoder | None = None
+    ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         self.method, self.reject_below = method, reject_below
         self.encoder = encoder if encoder is not None else SentenceEncoder()
-        self.algorithm = LogisticRegressionProbe() if method == "logistic" else \
-            PrototypicalNetworks(nn.Identity(), distance="cosine")
+        self.algorithm = (
+            LogisticRegressionProbe()
+            if method == "logistic"
+            else PrototypicalNetworks(nn.Identity(), distance="cosine")
+        )
         self.classes: list[str] = []
         self.adapted: tuple[Tensor, Tensor] | None = None
 
@@ -113,8 +118,10 @@ class TextFewShotClassifier:
         if shots is not None:
             short = sorted(f"{label} ({n})" for label, n in counts.items() if n < shots)
             if short:
-                raise DataError(f"{shots} examples per class were asked for, but {', '.join(short)} "
-                                f"{'has' if len(short) == 1 else 'have'} fewer; add examples or lower --shots")
+                raise DataError(
+                    f"{shots} examples per class were asked for, but {', '.join(short)} "
+                    f"{'has' if len(short) == 1 else 'have'} fewer; add examples or lower --shots"
+                )
             if any(n > shots for n in counts.values()):
                 warnings.warn(f"some classes have more than {shots} examples; all of them are used", stacklevel=2)
         self.classes = sorted(counts)
@@ -136,6 +143,11 @@ class TextFewShotClassifier:
         outputs = adapt_and_predict(self.algorithm, support, targets, self.encoder.encode(list(texts)))
         scores = outputs.softmax(-1) if self.method == "logistic" else outputs
         confidence, predicted = scores.max(-1)
-        return [TextPrediction(text, OUT_OF_SCOPE if self.reject_below is not None and c < self.reject_below
-                               else self.classes[p], float(c))
-                for text, c, p in zip(texts, confidence.tolist(), predicted.tolist())]
+        return [
+            TextPrediction(
+                text,
+                OUT_OF_SCOPE if self.reject_below is not None and c < self.reject_below else self.classes[p],
+                float(c),
+            )
+            for text, c, p in zip(texts, confidence.tolist(), predicted.tolist())
+        ]

@@ -12,8 +12,19 @@ from learntolearn.data.text import TextClassDataset
 from learntolearn.errors import ConfigError
 
 
-def meta_train(algorithm: Algorithm, dataset: TextClassDataset, *, ways: int, shots: int, queries: int, steps: int,
-               lr: float = 1e-3, meta_batch: int = 4, seed: int = 0, outer_optimizer: str = "adam") -> list[float]:
+def meta_train(
+    algorithm: Algorithm,
+    dataset: TextClassDataset,
+    *,
+    ways: int,
+    shots: int,
+    queries: int,
+    steps: int,
+    lr: float = 1e-3,
+    meta_batch: int = 4,
+    seed: int = 0,
+    outer_optimizer: str = "adam",
+) -> list[float]:
     """Adam (or SGD, e.g. for Reptile's interpolation) on ``algorithm.meta_loss`` of seeded episodes from
     ``dataset`` (which must carry features); returns the losses."""
     torch.manual_seed(seed)
@@ -27,7 +38,9 @@ def meta_train(algorithm: Algorithm, dataset: TextClassDataset, *, ways: int, sh
     for step in range(steps):
         loss = algorithm.meta_loss(sampler.sample_many(meta_batch)).loss
         if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the meta-loss became {loss.item()} at step {step + 1}; lower the learning rate ({lr})")
+            raise FloatingPointError(
+                f"the meta-loss became {loss.item()} at step {step + 1}; lower the learning rate ({lr})"
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

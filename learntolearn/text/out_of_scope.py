@@ -29,8 +29,9 @@ class RejectionResult:
     threshold: float
 
 
-def _scores(algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, per_episode: int,
-            seed: int) -> list[tuple[Tensor, Tensor, Tensor]]:
+def _scores(
+    algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, per_episode: int, seed: int
+) -> list[tuple[Tensor, Tensor, Tensor]]:
     """For each episode: best score and correctness of its in-scope queries, best score of its out-of-scope ones."""
     generator = torch.Generator().manual_seed(seed)
     rows = []
@@ -43,8 +44,9 @@ def _scores(algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, p
     return rows
 
 
-def choose_threshold(algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, *, per_episode: int = 15,
-                     seed: int = 0) -> float:
+def choose_threshold(
+    algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, *, per_episode: int = 15, seed: int = 0
+) -> float:
     """The threshold that maximises (in-scope accuracy + out-of-scope recall) / 2 over ``tasks`` (meta-train
     episodes), each given ``per_episode`` queries drawn from ``out_of_scope`` (meta-train out-of-scope features)."""
     rows = _scores(algorithm, tasks, out_of_scope, per_episode, seed)
@@ -55,8 +57,15 @@ def choose_threshold(algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: 
     return float(candidates[((accepted_correct + rejected_oos) / 2).argmax()])
 
 
-def evaluate_with_rejection(algorithm: Algorithm, tasks: Iterable[Task], out_of_scope: Tensor, threshold: float, *,
-                            per_episode: int = 15, seed: int = 0) -> RejectionResult:
+def evaluate_with_rejection(
+    algorithm: Algorithm,
+    tasks: Iterable[Task],
+    out_of_scope: Tensor,
+    threshold: float,
+    *,
+    per_episode: int = 15,
+    seed: int = 0,
+) -> RejectionResult:
     """In-scope accuracy and out-of-scope recall per episode, each episode with ``per_episode`` out-of-scope
     queries drawn (seeded, so paired across methods) from ``out_of_scope``."""
     rows = _scores(algorithm, tasks, out_of_scope, per_episode, seed)

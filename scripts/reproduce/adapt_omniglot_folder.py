@@ -29,7 +29,7 @@ def write_folders(archive: Path, alphabet: str, ways: int, queries: int, work: P
             (work / "support" / character).mkdir(parents=True, exist_ok=True)
             (work / "support" / character / Path(files[0]).name).write_bytes(z.read(files[0]))
             (work / "query").mkdir(exist_ok=True)
-            for name in files[1:1 + queries]:
+            for name in files[1 : 1 + queries]:
                 (work / "query" / Path(name).name).write_bytes(z.read(name))
                 truth[Path(name).name] = character
     return truth
@@ -54,8 +54,10 @@ def main() -> None:
     predictions = classifier.fit(args.work / "support").predict(args.work / "query")
     done = time.perf_counter()
     correct = sum(p.predicted_class == truth[Path(p.file).name] for p in predictions)
-    print(f"{args.alphabet}, {args.ways} characters, 1 support drawing each: {correct}/{len(predictions)} queries "
-          f"right; load {loaded - started:.2f} s, fit+predict {done - loaded:.2f} s")
+    print(
+        f"{args.alphabet}, {args.ways} characters, 1 support drawing each: {correct}/{len(predictions)} queries "
+        f"right; load {loaded - started:.2f} s, fit+predict {done - loaded:.2f} s"
+    )
 
 
 if __name__ == "__main__":

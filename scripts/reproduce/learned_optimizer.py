@@ -34,14 +34,25 @@ from learntolearn.l2o import (
 )
 
 GRIDS = {
-    "quadratic": {"SGD": [0.001, 0.003, 0.01, 0.03], "Adam": [0.03, 0.1, 0.3, 1.0, 3.0],
-                  "RMSprop": [0.003, 0.01, 0.03, 0.1, 0.3], "NAG": [0.001, 0.003, 0.01, 0.03]},
-    "mlp": {"SGD": [0.3, 1.0, 3.0, 10.0], "Adam": [0.003, 0.01, 0.03, 0.1],
-            "RMSprop": [0.001, 0.003, 0.01, 0.03], "NAG": [0.1, 0.3, 1.0, 3.0]},
+    "quadratic": {
+        "SGD": [0.001, 0.003, 0.01, 0.03],
+        "Adam": [0.03, 0.1, 0.3, 1.0, 3.0],
+        "RMSprop": [0.003, 0.01, 0.03, 0.1, 0.3],
+        "NAG": [0.001, 0.003, 0.01, 0.03],
+    },
+    "mlp": {
+        "SGD": [0.3, 1.0, 3.0, 10.0],
+        "Adam": [0.003, 0.01, 0.03, 0.1],
+        "RMSprop": [0.001, 0.003, 0.01, 0.03],
+        "NAG": [0.1, 0.3, 1.0, 3.0],
+    },
 }
-OPTIMIZERS = {"SGD": lambda p, lr: torch.optim.SGD(p, lr=lr), "Adam": lambda p, lr: torch.optim.Adam(p, lr=lr),
-              "RMSprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
-              "NAG": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True)}
+OPTIMIZERS = {
+    "SGD": lambda p, lr: torch.optim.SGD(p, lr=lr),
+    "Adam": lambda p, lr: torch.optim.Adam(p, lr=lr),
+    "RMSprop": lambda p, lr: torch.optim.RMSprop(p, lr=lr),
+    "NAG": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True),
+}
 
 
 def problems(kind: str):
@@ -62,21 +73,40 @@ def train(args) -> None:
     while done < args.iterations:
         chunk = min(25, args.iterations - done)
         started = time.perf_counter()
-        meta_train(net, train_problem, iterations=chunk, batch=args.batch, lr=args.lr, seed=args.seed + done,
-                   log=lambda i, loss: metrics.write(json.dumps({"iteration": done + i + 1, "meta_loss": loss}) + "\n"))
+        meta_train(
+            net,
+            train_problem,
+            iterations=chunk,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed + done,
+            log=lambda i, loss: metrics.write(json.dumps({"iteration": done + i + 1, "meta_loss": loss}) + "\n"),
+        )
         metrics.flush()
         done, seconds = done + chunk, seconds + time.perf_counter() - started
         save_tensors({"net": net.state_dict(), "iterations": done, "seconds": seconds}, checkpoint)
         print(f"{done}/{args.iterations} meta-iterations, {seconds:.0f} s", flush=True)
-    curves = {"LSTM (learned)": {"lr": None, "curve": run_optimizer(held_out, lambda p: LearnedOptimizer(p, net)).tolist()}}
+    curves = {
+        "LSTM (learned)": {"lr": None, "curve": run_optimizer(held_out, lambda p: LearnedOptimizer(p, net)).tolist()}
+    }
     for name, grid in GRIDS[args.problem].items():
         finals = {lr: float(run_optimizer(train_problem, lambda p: OPTIMIZERS[name](p, lr), seed=3)[-1]) for lr in grid}
         best = min((v, lr) for lr, v in finals.items() if v == v)[1]
         curves[name] = {"lr": best, "curve": run_optimizer(held_out, lambda p: OPTIMIZERS[name](p, best)).tolist()}
-    (args.out / "results.json").write_text(json.dumps(
-        {"problem": args.problem, "meta_iterations": done, "meta_train_seconds": round(seconds, 1), "seed": args.seed,
-         "held_out": "100 problems, seed 1" + (" (unseen glyph classes)" if args.problem == "mlp" else ""),
-         "curves": curves, **provenance()}, indent=2))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "problem": args.problem,
+                "meta_iterations": done,
+                "meta_train_seconds": round(seconds, 1),
+                "seed": args.seed,
+                "held_out": "100 problems, seed 1" + (" (unseen glyph classes)" if args.problem == "mlp" else ""),
+                "curves": curves,
+                **provenance(),
+            },
+            indent=2,
+        )
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, entry in curves.items():
@@ -95,9 +125,11 @@ def table(runs: list[Path]) -> None:
         r = json.loads((run / "results.json").read_text())
         for name, entry in r["curves"].items():
             c = entry["curve"]
-            print(f"| {r['problem']} | {name} | {entry['lr'] or 'learned'} | {c[10]:.3g} | {c[50]:.3g} | {c[100]:.3g} | "
-                  f"{r['meta_iterations']} iterations, {r['meta_train_seconds'] / 60:.1f} min ({r['threads']} thread) | "
-                  f"`{r['commit'][:10]}` |")
+            print(
+                f"| {r['problem']} | {name} | {entry['lr'] or 'learned'} | {c[10]:.3g} | {c[50]:.3g} | {c[100]:.3g} | "
+                f"{r['meta_iterations']} iterations, {r['meta_train_seconds'] / 60:.1f} min ({r['threads']} thread) | "
+                f"`{r['commit'][:10]}` |"
+            )
 
 
 def main() -> None:

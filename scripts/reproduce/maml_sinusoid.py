@@ -85,8 +85,16 @@ def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed
         optimizer.step()
         seconds += time.perf_counter() - began
         if (iteration + 1) % 5000 == 0 or iteration + 1 == iterations:
-            save_tensors({"model": learner.state_dict(), "optimizer": optimizer.state_dict(), "stream": stream.state_dict(),
-                         "iteration": iteration + 1, "seconds": seconds}, checkpoint)
+            save_tensors(
+                {
+                    "model": learner.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "stream": stream.state_dict(),
+                    "iteration": iteration + 1,
+                    "seconds": seconds,
+                },
+                checkpoint,
+            )
             print(f"{name}: iteration {iteration + 1}, loss {loss.item():.3f}, {seconds:.0f} s", flush=True)
     return seconds
 
@@ -107,8 +115,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     maml = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=1, loss="mse", batched=True)
     pretrained = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse")
-    seconds = {"maml": train(maml, args.out, "maml", args.iterations, args.shots, args.seed, pretrain=False),
-               "pretrained": train(pretrained, args.out, "pretrained", args.iterations, args.shots, args.seed + 1, pretrain=True)}
+    seconds = {
+        "maml": train(maml, args.out, "maml", args.iterations, args.shots, args.seed, pretrain=False),
+        "pretrained": train(
+            pretrained, args.out, "pretrained", args.iterations, args.shots, args.seed + 1, pretrain=True
+        ),
+    }
     validation = [t for t, _ in zip(SinusoidTasks(args.shots, 100, seed=VAL_SEED), range(200))]
     tune_step_size(pretrained, validation)
     test = [t for t, _ in zip(SinusoidTasks(args.shots, 100, seed=TEST_SEED), range(600))]
@@ -116,16 +128,27 @@ def main() -> None:
         for name, learner in (("maml", maml), ("pretrained", pretrained)):
             for steps in (0, 1, 10):
                 errors = post_update_mse(learner, test, steps)
-                record = {"method": name, "shots": args.shots, "gradient_steps": steps, "mse": errors.mean().item(),
-                          "ci95": confidence_interval(errors), "test_tasks": len(test), "inner_lr": learner.inner_lr,
-                          "iterations": args.iterations, "seed": args.seed, "train_seconds": round(seconds[name], 1),
-                          **started}
+                record = {
+                    "method": name,
+                    "shots": args.shots,
+                    "gradient_steps": steps,
+                    "mse": errors.mean().item(),
+                    "ci95": confidence_interval(errors),
+                    "test_tasks": len(test),
+                    "inner_lr": learner.inner_lr,
+                    "iterations": args.iterations,
+                    "seed": args.seed,
+                    "train_seconds": round(seconds[name], 1),
+                    **started,
+                }
                 print(json.dumps(record), flush=True)
                 f.write(json.dumps(record) + "\n")
 
 
 def print_table(folders: list[Path]) -> None:
-    print("| K | method | MSE after 0 steps | after 1 step | after 10 steps | inner lr | iterations | train time | seed | commit |")
+    print(
+        "| K | method | MSE after 0 steps | after 1 step | after 10 steps | inner lr | iterations | train time | seed | commit |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in folders:
         rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
@@ -133,8 +156,10 @@ def print_table(folders: list[Path]) -> None:
             mine = {r["gradient_steps"]: r for r in rows if r["method"] == method}
             r = mine[1]
             cells = " | ".join(f"{mine[s]['mse']:.3f} ± {mine[s]['ci95']:.3f}" for s in (0, 1, 10))
-            print(f"| {r['shots']} | {method} | {cells} | {r['inner_lr']} | {r['iterations']} | "
-                  f"{r['train_seconds'] / 60:.1f} min ({r['threads']} thread) | {r['seed']} | `{r['commit'][:10]}` |")
+            print(
+                f"| {r['shots']} | {method} | {cells} | {r['inner_lr']} | {r['iterations']} | "
+                f"{r['train_seconds'] / 60:.1f} min ({r['threads']} thread) | {r['seed']} | `{r['commit'][:10]}` |"
+            )
 
 
 if __name__ == "__main__":

@@ -41,9 +41,17 @@ def main() -> None:
     print("|---" * (len(rows) + 1) + "|")
     print("| ours % | " + " | ".join(str(v) for v in rows.values()) + " |")
     print("| Santoro et al. % | " + " | ".join(str(PAPER.get(k, "")) for k in rows) + " |")
-    (args.run / "instance_accuracy.json").write_text(json.dumps(
-        {"instance_accuracy": accuracy.tolist(), "episodes": args.episodes, "checkpoint": model.source.name,
-         **provenance()}, indent=2))
+    (args.run / "instance_accuracy.json").write_text(
+        json.dumps(
+            {
+                "instance_accuracy": accuracy.tolist(),
+                "episodes": args.episodes,
+                "checkpoint": model.source.name,
+                **provenance(),
+            },
+            indent=2,
+        )
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(range(1, len(accuracy) + 1), 100 * accuracy, marker="o", label="learntolearn")

@@ -39,14 +39,26 @@ from learntolearn.text import choose_threshold, evaluate_with_rejection, meta_tr
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = 15
 BENCHMARKS = {  # name: (meta-train loader, meta-test loader, settings (ways, shots))
-    "CLINC150, unseen intents": (lambda r: load_clinc150(r, "intent", "train"), lambda r: load_clinc150(r, "intent", "test"),
-                                 [(5, 1), (5, 5), (10, 1), (10, 5)]),
-    "CLINC150, unseen domains": (lambda r: load_clinc150(r, "domain", "train"), lambda r: load_clinc150(r, "domain", "test"),
-                                 [(5, 1), (5, 5), (10, 1), (10, 5)]),
-    "FewRel 1.0 val (adapter: NYT)": (lambda r: load_fewrel(r, "val_nyt"), lambda r: load_fewrel(r, "val_wiki"),
-                                      [(5, 1), (5, 5)]),
-    "FewRel 2.0 PubMed (adapter: NYT)": (lambda r: load_fewrel(r, "val_nyt"), lambda r: load_fewrel(r, "val_pubmed"),
-                                         [(5, 1), (5, 5)]),
+    "CLINC150, unseen intents": (
+        lambda r: load_clinc150(r, "intent", "train"),
+        lambda r: load_clinc150(r, "intent", "test"),
+        [(5, 1), (5, 5), (10, 1), (10, 5)],
+    ),
+    "CLINC150, unseen domains": (
+        lambda r: load_clinc150(r, "domain", "train"),
+        lambda r: load_clinc150(r, "domain", "test"),
+        [(5, 1), (5, 5), (10, 1), (10, 5)],
+    ),
+    "FewRel 1.0 val (adapter: NYT)": (
+        lambda r: load_fewrel(r, "val_nyt"),
+        lambda r: load_fewrel(r, "val_wiki"),
+        [(5, 1), (5, 5)],
+    ),
+    "FewRel 2.0 PubMed (adapter: NYT)": (
+        lambda r: load_fewrel(r, "val_nyt"),
+        lambda r: load_fewrel(r, "val_pubmed"),
+        [(5, 1), (5, 5)],
+    ),
 }
 
 
@@ -82,19 +94,31 @@ def main() -> None:
         train = train.with_features(encode_cached(encoder, train.texts, args.cache))
         test = test.with_features(encode_cached(encoder, test.texts, args.cache))
         adapter, adapter_seconds = adapter_model(train, args.seed, args.adapter_steps)
-        methods = {"prototypes (frozen, cosine)": PrototypicalNetworks(nn.Identity(), distance="cosine"),
-                   "logistic regression (frozen)": LogisticRegressionProbe(),
-                   "meta-trained adapter + prototypes": adapter}
+        methods = {
+            "prototypes (frozen, cosine)": PrototypicalNetworks(nn.Identity(), distance="cosine"),
+            "logistic regression (frozen)": LogisticRegressionProbe(),
+            "meta-trained adapter + prototypes": adapter,
+        }
         for ways, shots in settings:
             episodes = EpisodeSet.generate(test, ways, shots, QUERIES, args.episodes, TEST_EPISODE_SEED)
             results = {name: timed_evaluation(method, episodes, test) for name, method in methods.items()}
             reference = results["prototypes (frozen, cosine)"][0]
             for name, (result, seconds) in results.items():
                 difference = paired_difference(result, reference) if result is not reference else None
-                rows.append({"benchmark": benchmark, "ways": ways, "shots": shots, "method": name,
-                             "accuracy": result.mean, "ci95": result.ci95, "episodes": len(episodes),
-                             "cpu_seconds_per_episode": seconds, "vs_prototypes": difference,
-                             "meta_training_cpu_seconds": adapter_seconds if name.startswith("meta") else 0.0})
+                rows.append(
+                    {
+                        "benchmark": benchmark,
+                        "ways": ways,
+                        "shots": shots,
+                        "method": name,
+                        "accuracy": result.mean,
+                        "ci95": result.ci95,
+                        "episodes": len(episodes),
+                        "cpu_seconds_per_episode": seconds,
+                        "vs_prototypes": difference,
+                        "meta_training_cpu_seconds": adapter_seconds if name.startswith("meta") else 0.0,
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
             if benchmark.startswith("CLINC150, unseen intents"):
                 oos_train = encode_cached(encoder, load_clinc150_out_of_scope(args.data_root, "train"), args.cache)
@@ -103,45 +127,81 @@ def main() -> None:
                 for name, method in methods.items():
                     threshold = choose_threshold(method, tuning.tasks(train), oos_train, seed=args.seed)
                     result = evaluate_with_rejection(method, episodes.tasks(test), oos_test, threshold, seed=args.seed)
-                    rejection.append({"ways": ways, "shots": shots, "method": name, "threshold": threshold,
-                                      "in_scope_accuracy": result.in_scope_accuracy.mean,
-                                      "in_scope_ci95": result.in_scope_accuracy.ci95,
-                                      "oos_recall": result.out_of_scope_recall.mean,
-                                      "oos_recall_ci95": result.out_of_scope_recall.ci95})
+                    rejection.append(
+                        {
+                            "ways": ways,
+                            "shots": shots,
+                            "method": name,
+                            "threshold": threshold,
+                            "in_scope_accuracy": result.in_scope_accuracy.mean,
+                            "in_scope_ci95": result.in_scope_accuracy.ci95,
+                            "oos_recall": result.out_of_scope_recall.mean,
+                            "oos_recall_ci95": result.out_of_scope_recall.ci95,
+                        }
+                    )
                     print(json.dumps(rejection[-1]), flush=True)
-    record = {"rows": rows, "rejection": rejection, "episodes": args.episodes, "queries": QUERIES,
-              "episode_seed": TEST_EPISODE_SEED, "seed": args.seed, "adapter_steps": args.adapter_steps,
-              "encoder": encoder.name, "wall_seconds": round(time.time() - wall, 1),
-              "cpu_seconds_total": round(time.process_time() - encoding_started, 1),
-              "hardware": f"{torch.get_num_threads()} thread(s), {platform.machine()}", **origin}
+    record = {
+        "rows": rows,
+        "rejection": rejection,
+        "episodes": args.episodes,
+        "queries": QUERIES,
+        "episode_seed": TEST_EPISODE_SEED,
+        "seed": args.seed,
+        "adapter_steps": args.adapter_steps,
+        "encoder": encoder.name,
+        "wall_seconds": round(time.time() - wall, 1),
+        "cpu_seconds_total": round(time.process_time() - encoding_started, 1),
+        "hardware": f"{torch.get_num_threads()} thread(s), {platform.machine()}",
+        **origin,
+    }
     args.out.mkdir(exist_ok=True)
     (args.out / "text.json").write_text(json.dumps(record, indent=2))
     (args.out / "text.md").write_text(markdown(record))
 
 
 def markdown(record: dict) -> str:
-    lines = [f"Generated by `python scripts/reproduce/text_fewshot.py` at commit `{record['commit'][:10]}` "
-             f"({record['hardware']}, {record['wall_seconds'] / 60:.1f} min wall, seed {record['seed']}): "
-             f"{record['episodes']} fixed episodes per setting (seed {record['episode_seed']}, {record['queries']} "
-             f"queries per class), encoder {record['encoder']}, mean accuracy ± 95% CI; paired difference against "
-             "frozen prototypes on the same episodes.", "",
-             "| benchmark | setting | method | accuracy | vs prototypes | CPU ms / episode |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Generated by `python scripts/reproduce/text_fewshot.py` at commit `{record['commit'][:10]}` "
+        f"({record['hardware']}, {record['wall_seconds'] / 60:.1f} min wall, seed {record['seed']}): "
+        f"{record['episodes']} fixed episodes per setting (seed {record['episode_seed']}, {record['queries']} "
+        f"queries per class), encoder {record['encoder']}, mean accuracy ± 95% CI; paired difference against "
+        "frozen prototypes on the same episodes.",
+        "",
+        "| benchmark | setting | method | accuracy | vs prototypes | CPU ms / episode |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in record["rows"]:
-        diff = "reference" if r["vs_prototypes"] is None else f"{100 * r['vs_prototypes'][0]:+.2f} ± {100 * r['vs_prototypes'][1]:.2f}"
-        lines.append(f"| {r['benchmark']} | {r['ways']}-way {r['shots']}-shot | {r['method']} | "
-                     f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f} | {diff} | {1000 * r['cpu_seconds_per_episode']:.1f} |")
+        diff = (
+            "reference"
+            if r["vs_prototypes"] is None
+            else f"{100 * r['vs_prototypes'][0]:+.2f} ± {100 * r['vs_prototypes'][1]:.2f}"
+        )
+        lines.append(
+            f"| {r['benchmark']} | {r['ways']}-way {r['shots']}-shot | {r['method']} | "
+            f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f} | {diff} | {1000 * r['cpu_seconds_per_episode']:.1f} |"
+        )
     adapter = next((r for r in record["rows"] if r["meta_training_cpu_seconds"]), None)
     if adapter:
-        lines += ["", f"The adapter's meta-training ({record['adapter_steps']} steps of 4 episodes, 10-way 5-shot) took "
-                  f"{adapter['meta_training_cpu_seconds']:.0f} CPU s per benchmark."]
+        lines += [
+            "",
+            f"The adapter's meta-training ({record['adapter_steps']} steps of 4 episodes, 10-way 5-shot) took "
+            f"{adapter['meta_training_cpu_seconds']:.0f} CPU s per benchmark.",
+        ]
     if record["rejection"]:
-        lines += ["", "Out-of-scope rejection, CLINC150 unseen intents (15 oos_test queries added to each test episode; "
-                  "threshold on the best class score chosen on 300 meta-train episodes with oos_train queries):", "",
-                  "| setting | method | threshold | in-scope accuracy | out-of-scope recall |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Out-of-scope rejection, CLINC150 unseen intents (15 oos_test queries added to each test episode; "
+            "threshold on the best class score chosen on 300 meta-train episodes with oos_train queries):",
+            "",
+            "| setting | method | threshold | in-scope accuracy | out-of-scope recall |",
+            "|---|---|---|---|---|",
+        ]
         for r in record["rejection"]:
-            lines.append(f"| {r['ways']}-way {r['shots']}-shot | {r['method']} | {r['threshold']:.3f} | "
-                         f"{100 * r['in_scope_accuracy']:.2f} ± {100 * r['in_scope_ci95']:.2f} | "
-                         f"{100 * r['oos_recall']:.2f} ± {100 * r['oos_recall_ci95']:.2f} |")
+            lines.append(
+                f"| {r['ways']}-way {r['shots']}-shot | {r['method']} | {r['threshold']:.3f} | "
+                f"{100 * r['in_scope_accuracy']:.2f} ± {100 * r['in_scope_ci95']:.2f} | "
+                f"{100 * r['oos_recall']:.2f} ± {100 * r['oos_recall_ci95']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 

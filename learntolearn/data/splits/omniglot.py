@@ -76,7 +76,6 @@ VINYALS_V1["trainval"] = VINYALS_V1["train"] + VINYALS_V1["val"]
 ROTATIONS = (0, 90, 180, 270)
 
 
-
 def expand(runs: tuple[Run, ...], rotations: tuple[int, ...] = ROTATIONS) -> list[str]:
     """Class names ``Alphabet/characterNN/rotDDD`` of a split, in the published order."""
     return [

@@ -1,0 +1,66 @@
+"""Data sets other than images train through the same Trainer, checkpoints and resume as Omniglot does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import real_data_root
+
+from learntolearn.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def clinc_root():
+    root = real_data_root()
+    if root is None or not (root / "clinc150" / "data_full.json").exists():
+        pytest.skip("CLINC150's data_full.json not found under the data root ($LTL_DATA or ../shared/data)")
+    pytest.importorskip("transformers", reason="the text extra (pip install 'learntolearn[text]') is not installed")
+    return root
+
+
+@pytest.mark.slow
+def test_clinc150_trains_resumes_and_evaluates_through_ltl_train(clinc_root, tmp_path):
+    run = tmp_path / "run"
+    options = [
+        "--dataset",
+        "clinc150",
+        "--split",
+        "intent",
+        "--algorithm",
+        "protonet",
+        "--backbone",
+        "adapter",
+        "--ways",
+        "5",
+        "--shots",
+        "1",
+        "--queries",
+        "5",
+        "--val-every",
+        "10",
+        "--val-episodes",
+        "10",
+        "--test-episodes",
+        "50",
+        "--checkpoint-every",
+        "10",
+        "--data-root",
+        str(clinc_root),
+        "--no-download",
+    ]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", *options, "--steps", "20", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["episodes"]["dataset"] == "clinc150" and json.loads((run / "model_spec.json").read_text()) == {
+        "input_shape": [384],
+        "train_classes": 90,
+    }
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--steps", "40"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["steps"] == 40 and summary["test_accuracy"] > 0.6, summary["test_accuracy"]  # chance is 0.2
+    result = runner.invoke(cli, ["eval", str(run), "--episodes", "20", "--ways", "10"])
+    assert result.exit_code == 0 and "10-way 1-shot: accuracy" in result.output, result.output
