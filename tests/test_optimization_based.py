@@ -357,3 +357,16 @@ def test_meta_learner_lstm_starts_as_gated_gradient_descent_and_learns_glyphs():
     )
     after = evaluate(learner, episodes.tasks(test), progress=False).mean
     assert after > before + 0.2, (before, after)  # 0.23 -> 0.54 with 1 or 2 threads
+
+
+def test_shuffles_come_from_the_algorithms_generator_when_it_has_one():
+    def draws(generator_seed, global_seed):
+        torch.manual_seed(global_seed)
+        reptile = Reptile(nn.Linear(2, 2), inner_batch=3)
+        if generator_seed is not None:
+            reptile.generator = torch.Generator().manual_seed(generator_seed)
+        return torch.stack(reptile.minibatches(size=10, steps=6))
+
+    assert torch.equal(draws(7, 0), draws(7, 1)), "an own generator makes the draws independent of the global RNG"
+    assert not torch.equal(draws(7, 0), draws(8, 0))
+    assert torch.equal(draws(None, 0), draws(None, 0)) and not torch.equal(draws(None, 0), draws(None, 1))

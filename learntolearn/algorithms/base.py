@@ -77,6 +77,14 @@ class Algorithm(nn.Module, abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("float32",)
     #: needs a backbone that returns feature maps ``(C, H, W)`` rather than flat embeddings
     needs_feature_maps: ClassVar[bool] = False
+    #: where the algorithm's own random draws (shuffles in training) come from; None: torch's global generator
+    generator: torch.Generator | None = None
+
+    def permutation(self, n: int, device: torch.device | str = "cpu") -> Tensor:
+        """A random order of ``n`` items, drawn from :attr:`generator`."""
+        if self.generator is None:
+            return torch.randperm(n, device=device)
+        return torch.randperm(n, generator=self.generator).to(device)
 
     @classmethod
     def build(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Algorithm:

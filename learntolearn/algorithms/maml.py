@@ -27,13 +27,11 @@ step (and again if the task shapes change), which fuse the many small operations
 (``benchmarks/maml_peers.py``); evaluation stays eager. Each graph unrolls ``tasks_per_graph``
 consecutive tasks of equal shapes, so Dynamo's guards and the autograd bookkeeping around a graph
 run once per group instead of once per task; more tasks per graph compile longer. By default first
-order unrolls 8 tasks (1.07x the rate of one task per graph in MAML's Omniglot setting, first
-iteration 48 s instead of 21 s) and second order 1 (8 gained nothing measurable, 1.00x, for a first
-iteration of 160 s instead of 21 s; ``benchmarks/compiled_maml.py``).
-The graph keeps ReLU's backward masks as floats and max-pooling's backward in PyTorch's kernel
-(:mod:`learntolearn.nn.compile`): Inductor's CPU code for both is slow (``benchmarks/compile_kernels.py``);
-its boolean masks held second-order MAML in its paper setting at 1.45x the fastest peer instead of 1.76x. Each
-instance compiles its own copy of :meth:`task_loss`, so instances do not share Dynamo's cache.
+order unrolls 8 tasks and second order 1, where more gained nothing measurable
+(``benchmarks/compiled_maml.py`` measures both). The graph keeps ReLU's backward masks as floats and
+max-pooling's backward in PyTorch's kernel (:mod:`learntolearn.nn.compile`), where Inductor's CPU code
+is slow (``benchmarks/compile_kernels.py``). Each instance compiles its own copy of :meth:`task_loss`,
+so instances do not share Dynamo's cache.
 """
 
 from __future__ import annotations

@@ -286,7 +286,7 @@ class MemoryAugmentedNetwork(Algorithm):
             check_support(task.support_x, task.support_y)
             check_query(task.support_x, task.query_x)
             x, y = torch.cat([task.support_x, task.query_x]), torch.cat([task.support_y, task.query_y])
-            order = torch.randperm(len(y), device=y.device)
+            order = self.permutation(len(y), y.device)
             xs.append(x[order])
             ys.append(y[order])
         if len({len(y) for y in ys}) != 1:

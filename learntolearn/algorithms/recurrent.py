@@ -83,7 +83,7 @@ class RecurrentLearner(EmbeddingAlgorithm):
                 f"{ways}; build it with max_ways >= {ways} (config: ways / train_ways)"
             )
         if self.training:
-            order = torch.randperm(support.shape[0], device=support.device)
+            order = self.permutation(support.shape[0], support.device)
             support, support_y = support[order], support_y[order]
         labelled = self.tokens(torch.cat([support, F.one_hot(support_y, self.max_ways).to(support.dtype)], dim=-1))
         unlabelled = self.tokens(torch.cat([query, query.new_zeros(query.shape[0], self.max_ways)], dim=-1))

@@ -87,7 +87,7 @@ class Reptile(MAML):
         if not self.inner_batch or size <= self.inner_batch:
             return [None] * steps
         passes = -(-self.inner_batch * steps // size)
-        order = torch.cat([torch.randperm(size) for _ in range(passes)])
+        order = torch.cat([self.permutation(size) for _ in range(passes)])
         return list(order[: self.inner_batch * steps].view(steps, self.inner_batch))
 
     def fast_weights(

@@ -2,12 +2,13 @@
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves every allocation above its mmap threshold
 (at most 32 MB) with fresh pages from the kernel and unmaps them on free, so a training step whose
-activations are tens of MB each (a conv4 over a 400-image episode: 80 MB per layer) page-faults
+activations are tens of MB each (a conv4 over a 400-image episode) page-faults
 through all of them again on every step (``tests/test_memory.py`` counts the faults), which
 slows every implementation in ``benchmarks/protonet_peers.py``. :func:`reuse_freed_memory` raises
 the mmap and trim thresholds with ``mallopt`` so large buffers are kept and reused; the process's
-resident memory then stays at its peak instead of shrinking between steps. ``ltl`` and :class:`~learntolearn.engine.trainer.Trainer`
-call it; set ``LTL_REUSE_FREED_MEMORY=0`` to keep the C library's defaults.
+resident memory then stays at its peak instead of shrinking between steps. ``ltl`` calls it (a library
+should not change the allocator of the process that imports it, so the Trainer does not); set
+``LTL_REUSE_FREED_MEMORY=0`` to keep the C library's defaults.
 """
 
 from __future__ import annotations

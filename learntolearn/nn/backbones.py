@@ -34,7 +34,7 @@ class ConvNet(nn.Sequential):
     def use_bfloat16(self) -> ConvNet:
         """Mixed precision: convolutions run under bfloat16 autocast, weights and outputs stay float32.
 
-        About 1.8x faster on CPUs with AVX512-BF16 (``benchmarks/protonet_peers.py``); accuracy is
+        Faster on CPUs with AVX512-BF16 (``benchmarks/protonet_peers.py`` measures it); accuracy is
         checked against float32 by ``ltl reproduce precision``.
         """
         self.compute_dtype = torch.bfloat16
@@ -70,10 +70,10 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """3x3 convolution, BatchNorm, ReLU, 2x2 max-pooling (Vinyals et al. 2016, Snell et al. 2017).
 
     The ReLU runs after the pooling: ReLU is monotonic, so ``max(relu(x)) == relu(max(x))`` and
-    outputs and gradients equal the papers' order exactly (tested), for a quarter of the ReLU work
-    (``benchmarks/conv4_speed.py``). The convolution has no bias: the BatchNorm right after it
-    subtracts each channel's mean (of the batch, or the running mean that would include the bias), so
-    a bias cancels exactly, gets a zero gradient, and only costs time (4% of a ProtoNets step).
+    outputs and gradients equal the papers' order exactly (tested), for a quarter of the ReLU work.
+    The convolution has no bias: the BatchNorm right after it subtracts each channel's mean (of the
+    batch, or the running mean that would include the bias), so a bias cancels exactly, gets a zero
+    gradient, and only costs time.
     State dicts saved with the bias still load: it is folded into the running mean (tested).
     """
     block = nn.Sequential(

@@ -2,19 +2,16 @@
 
 ReLU's backward is ``threshold_backward(grad, out, 0) = where(out <= 0, 0, grad)``. When Inductor
 keeps that mask between kernels it stores it as a ``bool`` tensor, and its vectorised CPU code for
-storing booleans is slow: on this project's machine (torch 2.13, AVX-512) a ReLU's forward and
-backward on one 5-image 64x14x14 activation took 1.0 ms compiled against 45 us eager
-(``benchmarks/compile_kernels.py``). :func:`compile_without_bool_masks` compiles with Inductor after rewriting
-``threshold_backward`` as ``grad * max(sign(out - threshold), 0)``, which equals it for every finite
-``grad`` and keeps the mask in float arithmetic (``benchmarks/maml_peers.py`` measures the gain).
-It also leaves max-pooling's backward to PyTorch's own kernel, which Inductor otherwise replaces by
-generated code 3.6x as slow here (2x2 pooling and ReLU over 80 images of 64x28x28: 19.4 ms against
-5.4 ms eager, 8.3 ms with the fallback); that made compiled second-order MAML with 15 queries per
-class slower than the eager task loop.
+storing booleans is slow (``benchmarks/compile_kernels.py`` measures it against eager).
+:func:`compile_without_bool_masks` compiles with Inductor after rewriting ``threshold_backward`` as
+``grad * max(sign(out - threshold), 0)``, which equals it for every finite ``grad`` and keeps the mask
+in float arithmetic (``benchmarks/maml_peers.py`` measures the gain). It also leaves max-pooling's
+backward to PyTorch's own kernel, which Inductor otherwise replaces by slower generated code
+(``benchmarks/compile_kernels.py``).
 
 The graphs' wrapper code, which allocates buffers and calls the kernels, is generated in C++ (Inductor's
-``cpp_wrapper``) rather than Python: with a few hundred small kernels per graph, that made MAML in its
-Omniglot setting 1.06x (first order) and 1.07x (second order) as fast (``benchmarks/compiled_maml.py``).
+``cpp_wrapper``) rather than Python, which pays with a few hundred small kernels per graph
+(``benchmarks/compiled_maml.py``).
 
 :func:`compile_method` compiles a bound method so that its instance has a cache of its own: Dynamo
 keeps compiled graphs per code object, so instances of one class would share the method's cache and,
