@@ -30,5 +30,9 @@ class ModelFileError(LtlError, ValueError):
     """A checkpoint, run folder or model file is missing, damaged or of an unknown format."""
 
 
+class LockedError(LtlError, RuntimeError):
+    """A folder is in use by another process (for example a run folder that another run is writing)."""
+
+
 class TaskError(LtlError, ValueError):
     """A task (support and query sets) does not fit the algorithm: wrong labels, shapes or number of ways."""

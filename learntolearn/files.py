@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import torch
 
-from learntolearn.errors import ModelFileError
+from learntolearn.errors import LockedError, ModelFileError
 
 
 def _umask() -> int:
@@ -95,3 +95,44 @@ def load_tensors(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
         else:
             reason = f"it is truncated or not a torch file ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})"
         raise ModelFileError(f"cannot read {what} {path}: {reason}") from err
+
+
+class FolderLock:
+    """An exclusive lock on a folder, held while the object lives: a second holder is refused, naming the first.
+
+    It is an ``flock`` on ``folder/.lock``, released by the operating system when the process ends, so a
+    killed run leaves no stale lock behind.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], what: str = "run folder") -> None:
+        import fcntl
+
+        self.path = Path(folder) / ".lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+")  # held open for the lock's lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise LockedError(
+                f"{what} {self.path.parent} is in use by process {holder}; wait for it to end or choose another folder"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()
+
+    def __del__(self) -> None:  # the lock lives as long as its holder
+        if hasattr(self, "_file") and not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()

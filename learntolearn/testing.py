@@ -114,7 +114,7 @@ def check_algorithm(name: str, folder: str | os.PathLike[str], **keys: Any) -> N
     trained = trainers[0].algorithm
     fresh.eval()
     trained.eval()
-    task = next(source.test_tasks())
+    task = next(iter(source.test()))
     with torch.set_grad_enabled(fresh.adapts_by_gradient):
         logits = fresh.predict(fresh.adapt(task.support_x, task.support_y), task.query_x)
         again = trained.predict(trained.adapt(task.support_x, task.support_y), task.query_x)

@@ -179,7 +179,7 @@ def make_support(root, layout):
     "layout, message",
     [
         ({"a": {"0.png": None}, "b": {"0.png": b"not an image"}}, "cannot read image"),
-        ({"a": {"0.png": None}, "b": {}}, "holds no PNG or JPEG images"),
+        ({"a": {"0.png": None}, "b": {}}, "holds no images"),
         ({}, "has no class sub-folders"),
     ],
 )

@@ -25,6 +25,6 @@ def test_protonet_learns_omniglot_5way_1shot_in_a_few_hundred_episodes(data_root
         seed=0,
     )
     trainer = Trainer(config, tmp_path / "run", data_root=str(data_root), progress=False)
-    untrained = evaluate(trainer.algorithm, trainer.source.test_tasks(), progress=False)
+    untrained = evaluate(trainer.algorithm, trainer.source.test(), progress=False)
     result = trainer.run()
     assert result.mean > 0.85 and result.mean > untrained.mean + 0.2, (str(untrained), str(result))

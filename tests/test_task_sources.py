@@ -64,3 +64,46 @@ def test_clinc150_trains_resumes_and_evaluates_through_ltl_train(clinc_root, tmp
     assert summary["steps"] == 40 and summary["test_accuracy"] > 0.6, summary["test_accuracy"]  # chance is 0.2
     result = runner.invoke(cli, ["eval", str(run), "--episodes", "20", "--ways", "10"])
     assert result.exit_code == 0 and "10-way 1-shot: accuracy" in result.output, result.output
+
+
+@pytest.mark.slow
+def test_maml_learns_sinusoids_through_the_trainer_and_resumes(tmp_path):
+    from learntolearn.engine.config import TrainConfig
+    from learntolearn.engine.evaluate import evaluate
+    from learntolearn.engine.trainer import Trainer
+
+    config = TrainConfig.create(
+        algorithm="maml",
+        backbone="mlp",
+        dataset="sinusoid",
+        shots=10,
+        queries=10,
+        steps=400,
+        meta_batch=5,
+        lr=3e-3,
+        inner_lr=0.01,
+        inner_steps=1,
+        test_inner_steps=1,
+        val_every=200,
+        val_episodes=20,
+        test_episodes=50,
+        checkpoint_every=200,
+    )
+    first = Trainer(config.with_keys(steps=200), tmp_path / "run", progress=False)
+    before = evaluate(first.algorithm, first.source.test(), progress=False)
+    first.train()
+    result = Trainer(config, tmp_path / "run", resume=True, progress=False).run()
+    assert result.metric == "mse" and result.mean < 0.5 * before.mean, (before.mean, result.mean)
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert summary["steps"] == 400 and summary["test_mse"] == pytest.approx(result.mean) and summary["best_val_mse"] > 0
+    evaluated = CliRunner().invoke(cli, ["eval", str(tmp_path / "run"), "--episodes", "30", "--shots", "5"])
+    assert evaluated.exit_code == 0 and "sinusoid 5-shot: mse query MSE" in evaluated.output, evaluated.output
+
+
+def test_a_classifier_is_refused_on_regression_tasks(tmp_path):
+    from learntolearn.engine.config import TrainConfig
+    from learntolearn.engine.trainer import Trainer
+    from learntolearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PrototypicalNetworks classifies; these tasks are regressions"):
+        Trainer(TrainConfig.create(algorithm="protonet", backbone="mlp", dataset="sinusoid"), tmp_path / "r")

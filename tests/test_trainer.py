@@ -153,3 +153,15 @@ def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
     )
     for name, value in whole.algorithm.state_dict().items():
         assert torch.equal(value, state[name]), name
+
+
+def test_a_run_folder_in_use_is_refused_naming_the_process(tmp_path):
+    import os
+
+    from learntolearn.errors import LockedError
+
+    first = Trainer(TrainConfig.create(**SMALL, steps=10), tmp_path / "r", progress=False)
+    with pytest.raises(LockedError, match=f"run folder .*r is in use by process {os.getpid()}"):
+        Trainer(TrainConfig.create(**SMALL, steps=10), tmp_path / "r", progress=False)
+    first.train()  # releases it once its last checkpoint is written
+    Trainer(TrainConfig.create(**SMALL, steps=20), tmp_path / "r", resume=True, progress=False).run()

@@ -35,6 +35,7 @@ class ANIL(MAML):
             backbone,
             nn.Sequential(*linear_head(setting.output_shape, setting.ways)),
             bfloat16_queries=setting.precision == "bfloat16",
+            loss="mse" if setting.regression else "cross_entropy",
             **config.to_dict(),
         )
 

@@ -50,6 +50,8 @@ class ModelSetting:
     train_classes: int
     #: ``float32``, or ``bfloat16`` mixed precision where the algorithm supports it
     precision: str = "float32"
+    #: the tasks are regressions (float targets, ``ways`` outputs of squared error) rather than classifications
+    regression: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class Algorithm(nn.Module, abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = ("float32",)
     #: needs a backbone that returns feature maps ``(C, H, W)`` rather than flat embeddings
     needs_feature_maps: ClassVar[bool] = False
+    #: can learn regression tasks (float targets, squared error) as well as classifications
+    supports_regression: ClassVar[bool] = False
     #: where the algorithm's own random draws (shuffles in training) come from; None: torch's global generator
     generator: torch.Generator | None = None
 
@@ -91,6 +95,11 @@ class Algorithm(nn.Module, abc.ABC):
         """The algorithm with its settings around ``backbone``, after checking that it supports the setting."""
         if not isinstance(config, cls.Config):
             raise ConfigError(f"{cls.__name__} takes a {cls.Config.__name__}, got a {type(config).__name__}")
+        if setting.regression and not cls.supports_regression:
+            raise ConfigError(
+                f"{cls.__name__} classifies; these tasks are regressions: use an algorithm that "
+                f"supports them (maml, anil, metasgd, reptile)"
+            )
         if setting.precision not in cls.precisions:
             raise ConfigError(
                 f"{cls.__name__} supports precision {' and '.join(cls.precisions)}, not "

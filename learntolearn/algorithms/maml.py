@@ -161,6 +161,7 @@ class MAML(Algorithm):
     Config: ClassVar[type[AlgorithmConfig]] = MAMLConfig
     adapts_by_gradient = True
     fixed_ways = True
+    supports_regression = True
     #: bfloat16 here means bfloat16 query passes; the inner loop stays float32
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
 
@@ -247,6 +248,7 @@ class MAML(Algorithm):
         return cls(
             nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)),
             bfloat16_queries=setting.precision == "bfloat16",
+            loss="mse" if setting.regression else "cross_entropy",
             **config.to_dict(),
         )
 

@@ -55,6 +55,7 @@ class MetaLearnerLSTM(MAML):
     """The learner ``model``, its meta-learned initialisation, and the gate networks that update it."""
 
     Config = MetaLSTMConfig
+    supports_regression = False
     precisions = ("float32",)
 
     def __init__(self, model: nn.Module, **options) -> None:

@@ -76,7 +76,10 @@ class Reptile(MAML):
 
     @classmethod
     def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Reptile:
-        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), **config.to_dict())
+        loss = "mse" if setting.regression else "cross_entropy"
+        return cls(
+            nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), loss=loss, **config.to_dict()
+        )
 
     @staticmethod
     def moment_name(parameter: str) -> str:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
+import torch
 
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.cli.options import config_options, flat_keys_of, resolve, settings_table
-from learntolearn.data import DATASETS, TEST_EPISODE_SEED, EpisodeSet, load_dataset
+from learntolearn.data import DATASETS, GENERATED_TASKS, TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
 from learntolearn.data.status import OTHER_DATA_SETS, dataset_status
@@ -23,6 +26,7 @@ from learntolearn.engine.launch import DistributedTrainingError, launch_training
 from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.model_file import export_model, load_run
 from learntolearn.engine.provenance import provenance
+from learntolearn.engine.sources import task_source
 from learntolearn.engine.trainer import Trainer
 from learntolearn.errors import LtlError
 from learntolearn.experiments.plots import plot_accuracy_vs_shots, plot_learning_curves
@@ -33,7 +37,30 @@ from learntolearn.experiments.tables import TABLES
 from learntolearn.fewshot import FewShotClassifier
 from learntolearn.files import atomic_write
 from learntolearn.nn.backbones import BACKBONES
+from learntolearn.types import Task
 
+
+def default_threads() -> int:
+    """Half the cores: a run that shares the machine with another job keeps its speed (one thread per core
+    collapses when another process holds a core), and a run alone on it loses little."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    torch.set_num_threads(value)
+    return value
+
+
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=default_threads,
+    show_default="half the cores",
+    expose_value=False,
+    callback=_set_threads,
+    help="CPU threads of this process (recorded in each run's provenance); one per core slows badly when "
+    "another job holds a core.",
+)
 data_root_option = click.option(
     "--data-root",
     type=click.Path(file_okay=False),
@@ -134,6 +161,7 @@ def datasets(data_root: str | None) -> None:
     show_default=True,
     help="Seconds a process waits for the others in a collective before the job fails.",
 )
+@threads_option
 @data_root_option
 @download_option
 def train(
@@ -244,6 +272,7 @@ def presets() -> None:
 @click.option("--queries", type=click.IntRange(min=1), default=None, help="Override the run's test queries.")
 @click.option("--episodes", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--episode-seed", type=int, default=TEST_EPISODE_SEED, show_default=True)
+@threads_option
 @data_root_option
 @download_option
 def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episode_seed, data_root, download) -> None:
@@ -256,19 +285,23 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     config, checkpoint, algorithm = model.config.episodes, model.source, model.algorithm
     ways, shots, queries = ways or config.ways, shots or config.shots, queries or config.queries
     options = {"data_root": data_root, "image_size": config.image_size, "download": download}
+    tasks: Iterable[Task]
     if lake_runs:
         tasks = load_lake_runs(**options)
         total, label = len(tasks), "Lake 20-way within-alphabet one-shot runs"
+    elif config.dataset in GENERATED_TASKS:  # e.g. sinusoids: the run's fixed test tasks, as many as asked
+        source = task_source(model.config.with_keys(test_episodes=episodes, val_every=0, shots=shots, queries=queries))
+        tasks, total, label = source.test(), episodes, f"{config.dataset} {shots}-shot"
     else:
         data = load_dataset(config.dataset, config.split, subset or config.test_subset, **options)
         episode_set = EpisodeSet.generate(data, ways, shots, queries, episodes, episode_seed)
         tasks, total = episode_set.tasks(data), episodes
         label = f"{data.name} {ways}-way {shots}-shot"
     result = evaluate(algorithm, tasks, total=total)
-    click.echo(f"{label}: accuracy {result} ({checkpoint})")
+    click.echo(f"{label}: {result.metric} {result} ({checkpoint})")
     record = {
         "evaluation": label,
-        "accuracy": result.mean,
+        result.metric: result.mean,
         "ci95": result.ci95,
         "episodes": total,
         "episode_seed": None if lake_runs else episode_seed,
@@ -301,6 +334,7 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     show_default=True,
     help="Fixed test episodes per point of the accuracy-versus-shots plot.",
 )
+@threads_option
 @data_root_option
 def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str | None) -> None:
     """Write learning_curves.png and accuracy_vs_shots.png (with .json) into RUN_DIR (needs matplotlib)."""
@@ -342,6 +376,7 @@ def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str |
     is_flag=True,
     help="List rows whose run folder is missing as not run, instead of keeping them from the table already in --out.",
 )
+@threads_option
 @data_root_option
 def reproduce(
     table: str, runs_dir: str, out_dir: str, train_missing: bool, episodes: int, fresh: bool, data_root: str | None
@@ -362,6 +397,7 @@ def reproduce(
     "--out", "path", type=click.Path(dir_okay=False), required=True, help="Model file to write, e.g. model.ltl."
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@threads_option
 @data_root_option
 def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     """Write a run's best model as one self-describing file (weights, config, preprocessing) for `ltl adapt`."""
@@ -413,6 +449,7 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     default=None,
     help="Texts: label a query out_of_scope when its confidence is below this.",
 )
+@threads_option
 @data_root_option
 def adapt(
     model: str | None,
@@ -472,6 +509,7 @@ def adapt(
 @click.option("--out", "run_dir", type=click.Path(file_okay=False), default="ltl-demo", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@threads_option
 @data_root_option
 @download_option
 def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: bool) -> None:

@@ -24,6 +24,9 @@ DATASETS.register("synthetic")((load_synthetic, SYNTHETIC_SPLITS))
 #: CLINC150 intents as sentence embeddings (needs the text extra); its subsets are sets of intents
 DATASETS.register("clinc150")((load_clinc150_features, {split: ("train", "val", "test") for split in CLINC_SPLITS}))
 
+#: task distributions generated in code rather than drawn from a class data set (see engine.sources)
+GENERATED_TASKS = ("sinusoid",)
+
 #: name -> image_size -> how the data set's image files become tensors (applied to a user's images by ``ltl adapt``)
 PREPROCESSING: Registry[Callable[[int], Preprocessing]] = Registry("data set")
 PREPROCESSING.register("omniglot")(omniglot_preprocessing)

@@ -8,16 +8,17 @@ images. Folders follow the usual layout: ``support/<class_name>/*.png|jpg`` and 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from learntolearn.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,20 @@ class Preprocessing:
         if self.channels not in (1, 3):
             raise DataError(f"images must have 1 (grey) or 3 (RGB) channels, got {self.channels}")
 
+    @property
+    def background(self) -> int:
+        """The grey level of the training images' background in their files: white under dark ink when ink is
+        inverted to bright, else black."""
+        return 255 if self.invert else 0
+
     def from_image(self, image: Image.Image) -> Tensor:
+        """Apply the photo's EXIF orientation, composite transparency on the training background, then
+        convert, resize and invert as the training images were."""
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            ground = Image.new("RGBA", rgba.size, (self.background,) * 3 + (255,))
+            image = Image.alpha_composite(ground, rgba)
         image = image.convert("L" if self.channels == 1 else "RGB")
         if image.size != (self.size, self.size):
             image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
@@ -47,6 +61,8 @@ class Preprocessing:
         try:
             with Image.open(path) as image:
                 return self.from_image(image)
+        except Image.DecompressionBombError as err:
+            raise DataError(f"image {path} is too large to decode safely ({err}); downscale it first") from err
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"cannot read image {path}: {err}; remove it or replace it with a PNG or JPEG") from err
 
@@ -59,9 +75,23 @@ def to_float(images: Tensor) -> Tensor:
     return images.to(torch.float32).div_(255.0)
 
 
+def visible(folder: Path) -> list[Path]:
+    """The entries of ``folder`` except hidden and system ones (``.*``, e.g. ``.ipynb_checkpoints``, macOS
+    ``._x.png`` files), with a warning that says how many were skipped."""
+    entries = sorted(folder.iterdir())
+    hidden = [p for p in entries if p.name.startswith(".")]
+    if hidden:
+        warnings.warn(
+            f"skipped {len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} in {folder} "
+            f"({', '.join(p.name for p in hidden[:3])}{', ...' if len(hidden) > 3 else ''})",
+            stacklevel=3,
+        )
+    return [p for p in entries if not p.name.startswith(".")]
+
+
 def image_files(folder: Path) -> list[Path]:
-    """The PNG/JPEG files directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    return [p for p in visible(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def read_support_folder(
@@ -71,7 +101,7 @@ def read_support_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"support folder {folder} does not exist; it should hold one sub-folder of images per class")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    classes = [p.name for p in visible(folder) if p.is_dir()]
     if not classes:
         raise DataError(
             f"support folder {folder} has no class sub-folders; put each class's images in {folder}/<class_name>/"
@@ -80,7 +110,10 @@ def read_support_folder(
     for label, name in enumerate(classes):
         files = image_files(folder / name)
         if not files:
-            raise DataError(f"class folder {folder / name} holds no PNG or JPEG images; add at least one or remove it")
+            raise DataError(
+                f"class folder {folder / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); add at "
+                f"least one or remove it"
+            )
         images += [preprocessing.load(f) for f in files]
         labels += [label] * len(files)
     return torch.stack(images), torch.tensor(labels), classes
@@ -93,5 +126,11 @@ def read_query_folder(folder: str | os.PathLike[str], preprocessing: Preprocessi
         raise DataError(f"query folder {folder} does not exist")
     files = image_files(folder)
     if not files:
-        raise DataError(f"query folder {folder} holds no PNG or JPEG images")
+        nested = [p.name for p in visible(folder) if p.is_dir()]
+        hint = (
+            f"; it holds sub-folders ({', '.join(nested[:3])}): give a flat folder of the images to label"
+            if nested
+            else ""
+        )
+        raise DataError(f"query folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
     return torch.stack([preprocessing.load(f) for f in files]), files

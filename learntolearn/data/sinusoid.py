@@ -46,6 +46,15 @@ class SinusoidTasks:
         while True:
             yield self.sample()
 
+    def sample_many(self, count: int, keep: range | None = None) -> list[Task]:
+        """Draw ``count`` tasks and return those at positions ``keep`` (all by default), as a sampler's share."""
+        tasks = [self.sample() for _ in range(count)]
+        return tasks if keep is None else [tasks[i] for i in keep]
+
+    def fixed(self, count: int) -> list[Task]:
+        """The next ``count`` tasks, e.g. a fixed evaluation set from a stream seeded for it."""
+        return [self.sample() for _ in range(count)]
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 

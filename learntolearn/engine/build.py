@@ -32,16 +32,21 @@ def output_shape(backbone: nn.Module, input_shape: tuple[int, ...]) -> tuple[int
     return shape
 
 
-def build_algorithm(config: TrainConfig, input_shape: tuple[int, ...], train_classes: int) -> Algorithm:
-    """The configured algorithm around a fresh backbone for inputs of shape ``input_shape``."""
+def build_algorithm(
+    config: TrainConfig, input_shape: tuple[int, ...], train_classes: int, *, regression: bool = False
+) -> Algorithm:
+    """The configured algorithm around a fresh backbone for inputs of shape ``input_shape``; ``regression``
+    tasks get one output of squared error instead of one per way."""
     backbone = build_backbone(config.backbone, input_shape)
     episodes = config.episodes
+    ways = 1 if regression else episodes.ways
     setting = ModelSetting(
         output_shape(backbone, input_shape),
-        episodes.ways,
-        max(episodes.ways, episodes.training_ways),
+        ways,
+        max(ways, 1 if regression else episodes.training_ways),
         train_classes,
         config.run.precision,
+        regression,
     )
     return ALGORITHMS.get(config.algorithm).build(config.algorithm_settings, backbone, setting)
 

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig
-from learntolearn.data import DATASETS
+from learntolearn.data import DATASETS, GENERATED_TASKS
 from learntolearn.errors import ConfigError, UnknownNameError
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.settings import Settings, setting, unknown_keys_error
@@ -64,7 +64,10 @@ class EpisodesConfig(Settings):
     train_queries: int | None = setting(None, "Queries per class in training (default: queries).", minimum=1)
 
     def check(self) -> None:
-        DATASETS.get(self.dataset)
+        if self.dataset not in DATASETS and self.dataset not in GENERATED_TASKS:
+            raise UnknownNameError(
+                f"unknown data set {self.dataset!r}; valid: {', '.join(sorted([*DATASETS.names(), *GENERATED_TASKS]))}"
+            )
 
     @property
     def training_ways(self) -> int:

@@ -1,4 +1,8 @@
-"""Accuracy on fixed episodes with a 95% confidence interval, and paired comparisons."""
+"""Scores on fixed episodes with a 95% confidence interval, and paired comparisons.
+
+Classification episodes are scored by query accuracy; regression episodes (float query targets, e.g.
+sinusoids) by query mean squared error.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -16,9 +21,18 @@ from learntolearn.types import Task
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Per-episode query accuracies; ``mean`` ± ``ci95`` = 1.96 * sd / sqrt(n) (sample sd)."""
+    """Per-episode query scores; ``mean`` ± ``ci95`` = 1.96 * sd / sqrt(n) (sample sd).
+
+    ``metric`` is ``accuracy`` (higher is better) or ``mse`` (query mean squared error, lower is better).
+    """
 
     accuracies: Tensor
+    metric: str = "accuracy"
+
+    @property
+    def selection_score(self) -> float:
+        """A number that is higher for a better model, whatever the metric (for keeping the best checkpoint)."""
+        return self.mean if self.metric == "accuracy" else -self.mean
 
     @property
     def mean(self) -> float:
@@ -29,6 +43,8 @@ class Evaluation:
         return confidence_interval(self.accuracies)
 
     def __str__(self) -> str:
+        if self.metric == "mse":
+            return f"query MSE {self.mean:.4f} ± {self.ci95:.4f} over {len(self.accuracies)} tasks"
         return f"{100 * self.mean:.2f} ± {100 * self.ci95:.2f}% over {len(self.accuracies)} episodes"
 
 
@@ -55,13 +71,17 @@ def evaluate(
     algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None
 ) -> Evaluation:
     """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
-    accuracies = []
+    scores, metric = [], "accuracy"
     device = next(algorithm.parameters(), torch.empty(0)).device
     for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
         task = task.to(device)
-        logits = adapt_and_predict(algorithm, task.support_x, task.support_y, task.query_x)
-        accuracies.append((logits.argmax(-1) == task.query_y).float().mean().item())
-    return Evaluation(torch.tensor(accuracies, dtype=torch.float64))
+        outputs = adapt_and_predict(algorithm, task.support_x, task.support_y, task.query_x)
+        if task.query_y.is_floating_point():
+            metric = "mse"
+            scores.append(F.mse_loss(outputs, task.query_y).item())
+        else:
+            scores.append((outputs.argmax(-1) == task.query_y).float().mean().item())
+    return Evaluation(torch.tensor(scores, dtype=torch.float64), metric)
 
 
 def paired_difference(a: Evaluation, b: Evaluation) -> tuple[float, float]:

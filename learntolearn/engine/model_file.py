@@ -79,7 +79,9 @@ def load_run(run_dir: str | os.PathLike[str], data_root: str | None = None) -> T
     if not checkpoint.exists():
         raise ModelFileError(f"{run} has no checkpoint (best.pt or last.pt) yet")
     spec = _model_spec(run, config, data_root)
-    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
+    algorithm = build_algorithm(
+        config, tuple(spec["input_shape"]), spec["train_classes"], regression=spec.get("regression", False)
+    )
     algorithm.load_state_dict(load_tensors(checkpoint)["model"])
     dataset = config.episodes.dataset
     preprocessing = PREPROCESSING.get(dataset)(config.episodes.image_size) if dataset in PREPROCESSING else None
@@ -132,7 +134,9 @@ def load_model_file(path: str | os.PathLike[str]) -> TrainedModel:
         )
     config = TrainConfig.from_dict(saved["config"])
     spec = saved["model_spec"]
-    algorithm = build_algorithm(config, tuple(spec["input_shape"]), spec["train_classes"])
+    algorithm = build_algorithm(
+        config, tuple(spec["input_shape"]), spec["train_classes"], regression=spec.get("regression", False)
+    )
     algorithm.load_state_dict(saved["state_dict"])
     preprocessing = None if saved["preprocessing"] is None else Preprocessing(**saved["preprocessing"])
     return TrainedModel(algorithm, config, preprocessing, path)

@@ -13,16 +13,13 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from learntolearn.algorithms.base import Algorithm
-from learntolearn.data import TEST_EPISODE_SEED, VAL_EPISODE_SEED, EpisodeSampler, EpisodeSet, load_dataset
-from learntolearn.data.indexed import EpisodicData
+from learntolearn.data import TEST_EPISODE_SEED
 from learntolearn.engine.build import build_algorithm, build_optimizer
 from learntolearn.engine.config import TrainConfig
 from learntolearn.engine.distributed import (
@@ -37,49 +34,9 @@ from learntolearn.engine.distributed import (
 from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.engine.provenance import provenance
+from learntolearn.engine.sources import TaskSource, task_source
 from learntolearn.errors import ConfigError, ModelFileError
-from learntolearn.files import load_tensors, save_tensors, write_json
-from learntolearn.types import Task
-
-
-@dataclass
-class TaskSource:
-    """Where a run's tasks come from: seeded training episodes and fixed validation and test episodes."""
-
-    #: draws training tasks; its state is checkpointed so a resumed run sees the same tasks
-    sampler: EpisodeSampler
-    #: the data the fixed episodes index into
-    val_data: EpisodicData | None
-    val_episodes: EpisodeSet | None
-    test_data: EpisodicData
-    test_episodes: EpisodeSet
-    #: shape of one input, and the number of classes training draws from
-    input_shape: tuple[int, ...]
-    train_classes: int
-
-    def validation_tasks(self) -> Iterator[Task]:
-        assert self.val_episodes is not None and self.val_data is not None
-        return self.val_episodes.tasks(self.val_data)
-
-    def test_tasks(self) -> Iterator[Task]:
-        return self.test_episodes.tasks(self.test_data)
-
-
-def episodic_source(config: TrainConfig, *, data_root: str | None = None, download: bool = False) -> TaskSource:
-    """The task source of a registered data set: its splits' subsets, episodes shaped by ``config.episodes``."""
-    e, run = config.episodes, config.run
-    options = {"data_root": data_root, "image_size": e.image_size, "download": download}
-    train = load_dataset(e.dataset, e.split, e.train_subset, **options)
-    val = load_dataset(e.dataset, e.split, e.val_subset, **options) if run.val_every else None
-    test = load_dataset(e.dataset, e.split, e.test_subset, **options)
-    sampler = EpisodeSampler(train, e.training_ways, e.training_shots, e.training_queries, seed=run.seed)
-    val_episodes = (
-        EpisodeSet.generate(val, e.ways, e.shots, e.queries, run.val_episodes, VAL_EPISODE_SEED)
-        if val is not None
-        else None
-    )
-    test_episodes = EpisodeSet.generate(test, e.ways, e.shots, e.queries, run.test_episodes, TEST_EPISODE_SEED)
-    return TaskSource(sampler, val, val_episodes, test, test_episodes, train.input_shape, train.n_classes)
+from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json
 
 
 def accumulate_meta_gradient(
@@ -133,18 +90,23 @@ class Trainer:
         run = config.run
         if self.dist.enabled:
             shard(run.meta_batch, 0, self.dist.world_size)
+        # only one process writes a run folder: a second run (or resume) of it is refused while this one lives
+        self.lock = FolderLock(self.run_dir) if self.dist.is_main else None
         if (self.run_dir / "config.json").exists() and not resume:
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; pass resume=True to continue it or choose another folder"
             )
         if resume and not (self.run_dir / "config.json").exists():
             raise FileNotFoundError(f"{self.run_dir} is not a run folder (no config.json); nothing to resume")
-        self.source = source or episodic_source(config, data_root=data_root, download=download)
+        self.source = source or task_source(config, data_root=data_root, download=download)
         torch.manual_seed(run.seed)
-        self.algorithm = build_algorithm(config, self.source.input_shape, self.source.train_classes)
+        source = self.source
+        self.algorithm = build_algorithm(config, source.input_shape, source.train_classes, regression=source.regression)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
         self.sampler = self.source.sampler
-        self.step, self.best_val, self.train_seconds, self.stale_validations = 0, -1.0, 0.0, 0
+        # best_val is the best validation's selection score: accuracy, or minus the MSE of regressions
+        self.step, self.best_val, self.train_seconds, self.stale_validations = 0, float("-inf"), 0.0, 0
+        self.best_key = "best_val_mse" if source.regression else "best_val_accuracy"
         if resume:
             self._restore()
         if self.dist.enabled:
@@ -155,7 +117,9 @@ class Trainer:
             write_json(self.run_dir / "config.json", config.to_dict())
             if not resume:
                 write_json(self.run_dir / "provenance.json", {**provenance(), "processes": self.dist.world_size})
-                spec = {"input_shape": list(self.source.input_shape), "train_classes": self.source.train_classes}
+                spec = {"input_shape": list(source.input_shape), "train_classes": source.train_classes}
+                if source.regression:
+                    spec["regression"] = True
                 write_json(self.run_dir / "model_spec.json", spec)
             self.metrics = MetricsLog(self.run_dir, resume_step=self.step if resume else None)
 
@@ -242,24 +206,32 @@ class Trainer:
                 tasks_per_s=f"{run.meta_batch * self.step / max(self.train_seconds, 1e-9):.1f}",
             )
             stop = False
-            if self.source.val_episodes is not None and run.val_every and self.step % run.val_every == 0:
+            if self.source.validation is not None and run.val_every and self.step % run.val_every == 0:
                 stop = self._validate() if self.dist.is_main else False
                 stop = broadcast_flag(stop) if self.dist.enabled else stop
             if self.dist.is_main and (stop or self.step % run.checkpoint_every == 0 or self.step == run.steps):
                 save_tensors(self._state(), self.run_dir / "last.pt")
             if stop:
-                self._log({"step": self.step, "early_stop": True, "best_val_accuracy": self.best_val})
+                self._log({"step": self.step, "early_stop": True, self.best_key: self.best_value()})
                 break
         bar.close()
         if self.metrics is not None:
             self.metrics.close()
+        if self.lock is not None:  # test() takes it again for its own writes
+            self.lock.release()
+            self.lock = None
+
+    def best_value(self) -> float:
+        """The best validation accuracy, or the lowest validation MSE of regressions."""
+        return -self.best_val if self.source.regression else self.best_val
 
     def _validate(self) -> bool:
         """Score the fixed validation episodes, keep the best model; True when patience has run out."""
-        result = evaluate(self.algorithm, self.source.validation_tasks(), progress=False)
-        self._log({"step": self.step, "val_accuracy": result.mean, "val_ci95": result.ci95})
-        if result.mean > self.best_val:
-            self.best_val, self.stale_validations = result.mean, 0
+        assert self.source.validation is not None
+        result = evaluate(self.algorithm, self.source.validation(), progress=False)
+        self._log({"step": self.step, f"val_{result.metric}": result.mean, "val_ci95": result.ci95})
+        if result.selection_score > self.best_val:
+            self.best_val, self.stale_validations = result.selection_score, 0
             save_tensors(
                 {
                     "model": self.algorithm.state_dict(),
@@ -276,20 +248,25 @@ class Trainer:
 
     def test(self) -> Evaluation:
         """Evaluate the best-validation model (or the last one) on the fixed test episodes."""
+        with FolderLock(self.run_dir):
+            return self._test()
+
+    def _test(self) -> Evaluation:
         best = self.run_dir / "best.pt"
         if best.exists():
             self.algorithm.load_state_dict(load_tensors(best)["model"])
-        episodes = self.source.test_episodes
-        result = evaluate(self.algorithm, self.source.test_tasks(), progress=self.progress, total=len(episodes))
-        episodes.save(self.run_dir / "test_episodes.pt")
+        source = self.source
+        result = evaluate(self.algorithm, source.test(), progress=self.progress, total=source.test_count)
+        if source.save_test is not None:
+            source.save_test(self.run_dir / "test_episodes.pt")
         summary = {
-            "test_accuracy": result.mean,
+            f"test_{result.metric}": result.mean,
             "test_ci95": result.ci95,
-            "episodes": len(episodes),
+            "episodes": source.test_count,
             "episode_seed": TEST_EPISODE_SEED,
             "steps": self.step,
             "train_seconds": round(self.train_seconds, 1),
-            "best_val_accuracy": self.best_val if best.exists() else None,
+            self.best_key: self.best_value() if best.exists() else None,
             "config": self.config.to_dict(),
             **provenance(),
         }

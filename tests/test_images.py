@@ -1,0 +1,75 @@
+"""A user's image files become the tensors the model was trained on: transparency, EXIF, formats, hidden files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from learntolearn.data.images import Preprocessing, read_query_folder, read_support_folder
+from learntolearn.errors import DataError
+
+GLYPHS = Preprocessing(channels=1, size=8, invert=True)  # dark ink on white files, inverted to bright ink
+
+
+def stroke(mode: str, ink, ground) -> Image.Image:
+    image = Image.new(mode, (8, 8), ground)
+    for i in range(8):
+        image.putpixel((i, i), ink)
+    return image
+
+
+def test_a_transparent_background_becomes_the_training_background(tmp_path):
+    stroke("L", 0, 255).save(tmp_path / "opaque.png")
+    stroke("RGBA", (0, 0, 0, 255), (0, 0, 0, 0)).save(tmp_path / "rgba.png")  # what canvases export
+    stroke("LA", (0, 255), (0, 0)).save(tmp_path / "grey-alpha.png")
+    opaque = GLYPHS.load(tmp_path / "opaque.png")
+    assert opaque.sum() > 0 and opaque.float().mean() < 255 / 2
+    for name in ("rgba.png", "grey-alpha.png"):
+        assert torch.equal(GLYPHS.load(tmp_path / name), opaque), name
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("L", (8, 8), 255)
+    image.putpixel((0, 7), 0)  # one dark pixel, bottom left
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write it
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    upright = Image.open(tmp_path / "phone.jpg").rotate(-90)
+    upright.save(tmp_path / "upright.png")
+    loaded = GLYPHS.load(tmp_path / "phone.jpg")
+    assert torch.equal(loaded, GLYPHS.load(tmp_path / "upright.png"))
+    assert int(loaded[0].argmax()) // 8 == 0, "the dark pixel ends up in the top row after the rotation"
+
+
+def test_hidden_entries_are_skipped_with_a_count_and_common_formats_are_read(tmp_path):
+    support = tmp_path / "support"
+    for name in ("a", "b"):
+        (support / name).mkdir(parents=True)
+        stroke("L", 0, 255).save(support / name / "1.png")
+    stroke("L", 0, 255).save(support / "b" / "2.bmp")
+    stroke("L", 0, 255).save(support / "b" / "3.webp")
+    (support / ".ipynb_checkpoints").mkdir()
+    (support / "a" / "._1.png").write_bytes(b"AppleDouble")
+    with pytest.warns(UserWarning) as caught:
+        images, labels, classes = read_support_folder(support, GLYPHS)
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        f"skipped 1 hidden entry in {support} (.ipynb_checkpoints)",
+        f"skipped 1 hidden entry in {support / 'a'} (._1.png)",
+    ]
+    assert classes == ["a", "b"] and labels.tolist() == [0, 1, 1, 1] and images.shape == (4, 1, 8, 8)
+
+
+def test_a_labelled_query_folder_gets_a_hint_and_a_huge_image_one_line(tmp_path):
+    (tmp_path / "query" / "cats").mkdir(parents=True)
+    stroke("L", 0, 255).save(tmp_path / "query" / "cats" / "1.png")
+    with pytest.raises(DataError, match="it holds sub-folders \\(cats\\): give a flat folder"):
+        read_query_folder(tmp_path / "query", GLYPHS)
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = 10  # as a 14000x14000 file does against the default limit
+        with pytest.raises(DataError, match="too large to decode safely"):
+            GLYPHS.load(tmp_path / "query" / "cats" / "1.png")
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
