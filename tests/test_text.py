@@ -366,3 +366,12 @@ def test_lora_reptile_meta_gradient_is_initialisation_minus_adapted_weights(lora
     lora.meta_loss([task]).loss.backward()
     for name, p in lora.lora.items():
         torch.testing.assert_close(p.grad, p.detach() - adapted[name.replace("__", ".")])
+
+
+def test_files_with_a_byte_order_mark_read_like_plain_utf8(tmp_path):
+    from learntolearn.text import read_texts
+
+    (tmp_path / "examples.csv").write_bytes("\ufefftext,label\nbook a table,restaurant\n".encode())
+    (tmp_path / "queries.txt").write_bytes("\ufeffwhat is my balance\nhi\n".encode())
+    assert read_texts(tmp_path / "examples.csv", labelled=True) == (["book a table"], ["restaurant"])
+    assert read_texts(tmp_path / "queries.txt", labelled=False)[0] == ["what is my balance", "hi"]

@@ -42,8 +42,9 @@ class TextPrediction:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The file's lines, decoded as UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one)."""
     try:
-        return path.read_bytes().decode("utf-8").splitlines()
+        return path.read_bytes().decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
 
