@@ -9,6 +9,7 @@ import torch
 from learntolearn.algorithms.base import Algorithm
 from learntolearn.data import EpisodeSampler
 from learntolearn.data.text import TextClassDataset
+from learntolearn.engine.build import OPTIMIZERS
 from learntolearn.errors import ConfigError
 
 
@@ -29,10 +30,9 @@ def meta_train(
     ``dataset`` (which must carry features); returns the losses."""
     torch.manual_seed(seed)
     sampler = EpisodeSampler(dataset, ways, shots, queries, seed=seed)
-    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-    if outer_optimizer not in optimizers:
-        raise ConfigError(f"unknown outer optimizer {outer_optimizer!r}; choose from {', '.join(optimizers)}")
-    optimizer = optimizers[outer_optimizer]([p for p in algorithm.parameters() if p.requires_grad], lr=lr)
+    if outer_optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown outer optimizer {outer_optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    optimizer = OPTIMIZERS[outer_optimizer]([p for p in algorithm.parameters() if p.requires_grad], lr=lr)
     losses = []
     algorithm.train()
     for step in range(steps):
