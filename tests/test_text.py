@@ -302,6 +302,8 @@ def test_ltl_adapt_labels_texts_from_a_csv_or_jsonl_of_examples(tmp_path, encode
     assert "4 examples per class were asked for, but balance (3), music (3), weather (3) have fewer" in result.output
     predictions = classifier.TextFewShotClassifier("prototypes", reject_below=0.99).fit_file(tmp_path / "examples.csv")
     assert {p.predicted_class for p in predictions.predict(["do i need an umbrella today"])} == {"out_of_scope"}
+    (one,) = predictions.predict("do i need an umbrella today")  # one string is one text, not its characters
+    assert one.text == "do i need an umbrella today"
 
 
 @pytest.mark.parametrize(
@@ -375,3 +377,12 @@ def test_files_with_a_byte_order_mark_read_like_plain_utf8(tmp_path):
     (tmp_path / "queries.txt").write_bytes("\ufeffwhat is my balance\nhi\n".encode())
     assert read_texts(tmp_path / "examples.csv", labelled=True) == (["book a table"], ["restaurant"])
     assert read_texts(tmp_path / "queries.txt", labelled=False)[0] == ["what is my balance", "hi"]
+
+
+def test_a_csv_row_without_a_label_is_one_clear_error(tmp_path):
+    from learntolearn.errors import DataError
+    from learntolearn.text import read_texts
+
+    (tmp_path / "examples.csv").write_text("text,label\nbook a table,restaurant\nwhat is my balance\n")
+    with pytest.raises(DataError, match="examples.csv, line 3: no value for label"):
+        read_texts(tmp_path / "examples.csv", labelled=True)

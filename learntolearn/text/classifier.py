@@ -73,7 +73,13 @@ def read_texts(path: str | os.PathLike[str], *, labelled: bool) -> tuple[list[st
         needed = ["text", "label"] if labelled else ["text"]
         if not reader.fieldnames or any(column not in reader.fieldnames for column in needed):
             raise DataError(f"{path}: the header must name the columns {', '.join(needed)}; found {reader.fieldnames}")
-        for row in reader:
+        for number, row in enumerate(reader, 2):
+            missing = [column for column in needed if row.get(column) is None]
+            if missing:
+                raise DataError(
+                    f"{path}, line {number}: no value for {', '.join(missing)}; give every row a "
+                    f"{' and a '.join(needed)}"
+                )
             texts.append(row["text"])
             labels.append(row["label"] if labelled else "")
     elif labelled:
@@ -137,7 +143,10 @@ class TextFewShotClassifier:
         texts, labels = read_texts(path, labelled=True)
         return self.fit(texts, labels, shots=shots)
 
-    def predict(self, texts: Sequence[str]) -> list[TextPrediction]:
+    def predict(self, texts: Sequence[str] | str) -> list[TextPrediction]:
+        """Predictions for ``texts`` (a single string counts as one text, not as its characters)."""
+        if isinstance(texts, str):
+            texts = [texts]
         if self.adapted is None:
             raise RuntimeError("call fit() or fit_file() with labelled examples before predict()")
         support, targets = self.adapted
