@@ -58,7 +58,7 @@ def main() -> None:
                     tasks_per_graph=tasks_per_graph,
                 )
                 if not cpp_wrapper:
-                    maml._compiled_tasks_loss = compile_method(maml.tasks_loss, cpp_wrapper=False)
+                    maml.execution.graphs = compile_method(maml.tasks_loss, cpp_wrapper=False)
                 step = training_step(maml)
                 start = time.perf_counter()
                 step(batches[0])

@@ -7,7 +7,7 @@ from helpers import meta_train
 from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
 from torch import nn
 
-from learntolearn.algorithms import ANIL, MAML, MetaSGD, Reptile
+from learntolearn.algorithms import ALGORITHMS, ANIL, MAML, MetaSGD, Reptile
 from learntolearn.data import EpisodeSampler, EpisodeSet
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.data.synthetic import load_synthetic
@@ -246,10 +246,13 @@ def test_inner_batch_is_a_reptile_option_only():
     assert TrainConfig.create(algorithm="reptile", inner_batch=10, train_shots=10).episodes.train_shots == 10
 
 
-@pytest.mark.parametrize("option", ["batched", "compiled"])
-def test_reptile_refuses_vmap_and_compile(option):
-    with pytest.raises(ValueError, match="batched=True and compiled=True are not supported"):
-        Reptile(nn.Linear(2, 2), **{option: True})
+@pytest.mark.parametrize("algorithm", ["reptile", "metalstm"])
+@pytest.mark.parametrize("option", ["batched", "compiled", "first_order"])
+def test_learners_without_vmap_or_compiled_paths_do_not_have_those_settings(algorithm, option):
+    """Reptile and the meta-learner LSTM are not MAML: MAML's execution settings are not theirs to refuse."""
+    with pytest.raises(KeyError, match=f"{algorithm} has no setting '{option}'"):
+        TrainConfig.create(algorithm=algorithm, **{option: True})
+    assert not issubclass(ALGORITHMS.get(algorithm), MAML)
 
 
 def test_compiled_is_refused_for_algorithms_without_a_compiled_path():

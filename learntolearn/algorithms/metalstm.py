@@ -24,11 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, ModelSetting
+from learntolearn.algorithms.base import ALGORITHMS
+from learntolearn.algorithms.gradient import GradientLearner
 from learntolearn.algorithms.inner import InnerLoopConfig, Params, preprocess_gradient
-from learntolearn.algorithms.maml import MAML
 from learntolearn.errors import ConfigError
-from learntolearn.nn.heads import linear_head
 from learntolearn.settings import setting
 
 FORGET_BIAS = 5.0  # sigmoid(5) = 0.993: the learner starts close to keeping its parameters
@@ -51,20 +50,15 @@ class MetaLSTMConfig(InnerLoopConfig):
 
 
 @ALGORITHMS.register("metalstm")
-class MetaLearnerLSTM(MAML):
+class MetaLearnerLSTM(GradientLearner):
     """The learner ``model``, its meta-learned initialisation, and the gate networks that update it."""
 
     Config = MetaLSTMConfig
     supports_regression = False
-    precisions = ("float32",)
 
     def __init__(self, model: nn.Module, **options) -> None:
-        if options.get("batched") or options.get("compiled"):
-            raise ConfigError(
-                "metalstm updates its learner step by step in Python; batched=True and compiled=True are not supported"
-            )
-        MetaLSTMConfig(inner_lr=options.get("inner_lr", 0.4))
-        super().__init__(model, **{**options, "first_order": True})
+        MetaLSTMConfig(inner_lr=options.get("inner_lr", 0.4))  # the input gate's rule, before the model changes
+        super().__init__(model, **options)
         self.input_gate, self.forget_gate = nn.Linear(6, 1), nn.Linear(6, 1)
         with torch.no_grad():
             for gate, bias in (
@@ -73,10 +67,6 @@ class MetaLearnerLSTM(MAML):
             ):
                 gate.weight.zero_()
                 gate.bias.fill_(bias)
-
-    @classmethod
-    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> MetaLearnerLSTM:
-        return cls(nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), **config.to_dict())
 
     def fast_weights(
         self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True

@@ -26,11 +26,9 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from learntolearn.algorithms.base import ALGORITHMS, AlgorithmConfig, MetaLoss, ModelSetting, accuracy, check_query
+from learntolearn.algorithms.base import ALGORITHMS, MetaLoss, accuracy, check_query
+from learntolearn.algorithms.gradient import GradientLearner
 from learntolearn.algorithms.inner import InnerLoopConfig, Params, adam_step_no_momentum, sgd_inner_loop
-from learntolearn.algorithms.maml import MAML
-from learntolearn.errors import ConfigError
-from learntolearn.nn.heads import linear_head
 from learntolearn.settings import setting
 from learntolearn.types import Task
 
@@ -54,32 +52,22 @@ class ReptileConfig(InnerLoopConfig):
 
 
 @ALGORITHMS.register("reptile")
-class Reptile(MAML):
-    """Reptile over any ``nn.Module``; shares MAML's functional inner loop (always first order)."""
+class Reptile(GradientLearner):
+    """Reptile over any ``nn.Module``: first-order inner steps, and an outer step towards the adapted weights."""
 
     Config = ReptileConfig
     inner_adam_steps: Tensor
-    precisions = ("float32",)
 
     def __init__(self, model: nn.Module, *, inner_batch: int = 0, inner_optimizer: str = "sgd", **options) -> None:
-        if options.get("batched") or options.get("compiled"):
-            raise ConfigError(
-                "Reptile runs its tasks one after another; batched=True and compiled=True are not supported"
-            )
-        ReptileConfig(inner_lr=options.get("inner_lr", 0.4), inner_batch=inner_batch, inner_optimizer=inner_optimizer)
-        super().__init__(model, **{**options, "first_order": True})
+        ReptileConfig(
+            inner_batch=inner_batch, inner_optimizer=inner_optimizer
+        )  # its own rules, before the model changes
+        super().__init__(model, **options)
         self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
         if inner_optimizer == "adam":
             for name, p in self.model.named_parameters():
                 self.register_buffer(self.moment_name(name), torch.zeros_like(p))
             self.register_buffer("inner_adam_steps", torch.zeros((), dtype=torch.int64))
-
-    @classmethod
-    def from_config(cls, config: AlgorithmConfig, backbone: nn.Module, setting: ModelSetting) -> Reptile:
-        loss = "mse" if setting.regression else "cross_entropy"
-        return cls(
-            nn.Sequential(backbone, *linear_head(setting.output_shape, setting.ways)), loss=loss, **config.to_dict()
-        )
 
     @staticmethod
     def moment_name(parameter: str) -> str:
