@@ -4,8 +4,12 @@
     classifier = FewShotClassifier.load("model.ltl").fit("support/")
     predictions = classifier.predict("query/")
 
-``support/`` holds one sub-folder of PNG/JPEG images per class; ``predict`` returns one
-:class:`Prediction` (file, class, confidence) per image of the query folder.
+``support/`` holds one sub-folder of images per class; ``predict`` returns one :class:`Prediction`
+(file, class, confidence) per image of the query folder. The confidence is the model's probability
+of its class among the given ones: it says which class, not whether the image is like any of
+them. ``fit(..., reject_novel=True)`` adds that test (:mod:`learntolearn.engine.novelty`): an image
+less similar, in the model's embedding, to every class than each support image is to the others is
+labelled ``unknown``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from learntolearn.data.images import read_query_folder, read_support_folder, to_float
+from learntolearn.data.images import query_labels, read_query_folder, read_support_folder, to_float
 from learntolearn.engine.evaluate import adapt_and_predict
 from learntolearn.engine.model_file import TrainedModel, load_trained
+from learntolearn.engine.novelty import NoveltyTest, embedding_function
 from learntolearn.errors import DataError, ModelFileError
+
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,10 @@ class Prediction:
     file: str
     predicted_class: str
     confidence: float
+    #: cosine similarity to the nearest class in the model's embedding (with ``reject_novel``)
+    similarity: float | None = None
+    #: the query's sub-folder name when the queries are given as ``query/<class>/<image>``
+    true_class: str | None = None
 
 
 class FewShotClassifier:
@@ -43,17 +54,21 @@ class FewShotClassifier:
         self.model, self.preprocessing = model, model.preprocessing
         self.support: tuple[Tensor, Tensor] | None = None
         self.classes: list[str] = []
+        self.novelty: NoveltyTest | None = None
 
     @classmethod
     def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> FewShotClassifier:
         """From a model file written by ``ltl export`` or from a run folder."""
         return cls(load_trained(source, data_root))
 
-    def fit(self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False) -> FewShotClassifier:
-        """Read ``support_folder/<class>/*.png|jpg`` as the classes to recognise.
+    def fit(
+        self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False, reject_novel: bool = False
+    ) -> FewShotClassifier:
+        """Read ``support_folder/<class>/<image>`` as the classes to recognise.
 
         A class with more images than the model's shot setting uses them all (with a warning); one
-        with fewer is an error unless ``allow_fewer_shots``.
+        with fewer is an error unless ``allow_fewer_shots``. With ``reject_novel``, queries unlike every
+        class are predicted as ``unknown`` (module docstring).
         """
         images, labels, classes = read_support_folder(support_folder, self.preprocessing)
         ways, shots = self.model.fixed_ways, self.model.shots
@@ -77,6 +92,11 @@ class FewShotClassifier:
                 stacklevel=2,
             )
         self.support, self.classes = (to_float(images), labels), classes
+        self.novelty = None
+        if reject_novel:
+            embed = embedding_function(self.model.algorithm, "reject_novel")
+            with torch.no_grad():
+                self.novelty = NoveltyTest.fit(embed(self.support[0]), labels)
         return self
 
     def predict_tensor(self, query_x: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,9 +108,21 @@ class FewShotClassifier:
         return predicted, confidence
 
     def predict(self, query_folder: str | os.PathLike[str]) -> list[Prediction]:
-        """One prediction per PNG/JPEG file of ``query_folder``."""
+        """One prediction per image file of ``query_folder`` (flat, or ``query_folder/<class>/<image>`` with the
+        true classes, or a single image file)."""
         images, files = read_query_folder(query_folder, self.preprocessing)
-        predicted, confidence = self.predict_tensor(to_float(images))
+        queries = to_float(images)
+        predicted, confidence = self.predict_tensor(queries)
+        labels = [self.classes[int(p)] for p in predicted]
+        similarities: list[float | None] = [None] * len(files)
+        if self.novelty is not None:
+            with torch.no_grad():
+                similarity = self.novelty.similarity(embedding_function(self.model.algorithm, "reject_novel")(queries))
+            labels = [UNKNOWN if novel else label for label, novel in zip(labels, self.novelty.is_novel(similarity))]
+            similarities = [float(s) for s in similarity]
+        labels_given = query_labels(query_folder, files)
+        truth: list[str | None] = list(labels_given) if labels_given else [None] * len(files)
         return [
-            Prediction(str(Path(f)), self.classes[int(p)], float(c)) for f, p, c in zip(files, predicted, confidence)
+            Prediction(str(Path(f)), label, float(c), s, t)
+            for f, label, c, s, t in zip(files, labels, confidence, similarities, truth)
         ]

@@ -58,6 +58,15 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", *, suffix: str =
         raise
 
 
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Fail now, naming ``path``, if a file could not be written there later (missing or unwritable folder)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: no permission to create files in {folder}")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path) as f:

@@ -257,3 +257,72 @@ def test_a_fixed_way_model_refuses_a_different_number_of_classes(tmp_path, train
         and "meta-trained for 5-way tasks" in result.output
         and "has 3 class folders" in result.output
     )
+
+
+def adapt_args(trained, query, out):
+    return [
+        "adapt",
+        str(trained["model"]),
+        "--support",
+        str(trained["support"]),
+        "--query",
+        str(query),
+        "--out",
+        str(out),
+    ]
+
+
+def test_labelled_query_folders_report_accuracy_and_a_single_image_can_be_the_query(trained, tmp_path):
+    """query/<class>/<image> (the ImageFolder layout) is labelled: the CSV gets true_class and the accuracy
+    is printed; one image file is a query of one."""
+    labelled = tmp_path / "labelled"
+    for name, true_class in trained["truth"].items():
+        (labelled / true_class).mkdir(parents=True, exist_ok=True)
+        (labelled / true_class / name).write_bytes((trained["query"] / name).read_bytes())
+    out = tmp_path / "labelled.csv"
+    result = CliRunner().invoke(cli, adapt_args(trained, labelled, out))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    correct = sum(r["predicted_class"] == r["true_class"] for r in rows)
+    assert len(rows) == 15 and f"accuracy on the labelled queries: {correct}/15" in result.output
+    assert [r["true_class"] for r in rows] == [trained["truth"][r["file"].rsplit("/", 1)[-1]] for r in rows]
+    one = sorted(trained["query"].iterdir())[0]
+    single = CliRunner().invoke(cli, adapt_args(trained, one, tmp_path / "one.csv"))
+    assert single.exit_code == 0, single.output
+    assert "1 images labelled" in single.output and "accuracy" not in single.output
+
+
+def test_reject_novel_labels_a_blank_image_unknown_that_the_model_labels_confidently(trained, tmp_path):
+    query = tmp_path / "query"
+    query.mkdir()
+    for name in trained["truth"]:
+        (query / name).write_bytes((trained["query"] / name).read_bytes())
+    Image.new("L", (1, 1), 255).save(query / "blank.png")  # a blank page, as a drawing app exports it
+    with pytest.warns(UserWarning, match="using all images"):
+        plain = FewShotClassifier.load(trained["model"]).fit(trained["support"], allow_fewer_shots=True)
+    (blank,) = [p for p in plain.predict(query) if p.file.endswith("blank.png")]
+    assert blank.predicted_class != "unknown" and blank.similarity is None
+    out = tmp_path / "novel.csv"
+    result = CliRunner().invoke(cli, [*adapt_args(trained, query, out), "--reject-novel"])
+    assert result.exit_code == 0, result.output
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(out.read_text().splitlines())}
+    assert rows["blank.png"]["predicted_class"] == "unknown"
+    kept = [r for name, r in rows.items() if name != "blank.png" and r["predicted_class"] != "unknown"]
+    assert len(kept) >= 12, "queries of the support classes should mostly pass the novelty test"
+    assert all(-1 <= float(r["similarity"]) <= 1 for r in rows.values())
+    rejected = sum(r["predicted_class"] == "unknown" for r in rows.values())
+    assert f"({rejected} rejected as unlike every class)" in result.output
+    below = CliRunner().invoke(cli, [*adapt_args(trained, query, tmp_path / "b.csv"), "--reject-below", "0.5"])
+    assert below.exit_code == 2 and "--reject-below is for texts; for images use --reject-novel" in below.output
+
+
+def test_a_missing_output_folder_is_reported_before_any_work(trained, tmp_path, monkeypatch):
+    from learntolearn import fewshot
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(fewshot.FewShotClassifier, "load", no_model)
+    out = tmp_path / "missing" / "predictions.csv"
+    result = CliRunner().invoke(cli, adapt_args(trained, trained["query"], out))
+    assert result.exit_code == 1 and f"cannot write {out}: the folder {out.parent} does not exist" in result.output

@@ -27,7 +27,7 @@ from learntolearn.data.text import (
     mark_entities,
 )
 from learntolearn.engine.evaluate import evaluate
-from learntolearn.errors import DataError
+from learntolearn.errors import ConfigError, DataError
 from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.text import choose_threshold, evaluate_with_rejection, meta_train
 
@@ -386,3 +386,36 @@ def test_a_csv_row_without_a_label_is_one_clear_error(tmp_path):
     (tmp_path / "examples.csv").write_text("text,label\nbook a table,restaurant\nwhat is my balance\n")
     with pytest.raises(DataError, match="examples.csv, line 3: no value for label"):
         read_texts(tmp_path / "examples.csv", labelled=True)
+
+
+def test_reject_novel_keeps_in_scope_texts_and_rejects_unrelated_ones(encoder):
+    """The threshold comes from the examples (leave-one-out), so no number has to be guessed on the
+    logistic probability's scale, where 3 examples per class leave correct answers near 0.5."""
+    from learntolearn.text import TextFewShotClassifier
+
+    texts, labels = zip(*EXAMPLES)
+    queries = ["do i need an umbrella today", "shuffle my music", "how much cash do i have left"]
+    unrelated = ["how do i change a flat tyre", "translate good morning into french", "book a table for two"]
+    novel = TextFewShotClassifier(reject_novel=True, encoder=encoder).fit(texts, labels)
+    assert [p.predicted_class for p in novel.predict(queries)] == ["weather", "music", "balance"]
+    assert {p.predicted_class for p in novel.predict(unrelated)} == {"out_of_scope"}
+    assert all(p.similarity is not None and p.similarity < novel.novelty.threshold for p in novel.predict(unrelated))
+    with pytest.raises(ConfigError, match="choose one rejection rule"):
+        TextFewShotClassifier(reject_below=0.5, reject_novel=True, encoder=encoder)
+
+
+def test_errors_in_the_text_files_come_before_the_encoder_loads(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from learntolearn.cli.main import cli
+    from learntolearn.text import classifier
+
+    def no_encoder():
+        raise AssertionError("the encoder was loaded before the files were checked")
+
+    monkeypatch.setattr(classifier, "SentenceEncoder", no_encoder)
+    (tmp_path / "examples.csv").write_text("text,label\nhi,a\nyo,b\n")
+    (tmp_path / "queries.csv").write_text("sentence\nhello\n")
+    args = ["adapt", "--support", str(tmp_path / "examples.csv"), "--out", str(tmp_path / "out.csv")]
+    result = CliRunner().invoke(cli, [*args, "--query", str(tmp_path / "queries.csv")])
+    assert result.exit_code == 1 and "the header must name the columns text" in result.output

@@ -124,6 +124,10 @@ class Baseline(Algorithm):
                 optimizer.step()
         return head, backbone
 
+    def embed(self, x: Tensor) -> Tensor:
+        """The pre-trained backbone's features."""
+        return self.backbone(x)
+
     def features(self, backbone: dict[str, Tensor] | None, x: Tensor) -> Tensor:
         return self.backbone(x) if backbone is None else torch.func.functional_call(self.backbone, backbone, (x,))
 

@@ -32,6 +32,10 @@ class LogisticRegressionProbe(Algorithm):
         self.backbone = backbone if backbone is not None else nn.Identity()
         self.inverse_regularization, self.max_iterations = inverse_regularization, max_iterations
 
+    def embed(self, x: Tensor) -> Tensor:
+        """The frozen backbone's features."""
+        return self.backbone(x).flatten(1)
+
     def adapt(self, support_x: Tensor, support_y: Tensor) -> tuple[Tensor, Tensor]:
         ways = check_support(support_x, support_y)
         with torch.no_grad():

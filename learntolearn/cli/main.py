@@ -35,7 +35,7 @@ from learntolearn.experiments.reproduce import read_table, write_table
 from learntolearn.experiments.reproduce import reproduce as run_table
 from learntolearn.experiments.tables import TABLES
 from learntolearn.fewshot import FewShotClassifier
-from learntolearn.files import atomic_write
+from learntolearn.files import atomic_write, check_writable
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.types import Task
 
@@ -447,7 +447,14 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     "--reject-below",
     type=float,
     default=None,
-    help="Texts: label a query out_of_scope when its confidence is below this.",
+    help="Texts: label a query out_of_scope when its confidence is below this, on the method's scale "
+    "(logistic: a probability, 1/N is chance; prototypes: a cosine similarity).",
+)
+@click.option(
+    "--reject-novel",
+    is_flag=True,
+    help="Label a query unknown (images) or out_of_scope (texts) when it is less similar to every class than "
+    "each of your examples is to the others (threshold chosen from your examples by leave-one-out).",
 )
 @threads_option
 @data_root_option
@@ -461,6 +468,7 @@ def adapt(
     method: str,
     shots: int | None,
     reject_below: float | None,
+    reject_novel: bool,
     data_root: str | None,
 ) -> None:
     """Label your queries from a few labelled examples per class.
@@ -471,6 +479,7 @@ def adapt(
     out = Path(csv_path)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it or choose another --out")
+    check_writable(out)  # now, not after minutes of work
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -479,29 +488,56 @@ def adapt(
                 raise click.UsageError("text examples (--support FILE) use the packaged sentence encoder; drop MODEL")
             from learntolearn.text import TextFewShotClassifier, read_texts
 
-            texts_classifier = TextFewShotClassifier(method, reject_below=reject_below).fit_file(
-                support_path, shots=shots
-            )
+            # both files are read before the encoder loads, so their errors come at once
+            examples, labels = read_texts(support_path, labelled=True)
             texts, _ = read_texts(query_path, labelled=False)
-            rows = [(p.text, p.predicted_class, p.confidence) for p in texts_classifier.predict(texts)]
+            texts_classifier = TextFewShotClassifier(method, reject_below=reject_below, reject_novel=reject_novel)
+            texts_classifier.fit(examples, labels, shots=shots)
+            predictions: list = texts_classifier.predict(texts)
+            rows = [(p.text, p.predicted_class, p.confidence, p.similarity) for p in predictions]
+            truth: list[str | None] = [None] * len(rows)
             classes = texts_classifier.classes
             header, what = ["text", "predicted_class", "confidence"], "texts"
         else:
             if model is None:
                 raise click.UsageError("image folders need MODEL, an `ltl export` file or a run folder")
             images_classifier = FewShotClassifier.load(model, data_root)
-            images_classifier.fit(support_path, allow_fewer_shots=allow_fewer_shots)
-            rows = [(p.file, p.predicted_class, p.confidence) for p in images_classifier.predict(query_path)]
+            if reject_below is not None:
+                raise click.UsageError(
+                    "--reject-below is for texts; for images use --reject-novel (a model's probability does not "
+                    "say whether an image is like any of the classes)"
+                )
+            images_classifier.fit(support_path, allow_fewer_shots=allow_fewer_shots, reject_novel=reject_novel)
+            image_predictions = images_classifier.predict(query_path)
+            rows = [(p.file, p.predicted_class, p.confidence, p.similarity) for p in image_predictions]
+            truth = [p.true_class for p in image_predictions]
             classes = images_classifier.classes
             header, what = ["file", "predicted_class", "confidence"], "images"
     for warning in caught:
         click.echo(f"note: {warning.message}", err=True)
     with atomic_write(out) as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows((name, label, f"{confidence:.4f}") for name, label, confidence in rows)
+        labelled = all(t is not None for t in truth)
+        writer.writerow(header + ["similarity"] * reject_novel + ["true_class"] * labelled)
+        for (name, label, confidence, similarity), true_class in zip(rows, truth):
+            writer.writerow(
+                [name, label, f"{confidence:.4f}"]
+                + ([f"{similarity:.4f}"] if reject_novel else [])
+                + ([true_class] if labelled else [])
+            )
+    rejected = sum(label not in classes for _, label, _, _ in rows)
+    if labelled:
+        correct = sum(label == true_class for (_, label, _, _), true_class in zip(rows, truth))
+        unknown = sorted({str(t) for t in truth if t not in classes})
+        click.echo(
+            f"accuracy on the labelled queries: {correct}/{len(rows)} ({100 * correct / len(rows):.1f}%)"
+            + (f"; query classes not in the support set count as wrong: {', '.join(unknown)}" if unknown else "")
+        )
     click.echo(
-        f"{len(rows)} {what} labelled with {len(classes)} classes in {time.perf_counter() - started:.1f} s; wrote {out}"
+        f"{len(rows)} {what} labelled with {len(classes)} classes in {time.perf_counter() - started:.1f} s"
+        + (f" ({rejected} rejected as unlike every class)" if reject_novel else "")
+        + (f" ({rejected} below {reject_below})" if reject_below is not None else "")
+        + f"; wrote {out}"
     )
 
 

@@ -120,17 +120,31 @@ def read_support_folder(
 
 
 def read_query_folder(folder: str | os.PathLike[str], preprocessing: Preprocessing) -> tuple[Tensor, list[Path]]:
-    """Images and paths of the PNG/JPEG files in ``folder``."""
+    """Images and paths of the images to label: the image files of ``folder``, or of its sub-folders when it
+    holds only sub-folders (the labelled layout ``folder/<class>/<image>``, see :func:`query_labels`), or
+    ``folder`` itself when it is one image file."""
     folder = Path(folder)
+    if folder.is_file():
+        if folder.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"query {folder} is not an image ({', '.join(IMAGE_SUFFIXES)}) nor a folder of images")
+        return preprocessing.load(folder).unsqueeze(0), [folder]
     if not folder.is_dir():
         raise DataError(f"query folder {folder} does not exist")
     files = image_files(folder)
     if not files:
-        nested = [p.name for p in visible(folder) if p.is_dir()]
-        hint = (
-            f"; it holds sub-folders ({', '.join(nested[:3])}): give a flat folder of the images to label"
-            if nested
-            else ""
+        files = [f for sub in visible(folder) if sub.is_dir() for f in image_files(sub)]
+    if not files:
+        raise DataError(
+            f"query folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), neither directly nor in "
+            f"one sub-folder per class"
         )
-        raise DataError(f"query folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}){hint}")
     return torch.stack([preprocessing.load(f) for f in files]), files
+
+
+def query_labels(folder: str | os.PathLike[str], files: list[Path]) -> list[str] | None:
+    """The true class of each query file, the name of its sub-folder, when the queries are in the labelled
+    layout ``folder/<class>/<image>``; None for a flat folder or a single file."""
+    folder = Path(folder)
+    if not folder.is_dir() or any(f.parent == folder for f in files):
+        return None
+    return [f.parent.name for f in files]

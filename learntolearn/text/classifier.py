@@ -7,8 +7,15 @@
 Texts are embedded by the offline all-MiniLM-L6-v2 encoder; a logistic regression probe
 (:class:`~learntolearn.algorithms.LogisticRegressionProbe`) fitted on the examples gives each query a
 class and its probability, or cosine prototypes (``method="prototypes"``) give the nearest class
-mean and its cosine similarity. With ``reject_below``, a query scored below it is labelled
-``out_of_scope``.
+mean and its cosine similarity. The confidence is on that method's scale: a probability among the
+given classes for ``logistic`` (1/N is chance with N classes, and with five examples per class
+correct answers often score below 0.5), a cosine similarity for ``prototypes``.
+
+Two ways to answer "none of these" (``out_of_scope``): ``reject_novel=True`` chooses the threshold
+from the examples themselves by leave-one-out (:mod:`learntolearn.engine.novelty`: a query less
+similar to every class than each example is to the others), whatever the method; ``reject_below``
+rejects a query whose confidence is below a threshold you chose on the method's scale (on
+CLINC150, ``choose_threshold`` picks one from labelled episodes).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from torch import Tensor, nn
 
 from learntolearn.algorithms import LogisticRegressionProbe, PrototypicalNetworks
 from learntolearn.engine.evaluate import adapt_and_predict
+from learntolearn.engine.novelty import NoveltyTest
 from learntolearn.errors import ConfigError, DataError
 from learntolearn.nn.text_encoder import SentenceEncoder
 
@@ -39,6 +47,8 @@ class TextPrediction:
     text: str
     predicted_class: str
     confidence: float
+    #: cosine similarity to the nearest class mean (with ``reject_novel``)
+    similarity: float | None = None
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -101,11 +111,20 @@ class TextFewShotClassifier:
     """Few-shot text classification on frozen sentence embeddings; see the module docstring."""
 
     def __init__(
-        self, method: str = "logistic", *, reject_below: float | None = None, encoder: SentenceEncoder | None = None
+        self,
+        method: str = "logistic",
+        *,
+        reject_below: float | None = None,
+        reject_novel: bool = False,
+        encoder: SentenceEncoder | None = None,
     ) -> None:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-        self.method, self.reject_below = method, reject_below
+        if reject_below is not None and reject_novel:
+            raise ConfigError(
+                "choose one rejection rule: reject_below (your threshold) or reject_novel (from the examples)"
+            )
+        self.method, self.reject_below, self.reject_novel = method, reject_below, reject_novel
         self.encoder = encoder if encoder is not None else SentenceEncoder()
         self.algorithm = (
             LogisticRegressionProbe()
@@ -114,6 +133,7 @@ class TextFewShotClassifier:
         )
         self.classes: list[str] = []
         self.adapted: tuple[Tensor, Tensor] | None = None
+        self.novelty: NoveltyTest | None = None
 
     def fit(self, texts: Sequence[str], labels: Sequence[str], *, shots: int | None = None) -> TextFewShotClassifier:
         """Learn the classes of ``labels`` from ``texts``; with ``shots``, every class must have at least that many."""
@@ -136,6 +156,7 @@ class TextFewShotClassifier:
         features = self.encoder.encode(list(texts))
         targets = torch.tensor([index[label] for label in labels])
         self.adapted = (features, targets)
+        self.novelty = NoveltyTest.fit(features, targets) if self.reject_novel else None
         return self
 
     def fit_file(self, path: str | os.PathLike[str], *, shots: int | None = None) -> TextFewShotClassifier:
@@ -150,14 +171,21 @@ class TextFewShotClassifier:
         if self.adapted is None:
             raise RuntimeError("call fit() or fit_file() with labelled examples before predict()")
         support, targets = self.adapted
-        outputs = adapt_and_predict(self.algorithm, support, targets, self.encoder.encode(list(texts)))
+        queries = self.encoder.encode(list(texts))
+        outputs = adapt_and_predict(self.algorithm, support, targets, queries)
         scores = outputs.softmax(-1) if self.method == "logistic" else outputs
         confidence, predicted = scores.max(-1)
+        rejected = (
+            confidence < self.reject_below
+            if self.reject_below is not None
+            else torch.zeros_like(predicted, dtype=torch.bool)
+        )
+        similarities: list[float | None] = [None] * len(texts)
+        if self.novelty is not None:
+            similarity = self.novelty.similarity(queries)
+            rejected = self.novelty.is_novel(similarity)
+            similarities = similarity.tolist()
         return [
-            TextPrediction(
-                text,
-                OUT_OF_SCOPE if self.reject_below is not None and c < self.reject_below else self.classes[p],
-                float(c),
-            )
-            for text, c, p in zip(texts, confidence.tolist(), predicted.tolist())
+            TextPrediction(text, OUT_OF_SCOPE if r else self.classes[p], float(c), s)
+            for text, c, p, r, s in zip(texts, confidence.tolist(), predicted.tolist(), rejected.tolist(), similarities)
         ]
