@@ -16,7 +16,6 @@ results/text-novelty.json (per-episode scores, provenance) and results/text-nove
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -70,8 +69,15 @@ def main() -> None:
     rows = []
     for rule in RULES:
         in_scope, oos = Evaluation(torch.tensor(accuracy[rule])), Evaluation(torch.tensor(recall[rule]))
-        rows.append({"rule": rule, "in_scope_accuracy": in_scope.mean, "in_scope_ci95": in_scope.ci95,
-                     "out_of_scope_recall": oos.mean, "out_of_scope_ci95": oos.ci95})
+        rows.append(
+            {
+                "rule": rule,
+                "in_scope_accuracy": in_scope.mean,
+                "in_scope_ci95": in_scope.ci95,
+                "out_of_scope_recall": oos.mean,
+                "out_of_scope_ci95": oos.ci95,
+            }
+        )
     novel = Evaluation(torch.tensor(accuracy["reject novel"]))
     below = Evaluation(torch.tensor(accuracy["reject below 0.5"]))
     record = {
