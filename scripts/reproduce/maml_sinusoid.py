@@ -4,13 +4,15 @@
     python scripts/reproduce/maml_sinusoid.py --table runs/maml-sinusoid-k5 runs/maml-sinusoid-k10
 
 Paper setting: an MLP with two hidden layers of 40 ReLU units, K support points per task, one
-inner gradient step of size 0.01, meta-batch 25 tasks, Adam with 1e-3, 70,000 meta-iterations.
-The baseline is the paper's "pretrained" network: the same MLP trained by Adam to regress the
-sinusoids of random tasks for as many iterations, fine-tuned at test time with an inner step size
-chosen on validation tasks. Both are scored by the query MSE on 600 fixed new tasks (100 query
-points each) after 0, 1 and 10 gradient steps on the K support points. Training checkpoints
-atomically every 5,000 iterations and resumes when rerun with the same arguments; results are
-appended to ``<out>/results.jsonl``.
+inner gradient step of size 0.01, meta-batch 25 tasks of K support and K query points, Adam with
+1e-3, 70,000 meta-iterations. MAML meta-trains through the library's one training loop (the
+``maml-sinusoid-k10`` preset with K and the iterations set, in ``<out>/maml``: ``ltl train`` would
+do the same). The baseline is the paper's "pretrained" network: the same MLP trained by Adam to
+regress the sinusoids of random tasks for as many iterations (plain supervised regression, here),
+fine-tuned at test time with an inner step size chosen on validation tasks. Both are scored with
+their final weights by the query MSE on 600 fixed new tasks (100 query points each) after 0, 1 and
+10 gradient steps on the K support points. Both checkpoint atomically and resume when rerun with the
+same arguments; results are appended to ``<out>/results.jsonl``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from learntolearn.algorithms import MAML
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
+from learntolearn.engine.trainer import Trainer
+from learntolearn.experiments.presets import get_preset
 from learntolearn.files import load_tensors, save_tensors
 from learntolearn.nn.backbones import mlp
 
@@ -55,12 +59,25 @@ def tune_step_size(learner: MAML, validation) -> None:
     for lr in STEP_SIZES:
         learner.inner_lr = lr
         scores[lr] = post_update_mse(learner, validation, 1).mean().item()
-    learner.inner_lr = min(scores, key=scores.get)
+    learner.inner_lr = min(scores, key=scores.__getitem__)
 
 
-def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed: int, pretrain: bool) -> float:
-    """Meta-train (or pretrain) ``learner`` with checkpoints; returns the training seconds."""
-    checkpoint = out / f"{name}.pt"
+def meta_train(out: Path, iterations: int, shots: int, seed: int) -> tuple[MAML, float]:
+    """MAML meta-trained by the library's Trainer in ``out``; returns it at its final weights, and the training seconds."""
+    config = get_preset("maml-sinusoid-k10").config.with_keys(
+        shots=shots, train_queries=shots, steps=iterations, seed=seed
+    )
+    trainer = Trainer(config, out, resume=(out / "config.json").exists(), progress=False)
+    trainer.run()
+    learner = trainer.algorithm
+    learner.load_state_dict(load_tensors(out / "last.pt")["model"])
+    assert isinstance(learner, MAML)
+    return learner, trainer.train_seconds
+
+
+def pretrain(learner: MAML, out: Path, iterations: int, shots: int, seed: int) -> float:
+    """Train ``learner.model`` to regress random sinusoids, with checkpoints; returns the training seconds."""
+    checkpoint = out / "pretrained.pt"
     optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
     stream = SinusoidTasks(shots, shots, seed=seed)
     start, seconds = 0, 0.0
@@ -74,12 +91,9 @@ def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed
     for iteration in range(start, iterations):
         began = time.perf_counter()
         batch = [stream.sample() for _ in range(25)]
-        if pretrain:
-            x = torch.cat([torch.cat([t.support_x, t.query_x]) for t in batch])
-            y = torch.cat([torch.cat([t.support_y, t.query_y]) for t in batch])
-            loss = F.mse_loss(learner.model(x), y)
-        else:
-            loss = learner.meta_loss(batch).loss
+        x = torch.cat([torch.cat([t.support_x, t.query_x]) for t in batch])
+        y = torch.cat([torch.cat([t.support_y, t.query_y]) for t in batch])
+        loss = F.mse_loss(learner.model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -95,7 +109,7 @@ def train(learner: MAML, out: Path, name: str, iterations: int, shots: int, seed
                 },
                 checkpoint,
             )
-            print(f"{name}: iteration {iteration + 1}, loss {loss.item():.3f}, {seconds:.0f} s", flush=True)
+            print(f"pretrained: iteration {iteration + 1}, loss {loss.item():.3f}, {seconds:.0f} s", flush=True)
     return seconds
 
 
@@ -112,14 +126,12 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     started = provenance()
-    torch.manual_seed(args.seed)
-    maml = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, inner_steps=1, loss="mse", batched=True)
+    maml, maml_seconds = meta_train(args.out / "maml", args.iterations, args.shots, args.seed)
+    torch.manual_seed(args.seed + 1)
     pretrained = MAML(mlp(1, (40, 40), 1), inner_lr=0.01, loss="mse")
     seconds = {
-        "maml": train(maml, args.out, "maml", args.iterations, args.shots, args.seed, pretrain=False),
-        "pretrained": train(
-            pretrained, args.out, "pretrained", args.iterations, args.shots, args.seed + 1, pretrain=True
-        ),
+        "maml": maml_seconds,
+        "pretrained": pretrain(pretrained, args.out, args.iterations, args.shots, args.seed + 1),
     }
     validation = [t for t, _ in zip(SinusoidTasks(args.shots, 100, seed=VAL_SEED), range(200))]
     tune_step_size(pretrained, validation)
