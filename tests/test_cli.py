@@ -242,6 +242,7 @@ def test_plot_writes_learning_curves_and_accuracy_versus_shots(runner, tmp_path)
     assert runner.invoke(cli, ["train", *TINY, "--out", str(out)]).exit_code == 0
     result = runner.invoke(cli, ["plot", str(out), "--shots", "5,1,2", "--episodes", "6"])
     assert result.exit_code == 0, result.output
+    assert all(f"{k}-shot episodes" in result.output for k in (1, 2, 5)), "each point shows its progress"
     for name in ("learning_curves.png", "accuracy_vs_shots.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.size[0] > 300

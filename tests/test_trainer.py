@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -165,3 +166,22 @@ def test_a_run_folder_in_use_is_refused_naming_the_process(tmp_path):
         Trainer(TrainConfig.create(**SMALL, steps=10), tmp_path / "r", progress=False)
     first.train()  # releases it once its last checkpoint is written
     Trainer(TrainConfig.create(**SMALL, steps=20), tmp_path / "r", resume=True, progress=False).run()
+
+
+def test_validation_results_reach_the_console_and_every_bar_knows_its_total(tmp_path, capsys):
+    from learntolearn.testing import tiny_config
+
+    Trainer(tiny_config("protonet"), tmp_path / "run", progress=True).run()
+    err = capsys.readouterr().err
+    assert "step 2: validation " in err and "over 4 episodes (best so far)" in err
+    assert "step 4: validation " in err
+    assert re.search(r"validating: +\d+%\|[^|]*\| \d/4 ", err), "the validation bar counts to its total"
+    from learntolearn.data import EpisodeSet
+    from learntolearn.data.synthetic import load_synthetic
+    from learntolearn.engine.evaluate import evaluate
+
+    data = load_synthetic(subset="test", image_size=16)
+    tasks = list(EpisodeSet.generate(data, 5, 1, 3, 3, seed=0).tasks(data))
+    trainer_model = Trainer(tiny_config("protonet"), tmp_path / "other", progress=False).algorithm
+    evaluate(trainer_model, tasks)
+    assert re.search(r"evaluating: +\d+%\|[^|]*\| \d/3 ", capsys.readouterr().err), "a list gives the bar its total"

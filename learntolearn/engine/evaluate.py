@@ -7,7 +7,7 @@ sinusoids) by query mean squared error.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 
 import torch
@@ -68,12 +68,22 @@ def adapt_and_predict(algorithm: Algorithm, support_x: Tensor, support_y: Tensor
 
 
 def evaluate(
-    algorithm: Algorithm, tasks: Iterable[Task], *, progress: bool = True, total: int | None = None
+    algorithm: Algorithm,
+    tasks: Iterable[Task],
+    *,
+    progress: bool = True,
+    total: int | None = None,
+    description: str = "evaluating",
 ) -> Evaluation:
-    """Adapt to each episode's support set and score its queries; the model is left in eval mode."""
+    """Adapt to each episode's support set and score its queries; the model is left in eval mode.
+
+    The progress bar counts to ``total``, by default ``len(tasks)`` when ``tasks`` has a length.
+    """
+    if total is None and isinstance(tasks, Sized):
+        total = len(tasks)
     scores, metric = [], "accuracy"
     device = next(algorithm.parameters(), torch.empty(0)).device
-    for task in tqdm(tasks, total=total, desc="evaluating", unit="episode", disable=not progress, leave=False):
+    for task in tqdm(tasks, total=total, desc=description, unit="episode", disable=not progress, leave=False):
         task = task.to(device)
         outputs = adapt_and_predict(algorithm, task.support_x, task.support_y, task.query_x)
         if task.query_y.is_floating_point():

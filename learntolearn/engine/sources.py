@@ -47,6 +47,8 @@ class TaskSource:
     regression: bool
     #: writes the fixed test tasks beside the run (None when they are regenerated from a seed instead)
     save_test: Callable[[Path], None] | None = None
+    #: how many validation tasks :attr:`validation` produces (for progress bars)
+    validation_count: int | None = None
 
 
 #: name of a task distribution -> builder(config, data_root, download) of its TaskSource
@@ -86,6 +88,7 @@ def episodic_source(config: TrainConfig, *, data_root: str | None = None, downlo
         train.n_classes,
         False,
         save_test=test_episodes.save,
+        validation_count=run.val_episodes if val is not None else None,
     )
 
 
@@ -107,4 +110,13 @@ def sinusoid_source(config: TrainConfig, **_: object) -> TaskSource:
             return iter(val_tasks)
 
     sampler = SinusoidTasks(e.training_shots, e.training_queries, seed=run.seed)
-    return TaskSource(sampler, validation, lambda: iter(test_tasks), len(test_tasks), (1,), 0, True)
+    return TaskSource(
+        sampler,
+        validation,
+        lambda: iter(test_tasks),
+        len(test_tasks),
+        (1,),
+        0,
+        True,
+        validation_count=run.val_episodes if run.val_every else None,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -228,9 +229,20 @@ class Trainer:
     def _validate(self) -> bool:
         """Score the fixed validation episodes, keep the best model; True when patience has run out."""
         assert self.source.validation is not None
-        result = evaluate(self.algorithm, self.source.validation(), progress=False)
+        result = evaluate(
+            self.algorithm,
+            self.source.validation(),
+            progress=self.progress,
+            total=self.source.validation_count,
+            description="validating",
+        )
         self._log({"step": self.step, f"val_{result.metric}": result.mean, "val_ci95": result.ci95})
-        if result.selection_score > self.best_val:
+        improved = result.selection_score > self.best_val
+        if self.progress:
+            tqdm.write(
+                f"step {self.step}: validation {result}" + (" (best so far)" if improved else ""), file=sys.stderr
+            )
+        if improved:
             self.best_val, self.stale_validations = result.selection_score, 0
             save_tensors(
                 {

@@ -87,7 +87,9 @@ def plot_accuracy_vs_shots(
     points = []
     for k in shots:
         episode_set = EpisodeSet.generate(data, c.ways, k, queries, episodes, TEST_EPISODE_SEED)
-        result = evaluate(model.algorithm, episode_set.tasks(data), progress=False)
+        result = evaluate(
+            model.algorithm, episode_set.tasks(data), total=len(episode_set), description=f"{k}-shot episodes"
+        )
         points.append(
             {
                 "shots": k,

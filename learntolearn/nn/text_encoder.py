@@ -88,7 +88,9 @@ class SentenceEncoder(nn.Module):
             return_length=False,
         )
         if not self._warned_truncation and batch["attention_mask"].shape[1] == self.max_tokens:
-            lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
+            # verbose=False: the note below replaces transformers' "Token indices sequence length" warning
+            untruncated = self.tokenizer(list(texts), truncation=False, verbose=False)
+            lengths = [len(ids) for ids in untruncated["input_ids"]]
             longer = sum(n > self.max_tokens for n in lengths)
             if longer:
                 warnings.warn(
