@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from learntolearn.data.images import Preprocessing, read_query_folder, read_support_folder
+from learntolearn.data.images import Preprocessing, query_labels, read_query_folder, read_support_folder
 from learntolearn.errors import DataError
 
 GLYPHS = Preprocessing(channels=1, size=8, invert=True)  # dark ink on white files, inverted to bright ink
@@ -61,11 +61,20 @@ def test_hidden_entries_are_skipped_with_a_count_and_common_formats_are_read(tmp
     assert classes == ["a", "b"] and labels.tolist() == [0, 1, 1, 1] and images.shape == (4, 1, 8, 8)
 
 
-def test_a_labelled_query_folder_gets_a_hint_and_a_huge_image_one_line(tmp_path):
+def test_a_labelled_query_folder_is_read_and_a_huge_image_is_one_line(tmp_path):
     (tmp_path / "query" / "cats").mkdir(parents=True)
+    (tmp_path / "query" / "empty").mkdir()
     stroke("L", 0, 255).save(tmp_path / "query" / "cats" / "1.png")
-    with pytest.raises(DataError, match="it holds sub-folders \\(cats\\): give a flat folder"):
+    images, files = read_query_folder(tmp_path / "query", GLYPHS)
+    assert images.shape == (1, 1, 8, 8) and query_labels(tmp_path / "query", files) == ["cats"]
+    stroke("L", 0, 255).save(tmp_path / "query" / "loose.png")  # a flat folder: its sub-folders are not read
+    images, files = read_query_folder(tmp_path / "query", GLYPHS)
+    assert [f.name for f in files] == ["loose.png"] and query_labels(tmp_path / "query", files) is None
+    (tmp_path / "query" / "loose.png").unlink()
+    (tmp_path / "query" / "cats" / "1.png").unlink()
+    with pytest.raises(DataError, match="holds no images .*, neither directly nor in one sub-folder per class"):
         read_query_folder(tmp_path / "query", GLYPHS)
+    stroke("L", 0, 255).save(tmp_path / "query" / "cats" / "1.png")
     limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = 10  # as a 14000x14000 file does against the default limit
