@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def real_data_root() -> Path | None:
-    """``$LTL_DATA`` if it holds Omniglot, else ``../shared/data`` beside the repository, else None."""
-    for candidate in (os.environ.get("LTL_DATA"), SHARED_DATA):
-        if candidate and (Path(candidate) / "omniglot" / "images_background.zip").exists():
-            return Path(candidate)
-    return None
+from helpers import real_data_root
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,25 @@
 """Shared pieces of the learning tests."""
 
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
 from learntolearn.algorithms import Algorithm
 from learntolearn.types import Task
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def real_data_root() -> Path | None:
+    """``$LTL_DATA`` if it holds Omniglot, else ``../shared/data`` beside the repository, else None."""
+    for candidate in (os.environ.get("LTL_DATA"), SHARED_DATA):
+        if candidate and (Path(candidate) / "omniglot" / "images_background.zip").exists():
+            return Path(candidate)
+    return None
 
 
 def meta_train(

@@ -3,7 +3,7 @@
 PyTorch's CPU tensors come from ``malloc``. glibc serves every allocation above its mmap threshold
 (at most 32 MB) with fresh pages from the kernel and unmaps them on free, so a training step whose
 activations are tens of MB each (a conv4 over a 400-image episode) page-faults
-through all of them again on every step (``tests/test_memory.py`` counts the faults), which
+through all of them again on every step (``tests/unit/test_memory.py`` counts the faults), which
 slows every implementation in ``benchmarks/protonet_peers.py``. :func:`reuse_freed_memory` raises
 the mmap and trim thresholds with ``mallopt`` so large buffers are kept and reused; the process's
 resident memory then stays at its peak instead of shrinking between steps. ``ltl`` calls it (a library

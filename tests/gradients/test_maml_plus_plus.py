@@ -4,7 +4,7 @@ hand-unrolled references and finite differences (float64)."""
 import pytest
 import torch
 import torch.nn.functional as F
-from test_maml_gradients import WAYS, mlp_with_batchnorm, tasks
+from maml_reference import WAYS, mlp_with_batchnorm, tasks
 
 from learntolearn.algorithms import ANIL, MAML
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import real_data_root
+from helpers import real_data_root
 
 from learntolearn.cli.main import cli
 

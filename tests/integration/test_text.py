@@ -31,7 +31,7 @@ from learntolearn.errors import ConfigError, DataError
 from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.text import choose_threshold, evaluate_with_rejection, meta_train
 
-DATA = Path(os.environ.get("LTL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("LTL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 ALL_INTENTS = sorted(i for part in splits.BY_INTENT_V1.values() for i in part)
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import meta_train
-from test_maml_gradients import WAYS, meta_gradient, reference_meta_loss, tasks
+from maml_reference import WAYS, meta_gradient, reference_meta_loss, tasks
 from torch import nn
 
 from learntolearn.algorithms import ALGORITHMS, ANIL, MAML, MetaSGD, Reptile

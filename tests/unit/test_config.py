@@ -17,7 +17,7 @@ from learntolearn.engine.config import EpisodesConfig, RunConfig, TrainConfig
 from learntolearn.engine.model_file import load_model_file, load_run
 from learntolearn.errors import ConfigError, UnknownNameError
 
-FORMAT1 = Path(__file__).parent / "fixtures" / "format1"
+FORMAT1 = Path(__file__).resolve().parents[1] / "fixtures" / "format1"
 
 
 def test_a_config_is_three_groups_and_the_algorithms_own_settings():

@@ -17,8 +17,8 @@ from learntolearn.data.sampler import EpisodeSet
 from learntolearn.errors import ModelFileError
 from learntolearn.files import atomic_write, load_tensors, save_tensors, write_text
 
-FIXTURES = Path(__file__).parent / "fixtures" / "format1"
-PACKAGE = Path(__file__).resolve().parents[1] / "learntolearn"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "format1"
+PACKAGE = Path(__file__).resolve().parents[2] / "learntolearn"
 
 
 class Exploit:
