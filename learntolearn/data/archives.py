@@ -6,6 +6,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ class RemoteFile:
     digest: str
     algorithm: str = "sha256"
     size: int | None = None
+    #: ``digest`` is of the gzip file's decompressed bytes (for files whose mirrors recompress them)
+    gunzipped: bool = False
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -45,17 +48,18 @@ def download(remote: RemoteFile, folder: Path, *, progress: bool = True) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / remote.filename
     h = hashlib.new(remote.algorithm)
+    gunzip = zlib.decompressobj(16 + zlib.MAX_WBITS) if remote.gunzipped else None
     with atomic_write(target, "wb", suffix=".part") as out, urllib.request.urlopen(remote.url, timeout=60) as response:
         total = remote.size or int(response.headers.get("Content-Length") or 0) or None
         with tqdm(total=total, unit="B", unit_scale=True, desc=remote.filename, disable=not progress) as bar:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
-                h.update(block)
+                h.update(block if gunzip is None else gunzip.decompress(block))
                 bar.update(len(block))
         if h.hexdigest() != remote.digest:
             raise DataError(
                 f"checksum mismatch for {remote.filename} downloaded from {remote.url}: expected "
-                f"{remote.algorithm} {remote.digest}, got {h.hexdigest()}. The file was not kept; "
+                f"{remote.algorithm} {remote.digest}{' (of the decompressed bytes)' if gunzip else ''}, got {h.hexdigest()}. The file was not kept; "
                 f"retry, or place a copy of the official archive in {folder} yourself."
             )
     return target

