@@ -206,6 +206,23 @@ def section() -> str:
             "|---|---|---|",
         ]
         out += [f"| {name} | {rate} | {r['speedup_vs_1x1'][name]}x |" for name, rate in r["tasks_per_second"].items()]
+    for setting, r in latest("image_encoder").items():
+        out += [
+            "",
+            f"`python benchmarks/image_encoder.py`: {setting}, images per second, median of {r['rounds']}",
+            "interleaved rounds; the reference is efficientnet-lite-pytorch on the same weights",
+            f"(commit `{r['commit'][:10]}`, {r['threads']} thread(s)):",
+            "",
+            "| implementation | images/s |",
+            "|---|---|",
+        ]
+        out += [f"| {name} | {rate} |" for name, rate in r["images_per_s"].items()]
+        out += [
+            "",
+            f"Ours over the reference in float32: {r['speedup_vs_reference']}x; largest feature difference "
+            f"{r['max_abs_difference_float32']:.1e} (float32), {r['max_abs_difference_bfloat16_vs_float32']:.2f} "
+            f"(bfloat16 against float32).",
+        ]
     return "\n".join(out)
 
 
@@ -244,6 +261,17 @@ def headline() -> str:
     return "\n".join(out)
 
 
+def photos_headline() -> str:
+    """The README's photo table: Fashion-MNIST with the frozen encoder, from results/photos.json."""
+    written = json.loads((TABLES / "photos.json").read_text())
+    out = ["| setting | method | accuracy (95% CI) |", "|---|---|---|"]
+    out += [
+        f"| {r['setting']} | {r['method']} | {100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f} |"
+        for r in written["rows"]
+    ]
+    return "\n".join(out)
+
+
 def write_sections(path: Path, sections: dict[str, str]) -> None:
     """Replace the sections of ``path`` whose markers it holds."""
     content = path.read_text()
@@ -261,7 +289,7 @@ def main() -> None:
     tables = {f"results:{table.stem}": table.read_text() for table in sorted(TABLES.glob("*.md"))}
     for page in sorted((ROOT / "docs").glob("*.md")):
         write_sections(page, {"benchmarks": text, **tables})
-    write_sections(ROOT / "README.md", {"headline": headline()})
+    write_sections(ROOT / "README.md", {"headline": headline(), "photos": photos_headline()})
 
 
 if __name__ == "__main__":
