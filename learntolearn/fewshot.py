@@ -47,6 +47,8 @@ class Prediction:
     similarity: float | None = None
     #: the query's sub-folder name when the queries are given as ``query/<class>/<image>``
     true_class: str | None = None
+    #: the three most likely classes with their probabilities (or scores), best first
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,19 +154,29 @@ class FewShotClassifier:
 
     def predict_tensor(self, query_x: Tensor) -> tuple[Tensor, Tensor]:
         """Predicted class indices and their probabilities for model inputs (see :attr:`inputs`)."""
+        confidence, predicted = self.scores(query_x).max(-1)
+        return predicted, confidence
+
+    def scores(self, query_x: Tensor) -> Tensor:
+        """Each class's probability (or score) for each query ``(n, classes)``, from model inputs (see :attr:`inputs`)."""
         if self.support is None:
             raise RuntimeError("call fit(support_folder) before predict")
         outputs = adapt_and_predict(self.model.algorithm, *self.support, query_x)
-        confidence, predicted = self.model.algorithm.probabilities(outputs).max(-1)
-        return predicted, confidence
+        return self.model.algorithm.probabilities(outputs)
 
     def predict(self, query_folder: str | os.PathLike[str]) -> list[Prediction]:
         """One prediction per image file of ``query_folder`` (flat, or ``query_folder/<class>/<image>`` with the
         true classes, or a single image file)."""
         images, files = read_query_folder(query_folder, self.preprocessing)
         queries = self.inputs(images)
-        predicted, confidence = self.predict_tensor(queries)
+        scores = self.scores(queries)
+        best, ranked = scores.topk(min(3, scores.shape[-1]), dim=-1)
+        confidence, predicted = best[:, 0], ranked[:, 0]
         labels = [self.classes[int(p)] for p in predicted]
+        tops = [
+            tuple((self.classes[int(c)], float(v)) for c, v in zip(row_classes, row_scores))
+            for row_classes, row_scores in zip(ranked, best)
+        ]
         similarities: list[float | None] = [None] * len(files)
         if self.novelty is not None:
             with torch.no_grad():
@@ -174,6 +186,6 @@ class FewShotClassifier:
         labels_given = query_labels(query_folder, files)
         truth: list[str | None] = list(labels_given) if labels_given else [None] * len(files)
         return [
-            Prediction(str(Path(f)), label, float(c), s, t)
-            for f, label, c, s, t in zip(files, labels, confidence, similarities, truth)
+            Prediction(str(Path(f)), label, float(c), s, t, top)
+            for f, label, c, s, t, top in zip(files, labels, confidence, similarities, truth, tops)
         ]

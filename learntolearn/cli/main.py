@@ -507,6 +507,7 @@ def adapt(
             predictions: list = texts_classifier.predict(texts)
             rows = [(p.text, p.predicted_class, p.confidence, p.similarity) for p in predictions]
             truth: list[str | None] = [None] * len(rows)
+            top3: list[str] | None = None
             classes = texts_classifier.classes
             header, what = ["text", "predicted_class", "confidence"], "texts"
         else:
@@ -524,6 +525,7 @@ def adapt(
             image_predictions = images_classifier.predict(query_path)
             rows = [(p.file, p.predicted_class, p.confidence, p.similarity) for p in image_predictions]
             truth = [p.true_class for p in image_predictions]
+            top3 = ["; ".join(f"{name} {score:.4f}" for name, score in p.top) for p in image_predictions]
             classes = images_classifier.classes
             header, what = ["file", "predicted_class", "confidence"], "images"
     for warning in caught:
@@ -531,10 +533,13 @@ def adapt(
     with atomic_write(out) as f:
         writer = csv.writer(f)
         labelled = all(t is not None for t in truth)
-        writer.writerow(header + ["similarity"] * reject_novel + ["true_class"] * labelled)
-        for (name, label, confidence, similarity), true_class in zip(rows, truth):
+        writer.writerow(
+            header + ["top3"] * (top3 is not None) + ["similarity"] * reject_novel + ["true_class"] * labelled
+        )
+        for index, ((name, label, confidence, similarity), true_class) in enumerate(zip(rows, truth)):
             writer.writerow(
                 [name, label, f"{confidence:.4f}"]
+                + ([top3[index]] if top3 is not None else [])
                 + ([f"{similarity:.4f}"] if reject_novel else [])
                 + ([true_class] if labelled else [])
             )

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
@@ -23,6 +24,20 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 #: how an image is brought to a square: squeezed whole (glyphs), or its centre square after scaling its shorter side
 RESIZE_POLICIES = ("stretch", "center-crop")
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit integer or floating-point grey image scaled to 8 bits (PIL's ``convert`` would clip
+    every value above 255 to white): 16-bit ranges are divided by 257, floats in [0, 1] multiplied by 255."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    top = float(pixels.max()) if pixels.size else 0.0
+    if image.mode == "F" and top <= 1.0:
+        pixels = pixels * 255
+    elif top > 255:
+        pixels = pixels / 257 if top <= 65535 else pixels * (255 / top)
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), mode="L")
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,7 @@ class Preprocessing:
     def from_image(self, image: Image.Image) -> Tensor:
         """Apply the photo's EXIF orientation, composite transparency on the background, then convert, resize
         and invert as the training images were."""
-        image = ImageOps.exif_transpose(image)
+        image = eight_bit(ImageOps.exif_transpose(image))
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
             ground = Image.new("RGBA", rgba.size, (self.background,) * 3 + (255,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -95,3 +96,31 @@ def test_photos_keep_their_centre_square_and_transparency_goes_on_the_matte():
     assert photo.from_image(clear).min() == 255, "a transparent photo is white on the matte, not black"
     with pytest.raises(DataError, match="unknown resize policy 'pad'"):
         Preprocessing(channels=3, size=10, invert=False, resize="pad")
+
+
+@pytest.mark.parametrize(
+    "mode, make",
+    [
+        ("1", lambda a: Image.fromarray(a > 127)),
+        ("L", lambda a: Image.fromarray(a)),
+        ("LA", lambda a: Image.fromarray(np.stack([a, np.full_like(a, 255)], -1), mode="LA")),
+        ("P", lambda a: Image.fromarray(a).convert("P")),
+        ("RGB", lambda a: Image.fromarray(np.stack([a] * 3, -1))),
+        ("RGBA", lambda a: Image.fromarray(np.stack([a] * 3 + [np.full_like(a, 255)], -1))),
+        ("CMYK", lambda a: Image.fromarray(np.stack([a] * 3, -1)).convert("CMYK")),
+        ("I;16", lambda a: Image.fromarray(a.astype(np.uint16) * 257)),
+        ("I", lambda a: Image.fromarray(a.astype(np.int32) * 257)),
+        ("F", lambda a: Image.fromarray(a.astype(np.float32) / 255)),
+    ],
+)
+def test_every_pil_mode_gives_the_grey_levels_of_its_8_bit_version(mode, make):
+    """16-bit and float images were clipped to white by PIL's convert; now every mode reads as its 8-bit twin."""
+    ramp = np.linspace(0, 255, 16 * 24).reshape(16, 24).round().astype(np.uint8)
+    image = make(ramp)
+    assert image.mode == mode
+    reference = Preprocessing(channels=1, size=8, invert=False).from_image(Image.fromarray(ramp))
+    got = Preprocessing(channels=1, size=8, invert=False).from_image(image)
+    tolerance = 255 if mode in ("1", "P") else 2  # 1-bit and palette images quantise the ramp
+    assert (got.int() - reference.int()).abs().max() <= tolerance
+    if mode not in ("1", "P"):
+        assert abs(got.float().mean() - reference.float().mean()) < 2
