@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from learntolearn.data.imagenet_like import CIFAR_SPLITS, load_cifar_fs, load_mini_imagenet, photo_preprocessing
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import EpisodicData, ImageClassDataset
 from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS
@@ -26,6 +27,10 @@ DATASETS.register("clinc150")((load_clinc150_features, {split: ("train", "val", 
 #: FewRel relations as sentence embeddings (needs the text extra); its subsets are its published files
 DATASETS.register("fewrel")((load_fewrel_features, FEWREL_SPLITS))
 
+#: photo benchmarks read from the published files (none can be downloaded here; see data.imagenet_like)
+DATASETS.register("cifar100")((load_cifar_fs, {split: tuple(subsets) for split, subsets in CIFAR_SPLITS.items()}))
+DATASETS.register("mini_imagenet")((load_mini_imagenet, {"ravi": ("train", "val", "test")}))
+
 #: task distributions generated in code rather than drawn from a class data set (see engine.sources)
 GENERATED_TASKS = ("sinusoid",)
 
@@ -33,6 +38,8 @@ GENERATED_TASKS = ("sinusoid",)
 PREPROCESSING: Registry[Callable[[int], Preprocessing]] = Registry("data set")
 PREPROCESSING.register("omniglot")(omniglot_preprocessing)
 PREPROCESSING.register("synthetic")(synthetic_preprocessing)
+PREPROCESSING.register("cifar100")(photo_preprocessing)
+PREPROCESSING.register("mini_imagenet")(photo_preprocessing)
 
 
 def load_dataset(name: str, split: str, subset: str, **options) -> EpisodicData:

