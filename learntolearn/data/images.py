@@ -7,6 +7,7 @@ images. Folders follow the usual layout: ``support/<class_name>/*.png|jpg`` and 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -140,7 +141,7 @@ def read_support_folder(
         raise DataError(
             f"support folder {folder} has no class sub-folders; put each class's images in {folder}/<class_name>/"
         )
-    images, labels = [], []
+    images, labels, paths = [], [], []
     for label, name in enumerate(classes):
         files = image_files(folder / name)
         if not files:
@@ -150,7 +151,26 @@ def read_support_folder(
             )
         images += [preprocessing.load(f) for f in files]
         labels += [label] * len(files)
+        paths += files
+    warn_duplicates(paths, labels)
     return torch.stack(images), torch.tensor(labels), classes
+
+
+def warn_duplicates(files: list[Path], labels: list[int]) -> None:
+    """Warn when the same file (byte for byte) is an example of two classes: a mislabelled copy."""
+    seen: dict[str, tuple[Path, int]] = {}
+    clashes = []
+    for path, label in zip(files, labels):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        first = seen.setdefault(digest, (path, label))
+        if first[1] != label:
+            clashes.append(f"{first[0]} and {path}")
+    if clashes:
+        warnings.warn(
+            f"the same image is an example of two classes: {'; '.join(clashes[:3])}"
+            f"{' ...' if len(clashes) > 3 else ''}; remove the copy from the wrong class",
+            stacklevel=3,
+        )
 
 
 def read_query_folder(folder: str | os.PathLike[str], preprocessing: Preprocessing) -> tuple[Tensor, list[Path]]:

@@ -45,9 +45,9 @@ def test_exif_orientation_is_applied(tmp_path):
 
 def test_hidden_entries_are_skipped_with_a_count_and_common_formats_are_read(tmp_path):
     support = tmp_path / "support"
-    for name in ("a", "b"):
+    for name, ink in (("a", 0), ("b", 255)):  # different images: the same file in two classes is warned about
         (support / name).mkdir(parents=True)
-        stroke("L", 0, 255).save(support / name / "1.png")
+        stroke("L", ink, 255 - ink).save(support / name / "1.png")
     stroke("L", 0, 255).save(support / "b" / "2.bmp")
     stroke("L", 0, 255).save(support / "b" / "3.webp")
     (support / ".ipynb_checkpoints").mkdir()
@@ -124,3 +124,13 @@ def test_every_pil_mode_gives_the_grey_levels_of_its_8_bit_version(mode, make):
     assert (got.int() - reference.int()).abs().max() <= tolerance
     if mode not in ("1", "P"):
         assert abs(got.float().mean() - reference.float().mean()) < 2
+
+
+def test_the_same_file_in_two_class_folders_is_named_in_a_warning(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    stroke("L", 0, 255).save(tmp_path / "a" / "1.png")
+    (tmp_path / "b" / "copy.png").write_bytes((tmp_path / "a" / "1.png").read_bytes())
+    stroke("L", 255, 0).save(tmp_path / "b" / "2.png")
+    with pytest.warns(UserWarning, match=r"the same image is an example of two classes: .*a/1.png and .*b/copy.png"):
+        read_support_folder(tmp_path, GLYPHS)
