@@ -66,7 +66,9 @@ def test_unknown_split_and_subset_list_the_valid_ones():
         load_dataset("omniglot", "nope", "train")
     with pytest.raises(KeyError, match="valid subsets: train, val, test, trainval"):
         load_dataset("omniglot", "vinyals", "training")
-    with pytest.raises(KeyError, match="valid data sets: cifar100, clinc150, fewrel, mini_imagenet, omniglot, synthetic"):
+    with pytest.raises(
+        KeyError, match="valid data sets: cifar100, clinc150, fewrel, mini_imagenet, omniglot, synthetic"
+    ):
         load_dataset("mnist", "x", "y")
 
 
