@@ -50,3 +50,30 @@ def test_the_python_api_with_nearest_class_means(photos):
     assert all(0 < p.confidence <= 1 for p in predictions)  # cosine similarities of unit-scale features
     with pytest.raises(ValueError, match="unknown method 'knn'; choose from logistic, prototypes"):
         FewShotClassifier.pretrained(method="knn")
+
+
+@pytest.mark.parametrize("preset", ["protonet-miniimagenet-5w1s", "maml-miniimagenet-5w1s"])
+def test_the_mini_imagenet_presets_train_on_data_in_the_published_cache_format(preset, tmp_path):
+    """Six classes of 20 random 84x84 images per subset, as mini-imagenet-cache-*.pkl: a few steps of each preset."""
+    import pickle
+
+    import numpy as np
+
+    folder = tmp_path / "mini_imagenet"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for subset in ("train", "val", "test"):
+        cache = {
+            "image_data": rng.integers(0, 256, (120, 84, 84, 3), dtype=np.uint8),
+            "class_dict": {f"n{subset}{c}": list(range(20 * c, 20 * c + 20)) for c in range(6)},
+        }
+        (folder / f"mini-imagenet-cache-{subset}.pkl").write_bytes(pickle.dumps(cache))
+    quick = ["--steps", "2", "--train-ways", "5", "--val-every", "0", "--test-episodes", "2", "--meta-batch", "1"]
+    if preset.startswith("maml"):
+        quick += ["--inner-steps", "1", "--test-inner-steps", "1"]
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["train", "--preset", preset, *quick, "--data-root", str(tmp_path), "--out", str(out), "--threads", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "results.json").exists() and "test accuracy" in result.output
