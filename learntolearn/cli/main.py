@@ -435,11 +435,12 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
 )
 @click.option(
     "--method",
-    type=click.Choice(["logistic", "prototypes"]),
+    type=click.Choice(["logistic", "prototypes", "finetune"]),
     default="logistic",
     show_default=True,
     help="Texts, and images without MODEL: logistic regression on the embeddings (confidence = probability) or "
-    "nearest class mean (confidence = cosine similarity).",
+    "nearest class mean (confidence = cosine similarity); images only: finetune (the encoder's last block "
+    "fine-tuned on your examples for 20 steps, then nearest class mean; slower).",
 )
 @click.option(
     "--encoder",
@@ -456,8 +457,9 @@ def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     "--reject-below",
     type=float,
     default=None,
-    help="Texts: label a query out_of_scope when its confidence is below this, on the method's scale "
-    "(logistic: a probability, 1/N is chance; prototypes: a cosine similarity).",
+    help="Texts, and images without MODEL: label a query out_of_scope (texts) or unknown (images) when its "
+    "confidence is below this, on the method's scale (logistic, finetune: a probability, 1/N is chance; "
+    "prototypes: a cosine similarity).",
 )
 @click.option(
     "--reject-novel",
@@ -516,12 +518,14 @@ def adapt(
                 if model is None
                 else FewShotClassifier.load(model, data_root)
             )
-            if reject_below is not None:
+            if reject_below is not None and model is not None:
                 raise click.UsageError(
-                    "--reject-below is for texts; for images use --reject-novel (a model's probability does not "
-                    "say whether an image is like any of the classes)"
+                    "--reject-below is for texts and the pretrained encoder (no MODEL); with a meta-trained MODEL "
+                    "use --reject-novel (a model's probability does not say whether an image is like any class)"
                 )
-            images_classifier.fit(support_path, allow_fewer_shots=allow_fewer_shots, reject_novel=reject_novel)
+            images_classifier.fit(
+                support_path, allow_fewer_shots=allow_fewer_shots, reject_novel=reject_novel, reject_below=reject_below
+            )
             image_predictions = images_classifier.predict(query_path)
             rows = [(p.file, p.predicted_class, p.confidence, p.similarity) for p in image_predictions]
             truth = [p.true_class for p in image_predictions]

@@ -10,7 +10,7 @@ from torch import nn
 
 from learntolearn.algorithms.base import ALGORITHMS, Algorithm, ModelSetting
 from learntolearn.engine.config import TrainConfig
-from learntolearn.nn import resnet  # noqa: F401  (registers resnet12 and wrn28-10 in BACKBONES)
+from learntolearn.nn import efficientnet, resnet  # noqa: F401  (register efficientnet-lite0, resnet12, wrn28-10)
 from learntolearn.nn.backbones import BACKBONES
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import math
 import socket
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from learntolearn.errors import ConfigError
+from learntolearn.nn.backbones import BACKBONES
 
 #: (repeats, kernel, stride, expansion, input channels, output channels) of the seven stages at width 1
 STAGES = (
@@ -256,3 +258,85 @@ class ImageEncoder:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_tensors(features, path)
         return features
+
+
+class PretrainedBackbone(nn.Module):
+    """A pretrained EfficientNet-Lite as a few-shot backbone: the ``frozen`` stem and early blocks, then the
+    ``trainable`` last ``trainable_blocks`` blocks and the head, giving the 1,280-dimensional embedding.
+
+    Inputs are float images in ``[0, 1]`` of any size and of 1 or 3 channels: they are resized to the
+    variant's resolution and grey is repeated to RGB, so the data sets' own preprocessing (e.g. 28x28
+    glyphs) stays what it is. The frozen part always runs in eval mode without gradients, and keeps its
+    outputs for up to ``cache_size`` distinct images in memory, keyed by content: episodes draw the same
+    images again and again, and the frozen part is almost all of the compute. This is the backbone of
+    P>M>F's meta-training stage (Hu et al., CVPR 2022) when only the last blocks are meta-trained.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(
+        self,
+        name: str = "efficientnet-lite0",
+        in_channels: int = 3,
+        *,
+        trainable_blocks: int = 1,
+        cache_size: int = 20_000,
+    ) -> None:
+        super().__init__()
+        if in_channels not in (1, 3):
+            raise ConfigError(f"{name} takes grey or RGB images, got {in_channels} channels")
+        network = pretrained_efficientnet_lite(name)
+        blocks = list(network.blocks)
+        if not 0 <= trainable_blocks <= len(blocks):
+            raise ConfigError(f"{name} has {len(blocks)} blocks; trainable_blocks={trainable_blocks}")
+        self.resolution = VARIANTS[name].resolution
+        cut = len(blocks) - trainable_blocks
+        self.frozen_network = nn.Sequential(network.stem, *blocks[:cut]).requires_grad_(False).eval()
+        self.register_buffer("mean", network.mean, persistent=False)
+        self.register_buffer("std", network.std, persistent=False)
+        self.trainable = nn.Sequential(*blocks[cut:], network.head, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, Tensor] = OrderedDict()
+
+    def train(self, mode: bool = True) -> PretrainedBackbone:
+        super().train(mode)
+        self.frozen_network.eval()
+        return self
+
+    def frozen(self, images: Tensor, *, cache: bool = True) -> Tensor:
+        """The frozen part's feature maps of float images ``(n, 1 or 3, H, W)``; ``cache=False`` for one-off
+        images (augmented views) that would only crowd the cache."""
+        if not cache or self.cache_size == 0:
+            return self._run_frozen(images)
+        keys = [hashlib.blake2b(image.contiguous().numpy().tobytes(), digest_size=16).digest() for image in images]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            computed = self._run_frozen(images[missing])
+            for i, maps in zip(missing, computed):
+                self._cache[keys[i]] = maps
+        for key in keys:
+            self._cache.move_to_end(key)
+        stacked = torch.stack([self._cache[key] for key in keys])
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return stacked
+
+    def _run_frozen(self, images: Tensor) -> Tensor:
+        with torch.no_grad():
+            x = images.float()
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if x.shape[-2:] != (self.resolution, self.resolution):
+                x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True)
+            x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+            return self.frozen_network(x).contiguous()
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.trainable(self.frozen(images))
+
+
+@BACKBONES.register("efficientnet-lite0")
+def efficientnet_lite0(in_channels: int = 3) -> PretrainedBackbone:
+    """EfficientNet-Lite0 with its ImageNet weights (the ``vision`` extra); the last block and the head train."""
+    return PretrainedBackbone("efficientnet-lite0", in_channels)

@@ -313,7 +313,7 @@ def test_reject_novel_labels_a_blank_image_unknown_that_the_model_labels_confide
     rejected = sum(r["predicted_class"] == "unknown" for r in rows.values())
     assert f"({rejected} rejected as unlike every class)" in result.output
     below = CliRunner().invoke(cli, [*adapt_args(trained, query, tmp_path / "b.csv"), "--reject-below", "0.5"])
-    assert below.exit_code == 2 and "--reject-below is for texts; for images use --reject-novel" in below.output
+    assert below.exit_code == 2 and "with a meta-trained MODEL use --reject-novel" in below.output
 
 
 def test_a_missing_output_folder_is_reported_before_any_work(trained, tmp_path, monkeypatch):

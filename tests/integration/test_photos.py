@@ -9,6 +9,7 @@ from PIL import Image
 
 from learntolearn import FewShotClassifier
 from learntolearn.cli.main import cli
+from learntolearn.data.images import read_query_folder
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +48,29 @@ def test_the_python_api_with_nearest_class_means(photos):
     classifier = FewShotClassifier.pretrained(method="prototypes").fit(photos / "support")
     predictions = classifier.predict(photos / "query")
     assert [p.predicted_class for p in predictions] == [p.true_class for p in predictions]
-    assert all(0 < p.confidence <= 1 for p in predictions)  # cosine similarities of unit-scale features
-    with pytest.raises(ValueError, match="unknown method 'knn'; choose from logistic, prototypes"):
+    features, labels = classifier.support
+    means = torch.stack([features[labels == c].mean(0) for c in range(2)])
+    queries = classifier.inputs(read_query_folder(photos / "query", classifier.preprocessing)[0])
+    cosines = torch.nn.functional.cosine_similarity(queries[:, None], means[None], dim=-1).max(-1).values
+    torch.testing.assert_close(torch.tensor([p.confidence for p in predictions]), cosines, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown method 'knn'; choose from logistic, prototypes, finetune"):
         FewShotClassifier.pretrained(method="knn")
+    strict = FewShotClassifier.pretrained(method="prototypes").fit(photos / "support", reject_below=float(cosines[2]))
+    labelled = [p.predicted_class for p in strict.predict(photos / "query")]
+    assert labelled == [label if c >= cosines[2] else "unknown" for label, c in zip(labelled, cosines)]
+    assert labelled.count("unknown") == int((cosines < cosines[2]).sum()) > 0
+
+
+def test_fine_tuning_the_encoder_on_the_support_set_from_the_command_line(photos, tmp_path):
+    out = tmp_path / "labels.csv"
+    args = ["adapt", "--support", str(photos / "support"), "--query", str(photos / "query"), "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--method", "finetune", "--reject-below", "0.999999"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 8 and all(0.5 < float(r["confidence"]) < 1 for r in rows)
+    assert {r["predicted_class"] for r in rows} == {"unknown"}, "every confidence is below the threshold"
+    result = CliRunner().invoke(cli, [*args, "--method", "finetune", "--force"])
+    assert "accuracy on the labelled queries: 8/8 (100.0%)" in result.output
 
 
 @pytest.mark.parametrize("preset", ["protonet-miniimagenet-5w1s", "maml-miniimagenet-5w1s"])

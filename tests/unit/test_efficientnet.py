@@ -91,3 +91,39 @@ def test_the_network_is_refused_while_loading_and_a_missing_package_names_the_ex
         weights_path("efficientnet-lite1")
     with pytest.raises(ValueError, match="unknown pretrained encoder 'resnet'"):
         weights_path("resnet")
+
+
+def test_as_a_backbone_it_gives_the_encoders_features_and_trains_only_its_last_block(lite0):
+    from learntolearn.engine.build import build_backbone
+
+    backbone = build_backbone("efficientnet-lite0", (3, 224, 224)).eval()
+    images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(backbone(images), lite0.features(images), rtol=0, atol=1e-5)
+    trainable = {name for name, p in backbone.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("trainable.") for name in trainable)
+    assert sum(p.numel() for p in backbone.trainable.parameters()) == 1_017_600  # block 15 and the head
+    backbone.train()
+    assert backbone.trainable.training and not backbone.frozen_network.training
+    grey = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    backbone(grey).sum().backward()
+    assert all(p.grad is None for p in backbone.frozen_network.parameters())
+    assert backbone.trainable[0].project[0].weight.grad is not None
+
+
+def test_the_frozen_part_keeps_a_bounded_cache_by_content(lite0):
+    from learntolearn.nn.efficientnet import PretrainedBackbone
+
+    backbone = PretrainedBackbone(cache_size=3)
+    images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    maps = backbone.frozen(images)
+    assert maps.shape == (4, 192, 7, 7) and len(backbone._cache) == 3
+    calls = []
+    real = backbone._run_frozen
+    backbone._run_frozen = lambda x: calls.append(len(x)) or real(x)
+    torch.testing.assert_close(backbone.frozen(images[2:]), maps[2:], rtol=0, atol=0)  # cached: no recompute
+    assert calls == []
+    torch.testing.assert_close(backbone.frozen(images[:1]), maps[:1], rtol=0, atol=1e-6)  # evicted: recomputed
+    assert calls == [1]
+    backbone.frozen(images[:1] + 0.5, cache=False)
+    assert calls == [1, 1] and len(backbone._cache) == 3
