@@ -45,7 +45,7 @@ class SupportFineTuning(Algorithm):
         *,
         steps: int = 20,
         lr: float = 1e-4,
-        views: int = 4,
+        views: int = 2,
         temperature: float = 10.0,
         seed: int = 0,
     ) -> None:

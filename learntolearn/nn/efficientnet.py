@@ -296,13 +296,20 @@ class PretrainedBackbone(nn.Module):
         self.register_buffer("mean", network.mean, persistent=False)
         self.register_buffer("std", network.std, persistent=False)
         self.trainable = nn.Sequential(*blocks[cut:], network.head, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.cache_size = cache_size
+        self.cache_size, self.batch_size = cache_size, 32
         self._cache: OrderedDict[bytes, Tensor] = OrderedDict()
 
     def train(self, mode: bool = True) -> PretrainedBackbone:
         super().train(mode)
         self.frozen_network.eval()
         return self
+
+    def share_cache(self, other: PretrainedBackbone) -> None:
+        """Keep the frozen part's outputs in ``other``'s cache, which must have come from the same frozen weights."""
+        mine, theirs = self.frozen_network.state_dict(), other.frozen_network.state_dict()
+        if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k]) for k in mine):
+            raise ConfigError("these backbones' frozen parts differ; they cannot share a cache")
+        self._cache = other._cache
 
     def frozen(self, images: Tensor, *, cache: bool = True) -> Tensor:
         """The frozen part's feature maps of float images ``(n, 1 or 3, H, W)``; ``cache=False`` for one-off
@@ -323,6 +330,10 @@ class PretrainedBackbone(nn.Module):
         return stacked
 
     def _run_frozen(self, images: Tensor) -> Tensor:
+        """The frozen part on ``images``, ``batch_size`` at a time: memory stays bounded however many there are."""
+        return torch.cat([self._run_frozen_batch(batch) for batch in images.split(self.batch_size)])
+
+    def _run_frozen_batch(self, images: Tensor) -> Tensor:
         with torch.no_grad():
             x = images.float()
             if x.shape[1] == 1:
