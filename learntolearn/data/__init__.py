@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from learntolearn.data.imagenet_like import CIFAR_SPLITS, load_cifar_fs, load_mini_imagenet, photo_preprocessing
+from learntolearn.data.imagenet_like import (
+    CIFAR_SPLITS,
+    load_cifar_fs,
+    load_mini_imagenet,
+    load_tiered_imagenet,
+    photo_preprocessing,
+)
 from learntolearn.data.images import Preprocessing
 from learntolearn.data.indexed import EpisodicData, ImageClassDataset
 from learntolearn.data.omniglot import SPLITS as OMNIGLOT_SPLITS
@@ -30,6 +36,7 @@ DATASETS.register("fewrel")((load_fewrel_features, FEWREL_SPLITS))
 #: photo benchmarks read from the published files (none can be downloaded here; see data.imagenet_like)
 DATASETS.register("cifar100")((load_cifar_fs, {split: tuple(subsets) for split, subsets in CIFAR_SPLITS.items()}))
 DATASETS.register("mini_imagenet")((load_mini_imagenet, {"ravi": ("train", "val", "test")}))
+DATASETS.register("tiered_imagenet")((load_tiered_imagenet, {"ren": ("train", "val", "test")}))
 
 #: task distributions generated in code rather than drawn from a class data set (see engine.sources)
 GENERATED_TASKS = ("sinusoid",)
@@ -40,6 +47,7 @@ PREPROCESSING.register("omniglot")(omniglot_preprocessing)
 PREPROCESSING.register("synthetic")(synthetic_preprocessing)
 PREPROCESSING.register("cifar100")(photo_preprocessing)
 PREPROCESSING.register("mini_imagenet")(photo_preprocessing)
+PREPROCESSING.register("tiered_imagenet")(photo_preprocessing)
 
 
 def load_dataset(name: str, split: str, subset: str, **options) -> EpisodicData:

@@ -12,11 +12,18 @@ root and are tested on small files written in exactly those formats.
   ``image_size`` with Lanczos, 84 by default), or the widely shared pickle cache
   ``mini-imagenet-cache-{train,val,test}.pkl`` (``image_data``: ``(n, 84, 84, 3)`` uint8,
   ``class_dict``: class -> image indices), used when present.
+- **tiered-ImageNet** (``tiered_imagenet/``): ``{train,val,test}_labels.pkl`` give each image's class,
+  as Ren et al. 2018 released them (``label_specific``, named by ``label_specific_str``) or as in the
+  copy MetaOptNet distributes (``labels``, ids that run on across subsets); the images are either
+  ``{subset}_images_png.pkl`` (the original release: a sequence of PNG-encoded byte arrays) or
+  ``{subset}_images.npz`` (``images``: ``(n, 84, 84, 3)`` uint8, the decompressed copy), read when
+  present. A subset has 351 / 97 / 160 classes; pixels are taken as the files store them.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import pickle
 from pathlib import Path
@@ -33,6 +40,8 @@ from learntolearn.errors import DataError
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 MINI_IMAGENET_SUBSETS = ("train", "val", "test")
+#: tiered-ImageNet's classes per subset (Ren et al. 2018, Section 5)
+TIERED_CLASSES = {"train": 351, "val": 97, "test": 160}
 
 
 class _Restricted(pickle.Unpickler):
@@ -162,6 +171,62 @@ def load_mini_imagenet(
     counts = [len(by_class[name]) for name in names]
     return ImageClassDataset(
         f"mini_imagenet/ravi/{subset}", torch.stack(photos), ImageClassDataset.offsets_from_counts(counts), names
+    )
+
+
+def load_tiered_imagenet(
+    split: str = "ren",
+    subset: str = "train",
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    image_size: int = 84,
+    **_: object,
+) -> ImageClassDataset:
+    """The 351 / 97 / 160 classes of ``subset`` of tiered-ImageNet (Ren et al. 2018), grouped by class."""
+    from PIL import Image
+
+    if split != "ren" or subset not in TIERED_CLASSES:
+        raise DataError(f"unknown tiered-ImageNet split {split}/{subset}; split ren, subsets train, val, test")
+    hint = "it should hold {train,val,test}_labels.pkl with {subset}_images_png.pkl or {subset}_images.npz"
+    folder = _folder(data_root, "tiered_imagenet", hint)
+    labels_path = folder / f"{subset}_labels.pkl"
+    if not labels_path.exists():
+        raise DataError(f"{labels_path} not found: {hint}")
+    labels_record = read_pickle(labels_path, "tiered-ImageNet labels")
+    key = next(
+        (k for k in ("label_specific", "labels") if isinstance(labels_record, dict) and k in labels_record), None
+    )
+    if key is None:
+        raise DataError(f"{labels_path}: expected a dict with label_specific (Ren et al.) or labels (MetaOptNet)")
+    ids, labels = np.unique(np.asarray(labels_record[key], dtype=np.int64), return_inverse=True)
+    packed, png = folder / f"{subset}_images.npz", folder / f"{subset}_images_png.pkl"
+    if packed.exists():
+        with np.load(packed, allow_pickle=False) as archive:
+            pixels = np.asarray(archive["images"], dtype=np.uint8)
+    elif png.exists():
+        encoded = read_pickle(png, "tiered-ImageNet PNG images")
+        try:
+            pixels = np.stack([np.asarray(Image.open(io.BytesIO(bytes(item))).convert("RGB")) for item in encoded])
+        except (OSError, ValueError) as err:
+            raise DataError(f"{png}: an image does not decode as PNG ({err})") from err
+    else:
+        raise DataError(f"neither {packed.name} nor {png.name} in {folder}: {hint}")
+    if pixels.ndim != 4 or pixels.shape[-1] != 3 or len(pixels) != len(labels):
+        raise DataError(
+            f"{folder}: {len(labels)} labels but images of shape {pixels.shape}; expected (n, height, width, 3)"
+        )
+    n_classes = len(ids)
+    given = labels_record.get("label_specific_str") if key == "label_specific" else None
+    if given is not None and len(given) <= int(ids.max()):
+        raise DataError(f"{labels_path}: {len(given)} class names for class ids up to {int(ids.max())}")
+    names = tuple(str(given[i]) if given is not None else f"class{i:03d}" for i in ids.tolist())
+    order = np.argsort(labels, kind="stable")
+    images = torch.from_numpy(pixels[order]).permute(0, 3, 1, 2).contiguous()
+    if image_size != images.shape[-1]:
+        images = torch.nn.functional.interpolate(images.float(), size=image_size, mode="area").round().byte()
+    counts = np.bincount(labels, minlength=n_classes).tolist()
+    return ImageClassDataset(
+        f"tiered_imagenet/ren/{subset}", images, ImageClassDataset.offsets_from_counts(counts), names
     )
 
 

@@ -76,6 +76,13 @@ def dataset_status(name: str, root: Path) -> list[str]:
             f"images/: {'present' if images.is_dir() else 'missing'} at {images} (not downloadable: obtain mini-ImageNet "
             f"from its authors' sources)" + (f"; pickle cache: {', '.join(cached)}" if cached else ""),
         ]
+    if name == "tiered_imagenet":
+        folder = root / "tiered_imagenet"
+        present = sorted(p.name for p in (*folder.glob("*_labels.pkl"), *folder.glob("*_images*")))
+        return [
+            f"{', '.join(present) or 'no files'} at {folder} (not downloadable: obtain tiered-ImageNet's "
+            "{train,val,test}_labels.pkl and _images_png.pkl (or _images.npz) from its authors' sources)"
+        ]
     if name == "fashion_mnist":
         return _files(root, "fashion_mnist", FASHION_MNIST_FILES)
     if name == "fewrel":

@@ -73,23 +73,41 @@ def test_fine_tuning_the_encoder_on_the_support_set_from_the_command_line(photos
     assert "accuracy on the labelled queries: 8/8 (100.0%)" in result.output
 
 
-@pytest.mark.parametrize("preset", ["protonet-miniimagenet-5w1s", "maml-miniimagenet-5w1s"])
-def test_the_mini_imagenet_presets_train_on_data_in_the_published_cache_format(preset, tmp_path):
-    """Six classes of 20 random 84x84 images per subset, as mini-imagenet-cache-*.pkl: a few steps of each preset."""
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "protonet-miniimagenet-5w1s",
+        "maml-miniimagenet-5w1s",
+        "r2d2-miniimagenet-resnet12",
+        "r2d2-tieredimagenet-resnet12",
+    ],
+)
+def test_the_imagenet_presets_train_on_data_in_the_published_formats(preset, tmp_path):
+    """Six classes of 20 random 84x84 images per subset, as mini-imagenet-cache-*.pkl or as tiered-ImageNet's
+    npz and label pickles: a few steps of each preset."""
     import pickle
 
     import numpy as np
 
-    folder = tmp_path / "mini_imagenet"
-    folder.mkdir()
     rng = np.random.default_rng(0)
     for subset in ("train", "val", "test"):
-        cache = {
-            "image_data": rng.integers(0, 256, (120, 84, 84, 3), dtype=np.uint8),
-            "class_dict": {f"n{subset}{c}": list(range(20 * c, 20 * c + 20)) for c in range(6)},
-        }
-        (folder / f"mini-imagenet-cache-{subset}.pkl").write_bytes(pickle.dumps(cache))
+        pixels = rng.integers(0, 256, (120, 84, 84, 3), dtype=np.uint8)
+        if "tiered" in preset:
+            folder = tmp_path / "tiered_imagenet"
+            folder.mkdir(exist_ok=True)
+            np.savez(folder / f"{subset}_images.npz", images=pixels)
+            labels = {"label_specific": np.arange(120) % 6, "label_specific_str": [f"n{subset}{c}" for c in range(6)]}
+            (folder / f"{subset}_labels.pkl").write_bytes(pickle.dumps(labels))
+        else:
+            folder = tmp_path / "mini_imagenet"
+            folder.mkdir(exist_ok=True)
+            cache = {
+                "image_data": pixels,
+                "class_dict": {f"n{subset}{c}": list(range(20 * c, 20 * c + 20)) for c in range(6)},
+            }
+            (folder / f"mini-imagenet-cache-{subset}.pkl").write_bytes(pickle.dumps(cache))
     quick = ["--steps", "2", "--train-ways", "5", "--val-every", "0", "--test-episodes", "2", "--meta-batch", "1"]
+    quick += ["--train-shots", "1", "--train-queries", "2"]
     if preset.startswith("maml"):
         quick += ["--inner-steps", "1", "--test-inner-steps", "1"]
     out = tmp_path / "run"

@@ -67,7 +67,8 @@ def test_unknown_split_and_subset_list_the_valid_ones():
     with pytest.raises(KeyError, match="valid subsets: train, val, test, trainval"):
         load_dataset("omniglot", "vinyals", "training")
     with pytest.raises(
-        KeyError, match="valid data sets: cifar100, clinc150, fewrel, mini_imagenet, omniglot, synthetic"
+        KeyError,
+        match="valid data sets: cifar100, clinc150, fewrel, mini_imagenet, omniglot, synthetic, tiered_imagenet",
     ):
         load_dataset("mnist", "x", "y")
 

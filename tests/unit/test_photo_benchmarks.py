@@ -10,7 +10,7 @@ from helpers import real_data_root
 from PIL import Image
 
 from learntolearn.data import load_dataset
-from learntolearn.data.imagenet_like import load_cifar_fs, load_mini_imagenet
+from learntolearn.data.imagenet_like import load_cifar_fs, load_mini_imagenet, load_tiered_imagenet
 from learntolearn.data.splits.cifar100 import SPLITS
 from learntolearn.errors import DataError
 
@@ -91,3 +91,42 @@ def test_mini_imagenet_from_csv_and_image_folder_or_from_the_pickle_cache(tmp_pa
     (folder / "images" / "n0100000000.jpg").unlink()
     with pytest.raises(DataError, match="n0100000000.jpg not found \\(listed in"):
         load_mini_imagenet("ravi", "train", data_root=tmp_path)
+
+
+def test_tiered_imagenet_from_the_original_png_pickles_or_the_npz_copies(tmp_path):
+    import io
+
+    folder = tmp_path / "tiered_imagenet"
+    folder.mkdir()
+    labels = [1, 0, 1, 2, 0]
+    encoded = []
+    for i, label in enumerate(labels):
+        buffer = io.BytesIO()
+        Image.new("RGB", (84, 84), (10 * i, 50 * label, 0)).save(buffer, format="PNG")
+        encoded.append(np.frombuffer(buffer.getvalue(), dtype=np.uint8))  # as cv2.imencode gives them
+    record = {
+        "label_specific": np.array(labels),
+        "label_general": np.array([0, 0, 0, 1, 0]),
+        "label_specific_str": ["n01", "n02", "n03"],
+        "label_general_str": ["animal", "device"],
+    }
+    (folder / "train_images_png.pkl").write_bytes(pickle.dumps(encoded, protocol=2))
+    (folder / "train_labels.pkl").write_bytes(pickle.dumps(record, protocol=2))
+    data = load_tiered_imagenet("ren", "train", data_root=tmp_path)
+    assert data.class_names == ("n01", "n02", "n03") and data.counts.tolist() == [2, 2, 1]
+    assert data.images.shape == (5, 3, 84, 84)
+    assert data.images[:, 0, 0, 0].tolist() == [10, 40, 0, 20, 30], "grouped by class, in file order within one"
+    assert data.images[:, 1, 0, 0].tolist() == [0, 0, 50, 50, 100]
+    pixels = np.zeros((3, 84, 84, 3), dtype=np.uint8)
+    pixels[1] = 9
+    np.savez(folder / "val_images.npz", images=pixels)
+    (folder / "val_labels.pkl").write_bytes(pickle.dumps({"labels": [352, 351, 352]}))  # MetaOptNet's: ids run on
+    val = load_tiered_imagenet("ren", "val", data_root=tmp_path, image_size=42)
+    assert val.class_names == ("class351", "class352") and val.images.shape == (3, 3, 42, 42)
+    assert val.counts.tolist() == [1, 2] and int(val.images[0].max()) == 9
+    (folder / "test_labels.pkl").write_bytes(pickle.dumps(record))
+    with pytest.raises(DataError, match="neither test_images.npz nor test_images_png.pkl"):
+        load_tiered_imagenet("ren", "test", data_root=tmp_path)
+    (folder / "test_images_png.pkl").write_bytes(pickle.dumps([np.zeros(10, dtype=np.uint8)] * 5))
+    with pytest.raises(DataError, match="does not decode as PNG"):
+        load_tiered_imagenet("ren", "test", data_root=tmp_path)
