@@ -39,6 +39,7 @@ from learntolearn.data.indexed import EpisodicData, ImageClassDataset
 from learntolearn.data.omniglot import load_omniglot
 from learntolearn.data.variable_episodes import EpisodeShape, VariableEpisodeSet
 from learntolearn.engine.evaluate import Evaluation, evaluate, paired_difference
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.model_file import load_run
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.trainer import Trainer
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--methods", default=None, help="Comma-separated method numbers, 1-7 (default: all).")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
+    reuse_freed_memory()  # as ltl does: the encoder's batches would page-fault afresh on every call otherwise
     started = time.process_time()
     sources = load_sources(args.data_root)
     shape = EpisodeShape(max_support=args.max_support)
