@@ -119,9 +119,12 @@ def slug(text: str) -> str:
 def score(algorithm: Algorithm, episodes: VariableEpisodeSet, data: EpisodicData, label: str) -> dict:
     began = time.process_time()
     result = evaluate(algorithm, episodes.tasks(data), total=len(episodes), description=label[:40])
+    origin = provenance()
     return {
         "accuracies": [round(float(a), 4) for a in result.accuracies],
         "cpu_seconds": round(time.process_time() - began, 1),
+        "commit": origin["commit"],
+        "threads": origin["threads"],
     }
 
 
@@ -167,7 +170,7 @@ def main() -> None:
 
 def collect(args, sources, episodes, factories, parts: Path, started: float) -> dict | None:
     """The whole table once every (source, method) part exists, else None."""
-    rows, per_episode = [], {}
+    rows, per_episode, scored_at = [], {}, set()
     for source in sources:
         reference = None
         for label in factories:
@@ -189,6 +192,7 @@ def collect(args, sources, episodes, factories, parts: Path, started: float) -> 
                 }
             )
             per_episode[f"{source} | {label}"] = part["accuracies"]
+            scored_at.add(f"{part['commit'][:10]} ({part['threads']} thread(s))")
     plans = {
         source: {
             "ways": [len(p.classes) for p in episode_set.plans],
@@ -207,6 +211,7 @@ def collect(args, sources, episodes, factories, parts: Path, started: float) -> 
         "episode_shapes": plans,
         "rows": rows,
         "per_episode": per_episode,
+        "scored_at": sorted(scored_at),
         "cpu_seconds_this_invocation": round(time.process_time() - started, 1),
         **provenance(),
     }
@@ -237,8 +242,7 @@ def markdown(record: dict) -> str:
         )
     lines += [
         "",
-        f"Commit `{record['commit'][:10]}`, torch {record['torch']}, {record['threads']} thread(s); CPU seconds per "
-        "episode include encoding the images the first time they are seen (the frozen part's cache is shared by the "
+        f"Scored at commit {', '.join(record['scored_at'])}, torch {record['torch']}; CPU seconds per episode include encoding the images the first time they are seen (the frozen part's cache is shared by the "
         "rows that use the frozen encoder, in the order listed).",
     ]
     return "\n".join(lines) + "\n"
