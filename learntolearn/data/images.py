@@ -25,6 +25,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 #: how an image is brought to a square: squeezed whole (glyphs), or its centre square after scaling its shorter side
 RESIZE_POLICIES = ("stretch", "center-crop")
+#: modes PIL's ``Image.reduce`` handles; others (palette, 1-bit, 16-bit) are converted at full size
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F")
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
@@ -73,6 +75,11 @@ class Preprocessing:
     def from_image(self, image: Image.Image) -> Tensor:
         """Apply the photo's EXIF orientation, composite transparency on the background, then convert, resize
         and invert as the training images were."""
+        factor = min(image.size) // (2 * self.size)  # a large image shrinks first (box filter), to twice the size
+        if factor >= 2 and image.mode in REDUCIBLE_MODES:
+            reduced = image.reduce(factor)
+            reduced.info.update(image.info)  # the EXIF orientation, applied next
+            image = reduced
         image = eight_bit(ImageOps.exif_transpose(image))
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             rgba = image.convert("RGBA")
@@ -95,6 +102,7 @@ class Preprocessing:
         """One image file as a uint8 tensor; an unreadable file raises :class:`DataError` naming it."""
         try:
             with Image.open(path) as image:
+                image.draft(None, (2 * self.size, 2 * self.size))  # JPEG: decoded at 1/2-1/8 scale when that suffices
                 return self.from_image(image)
         except Image.DecompressionBombError as err:
             raise DataError(f"image {path} is too large to decode safely ({err}); downscale it first") from err

@@ -134,3 +134,52 @@ def test_the_same_file_in_two_class_folders_is_named_in_a_warning(tmp_path):
     stroke("L", 255, 0).save(tmp_path / "b" / "2.png")
     with pytest.warns(UserWarning, match=r"the same image is an example of two classes: .*a/1.png and .*b/copy.png"):
         read_support_folder(tmp_path, GLYPHS)
+
+
+def test_large_photos_shrink_before_conversion_and_keep_their_exif_orientation(tmp_path):
+    gradient = Image.linear_gradient("L").resize((1200, 800)).convert("RGB")  # dark at the top, light below
+    gradient.paste((0, 0, 255), (0, 0, 600, 800))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the blue half is on top
+    gradient.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    gradient.save(tmp_path / "plain.png")
+    photo = Preprocessing(channels=3, size=28, invert=False, resize="center-crop")
+    rotated = photo.load(tmp_path / "rotated.jpg")
+    (top_red, _, top_blue), (low_red, _, low_blue) = rotated[:, 2, 14].tolist(), rotated[:, 25, 14].tolist()
+    assert top_red < 60 < 200 < top_blue and abs(low_red - low_blue) < 20, "blue above grey after EXIF"
+    square = gradient.crop((200, 0, 1000, 800)).resize((28, 28), Image.Resampling.LANCZOS)
+    direct = torch.tensor(list(square.getdata()), dtype=torch.int16).T.reshape(3, 28, 28)
+    shrunk = photo.load(tmp_path / "plain.png").to(torch.int16)
+    assert (shrunk - direct).abs().float().mean() < 2 and (shrunk - direct).abs().max() <= 40
+
+
+@pytest.mark.slow
+def test_an_8000_pixel_photo_is_read_in_bounded_memory(tmp_path):
+    """A JPEG is decoded at reduced scale; a PNG costs its decoded size once, not one copy per conversion step."""
+    import subprocess
+    import sys
+
+    noise = Image.effect_noise((8000, 8000), 40).convert("RGB")  # 192 MB decoded
+    noise.save(tmp_path / "big.jpg", quality=80)
+    noise.save(tmp_path / "big.png", compress_level=1)
+    del noise
+    measure = (
+        "import resource, sys\n"
+        "from learntolearn.data.images import Preprocessing\n"
+        "photo = Preprocessing(3, 224, invert=False, resize='center-crop')\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "assert photo.load(sys.argv[1]).shape == (3, 224, 224)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    growth = {
+        suffix: int(
+            subprocess.run(
+                [sys.executable, "-c", measure, str(tmp_path / f"big.{suffix}")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for suffix in ("jpg", "png")
+    }
+    assert growth["jpg"] < 50 and growth["png"] < 300, f"peak memory growth in MB: {growth}"
