@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,18 +143,40 @@ class FewShotClassifier:
         predicts ``unknown`` when the confidence is below it, on the method's scale (a probability, or a
         cosine similarity for ``prototypes``), as for texts.
         """
+        images, labels, classes = read_support_folder(support_folder, self.preprocessing)
+        return self.fit_images(
+            images,
+            labels,
+            classes,
+            source=f"{support_folder} (class folders)",
+            allow_fewer_shots=allow_fewer_shots,
+            reject_novel=reject_novel,
+            reject_below=reject_below,
+        )
+
+    def fit_images(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        classes: list[str],
+        *,
+        source: str = "the support set",
+        allow_fewer_shots: bool = False,
+        reject_novel: bool = False,
+        reject_below: float | None = None,
+    ) -> FewShotClassifier:
+        """:meth:`fit` on preprocessed uint8 images ``(n, C, H, W)`` with labels indexing ``classes``."""
         if reject_below is not None and not isinstance(self.model, PretrainedEncoder):
             raise ConfigError(
                 "reject_below is for the pretrained encoder (a confidence threshold on its method's scale); a "
                 "meta-trained model's probability does not say whether an image is like any class: use reject_novel"
             )
-        images, labels, classes = read_support_folder(support_folder, self.preprocessing)
         ways, shots = self.model.fixed_ways, self.model.shots
         if ways is not None and len(classes) != ways:
             assert isinstance(self.model, TrainedModel)
             raise DataError(
                 f"this {self.model.config.algorithm} model has one output per class and was meta-trained "
-                f"for {ways}-way tasks, but {support_folder} has {len(classes)} class folders; "
+                f"for {ways}-way tasks, but {source} has {len(classes)} classes; "
                 f"give it exactly {ways} classes or use a model trained for {len(classes)}-way tasks"
             )
         counts = torch.bincount(labels, minlength=len(classes)).tolist()
@@ -170,12 +192,26 @@ class FewShotClassifier:
                 f"the model was meta-trained with {shots} example(s) per class; using all images of {', '.join(more)}",
                 stacklevel=2,
             )
-        self.support, self.classes = (self.inputs(images), labels), classes
+        return self.fit_inputs(
+            self.inputs(images), labels, classes, reject_novel=reject_novel, reject_below=reject_below
+        )
+
+    def fit_inputs(
+        self,
+        inputs: Tensor,
+        labels: Tensor,
+        classes: list[str],
+        *,
+        reject_novel: bool = False,
+        reject_below: float | None = None,
+    ) -> FewShotClassifier:
+        """Take model inputs (see :attr:`inputs`: float images, or the encoder's features) as the support set."""
+        self.support, self.classes = (inputs, labels), list(classes)
         self.novelty, self.reject_below = None, reject_below
         if reject_novel:
             embed = embedding_function(self.model.algorithm, "reject_novel")
             with torch.no_grad():
-                self.novelty = NoveltyTest.fit(embed(self.support[0]), labels)
+                self.novelty = NoveltyTest.fit(embed(inputs), labels)
         return self
 
     def predict_tensor(self, query_x: Tensor) -> tuple[Tensor, Tensor]:
@@ -196,6 +232,13 @@ class FewShotClassifier:
         """One prediction per image file of ``query_folder`` (flat, or ``query_folder/<class>/<image>`` with the
         true classes, or a single image file)."""
         images, files = read_query_folder(query_folder, self.preprocessing)
+        labels_given = query_labels(query_folder, files)
+        return self.predict_images(images, [str(Path(f)) for f in files], labels_given)
+
+    def predict_images(
+        self, images: Tensor, names: Sequence[str], true_classes: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        """One prediction per preprocessed uint8 image ``(n, C, H, W)``, named by ``names``."""
         queries = self.inputs(images)
         scores = self.scores(queries)
         best, ranked = scores.topk(min(3, scores.shape[-1]), dim=-1)
@@ -205,7 +248,7 @@ class FewShotClassifier:
             tuple((self.classes[int(c)], float(v)) for c, v in zip(row_classes, row_scores))
             for row_classes, row_scores in zip(ranked, best)
         ]
-        similarities: list[float | None] = [None] * len(files)
+        similarities: list[float | None] = [None] * len(names)
         if self.novelty is not None:
             with torch.no_grad():
                 similarity = self.novelty.similarity(embedding_function(self.model.algorithm, "reject_novel")(queries))
@@ -213,9 +256,8 @@ class FewShotClassifier:
             similarities = [float(s) for s in similarity]
         if self.reject_below is not None:
             labels = [UNKNOWN if float(c) < self.reject_below else label for label, c in zip(labels, confidence)]
-        labels_given = query_labels(query_folder, files)
-        truth: list[str | None] = list(labels_given) if labels_given else [None] * len(files)
+        truth: list[str | None] = list(true_classes) if true_classes else [None] * len(names)
         return [
-            Prediction(str(Path(f)), label, float(c), s, t, top)
-            for f, label, c, s, t, top in zip(files, labels, confidence, similarities, truth, tops)
+            Prediction(name, label, float(c), s, t, top)
+            for name, label, c, s, t, top in zip(names, labels, confidence, similarities, truth, tops)
         ]

@@ -255,7 +255,7 @@ def test_a_fixed_way_model_refuses_a_different_number_of_classes(tmp_path, train
     assert (
         result.exit_code == 1
         and "meta-trained for 5-way tasks" in result.output
-        and "has 3 class folders" in result.output
+        and "(class folders) has 3 classes" in result.output
     )
 
 
