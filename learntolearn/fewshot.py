@@ -91,13 +91,15 @@ class FewShotClassifier:
         return cls(load_trained(source, data_root))
 
     @classmethod
-    def pretrained(cls, encoder: str = "efficientnet-lite0", method: str = "logistic") -> FewShotClassifier:
+    def pretrained(
+        cls, encoder: str = "efficientnet-lite0", method: str = "logistic", *, cache: bool = True
+    ) -> FewShotClassifier:
         """An EfficientNet-Lite with its ImageNet weights (the ``vision`` extra), classifying by ``method``:
         ``logistic`` (a logistic regression fitted on the frozen features of the support set), ``prototypes``
         (nearest class mean by cosine similarity) or ``finetune`` (nearest class mean after a few steps of
         fine-tuning the encoder's last block on views of the support set, P>M>F's last stage: slower, see
         :mod:`learntolearn.algorithms.finetune`). Photos are centre-cropped to the encoder's resolution; frozen
-        features are cached on disk by content."""
+        features are cached on disk by content unless ``cache=False``."""
         from learntolearn.algorithms.finetune import SupportFineTuning
         from learntolearn.nn.efficientnet import VARIANTS, ImageEncoder, PretrainedBackbone
 
@@ -116,12 +118,12 @@ class FewShotClassifier:
             if method == "logistic"
             else PrototypicalNetworks(nn.Identity(), distance="cosine")
         )
-        cache = default_cache_root() / "features"
+        folder = default_cache_root() / "features"
         return cls(
             PretrainedEncoder(
                 algorithm,
                 preprocessing,
-                lambda images: image_encoder.encode_cached(images, cache),
+                (lambda images: image_encoder.encode_cached(images, folder)) if cache else image_encoder.encode,
                 description,
                 similarity_scores=method == "prototypes",
             )

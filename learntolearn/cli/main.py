@@ -350,6 +350,50 @@ def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str |
 
 
 @cli.command()
+@click.argument("models", nargs=-1, type=click.Path(exists=True))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on; others than this machine warn."
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--encoder",
+    type=click.Choice(["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]),
+    default="efficientnet-lite0",
+    show_default=True,
+    help="The pretrained encoder of the Photos tab (the vision extra).",
+)
+@threads_option
+@data_root_option
+def serve(models: tuple[str, ...], host: str, port: int, encoder: str, data_root: str | None) -> None:
+    """A local web page for few-shot learning: draw symbols for MODEL, drop photos, type texts.
+
+    MODEL (an `ltl export` file or a run folder, trained on glyphs) serves the Draw tab; photos use the
+    pretrained encoder, texts the packaged sentence encoder. Needs `pip install 'learntolearn[serve]'`.
+    """
+    try:
+        import uvicorn
+
+        from learntolearn.web import ServeConfig, create_app
+    except ImportError as err:
+        raise click.ClickException(
+            f"ltl serve needs the serve extra ({err.name}): pip install 'learntolearn[serve]'"
+        ) from err
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not local:
+        click.echo(
+            f"warning: listening on {host}: anyone who can reach this machine can use the page and its models",
+            err=True,
+        )
+    hosts = ("127.0.0.1", "localhost") if local else ("*",)
+    config = ServeConfig(models=models, encoder=encoder, data_root=data_root, hosts=hosts)
+    app = create_app(config)
+    if models:
+        app.state.resources.draw_model()  # a bad model file fails now, not on the first stroke
+    click.echo(f"ltl serve: open http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
 @click.argument("table", type=click.Choice(TABLES.names()))
 @click.option(
     "--runs",
