@@ -10,13 +10,13 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 pytest.importorskip("httpx", reason="the test extra is not installed")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from learntolearn import FewShotClassifier  # noqa: E402
-from learntolearn.cli.main import cli  # noqa: E402
-from learntolearn.data.images import read_query_folder  # noqa: E402
-from learntolearn.web import ServeConfig, create_app  # noqa: E402
-from learntolearn.web.sessions import SessionStore  # noqa: E402
+from learntolearn import FewShotClassifier
+from learntolearn.cli.main import cli
+from learntolearn.data.images import read_query_folder
+from learntolearn.web import ServeConfig, create_app
+from learntolearn.web.sessions import SessionStore
 
 SHAPES = {"bar": [(20, 70), (120, 70)], "pole": [(70, 20), (70, 120)], "slash": [(20, 120), (120, 20)]}
 
