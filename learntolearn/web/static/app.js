@@ -82,6 +82,8 @@ const draw = { classes: [], query: null };
 
 function buildClasses() {
   const ways = Math.max(2, Math.min(20, Number($("#draw-ways").value) || 2));
+  $("#draw-ways").value = ways;
+  if (draw.classes.length === ways) return; // nothing changed: keep the drawings
   const holder = $("#draw-classes");
   holder.replaceChildren();
   draw.classes = [];
@@ -259,8 +261,13 @@ async function start() {
   });
   buildClasses();
 
-  $("#photo-examples").addEventListener("change", (event) => addPhotoExamples([...event.target.files]));
-  $("#photo-queries").addEventListener("change", (event) => labelPhotos([...event.target.files]));
+  const takeFiles = (handler) => (event) => {
+    const files = [...event.target.files];
+    event.target.value = ""; // the next choice starts afresh (and may pick the same files again)
+    handler(files);
+  };
+  $("#photo-examples").addEventListener("change", takeFiles(addPhotoExamples));
+  $("#photo-queries").addEventListener("change", takeFiles(labelPhotos));
   dropZone($("#photo-drop-examples"), addPhotoExamples);
   dropZone($("#photo-drop-queries"), labelPhotos);
   $("#photo-reset").addEventListener("click", async () => {
