@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -199,7 +200,8 @@ async def uploaded_images(
                 name = Path(value.filename or "upload").name[:200]
                 if value.content_type not in IMAGE_TYPES:
                     raise BadRequest(f"{name} is {value.content_type}, not an image")
-                images.append(decode_image(await value.read(), preprocessing, name, config))
+                data = await value.read()
+                images.append(await run_in_threadpool(decode_image, data, preprocessing, name, config))
                 names.append(name)
             else:
                 fields[key] = str(value)
@@ -277,7 +279,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
 
     async def draw_predict(request: Request, session: Session) -> dict:
         body = await json_body(request, config)
-        classifier = resources.draw_model()
+        classifier = await run_in_threadpool(resources.draw_model)
         classes = body.get("classes")
         if not isinstance(classes, list) or not 2 <= len(classes) <= config.max_classes:
             raise BadRequest(f"draw 2 to {config.max_classes} classes")
@@ -296,10 +298,14 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         if len(set(names)) != len(names):
             raise BadRequest("class names must differ")
         query = decode_image(data_url_bytes(body.get("query"), "the query"), classifier.preprocessing, "query", config)
-        model = FewShotClassifier(classifier.model)
-        model.fit_images(torch.stack(images), torch.tensor(labels), names, allow_fewer_shots=True)
-        with torch.no_grad():
-            probabilities = model.scores(model.inputs(query[None]))[0]
+
+        def classify() -> torch.Tensor:
+            model = FewShotClassifier(classifier.model)
+            model.fit_images(torch.stack(images), torch.tensor(labels), names, allow_fewer_shots=True)
+            with torch.no_grad():
+                return model.scores(model.inputs(query[None]))[0]
+
+        probabilities = await run_in_threadpool(classify)  # the event loop keeps serving other requests
         best = int(probabilities.argmax())
         return {
             "classes": names,
@@ -313,7 +319,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 session.photos.clear()
                 session.photo_results.clear()
             return {"classes": {}}
-        classifier = resources.photo_model("logistic")
+        classifier = await run_in_threadpool(resources.photo_model, "logistic")
         names, images, fields = await uploaded_images(request, classifier.preprocessing, config)
         label = class_name(fields.get("class"))
         with session.lock:
@@ -321,7 +327,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
                 raise BadRequest(f"at most {config.max_classes} classes per session")
             if session.photo_count() + len(names) > config.max_photos:
                 raise BadRequest(f"at most {config.max_photos} example photos per session; clear some first")
-        inputs = classifier.inputs(images)
+        inputs = await run_in_threadpool(classifier.inputs, images)
         with session.lock:
             session.photos.setdefault(label, []).extend(inputs.unbind(0))
             return {"classes": {name: len(rows) for name, rows in session.photos.items()}}
@@ -330,7 +336,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         method = request.query_params.get("method", "logistic")
         if method not in ("logistic", "prototypes"):
             raise BadRequest("method must be logistic or prototypes")
-        classifier = resources.photo_model(method)
+        classifier = await run_in_threadpool(resources.photo_model, method)
         with session.lock:
             examples = {name: list(rows) for name, rows in session.photos.items()}
         if len(examples) < 2:
@@ -340,7 +346,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         inputs = torch.stack([row for name in classes for row in examples[name]])
         labels = torch.tensor([index for index, name in enumerate(classes) for _ in examples[name]])
         model = FewShotClassifier(classifier.model).fit_inputs(inputs, labels, classes)
-        predictions = model.predict_images(images, names)
+        predictions = await run_in_threadpool(model.predict_images, images, names)
         rows = [
             (p.file, p.predicted_class, p.confidence, "; ".join(f"{c} {v:.4f}" for c, v in p.top)) for p in predictions
         ]
@@ -399,12 +405,17 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             raise BadRequest("texts to label must be non-empty strings")
         with session.lock:
             examples = [(intent, text) for intent, rows in session.texts.items() for text in rows]
-        classifier = TextFewShotClassifier(method, encoder=resources.text_encoder())
-        classifier.fit([text for _, text in examples], [intent for intent, _ in examples])
+
+        def classify() -> list:
+            classifier = TextFewShotClassifier(method, encoder=resources.text_encoder())
+            classifier.fit([text for _, text in examples], [intent for intent, _ in examples])
+            return classifier.predict([t[:2000] for t in texts])
+
+        predictions = await run_in_threadpool(classify)
         return {
             "predictions": [
                 {"text": p.text, "predicted_class": p.predicted_class, "confidence": round(p.confidence, 4)}
-                for p in classifier.predict([t[:2000] for t in texts])
+                for p in predictions
             ]
         }
 
