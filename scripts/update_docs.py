@@ -223,6 +223,24 @@ def section() -> str:
             f"{r['max_abs_difference_float32']:.1e} (float32), {r['max_abs_difference_bfloat16_vs_float32']:.2f} "
             f"(bfloat16 against float32).",
         ]
+    out += ["", "### Web page load", ""]
+    records = latest("serve_load")
+    if not records:
+        out.append("`python benchmarks/serve_load.py --model RUN` has not been recorded yet.")
+    for setting, r in records.items():
+        out += [
+            f"`python benchmarks/serve_load.py --model {r['model']}`: `ltl serve` in its own process, {setting} of",
+            "simulated users on localhost (each adds example photos, then predicts drawings and labels a photo",
+            f"every fifth time); started in {r['startup_s']} s, {r['requests_per_s']} requests/s, "
+            f"{r['errors']} errors (commit `{r['commit'][:10]}`, {r['cores']} cores, nothing else running):",
+            "",
+            "| request | requests | p50 ms | p95 ms | max ms |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {kind} | {k['requests']} | {k['p50_ms']} | {k['p95_ms']} | {k['max_ms']} |"
+            for kind, k in r["kinds"].items()
+        ]
     return "\n".join(out)
 
 
