@@ -153,3 +153,18 @@ def test_without_a_model_the_draw_tab_says_how_to_serve_one():
     good = data_url(glyph(SHAPES["bar"]))
     answer = client.post("/api/draw/predict", json={"classes": [], "query": good})
     assert answer.status_code == 400 and "ltl serve MODEL" in answer.json()["error"]
+
+
+def test_ltl_serve_binds_to_localhost_and_warns_when_told_otherwise(model, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    local = CliRunner().invoke(cli, ["serve", str(model)])
+    assert local.exit_code == 0 and "warning" not in local.output and "http://127.0.0.1:8000/" in local.output
+    assert calls[-1][1]["host"] == "127.0.0.1" and calls[-1][1]["port"] == 8000
+    shared = CliRunner().invoke(cli, ["serve", str(model), "--host", "0.0.0.0", "--port", "9000"])
+    assert shared.exit_code == 0 and "warning: listening on 0.0.0.0" in shared.output
+    assert calls[-1][1]["host"] == "0.0.0.0" and calls[-1][1]["port"] == 9000
+    broken = CliRunner().invoke(cli, ["serve", str(model / "config.json")])
+    assert broken.exit_code != 0 and len(calls) == 2, "a file that is not a model fails before serving"
