@@ -90,13 +90,15 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="A model file or run folder trained on glyphs.")
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--server-threads", type=int, default=1, help="Torch threads of the server process.")
     args = parser.parse_args()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "learntolearn.cli.main", "serve", args.model, "--port", str(port)])
+    command = ["serve", args.model, "--port", str(port), "--threads", str(args.server_threads)]
+    server = subprocess.Popen([sys.executable, "-m", "learntolearn.cli.main", *command])
     try:
         while True:
             try:
@@ -125,6 +127,7 @@ def main() -> None:
         {
             "setting": f"{args.users} users, {args.seconds:g} s",
             "model": args.model,
+            "server_threads": args.server_threads,
             "startup_s": round(startup, 2),
             "elapsed_s": round(elapsed, 1),
             "requests_per_s": round(sum(len(v) for v in latencies.values()) / elapsed, 1),

@@ -232,7 +232,8 @@ def section() -> str:
             f"`python benchmarks/serve_load.py --model {r['model']}`: `ltl serve` in its own process, {setting} of",
             "simulated users on localhost (each adds example photos, then predicts drawings and labels a photo",
             f"every fifth time); started in {r['startup_s']} s, {r['requests_per_s']} requests/s, "
-            f"{r['errors']} errors (commit `{r['commit'][:10]}`, {r['cores']} cores, nothing else running):",
+            f"{r['errors']} errors (commit `{r['commit'][:10]}`, {r['cores']} cores, server with {r['server_threads']} "
+            "torch thread(s), nothing else running):",
             "",
             "| request | requests | p50 ms | p95 ms | max ms |",
             "|---|---|---|---|---|",
