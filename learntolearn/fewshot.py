@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from learntolearn.algorithms import Algorithm, LogisticRegressionProbe, PrototypicalNetworks
+from learntolearn.algorithms.base import check_query
 from learntolearn.data.images import Preprocessing, query_labels, read_query_folder, read_support_folder, to_float
 from learntolearn.data.roots import default_cache_root
-from learntolearn.engine.evaluate import adapt_and_predict
+from learntolearn.engine.evaluate import adapt_for_test, predict_adapted
 from learntolearn.engine.model_file import TrainedModel, load_trained
 from learntolearn.engine.novelty import NoveltyTest, embedding_function
 from learntolearn.errors import ConfigError, DataError, ModelFileError
@@ -84,6 +85,7 @@ class FewShotClassifier:
         self.classes: list[str] = []
         self.novelty: NoveltyTest | None = None
         self.reject_below: float | None = None
+        self.adapted: object = None
 
     @classmethod
     def load(cls, source: str | os.PathLike[str], data_root: str | None = None) -> FewShotClassifier:
@@ -209,7 +211,7 @@ class FewShotClassifier:
     ) -> FewShotClassifier:
         """Take model inputs (see :attr:`inputs`: float images, or the encoder's features) as the support set."""
         self.support, self.classes = (inputs, labels), list(classes)
-        self.novelty, self.reject_below = None, reject_below
+        self.novelty, self.reject_below, self.adapted = None, reject_below, None
         if reject_novel:
             embed = embedding_function(self.model.algorithm, "reject_novel")
             with torch.no_grad():
@@ -225,7 +227,10 @@ class FewShotClassifier:
         """Each class's probability (or score) for each query ``(n, classes)``, from model inputs (see :attr:`inputs`)."""
         if self.support is None:
             raise RuntimeError("call fit(support_folder) before predict")
-        outputs = adapt_and_predict(self.model.algorithm, *self.support, query_x)
+        check_query(self.support[0], query_x)
+        if self.adapted is None:  # adapted once per support set, however many queries follow
+            self.adapted = adapt_for_test(self.model.algorithm, *self.support)
+        outputs = predict_adapted(self.model.algorithm, self.adapted, query_x)
         if isinstance(self.model, PretrainedEncoder) and self.model.similarity_scores:
             return outputs
         return self.model.algorithm.probabilities(outputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sized
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,10 +62,22 @@ def adapt_and_predict(algorithm: Algorithm, support_x: Tensor, support_y: Tensor
 
     Autograd stays on only for algorithms that adapt by gradient steps; the model is put in eval mode.
     """
-    algorithm.eval()
     check_query(support_x, query_x)
+    return predict_adapted(algorithm, adapt_for_test(algorithm, support_x, support_y), query_x)
+
+
+def adapt_for_test(algorithm: Algorithm, support_x: Tensor, support_y: Tensor) -> Any:
+    """The algorithm (in eval mode) adapted to a support set, to label any number of queries with
+    :func:`predict_adapted`; autograd is on only for algorithms that adapt by gradient steps."""
+    algorithm.eval()
     with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
-        return algorithm.predict(algorithm.adapt(support_x, support_y), query_x).detach()
+        return algorithm.adapt(support_x, support_y)
+
+
+def predict_adapted(algorithm: Algorithm, adapted: Any, query_x: Tensor) -> Tensor:
+    """Detached outputs for the queries of an adapted algorithm (see :func:`adapt_for_test`)."""
+    with torch.set_grad_enabled(algorithm.adapts_by_gradient), torch.inference_mode(not algorithm.adapts_by_gradient):
+        return algorithm.predict(adapted, query_x).detach()
 
 
 def evaluate(

@@ -318,6 +318,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
             with session.lock:
                 session.photos.clear()
                 session.photo_results.clear()
+                session.photos_version += 1
             return {"classes": {}}
         classifier = await run_in_threadpool(resources.photo_model, "logistic")
         names, images, fields = await uploaded_images(request, classifier.preprocessing, config)
@@ -330,6 +331,7 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         inputs = await run_in_threadpool(classifier.inputs, images)
         with session.lock:
             session.photos.setdefault(label, []).extend(inputs.unbind(0))
+            session.photos_version += 1
             return {"classes": {name: len(rows) for name, rows in session.photos.items()}}
 
     async def photo_label(request: Request, session: Session) -> dict:
@@ -339,13 +341,19 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         classifier = await run_in_threadpool(resources.photo_model, method)
         with session.lock:
             examples = {name: list(rows) for name, rows in session.photos.items()}
+            version, fitted = session.photos_version, session.fitted.get(method)
         if len(examples) < 2:
             raise BadRequest("add example photos of at least two classes first")
         names, images, _ = await uploaded_images(request, classifier.preprocessing, config)
-        classes = list(examples)
-        inputs = torch.stack([row for name in classes for row in examples[name]])
-        labels = torch.tensor([index for index, name in enumerate(classes) for _ in examples[name]])
-        model = FewShotClassifier(classifier.model).fit_inputs(inputs, labels, classes)
+        if fitted is not None and fitted[0] == version:
+            model = fitted[1]  # the same examples: the head fitted to them is reused
+        else:
+            classes = list(examples)
+            inputs = torch.stack([row for name in classes for row in examples[name]])
+            labels = torch.tensor([index for index, name in enumerate(classes) for _ in examples[name]])
+            model = FewShotClassifier(classifier.model).fit_inputs(inputs, labels, classes)
+            with session.lock:
+                session.fitted[method] = (version, model)
         predictions = await run_in_threadpool(model.predict_images, images, names)
         rows = [
             (p.file, p.predicted_class, p.confidence, "; ".join(f"{c} {v:.4f}" for c, v in p.top)) for p in predictions

@@ -6,6 +6,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -20,6 +21,9 @@ class Session:
     photos: dict[str, list[Tensor]] = field(default_factory=dict)
     #: intent -> example texts
     texts: dict[str, list[str]] = field(default_factory=dict)
+    #: bumped whenever the example photos change; the classifier fitted to them, by method and version
+    photos_version: int = 0
+    fitted: dict[str, tuple[int, Any]] = field(default_factory=dict)
     #: the last labelled photos as CSV rows (file, predicted_class, confidence, top3)
     photo_results: list[tuple[str, str, float, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -168,3 +168,22 @@ def test_ltl_serve_binds_to_localhost_and_warns_when_told_otherwise(model, monke
     assert calls[-1][1]["host"] == "0.0.0.0" and calls[-1][1]["port"] == 9000
     broken = CliRunner().invoke(cli, ["serve", str(model / "config.json")])
     assert broken.exit_code != 0 and len(calls) == 2, "a file that is not a model fails before serving"
+
+
+def test_a_sessions_fitted_head_is_reused_until_its_examples_change(model, monkeypatch):
+    from learntolearn.algorithms import LogisticRegressionProbe
+
+    fits = []
+    real_adapt = LogisticRegressionProbe.adapt
+    monkeypatch.setattr(
+        LogisticRegressionProbe, "adapt", lambda self, x, y: fits.append(len(y)) or real_adapt(self, x, y)
+    )
+    client = TestClient(create_app(ServeConfig(models=(str(model),))))
+    client.post("/api/photos/examples", data={"class": "red"}, files=photo_files(1, "red"))
+    client.post("/api/photos/examples", data={"class": "blue"}, files=photo_files(1, "blue"))
+    for _ in range(3):
+        assert client.post("/api/photos/label", files=photo_files(1, "red")).status_code == 200
+    assert fits == [2], "one fit for three labelling requests"
+    client.post("/api/photos/examples", data={"class": "blue"}, files=photo_files(1, "navy"))
+    client.post("/api/photos/label", files=photo_files(1, "red"))
+    assert fits == [2, 3], "new examples, a new fit"
