@@ -78,8 +78,8 @@ def test_fine_tuning_the_encoder_on_the_support_set_from_the_command_line(photos
     [
         "protonet-miniimagenet-5w1s",
         "maml-miniimagenet-5w1s",
-        "r2d2-miniimagenet-resnet12",
-        "r2d2-tieredimagenet-resnet12",
+        pytest.param("r2d2-miniimagenet-resnet12", marks=pytest.mark.slow),  # ResNet-12 at 84x84: tens of seconds
+        pytest.param("r2d2-tieredimagenet-resnet12", marks=pytest.mark.slow),
     ],
 )
 def test_the_imagenet_presets_train_on_data_in_the_published_formats(preset, tmp_path):
