@@ -16,6 +16,8 @@ OTHER_DATA_SETS = {
     "learntolearn.SinusoidTasks)",
     "fashion_mnist": "10 classes of product photos, for few-shot evaluation of pretrained encoders "
     "(learntolearn.data.fashion_mnist; scripts/reproduce/photos_fewshot.py)",
+    "scan": "SCAN commands and action sequences, every standard split, for compositional generalisation "
+    "(learntolearn.data.scan)",
 }
 
 
@@ -83,6 +85,12 @@ def dataset_status(name: str, root: Path) -> list[str]:
             f"{', '.join(present) or 'no files'} at {folder} (not downloadable: obtain tiered-ImageNet's "
             "{train,val,test}_labels.pkl and _images_png.pkl (or _images.npz) from its authors' sources)"
         ]
+    if name == "scan":
+        from learntolearn.data.scan import CHECKSUMS, URL
+
+        missing = [relative for relative in CHECKSUMS if not (root / "scan" / relative).exists()]
+        state = "all present" if not missing else f"{len(missing)} missing (downloaded on first use from {URL})"
+        return [f"{len(CHECKSUMS)} files: {state} at {root / 'scan'}"]
     if name == "fashion_mnist":
         return _files(root, "fashion_mnist", FASHION_MNIST_FILES)
     if name == "fewrel":
