@@ -1,0 +1,120 @@
+"""Meta sequence-to-sequence learning (Lake, NeurIPS 2019, "Compositional generalization through meta
+sequence-to-sequence learning", Section 3).
+
+An episode's study examples (input and output sequences) are written into a key-value memory: the
+key of a study example is its input encoded by the same bidirectional LSTM that reads the query, the
+value its output encoded by an LSTM of output tokens. Every position of the query's encoding looks up
+the memory by dot-product attention and is combined with what it retrieves; an LSTM decoder with
+attention over those combined states emits the output tokens. Trained across episodes whose study
+examples change what the words mean, the network learns to read meanings off the study examples.
+Token id 0 is padding, 1 starts a sequence and 2 ends it (:class:`learntolearn.data.scan.Vocabulary`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PAD, SOS, EOS = 0, 1, 2
+
+
+def pad(sequences: list[list[int]]) -> Tensor:
+    """Id lists -> a ``(batch, longest)`` tensor padded with 0."""
+    out = torch.zeros(len(sequences), max(len(s) for s in sequences), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        out[row, : len(sequence)] = torch.tensor(sequence)
+    return out
+
+
+class MetaSeq2Seq(nn.Module):
+    """The meta seq2seq network for input and output vocabularies of the given sizes (``hidden`` units)."""
+
+    def __init__(self, input_vocabulary: int, output_vocabulary: int, hidden: int = 128, dropout: float = 0.1) -> None:
+        super().__init__()
+        if hidden % 2:
+            raise ValueError(f"hidden must be even (two directions of hidden/2), got {hidden}")
+        self.input_embedding = nn.Embedding(input_vocabulary, hidden, padding_idx=PAD)
+        self.output_embedding = nn.Embedding(output_vocabulary, hidden, padding_idx=PAD)
+        self.input_encoder = nn.LSTM(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        self.output_encoder = nn.LSTM(hidden, hidden, batch_first=True)
+        self.combine = nn.Linear(2 * hidden, hidden)
+        self.decoder = nn.LSTMCell(2 * hidden, hidden)
+        self.attended = nn.Linear(2 * hidden, hidden)
+        self.readout = nn.Linear(hidden, output_vocabulary)
+        self.dropout = nn.Dropout(dropout)
+
+    def encode_inputs(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-position states ``(n, T, hidden)`` and a summary ``(n, hidden)`` (the final states of both directions)."""
+        lengths = (tokens != PAD).sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(self.input_embedding(tokens)), lengths, batch_first=True, enforce_sorted=False
+        )
+        states, (final, _) = self.input_encoder(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
+        return states, torch.cat([final[0], final[1]], dim=-1)
+
+    def encode_outputs(self, tokens: Tensor) -> Tensor:
+        """The final state ``(n, hidden)`` of the output encoder over output sequences."""
+        lengths = (tokens != PAD).sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.dropout(self.output_embedding(tokens)), lengths, batch_first=True, enforce_sorted=False
+        )
+        _, (final, _) = self.output_encoder(packed)
+        return final[-1]
+
+    def context(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor) -> tuple[Tensor, Tensor]:
+        """The queries' states after reading the memory of study examples, ``(n, T, hidden)``, and their mask."""
+        _, keys = self.encode_inputs(study_inputs)
+        values = self.encode_outputs(study_outputs)
+        states, _ = self.encode_inputs(queries)
+        weights = torch.softmax(states @ keys.T, dim=-1)  # (n, T, study)
+        combined = torch.tanh(self.combine(torch.cat([states, weights @ values], dim=-1)))
+        return self.dropout(combined), queries != PAD
+
+    def decode_step(
+        self, token: Tensor, previous: Tensor, state: tuple[Tensor, Tensor], memory: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """One decoder step with input feeding: logits, the attended output, and the new LSTM state."""
+        hidden, cell = self.decoder(torch.cat([self.output_embedding(token), previous], dim=-1), state)
+        scores = (memory @ hidden.unsqueeze(-1)).squeeze(-1).masked_fill(~mask, float("-inf"))
+        read = (torch.softmax(scores, dim=-1).unsqueeze(1) @ memory).squeeze(1)
+        attended = torch.tanh(self.attended(torch.cat([hidden, read], dim=-1)))
+        return self.readout(self.dropout(attended)), attended, (hidden, cell)
+
+    def start(self, memory: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        zeros = memory.new_zeros(memory.shape[0], memory.shape[2])
+        return zeros, (zeros, zeros.clone())
+
+    def forward(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, targets: Tensor) -> Tensor:
+        """Logits ``(n, L, output vocabulary)`` for ``targets`` (ids ending in ``<eos>``) under teacher forcing."""
+        memory, mask = self.context(study_inputs, study_outputs, queries)
+        previous, state = self.start(memory)
+        token = torch.full((queries.shape[0],), SOS, dtype=torch.long)
+        logits = []
+        for step in range(targets.shape[1]):
+            step_logits, previous, state = self.decode_step(token, previous, state, memory, mask)
+            logits.append(step_logits)
+            token = targets[:, step]
+        return torch.stack(logits, dim=1)
+
+    def loss(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, targets: Tensor) -> Tensor:
+        logits = self(study_inputs, study_outputs, queries, targets)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+
+    @torch.no_grad()
+    def greedy(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, max_length: int) -> Tensor:
+        """Greedy decoding, ``(n, <= max_length)`` ids; a row stops at ``<eos>`` (rows that never emit it are cut)."""
+        memory, mask = self.context(study_inputs, study_outputs, queries)
+        previous, state = self.start(memory)
+        token = torch.full((queries.shape[0],), SOS, dtype=torch.long)
+        done = torch.zeros(queries.shape[0], dtype=torch.bool)
+        out = []
+        for _ in range(max_length):
+            step_logits, previous, state = self.decode_step(token, previous, state, memory, mask)
+            token = step_logits.argmax(-1).masked_fill(done, PAD)
+            out.append(token)
+            done |= token == EOS
+            if bool(done.all()):
+                break
+        return torch.stack(out, dim=1)

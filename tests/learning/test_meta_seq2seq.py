@@ -1,0 +1,68 @@
+"""Meta seq2seq learns, in seconds, to read what words mean off each episode's study examples."""
+
+import random
+
+import torch
+
+from learntolearn.compositional.meta_seq2seq import EOS, MetaSeq2Seq, pad
+from learntolearn.data.scan import PrimitiveRemapEpisodes, Vocabulary
+
+WORDS = {"dax": "RED", "wif": "BLUE", "lug": "GREEN", "zup": "YELLOW"}
+PAIRS = [
+    ((word, *modifier), (action,) * times)
+    for word, action in WORDS.items()
+    for modifier, times in (((), 1), (("twice",), 2), (("thrice",), 3))
+] + [((a, "and", b), (WORDS[a], WORDS[b])) for a in WORDS for b in WORDS if a != b]
+INPUTS = Vocabulary.build(command for command, _ in PAIRS)
+OUTPUTS = Vocabulary.build(output for _, output in PAIRS)
+
+
+def tensors(pairs):
+    return pad([INPUTS.encode(c, eos=False) for c, _ in pairs]), pad([OUTPUTS.encode(o) for _, o in pairs])
+
+
+def accuracy(model, episodes, count):
+    model.eval()
+    correct = total = 0
+    for _ in range(count):
+        episode = episodes.sample()
+        study_in, study_out = tensors(episode.study)
+        queries, _ = tensors(episode.queries)
+        decoded = model.greedy(study_in, study_out, queries, max_length=6)
+        for row, (_, output) in zip(decoded.tolist(), episode.queries):
+            correct += OUTPUTS.decode(row) == output
+            total += 1
+    return correct / total
+
+
+def test_meta_seq2seq_answers_new_meanings_from_the_study_examples():
+    torch.manual_seed(0)
+    random.seed(0)
+    episodes = PrimitiveRemapEpisodes(PAIRS, primitives=WORDS, queries=12, seed=0)
+    model = MetaSeq2Seq(len(INPUTS), len(OUTPUTS), hidden=64, dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    before = accuracy(model, PrimitiveRemapEpisodes(PAIRS, primitives=WORDS, queries=12, seed=99), 20)
+    for _ in range(400):
+        model.train()
+        episode = episodes.sample()
+        loss = model.loss(*tensors(episode.study), *tensors(episode.queries))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = accuracy(model, PrimitiveRemapEpisodes(PAIRS, primitives=WORDS, queries=12, seed=99), 20)
+    assert before < 0.2 and after > 0.95, (before, after)
+
+
+def test_greedy_decoding_stops_at_eos_and_the_loss_ignores_padding():
+    model = MetaSeq2Seq(len(INPUTS), len(OUTPUTS), hidden=8, dropout=0.0)
+    study_in, study_out = tensors(PAIRS[:4])
+    queries, targets = tensors(PAIRS[4:7])
+    decoded = model.greedy(study_in, study_out, queries, max_length=5)
+    assert decoded.shape[0] == 3 and decoded.shape[1] <= 5
+    for row in decoded.tolist():
+        if EOS in row:
+            assert all(t == 0 for t in row[row.index(EOS) + 1 :]), "nothing but padding after <eos>"
+    longer = torch.cat([targets, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(
+        model.loss(study_in, study_out, queries, longer), model.loss(study_in, study_out, queries, targets)
+    )
