@@ -63,13 +63,21 @@ class MetaSeq2Seq(nn.Module):
         _, (final, _) = self.output_encoder(packed)
         return final[-1]
 
-    def context(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor) -> tuple[Tensor, Tensor]:
-        """The queries' states after reading the memory of study examples, ``(n, T, hidden)``, and their mask."""
-        _, keys = self.encode_inputs(study_inputs)
-        values = self.encode_outputs(study_outputs)
+    def context(
+        self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The queries' states after reading the memory of study examples, ``(n, T, hidden)``, and their mask.
+
+        Without study examples (``None``) nothing is retrieved: the network is a standard attention seq2seq
+        model, the paper's baseline."""
         states, _ = self.encode_inputs(queries)
-        weights = torch.softmax(states @ keys.T, dim=-1)  # (n, T, study)
-        combined = torch.tanh(self.combine(torch.cat([states, weights @ values], dim=-1)))
+        if study_inputs is None or study_outputs is None:
+            retrieved = torch.zeros_like(states)
+        else:
+            _, keys = self.encode_inputs(study_inputs)
+            values = self.encode_outputs(study_outputs)
+            retrieved = torch.softmax(states @ keys.T, dim=-1) @ values  # (n, T, study) @ (study, hidden)
+        combined = torch.tanh(self.combine(torch.cat([states, retrieved], dim=-1)))
         return self.dropout(combined), queries != PAD
 
     def decode_step(
@@ -86,7 +94,9 @@ class MetaSeq2Seq(nn.Module):
         zeros = memory.new_zeros(memory.shape[0], memory.shape[2])
         return zeros, (zeros, zeros.clone())
 
-    def forward(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, targets: Tensor) -> Tensor:
+    def forward(
+        self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor, targets: Tensor
+    ) -> Tensor:
         """Logits ``(n, L, output vocabulary)`` for ``targets`` (ids ending in ``<eos>``) under teacher forcing."""
         memory, mask = self.context(study_inputs, study_outputs, queries)
         previous, state = self.start(memory)
@@ -98,12 +108,16 @@ class MetaSeq2Seq(nn.Module):
             token = targets[:, step]
         return torch.stack(logits, dim=1)
 
-    def loss(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, targets: Tensor) -> Tensor:
+    def loss(
+        self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor, targets: Tensor
+    ) -> Tensor:
         logits = self(study_inputs, study_outputs, queries, targets)
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
 
     @torch.no_grad()
-    def greedy(self, study_inputs: Tensor, study_outputs: Tensor, queries: Tensor, max_length: int) -> Tensor:
+    def greedy(
+        self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor, max_length: int
+    ) -> Tensor:
         """Greedy decoding, ``(n, <= max_length)`` ids; a row stops at ``<eos>`` (rows that never emit it are cut)."""
         memory, mask = self.context(study_inputs, study_outputs, queries)
         previous, state = self.start(memory)

@@ -1,5 +1,5 @@
-"""Meta seq2seq (Lake 2019) on SCAN's add-primitive split: can a network use "jump" in new combinations after
-seeing it only on its own?
+"""Meta seq2seq (Lake 2019) and its seq2seq baseline on SCAN: can a network use "jump" in new combinations
+after seeing it only on its own?
 
     python scripts/reproduce/scan_meta_seq2seq.py --data-root ../shared/data [--episodes 10000 --seed 0]
 
@@ -8,8 +8,9 @@ primitives get a random permutation of their actions, shown as study examples, a
 are queries under that assignment. The test episode keeps SCAN's meanings: the four primitives are the
 study examples and every add-jump test command a query, decoded greedily; a command counts when its whole
 action sequence is right. Resumable: a checkpoint (model, optimiser, random states, step) is written
-atomically every --checkpoint-every episodes into --run; rerunning continues from it. Writes
-results/scan-meta-seq2seq-seed<seed>.json with the per-command correctness and provenance.
+atomically every --checkpoint-every episodes into --run; rerunning continues from it. ``--method seq2seq``
+trains the same network without its memory on batches of training commands, the standard seq2seq
+baseline. Writes results/scan-<method>-<split>-seed<seed>.json with per-command correctness and provenance.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--split", default="addprim_jump")
+    parser.add_argument(
+        "--method",
+        choices=["meta-seq2seq", "seq2seq"],
+        default="meta-seq2seq",
+        help="seq2seq: the same network without the memory, trained on batches of training commands (the baseline).",
+    )
     parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--hidden", type=int, default=200)
@@ -39,11 +46,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=250)
     parser.add_argument(
-        "--run", type=Path, default=None, help="Checkpoint folder (default: runs/scan-meta-seq2seq-seed<seed>)."
+        "--run", type=Path, default=None, help="Checkpoint folder (default: runs/scan-<method>-<split>-seed<seed>)."
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     args = parser.parse_args()
-    run = args.run or ROOT / "runs" / f"scan-meta-seq2seq-{args.split}-seed{args.seed}"
+    name = f"scan-{args.method}-{args.split}-seed{args.seed}"
+    run = args.run or ROOT / "runs" / name
     train, test = (load_scan(args.split, subset, data_root=args.data_root) for subset in ("train", "test"))
     inputs = Vocabulary.build(command for command, _ in train + test)
     outputs = Vocabulary.build(output for _, output in train + test)
@@ -68,8 +76,11 @@ def main() -> None:
     started = time.process_time()
     while step < args.episodes:
         model.train()
-        episode = episodes.sample()
-        loss = model.loss(*tensors(episode.study), *tensors(episode.queries))
+        if args.method == "seq2seq":  # a batch of training commands with SCAN's meanings, no study examples
+            loss = model.loss(None, None, *tensors(episodes.random.sample(train, args.queries)))
+        else:
+            episode = episodes.sample()
+            loss = model.loss(*tensors(episode.study), *tensors(episode.queries))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
@@ -88,7 +99,11 @@ def main() -> None:
             save_tensors(state, checkpoint)
             print(f"episode {step}: loss {loss.item():.4f}, {state['cpu_seconds']:.0f} CPU s", flush=True)
     model.eval()
-    study_in, study_out = tensors([((word,), (action,)) for word, action in PRIMITIVES.items()])  # SCAN's meanings
+    study_in, study_out = (
+        tensors([((word,), (action,)) for word, action in PRIMITIVES.items()])  # SCAN's meanings
+        if args.method == "meta-seq2seq"
+        else (None, None)
+    )
     correct = []
     longest = max(len(o) for _, o in test) + 1
     for start in range(0, len(test), 256):
@@ -97,7 +112,7 @@ def main() -> None:
         correct += [outputs.decode(row) == output for row, output in zip(decoded.tolist(), (o for _, o in batch))]
     accuracy = sum(correct) / len(correct)
     record = {
-        "method": "meta seq2seq",
+        "method": args.method,
         "split": args.split,
         "test_commands": len(test),
         "accuracy": accuracy,
@@ -111,7 +126,7 @@ def main() -> None:
         **provenance(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"scan-meta-seq2seq-{args.split}-seed{args.seed}.json", record)
+    write_json(args.out / f"{name}.json", record)
     print(f"{args.split}: {100 * accuracy:.2f}% of {len(test)} test commands exactly right after {step} episodes")
 
 
