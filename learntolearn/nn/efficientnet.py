@@ -321,7 +321,7 @@ class PretrainedBackbone(nn.Module):
         if missing:
             computed = self._run_frozen(images[missing])
             for i, maps in zip(missing, computed):
-                self._cache[keys[i]] = maps
+                self._cache[keys[i]] = maps.clone()  # its own storage: evicting it frees it
         for key in keys:
             self._cache.move_to_end(key)
         stacked = torch.stack([self._cache[key] for key in keys])
