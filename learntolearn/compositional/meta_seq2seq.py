@@ -4,8 +4,9 @@ sequence-to-sequence learning", Section 3).
 An episode's study examples (input and output sequences) are written into a key-value memory: the
 key of a study example is its input encoded by the same bidirectional LSTM that reads the query, the
 value its output encoded by an LSTM of output tokens. Every position of the query's encoding looks up
-the memory by dot-product attention and is combined with what it retrieves; an LSTM decoder with
-attention over those combined states emits the output tokens. Trained across episodes whose study
+the memory by scaled dot-product attention and is combined with what it retrieves; an LSTM decoder with
+attention over those combined states emits the output tokens. The LSTMs have ``layers`` layers, with
+dropout between them as in the authors' code. Trained across episodes whose study
 examples change what the words mean, the network learns to read meanings off the study examples.
 Token id 0 is padding, 1 starts a sequence and 2 ends it (:class:`learntolearn.data.scan.Vocabulary`).
 """
@@ -30,16 +31,19 @@ def pad(sequences: list[list[int]]) -> Tensor:
 class MetaSeq2Seq(nn.Module):
     """The meta seq2seq network for input and output vocabularies of the given sizes (``hidden`` units)."""
 
-    def __init__(self, input_vocabulary: int, output_vocabulary: int, hidden: int = 128, dropout: float = 0.1) -> None:
+    def __init__(
+        self, input_vocabulary: int, output_vocabulary: int, hidden: int = 128, dropout: float = 0.1, layers: int = 1
+    ) -> None:
         super().__init__()
         if hidden % 2:
             raise ValueError(f"hidden must be even (two directions of hidden/2), got {hidden}")
+        between = dropout if layers > 1 else 0.0
         self.input_embedding = nn.Embedding(input_vocabulary, hidden, padding_idx=PAD)
         self.output_embedding = nn.Embedding(output_vocabulary, hidden, padding_idx=PAD)
-        self.input_encoder = nn.LSTM(hidden, hidden // 2, batch_first=True, bidirectional=True)
-        self.output_encoder = nn.LSTM(hidden, hidden, batch_first=True)
+        self.input_encoder = nn.LSTM(hidden, hidden // 2, layers, batch_first=True, bidirectional=True, dropout=between)
+        self.output_encoder = nn.LSTM(hidden, hidden, layers, batch_first=True, dropout=between)
         self.combine = nn.Linear(2 * hidden, hidden)
-        self.decoder = nn.LSTMCell(2 * hidden, hidden)
+        self.decoder = nn.LSTM(hidden, hidden, layers, batch_first=True, dropout=between)
         self.attended = nn.Linear(2 * hidden, hidden)
         self.readout = nn.Linear(hidden, output_vocabulary)
         self.dropout = nn.Dropout(dropout)
@@ -52,7 +56,7 @@ class MetaSeq2Seq(nn.Module):
         )
         states, (final, _) = self.input_encoder(packed)
         states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=tokens.shape[1])
-        return states, torch.cat([final[0], final[1]], dim=-1)
+        return states, torch.cat([final[-2], final[-1]], dim=-1)  # the last layer's two directions
 
     def encode_outputs(self, tokens: Tensor) -> Tensor:
         """The final state ``(n, hidden)`` of the output encoder over output sequences."""
@@ -76,37 +80,42 @@ class MetaSeq2Seq(nn.Module):
         else:
             _, keys = self.encode_inputs(study_inputs)
             values = self.encode_outputs(study_outputs)
-            retrieved = torch.softmax(states @ keys.T, dim=-1) @ values  # (n, T, study) @ (study, hidden)
+            scale = states.shape[-1] ** -0.5
+            retrieved = torch.softmax(scale * states @ keys.T, dim=-1) @ values  # (n, T, study) @ (study, hidden)
         combined = torch.tanh(self.combine(torch.cat([states, retrieved], dim=-1)))
         return self.dropout(combined), queries != PAD
 
-    def decode_step(
-        self, token: Tensor, previous: Tensor, state: tuple[Tensor, Tensor], memory: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
-        """One decoder step with input feeding: logits, the attended output, and the new LSTM state."""
-        hidden, cell = self.decoder(torch.cat([self.output_embedding(token), previous], dim=-1), state)
-        scores = (memory @ hidden.unsqueeze(-1)).squeeze(-1).masked_fill(~mask, float("-inf"))
-        read = (torch.softmax(scores, dim=-1).unsqueeze(1) @ memory).squeeze(1)
-        attended = torch.tanh(self.attended(torch.cat([hidden, read], dim=-1)))
-        return self.readout(self.dropout(attended)), attended, (hidden, cell)
+    def attend(self, outputs: Tensor, memory: Tensor, mask: Tensor) -> Tensor:
+        """Logits for decoder outputs ``(n, L, hidden)`` after Luong attention over the query's states."""
+        scores = outputs @ memory.transpose(1, 2) * memory.shape[-1] ** -0.5  # (n, L, T)
+        read = torch.softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1) @ memory
+        attended = torch.tanh(self.attended(torch.cat([outputs, read], dim=-1)))
+        return self.readout(self.dropout(attended))
 
-    def start(self, memory: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        zeros = memory.new_zeros(memory.shape[0], memory.shape[2])
-        return zeros, (zeros, zeros.clone())
+    def start(self, memory: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The decoder's first state: every layer's hidden state is the query's last combined state (as the
+        authors' code), the cells zero."""
+        last = memory[torch.arange(memory.shape[0]), mask.sum(1).clamp_min(1) - 1]
+        hidden = last.unsqueeze(0).repeat(self.decoder.num_layers, 1, 1).contiguous()
+        return hidden, torch.zeros_like(hidden)
+
+    def decode_step(
+        self, token: Tensor, state: tuple[Tensor, Tensor], memory: Tensor, mask: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One decoder step from the previous tokens ``(n,)``: logits ``(n, vocabulary)`` and the new LSTM state."""
+        output, state = self.decoder(self.dropout(self.output_embedding(token)).unsqueeze(1), state)
+        return self.attend(output, memory, mask).squeeze(1), state
 
     def forward(
         self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor, targets: Tensor
     ) -> Tensor:
-        """Logits ``(n, L, output vocabulary)`` for ``targets`` (ids ending in ``<eos>``) under teacher forcing."""
+        """Logits ``(n, L, output vocabulary)`` for ``targets`` (ids ending in ``<eos>``) under teacher forcing.
+
+        The decoder has no input feeding (as in the paper), so one LSTM call runs over the whole target."""
         memory, mask = self.context(study_inputs, study_outputs, queries)
-        previous, state = self.start(memory)
-        token = torch.full((queries.shape[0],), SOS, dtype=torch.long)
-        logits = []
-        for step in range(targets.shape[1]):
-            step_logits, previous, state = self.decode_step(token, previous, state, memory, mask)
-            logits.append(step_logits)
-            token = targets[:, step]
-        return torch.stack(logits, dim=1)
+        previous = torch.cat([torch.full_like(targets[:, :1], SOS), targets[:, :-1]], dim=1)
+        outputs, _ = self.decoder(self.dropout(self.output_embedding(previous)), self.start(memory, mask))
+        return self.attend(outputs, memory, mask)
 
     def loss(
         self, study_inputs: Tensor | None, study_outputs: Tensor | None, queries: Tensor, targets: Tensor
@@ -120,12 +129,12 @@ class MetaSeq2Seq(nn.Module):
     ) -> Tensor:
         """Greedy decoding, ``(n, <= max_length)`` ids; a row stops at ``<eos>`` (rows that never emit it are cut)."""
         memory, mask = self.context(study_inputs, study_outputs, queries)
-        previous, state = self.start(memory)
+        state = self.start(memory, mask)
         token = torch.full((queries.shape[0],), SOS, dtype=torch.long)
         done = torch.zeros(queries.shape[0], dtype=torch.bool)
         out = []
         for _ in range(max_length):
-            step_logits, previous, state = self.decode_step(token, previous, state, memory, mask)
+            step_logits, state = self.decode_step(token, state, memory, mask)
             token = step_logits.argmax(-1).masked_fill(done, PAD)
             out.append(token)
             done |= token == EOS

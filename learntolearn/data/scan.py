@@ -186,34 +186,69 @@ class Episode:
 class PrimitiveRemapEpisodes:
     """Meta seq2seq's SCAN episodes (Lake 2019): the primitives mean a random permutation of their actions.
 
-    Each episode draws a bijection from ``primitives`` to their actions, shows each primitive alone with
-    its new action as a study example, and poses ``queries`` commands drawn from ``pairs`` (those that
-    use at least one primitive) with every primitive's action replaced by its new one. :meth:`test`
-    keeps SCAN's own meanings, as at evaluation.
+    Each episode draws a bijection from ``primitives`` to their actions (never SCAN's own, which is the
+    test episode) and poses ``queries`` commands from ``pairs`` with every primitive's action replaced by
+    its new one. The study examples are either the primitives alone (``study=None``; queries are then the
+    longer commands that use a primitive) or ``study`` further commands under the same assignment, drawn
+    from ``pairs`` without overlapping the queries. ``rename_words`` also renames the primitive words in
+    every command by a random permutation, as the authors' code does, so that each primitive word occurs
+    in every construction of ``pairs``; without it a word seen only alone in ``pairs`` stays so.
+    :meth:`test` keeps SCAN's meanings and shows the primitives alone, as at evaluation.
     """
 
     def __init__(
-        self, pairs: Sequence[Pair], *, primitives: dict[str, str] | None = None, queries: int = 20, seed: int = 0
+        self,
+        pairs: Sequence[Pair],
+        *,
+        primitives: dict[str, str] | None = None,
+        queries: int = 20,
+        study: int | None = None,
+        rename_words: bool = False,
+        seed: int = 0,
     ) -> None:
         self.primitives = dict(primitives or PRIMITIVES)
+        if len(self.primitives) < 2 or len(set(self.primitives.values())) != len(self.primitives):
+            raise DataError("permuting meanings needs at least two primitives, each with an action of its own")
         words = set(self.primitives)
-        self.pairs = [pair for pair in pairs if words.intersection(pair[0]) and len(pair[0]) > 1]
+        self.pairs = (
+            [pair for pair in pairs if words.intersection(pair[0]) and len(pair[0]) > 1]
+            if study is None
+            else list(pairs)
+        )
         if not self.pairs:
             raise DataError("no command combines a primitive with other words; these pairs make no queries")
-        self.queries, self.random = queries, random.Random(seed)
+        self.queries, self.study, self.rename_words = queries, study, rename_words
+        self.random = random.Random(seed)
 
-    def episode(self, meaning: dict[str, str]) -> Episode:
-        """The episode in which each primitive means ``meaning[primitive]``."""
-        actions = {self.primitives[word]: meaning[word] for word in self.primitives}
-        chosen = self.random.sample(self.pairs, min(self.queries, len(self.pairs)))
-        queries = tuple((command, tuple(actions.get(a, a) for a in output)) for command, output in chosen)
-        study = tuple(((word,), (meaning[word],)) for word in self.primitives)
-        return Episode(study, queries, dict(meaning))
+    def alone(self, meaning: dict[str, str]) -> tuple[Pair, ...]:
+        return tuple(((word,), (meaning[word],)) for word in self.primitives)
+
+    def episode(self, meaning: dict[str, str], renaming: dict[str, str] | None = None) -> Episode:
+        """The episode in which each primitive means ``meaning[primitive]``, its words renamed by ``renaming``."""
+        renaming = renaming or {word: word for word in self.primitives}
+        # the primitive written ``word`` in ``pairs`` is written ``renaming[word]`` and means ``meaning[renaming[word]]``
+        actions = {self.primitives[word]: meaning[renaming[word]] for word in self.primitives}
+
+        def relabel(pair: Pair) -> Pair:
+            command, output = pair
+            return tuple(renaming.get(w, w) for w in command), tuple(actions.get(a, a) for a in output)
+
+        chosen = [
+            relabel(pair)
+            for pair in self.random.sample(self.pairs, min(self.queries + (self.study or 0), len(self.pairs)))
+        ]
+        study = self.alone(meaning) if self.study is None else tuple(chosen[self.queries :])
+        return Episode(study, tuple(chosen[: self.queries]), dict(meaning))
 
     def sample(self) -> Episode:
         words = list(self.primitives)
-        shuffled = self.random.sample([self.primitives[w] for w in words], len(words))
-        return self.episode(dict(zip(words, shuffled)))
+        while True:
+            meaning = dict(zip(words, self.random.sample([self.primitives[w] for w in words], len(words))))
+            if meaning != self.primitives:
+                break
+        renaming = dict(zip(words, self.random.sample(words, len(words)))) if self.rename_words else None
+        return self.episode(meaning, renaming)
 
     def test(self) -> Episode:
-        return self.episode(dict(self.primitives))
+        episode = self.episode(dict(self.primitives))
+        return Episode(self.alone(self.primitives), episode.queries, episode.meaning)
