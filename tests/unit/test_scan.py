@@ -112,3 +112,34 @@ def zip_actions(command, actions):
     """Pair each action with the primitive word that produced it (None for turns) in these small commands."""
     by_action = {a: w for w, a in PRIMITIVES.items()}
     return [(by_action.get(a), a) for a in actions]
+
+
+def test_authors_protocol_renames_words_and_keeps_every_episode_consistent():
+    """Lake 2019's code: study examples are other commands, primitive words renamed; the test meanings never."""
+    root = real_data_root()
+    source = load_scan("all", data_root=root) if root and (root / "scan" / "tasks.txt").exists() else None
+    pairs = source or [  # a small grammar closed under renaming the primitives
+        *(((w,), (a,)) for w, a in PRIMITIVES.items()),
+        *(((w, "twice"), (a, a)) for w, a in PRIMITIVES.items()),
+        *(((w, "left"), ("I_TURN_LEFT", a)) for w, a in PRIMITIVES.items()),
+        *(((w, "and", v), (a, b)) for w, a in PRIMITIVES.items() for v, b in PRIMITIVES.items() if v != w),
+        (("turn", "left"), ("I_TURN_LEFT",)),
+    ]
+    known = dict(pairs)
+    study, queries = (3, 4) if source is None else (20, 20)
+    episodes = PrimitiveRemapEpisodes(pairs, queries=queries, study=study, rename_words=True, seed=3)
+    to_scan = {action: word for word, action in PRIMITIVES.items()}
+    jump_composed = 0
+    for _ in range(40):
+        episode = episodes.sample()
+        assert episode.meaning != PRIMITIVES and sorted(episode.meaning.values()) == sorted(PRIMITIVES.values())
+        assert len(episode.study) == study and len(episode.queries) == queries
+        assert not set(episode.study) & set(episode.queries)
+        for command, output in episode.study + episode.queries:
+            # read each primitive word by this episode's meaning: the command SCAN knows with that action's word
+            in_scan = tuple(to_scan[episode.meaning[w]] if w in PRIMITIVES else w for w in command)
+            assert known[in_scan] == tuple(output), (command, output, episode.meaning)
+            jump_composed += "jump" in command and len(command) > 1
+    assert jump_composed > 0, "renamed words put jump into longer commands"
+    test = episodes.test()
+    assert test.meaning == PRIMITIVES and set(test.study) == {((w,), (a,)) for w, a in PRIMITIVES.items()}
