@@ -1,0 +1,72 @@
+"""The transformer seq2seq model: KV-cached greedy decoding equals recomputing the prefix, padding is inert."""
+
+import pytest
+import torch
+
+from learntolearn.compositional.meta_seq2seq import EOS, PAD
+from learntolearn.compositional.transformer import TransformerSeq2Seq
+
+
+def model(seed: int = 0, **kwargs) -> TransformerSeq2Seq:
+    """A network briefly trained to copy sources (ids 3-8) into targets, so rows end at different steps."""
+    torch.manual_seed(seed)
+    net = TransformerSeq2Seq(12, 9, width=32, heads=4, encoder_layers=2, decoder_layers=2, feedforward=64, **kwargs)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for step in range(60):
+        batch = sources(32, seed=100 + step).clamp_max(8)
+        loss = net.loss(
+            batch,
+            torch.cat([batch, torch.zeros_like(batch[:, :1])], dim=1).scatter(
+                1, (batch != PAD).sum(1, keepdim=True), EOS
+            ),
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+def sources(n: int = 16, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 8, (n,), generator=generator)
+    out = torch.zeros(n, 8, dtype=torch.long)
+    for row, length in enumerate(lengths.tolist()):
+        out[row, :length] = torch.randint(3, 12, (length,), generator=generator)
+    return out
+
+
+def test_cached_greedy_decoding_gives_the_tokens_of_recomputing_the_prefix():
+    for seed in range(3):
+        net, batch = model(seed), sources(seed=seed)
+        cached, recomputed = net.greedy(batch, max_length=20), net.greedy(batch, max_length=20, cache=False)
+        ends = {row.index(EOS) if EOS in row else None for row in cached.tolist()}
+        assert len(ends) > 2, "rows end at different steps (or not at all), so the test covers finished rows"
+        assert torch.equal(cached, recomputed)
+
+
+def test_each_cached_step_has_the_teacher_forced_logits():
+    net, batch = model(), sources()
+    decoded = net.greedy(batch, max_length=10)
+    full = net(batch, decoded)  # logits of every step given the decoded prefix
+    source, mask = net.encode(batch)
+    caches = [{} for _ in net.decoder]
+    previous = torch.cat([torch.ones_like(decoded[:, :1]), decoded[:, :-1]], dim=1)
+    for step in range(decoded.shape[1]):
+        step_logits = net.decode(previous[:, step : step + 1], source, mask, caches, offset=step)[:, 0]
+        torch.testing.assert_close(step_logits, full[:, step], atol=1e-5, rtol=1e-5)
+
+
+def test_padding_changes_nothing_and_rows_stop_at_eos():
+    net, batch = model(), sources()
+    padded = torch.cat([batch, torch.full((batch.shape[0], 5), PAD)], dim=1)
+    targets = batch[:, :4] % 9
+    torch.testing.assert_close(net(batch, targets), net(padded, targets))
+    for row in net.greedy(batch, max_length=20).tolist():
+        if EOS in row:
+            assert set(row[row.index(EOS) + 1 :]) <= {PAD}
+
+
+def test_sequences_longer_than_the_positions_are_refused_with_the_fix():
+    net = TransformerSeq2Seq(12, 9, width=32, heads=4, max_length=8)
+    with pytest.raises(ValueError, match="larger max_length"):
+        net(torch.ones(1, 9, dtype=torch.long) + 2, torch.ones(1, 2, dtype=torch.long))
