@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import click
-import torch
 
 from learntolearn.algorithms import ALGORITHMS
-from learntolearn.cli.options import config_options, flat_keys_of, resolve, settings_table
+from learntolearn.cli.options import (
+    config_options,
+    data_root_option,
+    download_option,
+    flat_keys_of,
+    resolve,
+    settings_table,
+    threads_option,
+)
+from learntolearn.cli.scan import scan
 from learntolearn.data import DATASETS, GENERATED_TASKS, TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.data.lake_runs import load_lake_runs
 from learntolearn.data.roots import describe_root_choice, resolve_data_root
@@ -38,41 +45,6 @@ from learntolearn.fewshot import FewShotClassifier
 from learntolearn.files import atomic_write, check_writable
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.types import Task
-
-
-def default_threads() -> int:
-    """Half the cores: a run that shares the machine with another job keeps its speed (one thread per core
-    collapses when another process holds a core), and a run alone on it loses little."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    torch.set_num_threads(value)
-    return value
-
-
-threads_option = click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=default_threads,
-    show_default="half the cores",
-    expose_value=False,
-    callback=_set_threads,
-    help="CPU threads of this process (recorded in each run's provenance); one per core slows badly when "
-    "another job holds a core.",
-)
-data_root_option = click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder holding <name>/ data sets (default: $LTL_DATA, else ~/.cache/learntolearn).",
-)
-download_option = click.option(
-    "--download/--no-download",
-    default=True,
-    show_default=True,
-    help="Fetch missing official archives (checksum-verified).",
-)
 
 
 class FriendlyErrors(click.Group):
@@ -638,6 +610,9 @@ def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: b
     started = time.time()
     result = Trainer(config, run_dir, data_root=data_root, download=download).run()
     click.echo(f"Omniglot 5-way 1-shot test accuracy: {result} in {time.time() - started:.0f} s; run folder {run_dir}")
+
+
+cli.add_command(scan)
 
 
 def main() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
+import torch
 
 from learntolearn.algorithms.base import ALGORITHMS
 from learntolearn.engine.config import (
@@ -100,3 +102,38 @@ def settings_table(group: type[Settings]) -> list[str]:
         f"  --{f.name.replace('_', '-'):<24} {f.default!s:<8} {f.metadata.get('help', '')}"
         for f in dataclasses.fields(group)
     ]
+
+
+def default_threads() -> int:
+    """Half the cores: a run that shares the machine with another job keeps its speed (one thread per core
+    collapses when another process holds a core), and a run alone on it loses little."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    torch.set_num_threads(value)
+    return value
+
+
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=default_threads,
+    show_default="half the cores",
+    expose_value=False,
+    callback=_set_threads,
+    help="CPU threads of this process (recorded in each run's provenance); one per core slows badly when "
+    "another job holds a core.",
+)
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder holding <name>/ data sets (default: $LTL_DATA, else ~/.cache/learntolearn).",
+)
+download_option = click.option(
+    "--download/--no-download",
+    default=True,
+    show_default=True,
+    help="Fetch missing official archives (checksum-verified).",
+)

@@ -1,0 +1,303 @@
+"""Training, scoring and using sequence models on SCAN: meta seq2seq, its seq2seq baseline, a transformer.
+
+A run folder holds one ``checkpoint.pt`` (the run's settings, vocabularies, model, optimiser and random
+states), written atomically every ``checkpoint_every`` steps, so a stopped run continues where it was.
+:func:`train_run` trains (or resumes), :func:`score_run` decodes a split's test set greedily and scores
+exact matches, :class:`ScanTranslator` turns commands into action sequences with a trained run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from learntolearn.compositional.meta_seq2seq import MetaSeq2Seq, pad
+from learntolearn.compositional.transformer import TransformerSeq2Seq
+from learntolearn.data.scan import PRIMITIVES, Pair, PrimitiveRemapEpisodes, Vocabulary, load_scan
+from learntolearn.errors import DataError, LtlError
+from learntolearn.files import load_tensors, save_tensors
+
+METHODS = ("meta-seq2seq", "seq2seq", "transformer")
+SequenceModel = MetaSeq2Seq | TransformerSeq2Seq
+
+
+@dataclass(frozen=True)
+class ScanRunConfig:
+    """One SCAN run. ``queries`` is the episode's query count (meta seq2seq) or the batch of training
+    commands (seq2seq, transformer); ``hidden`` and ``layers`` size the LSTMs or the transformer."""
+
+    method: str = "meta-seq2seq"
+    #: meta seq2seq's episodes: ``lake2019`` (the authors' code) or ``primitives-alone`` (stricter)
+    protocol: str = "lake2019"
+    split: str = "addprim_jump"
+    steps: int = 10_000
+    queries: int = 20
+    study: int = 20
+    hidden: int = 200
+    layers: int = 2
+    heads: int = 8
+    feedforward: int = 512
+    dropout: float = 0.5
+    lr: float = 1e-3
+    #: divide the learning rate by 10 this often (a fresh Adam, as Lake's code)
+    lr_decay_every: int = 5_000
+    seed: int = 0
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise LtlError(f"unknown SCAN method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.protocol not in ("lake2019", "primitives-alone"):
+            raise LtlError(f"unknown protocol {self.protocol!r}; choose lake2019 or primitives-alone")
+
+    @property
+    def name(self) -> str:
+        method = f"{self.method}-{self.protocol}" if self.method == "meta-seq2seq" else self.method
+        return f"scan-{method}-{self.split}-seed{self.seed}"
+
+
+#: named settings for ``ltl scan train``
+PRESETS = {
+    "metaseq2seq-scan-addjump": ScanRunConfig(),
+    "seq2seq-scan-addjump": ScanRunConfig(method="seq2seq"),
+    "transformer-scan-addjump": ScanRunConfig(
+        method="transformer", queries=64, hidden=128, layers=3, dropout=0.1, lr=5e-4, steps=6_000, lr_decay_every=4_000
+    ),
+    **{
+        f"transformer-scan-{short}": ScanRunConfig(
+            method="transformer",
+            split=split,
+            queries=64,
+            hidden=128,
+            layers=3,
+            dropout=0.1,
+            lr=5e-4,
+            steps=6_000,
+            lr_decay_every=4_000,
+        )
+        for short, split in (("simple", "simple"), ("length", "length"), ("aroundright", "template_around_right"))
+    },
+}
+
+
+def build_model(config: ScanRunConfig, inputs: int, outputs: int) -> SequenceModel:
+    if config.method == "transformer":
+        return TransformerSeq2Seq(
+            inputs,
+            outputs,
+            width=config.hidden,
+            heads=config.heads,
+            encoder_layers=config.layers,
+            decoder_layers=config.layers,
+            feedforward=config.feedforward,
+            dropout=config.dropout,
+        )
+    return MetaSeq2Seq(inputs, outputs, hidden=config.hidden, dropout=config.dropout, layers=config.layers)
+
+
+class Codec:
+    """The two vocabularies of a split (training and test commands) and the padded tensors of pairs."""
+
+    def __init__(self, inputs: Vocabulary, outputs: Vocabulary) -> None:
+        self.inputs, self.outputs = inputs, outputs
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair]) -> Codec:
+        return cls(Vocabulary.build(c for c, _ in pairs), Vocabulary.build(o for _, o in pairs))
+
+    def commands(self, commands: Sequence[Sequence[str]]) -> Tensor:
+        return pad([self.inputs.encode(c, eos=False) for c in commands])
+
+    def pairs(self, pairs: Sequence[Pair]) -> tuple[Tensor, Tensor]:
+        return self.commands([c for c, _ in pairs]), pad([self.outputs.encode(o) for _, o in pairs])
+
+
+def decode(
+    model: SequenceModel, codec: Codec, study: Sequence[Pair] | None, commands: Sequence[Sequence[str]], max_length: int
+) -> list[tuple[tuple[str, ...], bool]]:
+    """Greedy action sequences of ``commands`` and whether each ended with ``<eos>`` within ``max_length``."""
+    model.eval()
+    queries = codec.commands(commands)
+    if isinstance(model, TransformerSeq2Seq):
+        ids = model.greedy(queries, max_length)
+    else:
+        study_in, study_out = codec.pairs(study) if study else (None, None)
+        ids = model.greedy(study_in, study_out, queries, max_length)
+    return [(codec.outputs.decode(row), 2 in row) for row in ids.tolist()]
+
+
+def loss_of_step(
+    model: SequenceModel,
+    config: ScanRunConfig,
+    codec: Codec,
+    episodes: PrimitiveRemapEpisodes | None,
+    train: Sequence[Pair],
+    rng: random.Random,
+) -> Tensor:
+    """Meta seq2seq: the loss on one episode's queries; the others: on a batch of training commands."""
+    if episodes is not None and isinstance(model, MetaSeq2Seq):
+        episode = episodes.sample()
+        # the authors' support loss: study examples are queries too
+        queries = episode.queries + episode.study if config.protocol == "lake2019" else episode.queries
+        return model.loss(*codec.pairs(episode.study), *codec.pairs(queries))
+    sources, targets = codec.pairs(rng.sample(list(train), config.queries))
+    if isinstance(model, TransformerSeq2Seq):
+        return model.loss(sources, targets)
+    return model.loss(None, None, sources, targets)
+
+
+def train_run(
+    config: ScanRunConfig, run: Path, data_root: str | None = None, log: Callable[[str], Any] = print
+) -> SequenceModel:
+    """Train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
+    train, test = (load_scan(config.split, subset, data_root=data_root) for subset in ("train", "test"))
+    codec = Codec.of(train + test)
+    torch.manual_seed(config.seed)
+    model = build_model(config, len(codec.inputs), len(codec.outputs))
+    lake = config.protocol == "lake2019"
+    episodes = (
+        PrimitiveRemapEpisodes(
+            load_scan("all", data_root=data_root) if lake else train,
+            queries=config.queries,
+            study=config.study if lake else None,
+            rename_words=lake,
+            seed=config.seed,
+        )
+        if config.method == "meta-seq2seq"
+        else None
+    )
+    rng = episodes.random if episodes is not None else random.Random(config.seed)
+
+    def learning_rate(step: int) -> float:
+        return config.lr * 0.1 ** (step // config.lr_decay_every)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(0))
+    step, cpu_before = 0, 0.0
+    checkpoint = run / "checkpoint.pt"
+    if checkpoint.exists():
+        state = load_tensors(checkpoint, "SCAN checkpoint")
+        ours, theirs = asdict(config), dict(state["config"])
+        if {**theirs, "steps": 0} != {**ours, "steps": 0}:
+            changed = ", ".join(f"{k} {theirs[k]} -> {v}" for k, v in ours.items() if k != "steps" and theirs[k] != v)
+            raise LtlError(f"{run} holds a run with other settings ({changed}); use another folder or its settings")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.setstate(state["episodes_random"])
+        torch.set_rng_state(state["torch_random"])
+        step, cpu_before = state["step"], state["cpu_seconds"]
+        log(f"resuming at step {step}")
+    started = time.process_time()
+    while step < config.steps:
+        model.train()
+        loss = loss_of_step(model, config, codec, episodes, train, rng)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+        optimizer.step()
+        step += 1
+        if step % config.lr_decay_every == 0:
+            optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate(step))
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            run.mkdir(parents=True, exist_ok=True)
+            cpu = cpu_before + time.process_time() - started
+            save_tensors(
+                {
+                    "config": asdict(config),
+                    "inputs": list(codec.inputs.tokens),
+                    "outputs": list(codec.outputs.tokens),
+                    "longest_command": max(len(c) for c, _ in train),
+                    "longest_output": max(len(o) for _, o in train + test),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "episodes_random": rng.getstate(),
+                    "torch_random": torch.get_rng_state(),
+                    "step": step,
+                    "cpu_seconds": cpu,
+                },
+                checkpoint,
+            )
+            log(f"step {step}: loss {loss.item():.4f}, {cpu:.0f} CPU s")
+    return model
+
+
+class ScanTranslator:
+    """A trained SCAN run that turns commands into action sequences (greedy decoding).
+
+    Meta seq2seq reads the primitives' meanings from study examples: SCAN's own by default, or others
+    given as ``meanings`` (e.g. ``{"jump": "I_WALK"}``), which it should follow without retraining.
+    """
+
+    def __init__(self, run: str | Path, meanings: dict[str, str] | None = None) -> None:
+        state = load_tensors(Path(run) / "checkpoint.pt", "SCAN run")
+        self.config = ScanRunConfig(**{f.name: state["config"][f.name] for f in fields(ScanRunConfig)})
+        self.codec = Codec(Vocabulary(tuple(state["inputs"])), Vocabulary(tuple(state["outputs"])))
+        self.longest_command, self.longest_output = state["longest_command"], state["longest_output"]
+        self.steps, self.cpu_seconds = state["step"], state["cpu_seconds"]
+        self.model = build_model(self.config, len(self.codec.inputs), len(self.codec.outputs))
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        self.study: tuple[Pair, ...] | None = None
+        if self.config.method == "meta-seq2seq":
+            meaning = dict(PRIMITIVES)
+            for word, action in (meanings or {}).items():
+                if word not in PRIMITIVES or action not in PRIMITIVES.values():
+                    raise DataError(
+                        f"a meaning {word}={action}: words are {', '.join(PRIMITIVES)}, "
+                        f"actions {', '.join(PRIMITIVES.values())}"
+                    )
+                meaning[word] = action
+            self.study = tuple(((word,), (action,)) for word, action in meaning.items())
+        elif meanings:
+            raise DataError(f"only meta seq2seq reads meanings from study examples; this run is {self.config.method}")
+
+    def translate(self, commands: Sequence[str], max_length: int | None = None) -> list[tuple[tuple[str, ...], bool]]:
+        """Each command's actions, and whether decoding ended before ``max_length`` (default: twice the
+        longest output of the split). Unknown words and empty commands raise one error naming them."""
+        words = [tuple(command.split()) for command in commands]
+        for number, command in enumerate(words, 1):
+            if not command:
+                raise DataError(f"command {number} is empty; give words such as 'jump twice'")
+        unknown = sorted({w for command in words for w in command if w not in self.codec.inputs.index})
+        if unknown:
+            raise DataError(
+                f"unknown word(s) {', '.join(unknown)}; this model knows {', '.join(self.codec.inputs.tokens[3:])}"
+            )
+        limit = max_length or 2 * self.longest_output
+        return decode(self.model, self.codec, self.study, words, limit + 1)
+
+
+def score_run(run: str | Path, data_root: str | None = None, batch: int = 256) -> dict:
+    """Exact-match correctness of every test command of the run's split (SCAN's meanings), in file order."""
+    translator = ScanTranslator(run)
+    test = load_scan(translator.config.split, "test", data_root=data_root)
+    correct: list[bool] = []
+    for start in range(0, len(test), batch):
+        chunk = test[start : start + batch]
+        decoded = decode(
+            translator.model,
+            translator.codec,
+            translator.study,
+            [c for c, _ in chunk],
+            max(len(o) for _, o in test) + 1,
+        )
+        correct += [actions == output for (actions, _), (_, output) in zip(decoded, chunk)]
+    return {
+        "accuracy": sum(correct) / len(correct),
+        "test_commands": len(test),
+        "correct": [int(c) for c in correct],
+        "steps": translator.steps,
+        "cpu_seconds": round(translator.cpu_seconds, 1),
+    }
+
+
+def preset(name: str, **overrides: Any) -> ScanRunConfig:
+    if name not in PRESETS:
+        raise LtlError(f"unknown SCAN preset {name!r}; choose from {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
