@@ -67,22 +67,25 @@ class ScanRunConfig:
 PRESETS = {
     "metaseq2seq-scan-addjump": ScanRunConfig(),
     "seq2seq-scan-addjump": ScanRunConfig(method="seq2seq"),
-    "transformer-scan-addjump": ScanRunConfig(
-        method="transformer", queries=64, hidden=128, layers=3, dropout=0.1, lr=5e-4, steps=6_000, lr_decay_every=4_000
-    ),
     **{
         f"transformer-scan-{short}": ScanRunConfig(
             method="transformer",
             split=split,
-            queries=64,
+            queries=32,
             hidden=128,
-            layers=3,
+            layers=2,
+            feedforward=256,
             dropout=0.1,
             lr=5e-4,
-            steps=6_000,
+            steps=5_000,
             lr_decay_every=4_000,
         )
-        for short, split in (("simple", "simple"), ("length", "length"), ("aroundright", "template_around_right"))
+        for short, split in (
+            ("addjump", "addprim_jump"),
+            ("simple", "simple"),
+            ("length", "length"),
+            ("aroundright", "template_around_right"),
+        )
     },
 }
 
