@@ -29,20 +29,21 @@ def mlc_source(query: Sequence[str], study: Sequence[Pair]) -> tuple[str, ...]:
 
 
 class MLCCodec:
-    """Vocabularies for MLC sources and targets, and the padded tensors of a batch of queries."""
+    """Vocabularies for MLC sources (``inputs``) and targets (``outputs``), and padded batches of queries."""
 
     def __init__(self, words: Iterable[str], symbols: Iterable[str]) -> None:
         symbols = sorted(set(symbols))
-        self.sources = Vocabulary.build([sorted(set(words)), symbols, [SEPARATOR, ARROW]])
-        self.targets = Vocabulary.build([symbols])
+        self.words = frozenset(words)
+        self.inputs = Vocabulary.build([sorted(self.words), symbols, [SEPARATOR, ARROW]])
+        self.outputs = Vocabulary.build([symbols])
 
     def batch(self, episodes: Sequence[tuple[Sequence[Pair], Sequence[Pair]]]) -> tuple[Tensor, Tensor]:
         """Sources (each query with its episode's study examples) and targets of the ``(study, queries)``
         episodes' queries, one row per query."""
         sources = [mlc_source(command, study) for study, queries in episodes for command, _ in queries]
         targets = [output for _, queries in episodes for _, output in queries]
-        return pad([self.sources.encode(s, eos=False) for s in sources]), pad([self.targets.encode(t) for t in targets])
+        return pad([self.inputs.encode(s, eos=False) for s in sources]), pad([self.outputs.encode(t) for t in targets])
 
-    def inputs(self, study: Sequence[Pair], commands: Sequence[Sequence[str]]) -> Tensor:
+    def sources(self, study: Sequence[Pair], commands: Sequence[Sequence[str]]) -> Tensor:
         """Sources of ``commands`` under the same study examples (for decoding)."""
-        return pad([self.sources.encode(mlc_source(command, study), eos=False) for command in commands])
+        return pad([self.inputs.encode(mlc_source(command, study), eos=False) for command in commands])

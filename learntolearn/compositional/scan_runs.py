@@ -1,4 +1,4 @@
-"""Training, scoring and using sequence models on SCAN: meta seq2seq, its seq2seq baseline, a transformer.
+"""Training, scoring and using sequence models on SCAN: meta seq2seq, its seq2seq baseline, a transformer, MLC.
 
 A run folder holds one ``checkpoint.pt`` (the run's settings, vocabularies, model, optimiser and random
 states), written atomically every ``checkpoint_every`` steps, so a stopped run continues where it was.
@@ -19,19 +19,28 @@ import torch
 from torch import Tensor
 
 from learntolearn.compositional.meta_seq2seq import MetaSeq2Seq, pad
+from learntolearn.compositional.mlc import ARROW, SEPARATOR, MLCCodec, mlc_source
 from learntolearn.compositional.transformer import TransformerSeq2Seq
 from learntolearn.data.scan import PRIMITIVES, Pair, PrimitiveRemapEpisodes, Vocabulary, load_scan
 from learntolearn.errors import DataError, LtlError
 from learntolearn.files import load_tensors, save_tensors
 
-METHODS = ("meta-seq2seq", "seq2seq", "transformer")
+METHODS = ("meta-seq2seq", "seq2seq", "transformer", "mlc")
 SequenceModel = MetaSeq2Seq | TransformerSeq2Seq
+#: the words whose meanings MLC's SCAN episodes permute (the authors' "actions" remapping)
+ACTION_WORDS = {**PRIMITIVES, "left": "I_TURN_LEFT", "right": "I_TURN_RIGHT"}
+#: the study example MLC's evaluation always shows, per split: the new primitive on its own
+NEW_PRIMITIVE: dict[str, Pair] = {
+    "addprim_jump": (("jump",), ("I_JUMP",)),
+    "addprim_turn_left": (("turn", "left"), ("I_TURN_LEFT",)),
+}
 
 
 @dataclass(frozen=True)
 class ScanRunConfig:
-    """One SCAN run. ``queries`` is the episode's query count (meta seq2seq) or the batch of training
-    commands (seq2seq, transformer); ``hidden`` and ``layers`` size the LSTMs or the transformer."""
+    """One SCAN run. ``queries`` is the episode's query count (meta seq2seq), the batch of training
+    commands (seq2seq, transformer) or of one-query episodes (MLC, whose ``study`` examples are training
+    commands); ``hidden`` and ``layers`` size the LSTMs or the transformer."""
 
     method: str = "meta-seq2seq"
     #: meta seq2seq's episodes: ``lake2019`` (the authors' code) or ``primitives-alone`` (stricter)
@@ -87,11 +96,23 @@ PRESETS = {
             ("aroundright", "template_around_right"),
         )
     },
+    "mlc-scan-addjump": ScanRunConfig(
+        method="mlc",
+        queries=16,
+        study=10,
+        hidden=128,
+        layers=2,
+        feedforward=256,
+        dropout=0.1,
+        lr=5e-4,
+        steps=4_000,
+        lr_decay_every=3_000,
+    ),
 }
 
 
 def build_model(config: ScanRunConfig, inputs: int, outputs: int) -> SequenceModel:
-    if config.method == "transformer":
+    if config.method in ("transformer", "mlc"):
         return TransformerSeq2Seq(
             inputs,
             outputs,
@@ -115,6 +136,10 @@ class Codec:
     def of(cls, pairs: Sequence[Pair]) -> Codec:
         return cls(Vocabulary.build(c for c, _ in pairs), Vocabulary.build(o for _, o in pairs))
 
+    @property
+    def words(self) -> frozenset[str]:
+        return frozenset(self.inputs.tokens[3:])
+
     def commands(self, commands: Sequence[Sequence[str]]) -> Tensor:
         return pad([self.inputs.encode(c, eos=False) for c in commands])
 
@@ -122,11 +147,30 @@ class Codec:
         return self.commands([c for c, _ in pairs]), pad([self.outputs.encode(o) for _, o in pairs])
 
 
+def codec_for(config: ScanRunConfig, pairs: Sequence[Pair]) -> Codec | MLCCodec:
+    if config.method == "mlc":
+        return MLCCodec((w for c, _ in pairs for w in c), (a for _, o in pairs for a in o))
+    return Codec.of(pairs)
+
+
 def decode(
-    model: SequenceModel, codec: Codec, study: Sequence[Pair] | None, commands: Sequence[Sequence[str]], max_length: int
+    model: SequenceModel,
+    codec: Codec | MLCCodec,
+    study: Sequence[Pair] | None,
+    commands: Sequence[Sequence[str]],
+    max_length: int,
+    studies: Sequence[Sequence[Pair]] | None = None,
 ) -> list[tuple[tuple[str, ...], bool]]:
-    """Greedy action sequences of ``commands`` and whether each ended with ``<eos>`` within ``max_length``."""
+    """Greedy action sequences of ``commands`` and whether each ended with ``<eos>`` within ``max_length``.
+
+    MLC reads ``studies[i]`` (or ``study``) in command i's source; meta seq2seq reads ``study`` in memory."""
     model.eval()
+    if isinstance(codec, MLCCodec) and isinstance(model, TransformerSeq2Seq):
+        per_command = studies or [study or ()] * len(commands)
+        sources = [mlc_source(command, examples) for command, examples in zip(commands, per_command)]
+        ids = model.greedy(pad([codec.inputs.encode(s, eos=False) for s in sources]), max_length)
+        return [(codec.outputs.decode(row), 2 in row) for row in ids.tolist()]
+    assert isinstance(codec, Codec)
     queries = codec.commands(commands)
     if isinstance(model, TransformerSeq2Seq):
         ids = model.greedy(queries, max_length)
@@ -139,12 +183,17 @@ def decode(
 def loss_of_step(
     model: SequenceModel,
     config: ScanRunConfig,
-    codec: Codec,
+    codec: Codec | MLCCodec,
     episodes: PrimitiveRemapEpisodes | None,
     train: Sequence[Pair],
     rng: random.Random,
 ) -> Tensor:
-    """Meta seq2seq: the loss on one episode's queries; the others: on a batch of training commands."""
+    """Meta seq2seq: the loss on one episode's queries; MLC: on a batch of one-query episodes, each with one
+    of its study examples as a second query (the authors' support loss); the others: on training commands."""
+    if isinstance(codec, MLCCodec) and episodes is not None and isinstance(model, TransformerSeq2Seq):
+        drawn = [episodes.sample() for _ in range(config.queries)]
+        return model.loss(*codec.batch([(e.study, e.queries + e.study[:1]) for e in drawn]))
+    assert isinstance(codec, Codec)
     if episodes is not None and isinstance(model, MetaSeq2Seq):
         episode = episodes.sample()
         # the authors' support loss: study examples are queries too
@@ -161,21 +210,23 @@ def train_run(
 ) -> SequenceModel:
     """Train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
     train, test = (load_scan(config.split, subset, data_root=data_root) for subset in ("train", "test"))
-    codec = Codec.of(train + test)
+    codec = codec_for(config, train + test)
     torch.manual_seed(config.seed)
     model = build_model(config, len(codec.inputs), len(codec.outputs))
     lake = config.protocol == "lake2019"
-    episodes = (
-        PrimitiveRemapEpisodes(
+    episodes = None
+    if config.method == "meta-seq2seq":
+        episodes = PrimitiveRemapEpisodes(
             load_scan("all", data_root=data_root) if lake else train,
             queries=config.queries,
             study=config.study if lake else None,
             rename_words=lake,
             seed=config.seed,
         )
-        if config.method == "meta-seq2seq"
-        else None
-    )
+    elif config.method == "mlc":  # the authors' SCAN episodes: the split's training commands, six words permuted
+        episodes = PrimitiveRemapEpisodes(
+            train, primitives=ACTION_WORDS, queries=1, study=config.study, keep=0.05, seed=config.seed
+        )
     rng = episodes.random if episodes is not None else random.Random(config.seed)
 
     def learning_rate(step: int) -> float:
@@ -217,6 +268,7 @@ def train_run(
                     "outputs": list(codec.outputs.tokens),
                     "longest_command": max(len(c) for c, _ in train),
                     "longest_output": max(len(o) for _, o in train + test),
+                    "study": [list(map(list, pair)) for pair in evaluation_study(config, train, random.Random(0))],
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "episodes_random": rng.getstate(),
@@ -230,23 +282,40 @@ def train_run(
     return model
 
 
+def evaluation_study(config: ScanRunConfig, train: Sequence[Pair], rng: random.Random) -> tuple[Pair, ...]:
+    """MLC's study examples at test (the authors' protocol): ``study`` training commands, one of them
+    replaced by the split's new primitive on its own unless drawn. Other methods: none."""
+    if config.method != "mlc":
+        return ()
+    drawn = rng.sample(list(train), config.study)
+    new = NEW_PRIMITIVE.get(config.split)
+    if new is not None and new not in drawn:
+        drawn[rng.randrange(len(drawn))] = new
+    return tuple(drawn)
+
+
 class ScanTranslator:
     """A trained SCAN run that turns commands into action sequences (greedy decoding).
 
     Meta seq2seq reads the primitives' meanings from study examples: SCAN's own by default, or others
-    given as ``meanings`` (e.g. ``{"jump": "I_WALK"}``), which it should follow without retraining.
+    given as ``meanings`` (e.g. ``{"jump": "I_WALK"}``), which it should follow without retraining. MLC
+    reads the study examples stored with the run (training commands and the split's new primitive).
     """
 
     def __init__(self, run: str | Path, meanings: dict[str, str] | None = None) -> None:
         state = load_tensors(Path(run) / "checkpoint.pt", "SCAN run")
         self.config = ScanRunConfig(**{f.name: state["config"][f.name] for f in fields(ScanRunConfig)})
-        self.codec = Codec(Vocabulary(tuple(state["inputs"])), Vocabulary(tuple(state["outputs"])))
+        self.codec: Codec | MLCCodec = Codec(Vocabulary(tuple(state["inputs"])), Vocabulary(tuple(state["outputs"])))
+        if self.config.method == "mlc":
+            symbols = state["outputs"][3:]
+            words = [t for t in state["inputs"][3:] if t not in symbols and t not in (SEPARATOR, ARROW)]
+            self.codec = MLCCodec(words, symbols)
         self.longest_command, self.longest_output = state["longest_command"], state["longest_output"]
         self.steps, self.cpu_seconds = state["step"], state["cpu_seconds"]
         self.model = build_model(self.config, len(self.codec.inputs), len(self.codec.outputs))
         self.model.load_state_dict(state["model"])
         self.model.eval()
-        self.study: tuple[Pair, ...] | None = None
+        self.study: tuple[Pair, ...] | None = tuple((tuple(c), tuple(o)) for c, o in state.get("study", [])) or None
         if self.config.method == "meta-seq2seq":
             meaning = dict(PRIMITIVES)
             for word, action in (meanings or {}).items():
@@ -258,7 +327,7 @@ class ScanTranslator:
                 meaning[word] = action
             self.study = tuple(((word,), (action,)) for word, action in meaning.items())
         elif meanings:
-            raise DataError(f"only meta seq2seq reads meanings from study examples; this run is {self.config.method}")
+            raise DataError(f"--meaning is for meta seq2seq runs; this run is {self.config.method}")
 
     def translate(self, commands: Sequence[str], max_length: int | None = None) -> list[tuple[tuple[str, ...], bool]]:
         """Each command's actions, and whether decoding ended before ``max_length`` (default: twice the
@@ -267,28 +336,35 @@ class ScanTranslator:
         for number, command in enumerate(words, 1):
             if not command:
                 raise DataError(f"command {number} is empty; give words such as 'jump twice'")
-        unknown = sorted({w for command in words for w in command if w not in self.codec.inputs.index})
+        unknown = sorted({w for command in words for w in command if w not in self.codec.words})
         if unknown:
             raise DataError(
-                f"unknown word(s) {', '.join(unknown)}; this model knows {', '.join(self.codec.inputs.tokens[3:])}"
+                f"unknown word(s) {', '.join(unknown)}; this model knows {', '.join(sorted(self.codec.words))}"
             )
         limit = max_length or 2 * self.longest_output
-        return decode(self.model, self.codec, self.study, words, limit + 1)
+        decoded = decode(self.model, self.codec, self.study, words, limit + 1)  # room for <eos> after `limit`
+        return [(actions[:limit], finished) for actions, finished in decoded]
 
 
 def score_run(run: str | Path, data_root: str | None = None, batch: int = 256) -> dict:
-    """Exact-match correctness of every test command of the run's split (SCAN's meanings), in file order."""
+    """Exact-match correctness of every test command of the run's split (SCAN's meanings), in file order.
+
+    MLC reads, for test command i, study examples drawn by :func:`evaluation_study` with seed i."""
     translator = ScanTranslator(run)
-    test = load_scan(translator.config.split, "test", data_root=data_root)
+    config = translator.config
+    test = load_scan(config.split, "test", data_root=data_root)
+    train = load_scan(config.split, "train", data_root=data_root) if config.method == "mlc" else []
     correct: list[bool] = []
     for start in range(0, len(test), batch):
         chunk = test[start : start + batch]
+        studies = [evaluation_study(config, train, random.Random(start + i)) for i in range(len(chunk))]
         decoded = decode(
             translator.model,
             translator.codec,
             translator.study,
             [c for c, _ in chunk],
             max(len(o) for _, o in test) + 1,
+            studies if config.method == "mlc" else None,
         )
         correct += [actions == output for (actions, _), (_, output) in zip(decoded, chunk)]
     return {

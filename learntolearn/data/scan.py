@@ -193,7 +193,9 @@ class PrimitiveRemapEpisodes:
     from ``pairs`` without overlapping the queries. ``rename_words`` also renames the primitive words in
     every command by a random permutation, as the authors' code does, so that each primitive word occurs
     in every construction of ``pairs``; without it a word seen only alone in ``pairs`` stays so.
-    :meth:`test` keeps SCAN's meanings and shows the primitives alone, as at evaluation.
+    ``keep`` is the probability that an episode keeps SCAN's own meanings (MLC's SCAN code keeps them in
+    5% of episodes; meta seq2seq never, since they are its test). :meth:`test` keeps SCAN's meanings and
+    shows the primitives alone, as at evaluation.
     """
 
     def __init__(
@@ -204,9 +206,11 @@ class PrimitiveRemapEpisodes:
         queries: int = 20,
         study: int | None = None,
         rename_words: bool = False,
+        keep: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.primitives = dict(primitives or PRIMITIVES)
+        self.keep = keep
         if len(self.primitives) < 2 or len(set(self.primitives.values())) != len(self.primitives):
             raise DataError("permuting meanings needs at least two primitives, each with an action of its own")
         words = set(self.primitives)
@@ -242,6 +246,8 @@ class PrimitiveRemapEpisodes:
 
     def sample(self) -> Episode:
         words = list(self.primitives)
+        if self.keep and self.random.random() < self.keep:
+            return self.episode(dict(self.primitives))
         while True:
             meaning = dict(zip(words, self.random.sample([self.primitives[w] for w in words], len(words))))
             if meaning != self.primitives:

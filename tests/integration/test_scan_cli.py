@@ -1,5 +1,7 @@
 """`ltl scan`: train a preset resumably on the real SCAN files, translate commands, refuse bad input clearly."""
 
+import random
+
 import pytest
 from click.testing import CliRunner
 from helpers import real_data_root
@@ -15,7 +17,7 @@ def trained(tmp_path_factory):
         pytest.skip("the SCAN files are not in the data root ($LTL_DATA or ../shared/data)")
     runs = tmp_path_factory.mktemp("scan")
     runner = CliRunner()
-    for preset in ("metaseq2seq-scan-addjump", "transformer-scan-addjump"):
+    for preset in ("metaseq2seq-scan-addjump", "transformer-scan-addjump", "mlc-scan-addjump"):
         result = runner.invoke(
             cli, ["scan", "train", preset, "--steps", "3", "--run", str(runs / preset), "--data-root", str(root)]
         )
@@ -43,7 +45,7 @@ def test_translate_prints_one_line_per_command_and_says_when_it_stopped_at_the_l
     assert len(lines) == 2
     for line in lines:
         actions = line.replace("[stopped at the length limit]", "").split()
-        assert len(actions) <= 4 and set(actions) <= set(scan_runs.Vocabulary.SPECIALS) | {
+        assert len(actions) <= 3 and set(actions) <= set(scan_runs.Vocabulary.SPECIALS) | {
             "I_JUMP",
             "I_WALK",
             "I_RUN",
@@ -51,7 +53,8 @@ def test_translate_prints_one_line_per_command_and_says_when_it_stopped_at_the_l
             "I_TURN_LEFT",
             "I_TURN_RIGHT",
         }
-        assert ("[stopped at the length limit]" in line) == (len(actions) == 4)
+        if "[stopped at the length limit]" in line:
+            assert len(actions) == 3
     piped = CliRunner().invoke(cli, ["scan", "translate", run, "--meaning", "jump=I_WALK"], input="jump\nlook\n")
     assert piped.exit_code == 0 and len(piped.output.strip().splitlines()) == 2
 
@@ -72,25 +75,32 @@ def test_bad_input_gets_one_clear_error(trained, args, message):
     other = CliRunner().invoke(
         cli, ["scan", "translate", str(runs / "transformer-scan-addjump"), "jump", "--meaning", "jump=I_RUN"]
     )
-    assert "only meta seq2seq reads meanings" in other.output
+    assert "--meaning is for meta seq2seq runs; this run is transformer" in other.output
 
 
 def test_a_command_longer_than_any_trained_one_is_noted(trained):
     _, runs = trained
     long = " and ".join(["jump twice"] * 4)
-    result = CliRunner().invoke(
-        cli, ["scan", "translate", str(runs / "transformer-scan-addjump"), long]
-    )
+    result = CliRunner().invoke(cli, ["scan", "translate", str(runs / "transformer-scan-addjump"), long])
     assert result.exit_code == 0 and "longer than any training command (9 words)" in result.stderr
 
 
-def test_score_run_marks_each_test_command(trained, monkeypatch):
+@pytest.mark.parametrize("preset", ["transformer-scan-addjump", "mlc-scan-addjump"])
+def test_score_run_marks_each_test_command(trained, monkeypatch, preset):
     root, runs = trained
-    few = scan_runs.load_scan("addprim_jump", "test", data_root=root)[:5]
-    monkeypatch.setattr(scan_runs, "load_scan", lambda *a, **k: few)
-    scored = scan_runs.score_run(runs / "transformer-scan-addjump", root)
-    assert (
-        scored["test_commands"] == 5
-        and len(scored["correct"]) == 5
-        and scored["accuracy"] == sum(scored["correct"]) / 5
-    )
+    load = scan_runs.load_scan
+    monkeypatch.setattr(scan_runs, "load_scan", lambda split, subset, **k: load(split, subset, **k)[:12])
+    scored = scan_runs.score_run(runs / preset, root)
+    assert scored["test_commands"] == 12 and len(scored["correct"]) == 12
+    assert scored["accuracy"] == sum(scored["correct"]) / 12
+
+
+def test_mlc_reads_training_commands_and_the_new_primitive_at_test(trained):
+    root, runs = trained
+    config = scan_runs.preset("mlc-scan-addjump")
+    train = scan_runs.load_scan("addprim_jump", "train", data_root=root)
+    for seed in range(20):
+        study = scan_runs.evaluation_study(config, train, random.Random(seed))
+        assert len(study) == 10 and (("jump",), ("I_JUMP",)) in study and set(study) <= set(train)
+    result = CliRunner().invoke(cli, ["scan", "translate", str(runs / "mlc-scan-addjump"), "jump twice"])
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 1

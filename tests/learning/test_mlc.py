@@ -26,9 +26,9 @@ def accuracy(model, seed):
     correct = total = 0
     for _ in range(20):
         episode = episodes.sample()
-        sources = CODEC.inputs(episode.study, [c for c, _ in episode.queries])
+        sources = CODEC.sources(episode.study, [c for c, _ in episode.queries])
         for row, (_, output) in zip(model.greedy(sources, max_length=6).tolist(), episode.queries):
-            correct += CODEC.targets.decode(row) == output
+            correct += CODEC.outputs.decode(row) == output
             total += 1
     return correct / total
 
@@ -47,8 +47,8 @@ def test_mlc_answers_new_meanings_from_the_study_examples_in_its_source(one_thre
     torch.manual_seed(0)
     random.seed(0)
     model = TransformerSeq2Seq(
-        len(CODEC.sources),
-        len(CODEC.targets),
+        len(CODEC.inputs),
+        len(CODEC.outputs),
         width=64,
         heads=4,
         encoder_layers=2,
@@ -78,4 +78,4 @@ def test_grammar_episodes_become_mlc_sources():
     assert source[: len(query)] == query and source.count(SEPARATOR) == source.count(ARROW) == 14
     sources, targets = codec.batch([(episode.study, episode.queries)])
     assert sources.shape[0] == targets.shape[0] == 10
-    assert codec.sources.decode(sources[0].tolist()) == source and codec.targets.decode(targets[0].tolist()) == output
+    assert codec.inputs.decode(sources[0].tolist()) == source and codec.outputs.decode(targets[0].tolist()) == output

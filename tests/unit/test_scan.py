@@ -143,3 +143,12 @@ def test_authors_protocol_renames_words_and_keeps_every_episode_consistent():
     assert jump_composed > 0, "renamed words put jump into longer commands"
     test = episodes.test()
     assert test.meaning == PRIMITIVES and set(test.study) == {((w,), (a,)) for w, a in PRIMITIVES.items()}
+
+
+def test_keep_is_the_share_of_episodes_with_scans_own_meanings():
+    pairs = [(("jump", "twice"), ("I_JUMP", "I_JUMP")), (("walk", "and", "run"), ("I_WALK", "I_RUN"))]
+    kept = PrimitiveRemapEpisodes(pairs, queries=1, keep=1.0, seed=0)
+    assert all(kept.sample().meaning == PRIMITIVES for _ in range(20))
+    some = PrimitiveRemapEpisodes(pairs, queries=1, keep=0.3, seed=0)
+    share = sum(some.sample().meaning == PRIMITIVES for _ in range(1000)) / 1000
+    assert 0.25 < share < 0.35
