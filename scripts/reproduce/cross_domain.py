@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accuracy_cells import accuracy_cells
 from torch import nn
 
 from learntolearn.algorithms import Algorithm, LogisticRegressionProbe, PrototypicalNetworks
@@ -234,11 +235,9 @@ def markdown(record: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for row in record["rows"]:
-        difference = row["vs_raw_pixels"]
-        versus = "reference" if difference is None else f"{100 * difference[0]:+.2f} ± {100 * difference[1]:.2f}"
+        accuracy, versus = accuracy_cells(row)
         lines.append(
-            f"| {row['source']} | {row['method']} | {100 * row['accuracy']:.2f} ± {100 * row['ci95']:.2f} | "
-            f"{versus} | {row['cpu_seconds_per_episode']} |"
+            f"| {row['source']} | {row['method']} | {accuracy} | {versus} | {row['cpu_seconds_per_episode']} |"
         )
     lines += [
         "",

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from accuracy_cells import accuracy_cells
 from PIL import Image
 from torch import nn
 
@@ -121,12 +122,8 @@ def markdown(record: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for row in record["rows"]:
-        difference = row["vs_raw_pixels"]
-        versus = "reference" if difference is None else f"{100 * difference[0]:+.2f} ± {100 * difference[1]:.2f}"
-        lines.append(
-            f"| {row['setting']} | {row['method']} | {100 * row['accuracy']:.2f} ± {100 * row['ci95']:.2f} | "
-            f"{versus} | {row['cpu_ms_per_episode']} |"
-        )
+        accuracy, versus = accuracy_cells(row)
+        lines.append(f"| {row['setting']} | {row['method']} | {accuracy} | {versus} | {row['cpu_ms_per_episode']} |")
     lines += [
         "",
         f"Commit `{record['commit'][:10]}`, torch {record['torch']}, {record['threads']} thread(s), "
