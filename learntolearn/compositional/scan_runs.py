@@ -98,15 +98,15 @@ PRESETS = {
     },
     "mlc-scan-addjump": ScanRunConfig(
         method="mlc",
-        queries=16,
+        queries=8,
         study=10,
         hidden=128,
         layers=2,
         feedforward=256,
         dropout=0.1,
         lr=5e-4,
-        steps=4_000,
-        lr_decay_every=3_000,
+        steps=3_000,
+        lr_decay_every=2_500,
     ),
 }
 
