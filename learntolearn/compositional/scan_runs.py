@@ -72,23 +72,24 @@ class ScanRunConfig:
         return f"scan-{method}-{self.split}-seed{self.seed}"
 
 
+#: the transformer sized for this CPU (2+2 layers of 128), trained on batches of training commands
+TRANSFORMER = ScanRunConfig(
+    method="transformer",
+    queries=32,
+    hidden=128,
+    layers=2,
+    feedforward=256,
+    dropout=0.1,
+    lr=5e-4,
+    steps=5_000,
+    lr_decay_every=4_000,
+)
 #: named settings for ``ltl scan train``
 PRESETS = {
     "metaseq2seq-scan-addjump": ScanRunConfig(),
     "seq2seq-scan-addjump": ScanRunConfig(method="seq2seq"),
     **{
-        f"transformer-scan-{short}": ScanRunConfig(
-            method="transformer",
-            split=split,
-            queries=32,
-            hidden=128,
-            layers=2,
-            feedforward=256,
-            dropout=0.1,
-            lr=5e-4,
-            steps=5_000,
-            lr_decay_every=4_000,
-        )
+        f"transformer-scan-{short}": replace(TRANSFORMER, split=split)
         for short, split in (
             ("addjump", "addprim_jump"),
             ("simple", "simple"),
@@ -96,18 +97,8 @@ PRESETS = {
             ("aroundright", "template_around_right"),
         )
     },
-    "mlc-scan-addjump": ScanRunConfig(
-        method="mlc",
-        queries=8,
-        study=10,
-        hidden=128,
-        layers=2,
-        feedforward=256,
-        dropout=0.1,
-        lr=5e-4,
-        steps=3_000,
-        lr_decay_every=2_500,
-    ),
+    # the same network reading 10 study commands in its source, 8 one-query episodes a step
+    "mlc-scan-addjump": replace(TRANSFORMER, method="mlc", queries=8, study=10, steps=3_000, lr_decay_every=2_500),
 }
 
 
