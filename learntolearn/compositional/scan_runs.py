@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from learntolearn.compositional.meta_seq2seq import MetaSeq2Seq, pad
+from learntolearn.compositional.meta_seq2seq import NETWORK_VERSION, MetaSeq2Seq, pad
 from learntolearn.compositional.mlc import ARROW, SEPARATOR, MLCCodec, mlc_source
 from learntolearn.compositional.transformer import TransformerSeq2Seq
 from learntolearn.data.scan import PRIMITIVES, Pair, PrimitiveRemapEpisodes, Vocabulary, load_scan
@@ -227,7 +227,7 @@ def train_run(
     step, cpu_before = 0, 0.0
     checkpoint = run / "checkpoint.pt"
     if checkpoint.exists():
-        state = load_tensors(checkpoint, "SCAN checkpoint")
+        state = load_checkpoint(checkpoint)
         ours, theirs = asdict(config), dict(state["config"])
         if {**theirs, "steps": 0} != {**ours, "steps": 0}:
             changed = ", ".join(f"{k} {theirs[k]} -> {v}" for k, v in ours.items() if k != "steps" and theirs[k] != v)
@@ -255,6 +255,7 @@ def train_run(
             save_tensors(
                 {
                     "config": asdict(config),
+                    "network_version": NETWORK_VERSION,
                     "inputs": list(codec.inputs.tokens),
                     "outputs": list(codec.outputs.tokens),
                     "longest_command": max(len(c) for c, _ in train),
@@ -271,6 +272,18 @@ def train_run(
             )
             log(f"step {step}: loss {loss.item():.4f}, {cpu:.0f} CPU s")
     return model
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A run's checkpoint, refused with the fix if an earlier version of the LSTM network wrote it."""
+    state = load_tensors(path, "SCAN checkpoint")
+    method, version = state["config"]["method"], state.get("network_version", 1)
+    if method in ("meta-seq2seq", "seq2seq") and version != NETWORK_VERSION:
+        raise LtlError(
+            f"{path} holds a {method} network of version {version}; this library builds version "
+            f"{NETWORK_VERSION} (see learntolearn.compositional.meta_seq2seq): train the run again in a new folder"
+        )
+    return state
 
 
 def evaluation_study(config: ScanRunConfig, train: Sequence[Pair], rng: random.Random) -> tuple[Pair, ...]:
@@ -294,7 +307,7 @@ class ScanTranslator:
     """
 
     def __init__(self, run: str | Path, meanings: dict[str, str] | None = None) -> None:
-        state = load_tensors(Path(run) / "checkpoint.pt", "SCAN run")
+        state = load_checkpoint(Path(run) / "checkpoint.pt")
         self.config = ScanRunConfig(**{f.name: state["config"][f.name] for f in fields(ScanRunConfig)})
         self.codec: Codec | MLCCodec = Codec(Vocabulary(tuple(state["inputs"])), Vocabulary(tuple(state["outputs"])))
         if self.config.method == "mlc":

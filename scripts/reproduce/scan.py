@@ -23,6 +23,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
+from learntolearn.compositional.meta_seq2seq import NETWORK_VERSION
 from learntolearn.compositional.scan_runs import PRESETS, preset, score_run, train_run
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json
@@ -52,6 +53,7 @@ def main() -> None:
         "seed": config.seed,
         **{k: scored[k] for k in ("test_commands", "accuracy", "steps", "cpu_seconds")},
         "config": asdict(config),
+        "network_version": NETWORK_VERSION if config.method in ("meta-seq2seq", "seq2seq") else None,
         "correct": scored["correct"],
         **provenance(),
     }

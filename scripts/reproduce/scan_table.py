@@ -53,6 +53,8 @@ def setting(record: dict) -> str:
     method = record["method"].replace(" ", "-")
     protocol = record.get("protocol") or ("primitives-alone" if method == "meta-seq2seq" else None)
     network = "transformer" if method == "transformer" else "LSTM"
+    if method in ("meta-seq2seq", "seq2seq"):  # records before the field used network version 1
+        network += f" v{record.get('network_version') or 1}"
     return "; ".join(
         [
             f"{protocol} protocol" if protocol else "training commands",

@@ -8,6 +8,7 @@ from helpers import real_data_root
 
 from learntolearn.cli.main import cli
 from learntolearn.compositional import scan_runs
+from learntolearn.files import load_tensors, save_tensors
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,23 @@ def test_training_resumes_and_refuses_other_settings_in_the_same_folder(trained)
     assert result.exit_code == 0 and "resuming at step 3" in result.output and "step 4: loss" in result.output
     result = CliRunner().invoke(cli, ["scan", "train", "transformer-scan-addjump", "--seed", "5", *args])
     assert result.exit_code == 1 and "seed 0 -> 5" in result.output and "Traceback" not in result.output
+
+
+def test_a_run_of_an_earlier_network_version_is_refused_with_the_fix(trained, tmp_path):
+    root, runs = trained
+    state = load_tensors(runs / "metaseq2seq-scan-addjump" / "checkpoint.pt", "test")
+    del state["network_version"]  # as checkpoints written before the field
+    (tmp_path / "old").mkdir()
+    save_tensors(state, tmp_path / "old" / "checkpoint.pt")
+    for command in (
+        ["translate", str(tmp_path / "old"), "jump"],
+        ["eval", str(tmp_path / "old"), "--data-root", str(root)],
+    ):
+        result = CliRunner().invoke(cli, ["scan", *command])
+        assert (
+            result.exit_code == 1 and "network of version 1" in result.output and "train the run again" in result.output
+        )
+        assert "Traceback" not in result.output
 
 
 def test_translate_prints_one_line_per_command_and_says_when_it_stopped_at_the_limit(trained):
