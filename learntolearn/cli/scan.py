@@ -54,7 +54,8 @@ def eval_(run_dir: str, data_root: str | None) -> None:
     "meanings",
     multiple=True,
     metavar="WORD=ACTION",
-    help="Meta seq2seq only: a primitive's meaning in the study examples, e.g. jump=I_WALK (repeatable).",
+    help="Meta seq2seq only: a primitive's (on around right: a direction's) meaning in the study examples, "
+    "e.g. jump=I_WALK (repeatable).",
 )
 @click.option("--max-length", type=click.IntRange(min=1), default=None, help="Most actions per command.")
 @threads_option

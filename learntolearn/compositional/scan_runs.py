@@ -28,11 +28,35 @@ from learntolearn.files import load_tensors, save_tensors
 METHODS = ("meta-seq2seq", "seq2seq", "transformer", "mlc")
 SequenceModel = MetaSeq2Seq | TransformerSeq2Seq
 #: the words whose meanings MLC's SCAN episodes permute (the authors' "actions" remapping)
-ACTION_WORDS = {**PRIMITIVES, "left": "I_TURN_LEFT", "right": "I_TURN_RIGHT"}
+DIRECTIONS = {"left": "I_TURN_LEFT", "right": "I_TURN_RIGHT"}
+ACTION_WORDS = {**PRIMITIVES, **DIRECTIONS}
 #: the study example MLC's evaluation always shows, per split: the new primitive on its own
 NEW_PRIMITIVE: dict[str, Pair] = {
     "addprim_jump": (("jump",), ("I_JUMP",)),
     "addprim_turn_left": (("turn", "left"), ("I_TURN_LEFT",)),
+}
+
+
+@dataclass(frozen=True)
+class MetaProtocol:
+    """Meta seq2seq's episodes for one split as Lake's code builds them: which words' meanings are permuted
+    (with abstract ``extra`` ones mixed in), which assignments no training episode makes, and the study
+    examples at test: each primitive after ``prefix`` with its meaning."""
+
+    primitives: dict[str, str]
+    extra: dict[str, str]
+    held_out: dict[str, str] | None
+    prefix: tuple[str, ...] = ()
+
+    def study(self, meaning: dict[str, str]) -> tuple[Pair, ...]:
+        return tuple(((*self.prefix, word), (action,)) for word, action in meaning.items())
+
+
+#: the splits meta seq2seq has episodes for: add jump permutes the four primitives (SCAN's whole assignment
+#: withheld); around right permutes the two directions among four ("right" never means I_TURN_RIGHT)
+META_PROTOCOLS = {
+    "addprim_jump": MetaProtocol(PRIMITIVES, {}, None),
+    "template_around_right": MetaProtocol(DIRECTIONS, {"1": "I_1", "2": "I_2"}, {"right": "I_TURN_RIGHT"}, ("turn",)),
 }
 
 
@@ -65,6 +89,10 @@ class ScanRunConfig:
             raise LtlError(f"unknown SCAN method {self.method!r}; choose from {', '.join(METHODS)}")
         if self.protocol not in ("lake2019", "primitives-alone"):
             raise LtlError(f"unknown protocol {self.protocol!r}; choose lake2019 or primitives-alone")
+        if self.method == "meta-seq2seq" and self.split not in META_PROTOCOLS:
+            raise LtlError(f"meta seq2seq has episodes for the splits {', '.join(META_PROTOCOLS)}, not {self.split!r}")
+        if self.method == "meta-seq2seq" and self.protocol == "primitives-alone" and self.split != "addprim_jump":
+            raise LtlError("the primitives-alone protocol is defined for addprim_jump only")
 
     @property
     def name(self) -> str:
@@ -87,6 +115,7 @@ TRANSFORMER = ScanRunConfig(
 #: named settings for ``ltl scan train``
 PRESETS = {
     "metaseq2seq-scan-addjump": ScanRunConfig(),
+    "metaseq2seq-scan-aroundright": ScanRunConfig(split="template_around_right"),
     "seq2seq-scan-addjump": ScanRunConfig(method="seq2seq"),
     **{
         f"transformer-scan-{short}": replace(TRANSFORMER, split=split)
@@ -201,17 +230,21 @@ def train_run(
 ) -> SequenceModel:
     """Train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
     train, test = (load_scan(config.split, subset, data_root=data_root) for subset in ("train", "test"))
-    codec = codec_for(config, train + test)
+    meta = META_PROTOCOLS.get(config.split) if config.method == "meta-seq2seq" else None
+    codec = codec_for(config, train + test + list(meta.study(meta.extra) if meta else ()))
     torch.manual_seed(config.seed)
     model = build_model(config, len(codec.inputs), len(codec.outputs))
     lake = config.protocol == "lake2019"
     episodes = None
-    if config.method == "meta-seq2seq":
+    if meta is not None:
         episodes = PrimitiveRemapEpisodes(
             load_scan("all", data_root=data_root) if lake else train,
+            primitives=meta.primitives,
             queries=config.queries,
             study=config.study if lake else None,
             rename_words=lake,
+            extra=meta.extra,
+            held_out=meta.held_out,
             seed=config.seed,
         )
     elif config.method == "mlc":  # the authors' SCAN episodes: the split's training commands, six words permuted
@@ -301,8 +334,9 @@ def evaluation_study(config: ScanRunConfig, train: Sequence[Pair], rng: random.R
 class ScanTranslator:
     """A trained SCAN run that turns commands into action sequences (greedy decoding).
 
-    Meta seq2seq reads the primitives' meanings from study examples: SCAN's own by default, or others
-    given as ``meanings`` (e.g. ``{"jump": "I_WALK"}``), which it should follow without retraining. MLC
+    Meta seq2seq reads the primitives' meanings from study examples (the primitives alone, or "turn left"
+    and "turn right" on around right): SCAN's own by default, or others given as ``meanings`` (e.g.
+    ``{"jump": "I_WALK"}``), which it should follow without retraining. MLC
     reads the study examples stored with the run (training commands and the split's new primitive).
     """
 
@@ -321,15 +355,16 @@ class ScanTranslator:
         self.model.eval()
         self.study: tuple[Pair, ...] | None = tuple((tuple(c), tuple(o)) for c, o in state.get("study", [])) or None
         if self.config.method == "meta-seq2seq":
-            meaning = dict(PRIMITIVES)
+            meta = META_PROTOCOLS[self.config.split]
+            meaning = dict(meta.primitives)
             for word, action in (meanings or {}).items():
-                if word not in PRIMITIVES or action not in PRIMITIVES.values():
+                if word not in meaning or action not in meta.primitives.values():
                     raise DataError(
-                        f"a meaning {word}={action}: words are {', '.join(PRIMITIVES)}, "
-                        f"actions {', '.join(PRIMITIVES.values())}"
+                        f"a meaning {word}={action}: words are {', '.join(meta.primitives)}, "
+                        f"actions {', '.join(meta.primitives.values())}"
                     )
                 meaning[word] = action
-            self.study = tuple(((word,), (action,)) for word, action in meaning.items())
+            self.study = meta.study(meaning)
         elif meanings:
             raise DataError(f"--meaning is for meta seq2seq runs; this run is {self.config.method}")
 

@@ -196,6 +196,11 @@ class PrimitiveRemapEpisodes:
     ``keep`` is the probability that an episode keeps SCAN's own meanings (MLC's SCAN code keeps them in
     5% of episodes; meta seq2seq never, since they are its test). :meth:`test` keeps SCAN's meanings and
     shows the primitives alone, as at evaluation.
+
+    ``extra`` adds abstract primitives (word -> action, e.g. ``{"1": "I_1"}``): each episode then writes the
+    primitives of ``pairs`` with words drawn from all of them and gives them actions drawn from all of
+    them, as Lake's around-right episodes do. ``held_out`` names word -> action assignments no episode
+    makes (Lake: "right" never means I_TURN_RIGHT); without it only SCAN's whole assignment is withheld.
     """
 
     def __init__(
@@ -207,12 +212,18 @@ class PrimitiveRemapEpisodes:
         study: int | None = None,
         rename_words: bool = False,
         keep: float = 0.0,
+        extra: dict[str, str] | None = None,
+        held_out: dict[str, str] | None = None,
         seed: int = 0,
     ) -> None:
         self.primitives = dict(primitives or PRIMITIVES)
+        self.extra, self.held_out = dict(extra or {}), dict(held_out or {})
         self.keep = keep
-        if len(self.primitives) < 2 or len(set(self.primitives.values())) != len(self.primitives):
-            raise DataError("permuting meanings needs at least two primitives, each with an action of its own")
+        every = {**self.primitives, **self.extra}
+        if len(self.primitives) < 2 or len(set(every.values())) != len(every) or set(self.primitives) & set(self.extra):
+            raise DataError("permuting meanings needs at least two primitives, each word and action its own")
+        if any(every.get(word) != action for word, action in self.held_out.items()):
+            raise DataError(f"held_out {self.held_out} must pair primitives with their own actions")
         words = set(self.primitives)
         self.pairs = (
             [pair for pair in pairs if words.intersection(pair[0]) and len(pair[0]) > 1]
@@ -225,12 +236,13 @@ class PrimitiveRemapEpisodes:
         self.random = random.Random(seed)
 
     def alone(self, meaning: dict[str, str]) -> tuple[Pair, ...]:
-        return tuple(((word,), (meaning[word],)) for word in self.primitives)
+        return tuple(((word,), (action,)) for word, action in meaning.items())
 
     def episode(self, meaning: dict[str, str], renaming: dict[str, str] | None = None) -> Episode:
         """The episode in which each primitive means ``meaning[primitive]``, its words renamed by ``renaming``."""
         renaming = renaming or {word: word for word in self.primitives}
         # the primitive written ``word`` in ``pairs`` is written ``renaming[word]`` and means ``meaning[renaming[word]]``
+        # (the words of ``meaning`` are those of ``renaming``'s values)
         actions = {self.primitives[word]: meaning[renaming[word]] for word in self.primitives}
 
         def relabel(pair: Pair) -> Pair:
@@ -245,15 +257,21 @@ class PrimitiveRemapEpisodes:
         return Episode(study, tuple(chosen[: self.queries]), dict(meaning))
 
     def sample(self) -> Episode:
-        words = list(self.primitives)
+        words, n = list(self.primitives), len(self.primitives)
         if self.keep and self.random.random() < self.keep:
             return self.episode(dict(self.primitives))
+        actions = [self.primitives[w] for w in words] + list(self.extra.values())
         while True:
-            meaning = dict(zip(words, self.random.sample([self.primitives[w] for w in words], len(words))))
-            if meaning != self.primitives:
+            written = self.random.sample(words + list(self.extra), n) if self.extra else words
+            meaning = dict(zip(written, self.random.sample(actions, n)))
+            if self.held_out:
+                if not any(meaning.get(word) == action for word, action in self.held_out.items()):
+                    break
+            elif meaning != self.primitives:
                 break
-        renaming = dict(zip(words, self.random.sample(words, len(words)))) if self.rename_words else None
-        return self.episode(meaning, renaming)
+        if self.rename_words:
+            return self.episode(meaning, dict(zip(words, self.random.sample(written, n))))
+        return self.episode(meaning, dict(zip(words, written)))
 
     def test(self) -> Episode:
         episode = self.episode(dict(self.primitives))

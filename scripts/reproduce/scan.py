@@ -9,6 +9,9 @@ their actions (never SCAN's own), 20 study examples and 20 other queries per epi
 also queries (the paper's support loss), 2-layer LSTMs of 200 units, dropout 0.5, Adam at 1e-3 divided by
 10 every 5,000 of 10,000 episodes. The network sees "jump" in every construction but never with all four
 of SCAN's meanings; at test the primitives alone with SCAN's meanings are the study examples.
+``metaseq2seq-scan-aroundright`` is the authors' around-right experiment with the same network and schedule:
+"right" and "left" are written as two of right, left, 1, 2 and act as two of I_TURN_RIGHT, I_TURN_LEFT,
+I_1, I_2 ("right" never I_TURN_RIGHT); at test "turn left" and "turn right" are the study examples.
 ``--protocol primitives-alone`` is stricter: study examples are the primitives alone and queries come from
 the split's training set, where "jump" appears only alone. ``seq2seq-scan-addjump`` is the same network
 without its memory trained on batches of training commands; ``transformer-scan-*`` a transformer trained

@@ -26,12 +26,14 @@ RESULTS = ROOT / "results"
 #: (preset, protocol) -> seeds planned by --train-missing
 PLAN = {
     ("metaseq2seq-scan-addjump", "lake2019"): (0, 1, 2),
+    ("metaseq2seq-scan-aroundright", "lake2019"): (0, 1, 2),
     ("seq2seq-scan-addjump", None): (0, 1, 2),
     ("transformer-scan-addjump", None): (0,),
 }
 #: (method, split) -> (paper figure in %, where it is from); checked against the papers' tables
 PAPER = {
     ("meta-seq2seq", "addprim_jump"): (99.95, "Lake 2019, Table 2 (permutation meta-training)"),
+    ("meta-seq2seq", "template_around_right"): (99.9, "meta seq2seq, as listed by Kim 2021, Table 1"),
     ("seq2seq", "addprim_jump"): (1.7, "RNN seq2seq, as listed by Kim 2021 (Neural QCFG), Table 1"),
     ("transformer", "addprim_jump"): (1.0, "Transformer, as listed by Kim 2021, Table 1"),
     ("transformer", "template_around_right"): (53.3, "Transformer, as listed by Kim 2021, Table 1"),

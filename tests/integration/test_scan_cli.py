@@ -18,7 +18,12 @@ def trained(tmp_path_factory):
         pytest.skip("the SCAN files are not in the data root ($LTL_DATA or ../shared/data)")
     runs = tmp_path_factory.mktemp("scan")
     runner = CliRunner()
-    for preset in ("metaseq2seq-scan-addjump", "transformer-scan-addjump", "mlc-scan-addjump"):
+    for preset in (
+        "metaseq2seq-scan-addjump",
+        "metaseq2seq-scan-aroundright",
+        "transformer-scan-addjump",
+        "mlc-scan-addjump",
+    ):
         result = runner.invoke(
             cli, ["scan", "train", preset, "--steps", "3", "--run", str(runs / preset), "--data-root", str(root)]
         )
@@ -122,3 +127,23 @@ def test_mlc_reads_training_commands_and_the_new_primitive_at_test(trained):
         assert len(study) == 10 and (("jump",), ("I_JUMP",)) in study and set(study) <= set(train)
     result = CliRunner().invoke(cli, ["scan", "translate", str(runs / "mlc-scan-addjump"), "jump twice"])
     assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 1
+
+
+def test_around_right_studies_the_turns_and_takes_other_meanings_of_the_directions(trained):
+    _, runs = trained
+    translator = scan_runs.ScanTranslator(runs / "metaseq2seq-scan-aroundright")
+    assert translator.study == ((("turn", "left"), ("I_TURN_LEFT",)), (("turn", "right"), ("I_TURN_RIGHT",)))
+    assert {"1", "2"} <= translator.codec.words and "I_1" in translator.codec.outputs.tokens
+    swapped = scan_runs.ScanTranslator(runs / "metaseq2seq-scan-aroundright", {"right": "I_TURN_LEFT"})
+    assert swapped.study[1] == (("turn", "right"), ("I_TURN_LEFT",))
+    result = CliRunner().invoke(
+        cli, ["scan", "translate", str(runs / "metaseq2seq-scan-aroundright"), "--meaning", "jump=I_WALK", "walk"]
+    )
+    assert result.exit_code == 1 and "words are left, right" in result.output
+
+
+def test_meta_seq2seq_refuses_a_split_it_has_no_episodes_for():
+    with pytest.raises(scan_runs.LtlError, match="addprim_jump, template_around_right, not 'length'"):
+        scan_runs.ScanRunConfig(split="length")
+    with pytest.raises(scan_runs.LtlError, match="primitives-alone protocol is defined for addprim_jump only"):
+        scan_runs.ScanRunConfig(split="template_around_right", protocol="primitives-alone")

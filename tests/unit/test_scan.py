@@ -152,3 +152,57 @@ def test_keep_is_the_share_of_episodes_with_scans_own_meanings():
     some = PrimitiveRemapEpisodes(pairs, queries=1, keep=0.3, seed=0)
     share = sum(some.sample().meaning == PRIMITIVES for _ in range(1000)) / 1000
     assert 0.25 < share < 0.35
+
+
+DIRECTIONS = {"right": "I_TURN_RIGHT", "left": "I_TURN_LEFT"}
+
+
+def test_around_right_episodes_draw_abstract_directions_and_never_the_held_out_meaning():
+    """Lake 2019's around-right episodes: "right" and "left" written and acted as two of four directions."""
+    root = real_data_root()
+    source = load_scan("all", data_root=root) if root and (root / "scan" / "tasks.txt").exists() else None
+    pairs = source or [  # a grammar symmetric in left and right, as SCAN is
+        *(((d,), (a,)) for d, a in DIRECTIONS.items()),
+        *((("walk", d), (a, "I_WALK")) for d, a in DIRECTIONS.items()),
+        *((("turn", "around", d), (a,) * 4) for d, a in DIRECTIONS.items()),
+        *(
+            (("walk", d, "and", "walk", e), (a, "I_WALK", b, "I_WALK"))
+            for d, a in DIRECTIONS.items()
+            for e, b in DIRECTIONS.items()
+        ),
+    ]
+    known = dict(pairs)
+    extra = {"1": "I_1", "2": "I_2"}
+    episodes = PrimitiveRemapEpisodes(
+        pairs,
+        primitives=DIRECTIONS,
+        extra=extra,
+        held_out={"right": "I_TURN_RIGHT"},
+        queries=4,
+        study=3,
+        rename_words=True,
+        seed=2,
+    )
+    seen_words, seen_actions, left_kept = set(), set(), 0
+    for _ in range(200):
+        episode = episodes.sample()
+        assert episode.meaning.get("right") != "I_TURN_RIGHT"
+        assert len(episode.meaning) == len(set(episode.meaning.values())) == 2
+        seen_words |= set(episode.meaning)
+        seen_actions |= set(episode.meaning.values())
+        left_kept += episode.meaning.get("left") == "I_TURN_LEFT"
+        # written words back to SCAN's directions (either bijection: SCAN is symmetric in left and right)
+        back = dict(zip(sorted(episode.meaning), DIRECTIONS))
+        actions_back = {episode.meaning[w]: DIRECTIONS[d] for w, d in back.items()}
+        for command, output in episode.study + episode.queries:
+            in_scan = tuple(back.get(w, w) for w in command), tuple(actions_back.get(a, a) for a in output)
+            assert known[in_scan[0]] == in_scan[1], (command, output, episode.meaning)
+    assert seen_words == {"right", "left", "1", "2"} and seen_actions == {*DIRECTIONS.values(), *extra.values()}
+    assert left_kept > 0, "only the held-out assignment is withheld, not every familiar one"
+
+
+def test_held_out_meanings_must_be_the_primitives_own():
+    with pytest.raises(DataError, match="held_out"):
+        PrimitiveRemapEpisodes(
+            [(("walk", "right"), ("I_TURN_RIGHT", "I_WALK"))], primitives=DIRECTIONS, held_out={"right": "I_TURN_LEFT"}
+        )
