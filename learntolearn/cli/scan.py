@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from learntolearn.cli.options import data_root_option, threads_option
-from learntolearn.compositional.scan_runs import PRESETS, ScanTranslator, preset, score_run, train_run
+from learntolearn.compositional.scan_runs import PRESETS, ScanTranslator, preset, score_episodes, score_run, train_run
 from learntolearn.errors import LtlError
 from learntolearn.files import write_json
 
@@ -37,11 +37,23 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, steps: int | 
 
 @scan.command(name="eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Meta seq2seq: also score this many held-out episodes of its training distribution.",
+)
 @threads_option
 @data_root_option
-def eval_(run_dir: str, data_root: str | None) -> None:
+def eval_(run_dir: str, episodes: int | None, data_root: str | None) -> None:
     """Exact-match accuracy on the run's whole test split; per-command results into RUN/evaluation.json."""
     scored = score_run(run_dir, data_root)
+    if episodes:
+        scored["held_out_episodes"] = held = score_episodes(run_dir, data_root, episodes)
+        click.echo(
+            f"held-out episodes: {100 * held['permuted_meanings']:.2f}% of queries exactly right under permuted "
+            f"meanings, {100 * held['scan_meanings']:.2f}% under SCAN's own"
+        )
     write_json(Path(run_dir) / "evaluation.json", scored)
     click.echo(f"{100 * scored['accuracy']:.2f}% of {scored['test_commands']} test commands exactly right")
 

@@ -225,6 +225,22 @@ def loss_of_step(
     return model.loss(None, None, sources, targets)
 
 
+def meta_episodes(config: ScanRunConfig, data_root: str | None, seed: int, keep: float = 0.0) -> PrimitiveRemapEpisodes:
+    """Meta seq2seq's training episodes for ``config`` (``keep``: the share with SCAN's own meanings)."""
+    meta, lake = META_PROTOCOLS[config.split], config.protocol == "lake2019"
+    return PrimitiveRemapEpisodes(
+        load_scan("all", data_root=data_root) if lake else load_scan(config.split, "train", data_root=data_root),
+        primitives=meta.primitives,
+        queries=config.queries,
+        study=config.study if lake else None,
+        rename_words=lake,
+        extra=meta.extra,
+        held_out=meta.held_out,
+        keep=keep,
+        seed=seed,
+    )
+
+
 def train_run(
     config: ScanRunConfig, run: Path, data_root: str | None = None, log: Callable[[str], Any] = print
 ) -> SequenceModel:
@@ -234,19 +250,9 @@ def train_run(
     codec = codec_for(config, train + test + list(meta.study(meta.extra) if meta else ()))
     torch.manual_seed(config.seed)
     model = build_model(config, len(codec.inputs), len(codec.outputs))
-    lake = config.protocol == "lake2019"
     episodes = None
     if meta is not None:
-        episodes = PrimitiveRemapEpisodes(
-            load_scan("all", data_root=data_root) if lake else train,
-            primitives=meta.primitives,
-            queries=config.queries,
-            study=config.study if lake else None,
-            rename_words=lake,
-            extra=meta.extra,
-            held_out=meta.held_out,
-            seed=config.seed,
-        )
+        episodes = meta_episodes(config, data_root, config.seed)
     elif config.method == "mlc":  # the authors' SCAN episodes: the split's training commands, six words permuted
         episodes = PrimitiveRemapEpisodes(
             train, primitives=ACTION_WORDS, queries=1, study=config.study, keep=0.05, seed=config.seed
@@ -413,6 +419,28 @@ def score_run(run: str | Path, data_root: str | None = None, batch: int = 256) -
         "steps": translator.steps,
         "cpu_seconds": round(translator.cpu_seconds, 1),
     }
+
+
+def score_episodes(run: str | Path, data_root: str | None = None, episodes: int = 20, seed: int = 1_000_003) -> dict:
+    """Meta seq2seq on held-out episodes of its training distribution (the authors' validation): the share
+    of queries answered exactly, under permuted meanings and under SCAN's own. Queries are never among
+    the episode's study examples; ``seed`` draws episodes other than training's."""
+    translator = ScanTranslator(run)
+    config = translator.config
+    if config.method != "meta-seq2seq":
+        raise LtlError(f"held-out episodes are meta seq2seq's training distribution; this run is {config.method}")
+    scores = {}
+    for name, keep in (("permuted_meanings", 0.0), ("scan_meanings", 1.0)):
+        source = meta_episodes(config, data_root, seed, keep)
+        correct = []
+        for _ in range(episodes):
+            episode = source.sample()
+            commands = [c for c, _ in episode.queries]
+            limit = 2 * translator.longest_output + 1
+            decoded = decode(translator.model, translator.codec, episode.study, commands, limit)
+            correct += [actions == output for (actions, _), (_, output) in zip(decoded, episode.queries)]
+        scores[name] = sum(correct) / len(correct)
+    return {**scores, "episodes": episodes, "queries": config.queries, "seed": seed}
 
 
 def preset(name: str, **overrides: Any) -> ScanRunConfig:

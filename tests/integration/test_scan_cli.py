@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import real_data_root
 
+from learntolearn.cli import scan as scan_cli
 from learntolearn.cli.main import cli
 from learntolearn.compositional import scan_runs
 from learntolearn.files import load_tensors, save_tensors
@@ -147,3 +148,17 @@ def test_meta_seq2seq_refuses_a_split_it_has_no_episodes_for():
         scan_runs.ScanRunConfig(split="length")
     with pytest.raises(scan_runs.LtlError, match="primitives-alone protocol is defined for addprim_jump only"):
         scan_runs.ScanRunConfig(split="template_around_right", protocol="primitives-alone")
+
+
+def test_eval_scores_held_out_episodes_of_meta_seq2seqs_training_distribution(trained, monkeypatch):
+    root, runs = trained
+    # the test split is scored elsewhere; here only the held-out episodes
+    monkeypatch.setattr(scan_cli, "score_run", lambda run, data_root: {"accuracy": 0.5, "test_commands": 2})
+    run = str(runs / "metaseq2seq-scan-aroundright")
+    result = CliRunner().invoke(cli, ["scan", "eval", run, "--episodes", "2", "--data-root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "held-out episodes:" in result.output and "under SCAN's own" in result.output
+    held = scan_runs.score_episodes(run, str(root), episodes=2)
+    assert 0 <= held["permuted_meanings"] <= 1 and held["episodes"] == 2 and held["queries"] == 20
+    with pytest.raises(scan_runs.LtlError, match="this run is transformer"):
+        scan_runs.score_episodes(runs / "transformer-scan-addjump", str(root))
