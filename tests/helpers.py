@@ -37,3 +37,12 @@ def meta_train(
 def ltl(*args: str) -> list[str]:
     """The command line that runs ``ltl`` with ``args`` in a fresh Python process."""
     return [sys.executable, "-m", "learntolearn.cli.main", *args]
+
+
+#: a tiny language whose four words' meanings meta-learners must read off each episode's study examples
+COLOUR_WORDS = {"dax": "RED", "wif": "BLUE", "lug": "GREEN", "zup": "YELLOW"}
+COLOUR_PAIRS = [
+    ((word, *modifier), (action,) * times)
+    for word, action in COLOUR_WORDS.items()
+    for modifier, times in (((), 1), (("twice",), 2), (("thrice",), 3))
+] + [((a, "and", b), (COLOUR_WORDS[a], COLOUR_WORDS[b])) for a in COLOUR_WORDS for b in COLOUR_WORDS if a != b]

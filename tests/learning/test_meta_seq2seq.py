@@ -3,16 +3,12 @@
 import random
 
 import torch
+from helpers import COLOUR_PAIRS, COLOUR_WORDS
 
 from learntolearn.compositional.meta_seq2seq import EOS, MetaSeq2Seq, pad
 from learntolearn.data.scan import PrimitiveRemapEpisodes, Vocabulary
 
-WORDS = {"dax": "RED", "wif": "BLUE", "lug": "GREEN", "zup": "YELLOW"}
-PAIRS = [
-    ((word, *modifier), (action,) * times)
-    for word, action in WORDS.items()
-    for modifier, times in (((), 1), (("twice",), 2), (("thrice",), 3))
-] + [((a, "and", b), (WORDS[a], WORDS[b])) for a in WORDS for b in WORDS if a != b]
+WORDS, PAIRS = COLOUR_WORDS, COLOUR_PAIRS
 INPUTS = Vocabulary.build(command for command, _ in PAIRS)
 OUTPUTS = Vocabulary.build(output for _, output in PAIRS)
 

@@ -4,18 +4,14 @@ import random
 
 import pytest
 import torch
+from helpers import COLOUR_PAIRS, COLOUR_WORDS
 
 from learntolearn.compositional.mlc import ARROW, SEPARATOR, MLCCodec, mlc_source
 from learntolearn.compositional.transformer import TransformerSeq2Seq
 from learntolearn.data.interpretation_grammars import SYMBOLS, WORDS, GrammarEpisodes
 from learntolearn.data.scan import PrimitiveRemapEpisodes
 
-MEANINGS = {"dax": "RED", "wif": "BLUE", "lug": "GREEN", "zup": "YELLOW"}
-PAIRS = [
-    ((word, *modifier), (action,) * times)
-    for word, action in MEANINGS.items()
-    for modifier, times in (((), 1), (("twice",), 2), (("thrice",), 3))
-] + [((a, "and", b), (MEANINGS[a], MEANINGS[b])) for a in MEANINGS for b in MEANINGS if a != b]
+MEANINGS, PAIRS = COLOUR_WORDS, COLOUR_PAIRS
 STEPS = 1000  # of 16 episodes: reading study examples in context takes a transformer longer than a memory
 CODEC = MLCCodec([w for c, _ in PAIRS for w in c], MEANINGS.values())
 
