@@ -4,7 +4,8 @@ The standard seq2seq baseline on SCAN and the network MLC meta-trains (Lake & Ba
 "Human-like systematic generalization through a meta-learning neural network"), where the study
 examples are written into the source sequence. Pre-layer-norm blocks, GELU, sinusoidal positions.
 Greedy decoding keeps each decoder layer's keys and values (a KV cache: the source's once, the output
-prefix's growing by one position a step), so a step costs one position instead of the whole prefix;
+prefix's written one position a step into buffers allocated once for the longest output), so a step
+costs one position instead of the whole prefix;
 ``cache=False`` recomputes the prefix every step and gives the same tokens. Token ids as in
 :mod:`learntolearn.compositional.meta_seq2seq`: 0 pads, 1 starts and 2 ends a sequence.
 """
@@ -12,6 +13,7 @@ prefix's growing by one position a step), so a step costs one position instead o
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,29 @@ def sinusoids(length: int, width: int) -> Tensor:
     table = torch.zeros(length, width)
     table[:, 0::2], table[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
     return table
+
+
+@dataclass
+class KVCache:
+    """One decoder layer's self-attention keys and values of the output prefix, in buffers allocated at the
+    first step for ``capacity`` positions (no concatenation per step)."""
+
+    capacity: int
+    keys: Tensor | None = None
+    values: Tensor | None = None
+    length: int = 0
+
+    def extend(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Append ``(n, heads, new, d)`` keys and values; the whole prefix's so far."""
+        if self.keys is None or self.values is None:
+            shape = (*keys.shape[:2], self.capacity, keys.shape[3])
+            self.keys, self.values = keys.new_empty(shape), values.new_empty(shape)
+        end = self.length + keys.shape[2]
+        if end > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions; position {end} was decoded")
+        self.keys[:, :, self.length : end], self.values[:, :, self.length : end] = keys, values
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
 
 
 class DecoderLayer(nn.Module):
@@ -60,15 +85,13 @@ class DecoderLayer(nn.Module):
         return self.split(keys), self.split(values)
 
     def forward(
-        self, x: Tensor, source: tuple[Tensor, Tensor], source_mask: Tensor, cache: dict[str, Tensor] | None = None
+        self, x: Tensor, source: tuple[Tensor, Tensor], source_mask: Tensor, cache: KVCache | None = None
     ) -> Tensor:
         """``x`` ``(n, L, width)``: the whole prefix (causal), or with ``cache`` only the new positions."""
         dropout = self.dropout_p if self.training else 0.0
         q, k, v = (self.split(t) for t in self.self_qkv(self.self_norm(x)).chunk(3, dim=-1))
         if cache is not None:
-            if "keys" in cache:
-                k, v = torch.cat([cache["keys"], k], dim=2), torch.cat([cache["values"], v], dim=2)
-            cache["keys"], cache["values"] = k, v
+            k, v = cache.extend(k, v)
         causal = q.shape[2] > 1  # one new position attends to the whole cached prefix
         if causal and k.shape[2] != q.shape[2]:
             raise ValueError("with a cache, decode one position at a time")
@@ -136,7 +159,7 @@ class TransformerSeq2Seq(nn.Module):
         tokens: Tensor,
         source: list[tuple[Tensor, Tensor]],
         mask: Tensor,
-        caches: list[dict[str, Tensor]] | None = None,
+        caches: list[KVCache] | None = None,
         offset: int = 0,
     ) -> Tensor:
         x = self.embed(self.target_embedding, tokens, offset)
@@ -158,7 +181,7 @@ class TransformerSeq2Seq(nn.Module):
         """Greedy decoding, ``(n, <= max_length)`` ids; a row stops at ``<eos>`` (rows that never emit it are cut)."""
         source, mask = self.encode(sources)
         tokens = torch.full((sources.shape[0], 1), SOS, dtype=torch.long, device=sources.device)
-        caches: list[dict[str, Tensor]] | None = [{} for _ in self.decoder] if cache else None
+        caches = [KVCache(max_length) for _ in self.decoder] if cache else None
         done = torch.zeros(sources.shape[0], dtype=torch.bool, device=sources.device)
         for step in range(max_length):
             if caches is not None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from learntolearn.compositional.meta_seq2seq import EOS, PAD
-from learntolearn.compositional.transformer import TransformerSeq2Seq
+from learntolearn.compositional.transformer import KVCache, TransformerSeq2Seq
 
 
 def model(seed: int = 0, **kwargs) -> TransformerSeq2Seq:
@@ -49,7 +49,7 @@ def test_each_cached_step_has_the_teacher_forced_logits():
     decoded = net.greedy(batch, max_length=10)
     full = net(batch, decoded)  # logits of every step given the decoded prefix
     source, mask = net.encode(batch)
-    caches = [{} for _ in net.decoder]
+    caches = [KVCache(decoded.shape[1]) for _ in net.decoder]
     previous = torch.cat([torch.ones_like(decoded[:, :1]), decoded[:, :-1]], dim=1)
     for step in range(decoded.shape[1]):
         step_logits = net.decode(previous[:, step : step + 1], source, mask, caches, offset=step)[:, 0]
@@ -70,3 +70,12 @@ def test_sequences_longer_than_the_positions_are_refused_with_the_fix():
     net = TransformerSeq2Seq(12, 9, width=32, heads=4, max_length=8)
     with pytest.raises(ValueError, match="larger max_length"):
         net(torch.ones(1, 9, dtype=torch.long) + 2, torch.ones(1, 2, dtype=torch.long))
+
+
+def test_the_cache_refuses_more_positions_than_it_was_built_for():
+    cache = KVCache(capacity=2)
+    for _ in range(2):
+        keys, _ = cache.extend(torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
+    assert keys.shape == (1, 2, 2, 4)
+    with pytest.raises(ValueError, match="holds 2 positions; position 3"):
+        cache.extend(torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
