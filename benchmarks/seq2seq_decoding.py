@@ -7,8 +7,9 @@ The networks of the presets `transformer-scan-addjump` (2+2 layers of 128) and `
 full 48 actions (what decoding costs does not depend on the weights). Decoding: 256 add-jump test
 commands; the transformer's KV cache against recomputing the whole prefix every step (the tokens must be
 identical); meta seq2seq with the four primitives as study examples. Training: forward+backward of one
-batch (64 training commands for the transformer; one episode of 20 study examples and 40 queries for meta
-seq2seq), target tokens per second. Interleaved rounds, medians. Appends to
+batch (32 training commands for the transformer; one episode of 20 study examples and 40 queries for meta
+seq2seq; for MLC, the `mlc-scan-addjump` step: 8 one-query episodes with 10 study commands in each source
+and one study example as a second query), target tokens per second. Interleaved rounds, medians. Appends to
 benchmarks/results/seq2seq_decoding.jsonl.
 """
 
@@ -24,7 +25,7 @@ import torch
 from record import append
 
 from learntolearn.compositional.meta_seq2seq import EOS
-from learntolearn.compositional.scan_runs import Codec, build_model, preset
+from learntolearn.compositional.scan_runs import ACTION_WORDS, Codec, build_model, codec_for, preset
 from learntolearn.data.scan import PRIMITIVES, PrimitiveRemapEpisodes, load_scan
 
 LENGTH = 48
@@ -99,10 +100,24 @@ def main() -> None:
         meta.train()
         meta.loss(*study_batch, *query_batch).backward()
 
-    training = median_seconds({"transformer": step_transformer, "meta seq2seq (LSTM)": step_meta}, args.rounds)
+    mlc_config = preset("mlc-scan-addjump")
+    mlc_codec = codec_for(mlc_config, train + test)
+    mlc = build_model(mlc_config, len(mlc_codec.inputs), len(mlc_codec.outputs))
+    mlc_episodes = PrimitiveRemapEpisodes(train, primitives=ACTION_WORDS, queries=1, study=mlc_config.study, keep=0.05)
+    drawn = [mlc_episodes.sample() for _ in range(mlc_config.queries)]
+    mlc_batch = mlc_codec.batch([(e.study, e.queries + e.study[:1]) for e in drawn])
+
+    def step_mlc() -> None:
+        mlc.train()
+        mlc.loss(*mlc_batch).backward()
+
+    training = median_seconds(
+        {"transformer": step_transformer, "meta seq2seq (LSTM)": step_meta, "MLC (transformer)": step_mlc}, args.rounds
+    )
     target_tokens = {
         "transformer": int((batch[1] != 0).sum()),
         "meta seq2seq (LSTM)": int((query_batch[1] != 0).sum()),
+        "MLC (transformer)": int((mlc_batch[1] != 0).sum()),
     }
     append(
         "seq2seq_decoding",
@@ -117,6 +132,8 @@ def main() -> None:
             "decoder_positions_ratio": round(LENGTH * (LENGTH + 1) / 2 / LENGTH, 1),
             "profile_ms": profiles,
             "training_target_tokens_per_s": {k: round(target_tokens[k] / s) for k, s in training.items()},
+            "training_step_s": {k: round(s, 3) for k, s in training.items()},
+            "mlc_source_tokens": int((mlc_batch[0] != 0).sum()),
             "rounds": args.rounds,
         },
     )
