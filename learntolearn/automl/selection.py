@@ -1,0 +1,166 @@
+"""Algorithm selection from meta-features (Rice 1976; the ASlib protocol, Bischl et al., AIJ 2016).
+
+A :class:`MetaDataset` holds how each learner of a fixed portfolio scored on each of many data sets
+(higher is better) and each data set's meta-features. A selector is fitted on some data sets and picks
+one learner for a data set it has not seen from its meta-features alone:
+
+* :class:`SingleBest` - the learner with the best mean score on the training data sets (the baseline);
+* :class:`NearestDatasets` - auto-sklearn 1.0's warm start (Feurer et al., NeurIPS 2015): the learner that
+  did best on average over the ``k`` training data sets nearest in standardised meta-feature space;
+* :class:`ScoreRegressor` - a random forest predicting every learner's score from the meta-features (one
+  multi-output forest); the learner with the highest prediction.
+
+:func:`leave_one_out` fits a selector on every data set but one and scores its choice on the one held out,
+for each data set in turn, with ASlib's measures: the share of the single best's gap to the oracle that
+is closed, how often the choice is the oracle's, and the regret in score points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from learntolearn.errors import DataError
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MetaDataset:
+    """``scores[d, l]``: learner ``l``'s score on data set ``d`` (complete); ``features[d]``: its meta-features
+    (NaN where undefined, e.g. kurtosis of numeric attributes on a data set without any)."""
+
+    datasets: tuple[str, ...]
+    learners: tuple[str, ...]
+    scores: Array
+    features: Array
+    feature_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.scores.shape != (len(self.datasets), len(self.learners)):
+            raise DataError(f"scores are {self.scores.shape}, expected {len(self.datasets)} x {len(self.learners)}")
+        if self.features.shape != (len(self.datasets), len(self.feature_names)):
+            raise DataError(
+                f"features are {self.features.shape}, expected {len(self.datasets)} x {len(self.feature_names)}"
+            )
+        if np.isnan(self.scores).any():
+            raise DataError("scores must be complete; decide how a failed run scores before building the meta-dataset")
+
+    def subset(self, rows: NDArray[np.intp]) -> MetaDataset:
+        return MetaDataset(
+            tuple(self.datasets[i] for i in rows),
+            self.learners,
+            self.scores[rows],
+            self.features[rows],
+            self.feature_names,
+        )
+
+
+class Selector:
+    """Fitted on training data sets' meta-features and scores, picks a learner index per new data set."""
+
+    def fit(self, features: Array, scores: Array) -> Selector:
+        raise NotImplementedError
+
+    def select(self, features: Array) -> NDArray[np.intp]:
+        raise NotImplementedError
+
+
+class SingleBest(Selector):
+    def fit(self, features: Array, scores: Array) -> SingleBest:
+        self.best = int(np.argmax(scores.mean(axis=0)))
+        return self
+
+    def select(self, features: Array) -> NDArray[np.intp]:
+        return np.full(len(features), self.best, dtype=np.intp)
+
+
+class Standardiser:
+    """Meta-features imputed with the training median and scaled to unit variance (training statistics only)."""
+
+    def __init__(self, features: Array) -> None:
+        with np.errstate(all="ignore"):
+            self.median = np.nan_to_num(np.nanmedian(features, axis=0))
+            filled = np.where(np.isnan(features), self.median, features)
+            self.mean, self.scale = filled.mean(axis=0), filled.std(axis=0)
+        self.scale[self.scale == 0] = 1.0
+
+    def __call__(self, features: Array) -> Array:
+        return (np.where(np.isnan(features), self.median, features) - self.mean) / self.scale
+
+
+class NearestDatasets(Selector):
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+
+    def fit(self, features: Array, scores: Array) -> NearestDatasets:
+        self.standardise = Standardiser(features)
+        self.known, self.scores = self.standardise(features), scores
+        return self
+
+    def select(self, features: Array) -> NDArray[np.intp]:
+        distances = np.linalg.norm(self.standardise(features)[:, None, :] - self.known[None], axis=-1)
+        nearest = np.argsort(distances, axis=1, kind="stable")[:, : self.k]
+        return np.argmax(self.scores[nearest].mean(axis=1), axis=1).astype(np.intp)
+
+
+class ScoreRegressor(Selector):
+    def __init__(self, trees: int = 100, seed: int = 0) -> None:
+        self.trees, self.seed = trees, seed
+
+    def fit(self, features: Array, scores: Array) -> ScoreRegressor:
+        from sklearn.ensemble import RandomForestRegressor  # scikit-learn: the well-kept forest implementation
+
+        self.standardise = Standardiser(features)
+        self.forest = RandomForestRegressor(n_estimators=self.trees, random_state=self.seed, n_jobs=1)
+        self.forest.fit(self.standardise(features), scores)
+        return self
+
+    def select(self, features: Array) -> NDArray[np.intp]:
+        predicted = self.forest.predict(self.standardise(features)).reshape(len(features), -1)
+        return np.argmax(predicted, axis=1).astype(np.intp)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per held-out data set: the chosen learner, its score, the oracle's and the single best's (fitted on the
+    same training data sets); and ASlib's summaries."""
+
+    chosen: NDArray[np.intp]
+    score: Array
+    oracle: Array
+    single_best: Array
+
+    @property
+    def gap_closed(self) -> float:
+        """(selector - single best) / (oracle - single best), of the means over data sets (1: the oracle)."""
+        gap = self.oracle.mean() - self.single_best.mean()
+        return float((self.score.mean() - self.single_best.mean()) / gap) if gap > 0 else float("nan")
+
+    @property
+    def top1(self) -> float:
+        """Share of data sets where the chosen learner scores as the best one does."""
+        return float(np.mean(self.score >= self.oracle))
+
+    @property
+    def regret(self) -> float:
+        """Mean score points lost to the oracle."""
+        return float(np.mean(self.oracle - self.score))
+
+
+def leave_one_out(meta: MetaDataset, make: Callable[[], Selector]) -> Evaluation:
+    """Each data set held out in turn: a fresh selector (and the single best) fitted on the others only."""
+    n = len(meta.datasets)
+    if n < 2:
+        raise DataError("leave-one-out needs at least two data sets")
+    chosen, single = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
+    for held in range(n):
+        train = np.delete(np.arange(n), held)
+        features, scores = meta.features[train], meta.scores[train]
+        chosen[held] = make().fit(features, scores).select(meta.features[held : held + 1])[0]
+        single[held] = SingleBest().fit(features, scores).best
+    rows = np.arange(n)
+    return Evaluation(chosen, meta.scores[rows, chosen], meta.scores.max(axis=1), meta.scores[rows, single])
