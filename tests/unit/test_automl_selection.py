@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from learntolearn.automl import MetaDataset, NearestDatasets, ScoreRegressor, SingleBest, leave_one_out
+from learntolearn.automl import MetaDataset, NearestDatasets, ScoreRegressor, SingleBest, lcdb, leave_one_out
 from learntolearn.automl.lcdb import final_scores
 from learntolearn.errors import DataError
 
@@ -92,3 +92,9 @@ def test_lcdb_final_scores_take_the_largest_common_size_and_score_failures_as_th
     assert np.isnan(meta.features[0, 2]) and meta.features[1, 2] == 1.5
     assert counts["kept"] == 2 and counts["learner_failures_scored_as_majority"] == 1
     assert counts["median_share_of_largest_training_size"] == pytest.approx(0.75)
+
+
+def test_without_the_lcdb_package_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(lcdb.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError, match=r"pip install lcdb==0.1.0"):
+        lcdb.lcdb_folder()
