@@ -2,6 +2,7 @@
 results, ASlib's measures on a hand-worked case, LCDB read from its package files."""
 
 import csv
+import importlib.util
 
 import numpy as np
 import pytest
@@ -98,3 +99,10 @@ def test_without_the_lcdb_package_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(lcdb.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"pip install lcdb==0.1.0"):
         lcdb.lcdb_folder()
+
+
+def test_the_installed_lcdb_files_hold_the_published_data_sets():
+    if importlib.util.find_spec("lcdb") is None:
+        pytest.skip("the lcdb package (LCDB's data) is not installed: pip install lcdb==0.1.0")
+    features, names, feature_names = lcdb.read_meta_features()
+    assert len(features) == 219 and len(feature_names) == 64 and names[3] == "kr-vs-kp"
