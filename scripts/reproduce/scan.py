@@ -17,7 +17,8 @@ the split's training set, where "jump" appears only alone. ``seq2seq-scan-addjum
 without its memory trained on batches of training commands; ``transformer-scan-*`` a transformer trained
 the same way. The checkpoint (settings, model, optimiser, random states) is written atomically into
 runs/<name> every 250 steps; rerunning continues from it. Writes results/<name>.json with per-command
-correctness and provenance; scripts/reproduce/scan_table.py turns the records into the SCAN table.
+correctness, meta seq2seq's accuracy on 20 held-out training-distribution episodes, and provenance;
+scripts/reproduce/scan_table.py turns the records into the SCAN table.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from learntolearn.compositional.meta_seq2seq import NETWORK_VERSION
-from learntolearn.compositional.scan_runs import PRESETS, preset, score_run, train_run
+from learntolearn.compositional.scan_runs import PRESETS, preset, score_episodes, score_run, train_run
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json
 
@@ -58,6 +59,8 @@ def main() -> None:
         "config": asdict(config),
         "network_version": NETWORK_VERSION if config.method in ("meta-seq2seq", "seq2seq") else None,
         "correct": scored["correct"],
+        # meta seq2seq: its training distribution's held-out episodes (did it learn them, whatever the test says)
+        "held_out_episodes": score_episodes(run, args.data_root) if config.method == "meta-seq2seq" else None,
         **provenance(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
