@@ -101,10 +101,18 @@ class NearestDatasets(Selector):
         self.known, self.scores = self.standardise(features), scores
         return self
 
-    def select(self, features: Array) -> NDArray[np.intp]:
+    def neighbours(self, features: Array) -> tuple[NDArray[np.intp], Array]:
+        """Per row: the ``k`` nearest training data sets (indices, nearest first) and their distances."""
         distances = np.linalg.norm(self.standardise(features)[:, None, :] - self.known[None], axis=-1)
         nearest = np.argsort(distances, axis=1, kind="stable")[:, : self.k]
-        return np.argmax(self.scores[nearest].mean(axis=1), axis=1).astype(np.intp)
+        return nearest, np.take_along_axis(distances, nearest, axis=1)
+
+    def predicted_scores(self, features: Array) -> Array:
+        """Each learner's mean score over the nearest training data sets."""
+        return self.scores[self.neighbours(features)[0]].mean(axis=1)
+
+    def select(self, features: Array) -> NDArray[np.intp]:
+        return np.argmax(self.predicted_scores(features), axis=1).astype(np.intp)
 
 
 class ScoreRegressor(Selector):

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from learntolearn.algorithms import ALGORITHMS
+from learntolearn.cli.automl import automl
 from learntolearn.cli.options import (
     config_options,
     data_root_option,
@@ -613,6 +614,7 @@ def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: b
 
 
 cli.add_command(scan)
+cli.add_command(automl)
 
 
 def main() -> None:
