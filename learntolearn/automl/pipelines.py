@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from learntolearn.automl.table import TableColumns
 from learntolearn.errors import UnknownNameError
 
 if TYPE_CHECKING:
@@ -76,4 +77,4 @@ def pipeline(learner: str, table: Table, **overrides: Any) -> Pipeline:
         [("numbers", SimpleImputer(strategy="median"), table.numeric), ("categories", categories, table.categorical)],
         sparse_threshold=0.0,
     )
-    return make_pipeline(columns, estimator)
+    return make_pipeline(TableColumns(table.numeric, table.categorical), columns, estimator)

@@ -195,3 +195,36 @@ def meta_features(table: Table) -> dict[str, float]:
         "PercentageOfInstancesWithMissingValues": 100 * missing.any(axis=1).sum() / rows,
     }
     return {name: float(values[name]) for name in META_FEATURES}
+
+
+class TableColumns:
+    """The first step of a saved pipeline: picks the columns :func:`read_table` kept from raw rows and reads
+    them as it did (stray strings in a numeric column become missing), so that the pipeline takes the file's
+    rows as they are. A scikit-learn transformer (``fit``/``transform``; cloned through ``get_params``)."""
+
+    def __init__(self, numeric: list[str] | tuple[str, ...] = (), categorical: list[str] | tuple[str, ...] = ()):
+        self.numeric, self.categorical = numeric, categorical
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        return {"numeric": self.numeric, "categorical": self.categorical}
+
+    def set_params(self, **parameters: object) -> TableColumns:
+        for name, value in parameters.items():
+            setattr(self, name, value)
+        return self
+
+    def fit(self, rows: pd.DataFrame, labels: object = None) -> TableColumns:
+        return self
+
+    def transform(self, rows: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
+        missing = [c for c in (*self.numeric, *self.categorical) if c not in rows.columns]
+        if missing:
+            raise DataError(f"rows lack the column(s) {', '.join(map(repr, missing))} the model was trained with")
+        out = pd.DataFrame(index=rows.index)
+        for column in self.numeric:
+            out[column] = pd.to_numeric(rows[column], errors="coerce").astype(float)
+        for column in self.categorical:
+            out[column] = rows[column].astype(str).where(rows[column].notna())
+        return out

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
 
 from learntolearn.automl.pipelines import describe, pipeline
 from learntolearn.automl.recommend import recommend
+from learntolearn.automl.search import parse_budget, search, warm_start_trials
 from learntolearn.automl.table import DEFAULT_MAX_BYTES, Table, meta_features, read_table
-from learntolearn.files import write_json
+from learntolearn.files import atomic_write, check_writable, write_json
 
 
 @click.group()
 def automl() -> None:
-    """Meta-learning across data sets: `ltl automl recommend DATA.csv --target COLUMN`."""
+    """Meta-learning across data sets: `ltl automl recommend|search DATA.csv --target COLUMN`."""
 
 
 @automl.command(name="recommend")
@@ -97,3 +99,68 @@ def cross_validate(table: Table, learners: list[str]) -> dict[str, float | str]:
         except (ValueError, LinAlgError) as err:
             scores[name] = str(err).split("\n")[0]
     return scores
+
+
+@automl.command(name="search")
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--target", required=True, help="The column holding the class labels.")
+@click.option("--budget", default="5m", show_default=True, help="Time for the search: 90s, 5m, 1h.")
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Stop after this many trials at the latest.")
+@click.option(
+    "--warm",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="First trials: the best-recommended learners at their defaults (0: a cold search).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Model file (default: DATA's name.joblib).")
+@click.option("--force", is_flag=True, help="Replace an existing model file.")
+@click.option(
+    "--max-megabytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BYTES // 1024**2,
+    show_default=True,
+    help="Largest file read into memory.",
+)
+def search_command(
+    data: str,
+    target: str,
+    budget: str,
+    trials: int | None,
+    warm: int,
+    seed: int,
+    out: str | None,
+    force: bool,
+    max_megabytes: int,
+) -> None:
+    """Search pipelines for DATA with Optuna, warm-started by `recommend`; save the best one, refitted on all rows."""
+    import joblib  # scikit-learn's own model persistence
+
+    seconds = parse_budget(budget)
+    path = Path(out or Path(data).with_suffix(".joblib").name)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace it or --out to write elsewhere")
+    check_writable(path)
+    table = read_table(data, target, max_bytes=max_megabytes * 1024**2)
+    for note in table.notes:
+        click.echo(f"note: {note}", err=True)
+    if warm and importlib.util.find_spec("lcdb") is None:
+        click.echo("note: the warm start learns from LCDB (pip install lcdb==0.1.0); searching cold", err=True)
+        warm = 0
+    ranked = [name for name, _ in recommend(meta_features(table)).learners] if warm else []
+    first = warm_start_trials(ranked, warm)
+    if first:
+        click.echo(f"warm start: {', '.join(trial['learner'] for trial in first)} at their defaults first")
+    result = search(table, trials=trials, seconds=seconds, warm_start=first, seed=seed, log=click.echo)
+    with atomic_write(path, "wb") as handle:
+        joblib.dump(result.model, handle)
+    click.echo(
+        f"best of {len(result.trials)} trials: {100 * result.accuracy:.2f}% cross-validated accuracy, "
+        f"{describe(result.learner)} with {result.arguments}"
+        + (" on standardised numbers" if result.standardise else "")
+    )
+    click.echo(
+        f"saved the pipeline, refitted on all {len(table.target):,} rows, to {path} "
+        "(joblib.load it, then .predict(a DataFrame with the same columns); load only files you made)"
+    )

@@ -40,7 +40,7 @@ def ordinary(rows: int = 120, seed: int = 0) -> pd.DataFrame:
             "label": np.where(x > 0, "yes", "no"),
         }
     )
-    frame.loc[[3, 50], "label"] = np.nan
+    frame.loc[[3, rows // 2 - 10], "label"] = np.nan
     return frame
 
 
