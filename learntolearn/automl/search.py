@@ -102,6 +102,24 @@ def warm_start_trials(ranked: Sequence[str], count: int) -> list[dict[str, Any]]
     return [{"learner": name, "standardise": False, **SPACES[name][1]} for name in chosen]
 
 
+def portfolio(random_per_learner: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Trial parameters of a fixed portfolio: every learner at its defaults, then ``random_per_learner``
+    configurations of each drawn uniformly from its space (standardising or not), reproducibly from ``seed``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    configurations = warm_start_trials(sorted(SPACES), len(SPACES))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for learner in sorted(SPACES):
+        for _ in range(random_per_learner):
+            study.enqueue_trial({"learner": learner})
+            trial = study.ask()
+            configuration(trial)
+            configurations.append(dict(trial.params))
+            study.tell(trial, 0.0)
+    return configurations
+
+
 def parse_budget(text: str) -> float:
     """Seconds from ``90s``, ``5m``, ``1.5h`` or a bare number of seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)

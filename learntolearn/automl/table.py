@@ -82,14 +82,23 @@ def read_table(path: str | os.PathLike[str], target: str, max_bytes: int = DEFAU
         frame = pd.read_csv(path, skipinitialspace=True, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path} is not a readable CSV with a header row: {err}") from err
+    return table_from_frame(frame, target, path.stem, where=str(path))
+
+
+def table_from_frame(frame: pd.DataFrame, target: str, name: str, where: str = "") -> Table:
+    """A :class:`Table` from a data frame, as :func:`read_table` makes one from a file (``frame`` is not changed)."""
+    import pandas as pd
+
+    where = where or name
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns[:30])) + (" ..." if len(frame.columns) > 30 else "")
-        raise DataError(f"{path} has no column {target!r}; its columns are: {columns}")
+        raise DataError(f"{where} has no column {target!r}; its columns are: {columns}")
     notes: list[str] = []
+    frame = frame.copy()
     labels = frame.pop(target)
     missing = labels.isna()
     if missing.all():
-        raise DataError(f"column {target!r} of {path} is empty")
+        raise DataError(f"column {target!r} of {where} is empty")
     if missing.any():
         notes.append(f"dropped {int(missing.sum())} rows without a {target!r} value")
         frame, labels = frame[~missing].reset_index(drop=True), labels[~missing].reset_index(drop=True)
@@ -101,8 +110,8 @@ def read_table(path: str | os.PathLike[str], target: str, max_bytes: int = DEFAU
         if kept is not None:
             features[column] = kept
     if features.shape[1] == 0:
-        raise DataError(f"{path}: no usable feature column besides {target!r} (see: {'; '.join(notes) or 'none'})")
-    return Table(features, labels, path.stem, notes)
+        raise DataError(f"{where}: no usable feature column besides {target!r} (see: {'; '.join(notes) or 'none'})")
+    return Table(features, labels, name, notes)
 
 
 def check_classification_target(labels: pd.Series, name: str) -> None:
