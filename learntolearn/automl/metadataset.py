@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from learntolearn.automl.search import build, configuration
-from learntolearn.automl.selection import MetaDataset
+from learntolearn.automl.selection import MetaDataset, NearestDatasets
 from learntolearn.automl.table import Table, meta_features
 from learntolearn.errors import DataError
 from learntolearn.files import write_json
@@ -149,3 +149,25 @@ def load_metadataset(record: dict[str, Any]) -> MetaDataset:
     return MetaDataset(
         tuple(tables), labels, np.array(scores), values[:, keep], tuple(n for n, k in zip(names, keep) if k)
     )
+
+
+def warm_start_for(record: dict[str, Any], held_out: str, count: int) -> list[dict[str, Any]]:
+    """auto-sklearn 1.0's warm start for table ``held_out`` of the record: the best configuration of each of the
+    other tables, nearest first in standardised meta-features, without repeats, ``count`` of them. The
+    held-out table's own scores are never read."""
+    if held_out not in record["tables"]:
+        raise DataError(f"{held_out!r} is not in the meta-dataset")
+    meta = load_metadataset(record)
+    held = meta.datasets.index(held_out)
+    others = np.delete(np.arange(len(meta.datasets)), held)
+    selector = NearestDatasets(len(others)).fit(meta.features[others], meta.scores[others])
+    order, _ = selector.neighbours(meta.features[held : held + 1])
+    configurations = record["settings"]["configurations"]
+    chosen: list[dict[str, Any]] = []
+    for row in order[0]:
+        best = configurations[int(np.argmax(meta.scores[others[row]]))]
+        if best not in chosen:
+            chosen.append(best)
+        if len(chosen) == count:
+            break
+    return chosen

@@ -158,8 +158,10 @@ def search(
     seed: int = 0,
     folds: int = 5,
     log: Callable[[str], None] | None = None,
+    refit: bool = True,
 ) -> SearchResult:
-    """Search until ``trials`` trials or ``seconds`` have passed (whichever first); ``warm_start`` trials first."""
+    """Search until ``trials`` trials or ``seconds`` have passed (whichever first); ``warm_start`` trials first.
+    Without ``refit`` the result's model is the best pipeline unfitted."""
     import optuna  # Optuna: the well-kept sampler, trial bookkeeping and conditional search spaces
     from numpy.linalg import LinAlgError
     from sklearn.exceptions import ConvergenceWarning
@@ -193,8 +195,10 @@ def search(
         raise ConfigError("no trial finished within the budget: give it more time or trials")
     best = study.best_trial
     learner, standardise, arguments = configuration(optuna.trial.FixedTrial(best.params))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = build(learner, standardise, arguments, table).fit(table.features, table.target)
+    model = build(learner, standardise, arguments, table)
+    if refit:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(table.features, table.target)
     history = [{"number": t.number, "accuracy": t.value, "params": t.params, **t.user_attrs} for t in finished]
     return SearchResult(learner, standardise, arguments, float(best.value or 0.0), history, model)

