@@ -17,7 +17,7 @@ is closed, how often the choice is the oracle's, and the regret in score points.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,14 +159,19 @@ class Evaluation:
         return float(np.mean(self.oracle - self.score))
 
 
-def leave_one_out(meta: MetaDataset, make: Callable[[], Selector]) -> Evaluation:
-    """Each data set held out in turn: a fresh selector (and the single best) fitted on the others only."""
+def leave_one_out(meta: MetaDataset, make: Callable[[], Selector], groups: Sequence[str] | None = None) -> Evaluation:
+    """Each data set held out in turn: a fresh selector (and the single best) fitted on the others only. With
+    ``groups`` (one per row, e.g. the table an instance was made from), every row of the held-out row's
+    group is left out of the fit too."""
     n = len(meta.datasets)
-    if n < 2:
-        raise DataError("leave-one-out needs at least two data sets")
+    group = np.asarray(groups if groups is not None else range(n))
+    if len(group) != n:
+        raise DataError(f"{len(group)} groups for {n} data sets")
+    if len(set(group.tolist())) < 2:
+        raise DataError("leave-one-out needs at least two data sets (groups)")
     chosen, single = np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp)
     for held in range(n):
-        train = np.delete(np.arange(n), held)
+        train = np.flatnonzero(group != group[held])
         features, scores = meta.features[train], meta.scores[train]
         chosen[held] = make().fit(features, scores).select(meta.features[held : held + 1])[0]
         single[held] = SingleBest().fit(features, scores).best
