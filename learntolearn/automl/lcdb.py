@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from learntolearn.automl.selection import MetaDataset
 from learntolearn.errors import DataError
+from learntolearn.files import write_json
 
 METRICS = ("accuracy", "auc", "f1", "logloss")
 
@@ -93,3 +95,42 @@ def final_scores(metric: str = "accuracy", folder: Path | None = None) -> tuple[
     }
     meta = MetaDataset(tuple(datasets), learners, np.array(scores), np.array(rows), feature_names)
     return meta, counts
+
+
+def cached_final_scores(folder: Path | None = None, cache: Path | None = None) -> MetaDataset:
+    """:func:`final_scores` for accuracy, kept in ``cache`` (default: the per-user cache folder) and rebuilt
+    when LCDB's files change (their sizes and modification times are the key)."""
+    from learntolearn.data.roots import default_cache_root
+
+    folder = folder or lcdb_folder()
+    sources = [folder / "database-accuracy.csv", folder / "datasets.csv"]
+    key = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sources]
+    path = cache or default_cache_root() / "automl" / "lcdb-final-accuracy.json"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+            if stored["key"] == key:
+                return MetaDataset(
+                    tuple(stored["datasets"]),
+                    tuple(stored["learners"]),
+                    np.array(stored["scores"], dtype=float),
+                    np.array(stored["features"], dtype=float),
+                    tuple(stored["feature_names"]),
+                )
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged or older cache is rebuilt
+    meta, _ = final_scores("accuracy", folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    features = [[None if math.isnan(v) else v for v in row] for row in meta.features.tolist()]
+    write_json(
+        path,
+        {
+            "key": key,
+            "datasets": meta.datasets,
+            "learners": meta.learners,
+            "scores": meta.scores.tolist(),
+            "features": features,
+            "feature_names": meta.feature_names,
+        },
+    )
+    return meta

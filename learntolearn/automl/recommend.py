@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learntolearn.automl.lcdb import final_scores
+from learntolearn.automl.lcdb import cached_final_scores
 from learntolearn.automl.selection import MetaDataset, NearestDatasets
 from learntolearn.automl.table import META_FEATURES
 
@@ -33,7 +33,7 @@ def comparable(values: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
 
 def reference_meta_dataset(folder: Path | None = None) -> MetaDataset:
     """LCDB's accuracies with only the meta-features a user's file gives, log-scaled as :func:`comparable`."""
-    meta, _ = final_scores("accuracy", folder)
+    meta = cached_final_scores(folder)
     columns = [meta.feature_names.index(name) for name in META_FEATURES]
     return MetaDataset(
         meta.datasets, meta.learners, meta.scores, comparable(meta.features[:, columns], META_FEATURES), META_FEATURES

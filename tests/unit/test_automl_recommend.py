@@ -193,3 +193,22 @@ def test_on_lcdb_a_table_is_matched_to_real_data_sets(tmp_path):
     result = CliRunner().invoke(cli, ["automl", "recommend", str(write(tmp_path, ordinary())), "--target", "label"])
     assert result.exit_code == 0, result.output
     assert result.output.count("sklearn.") >= 5 and "nearest LCDB data sets" in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lcdb") is None, reason="LCDB ships in a package: pip install lcdb==0.1.0")
+def test_the_lcdb_reference_is_cached_exactly_and_rebuilt_when_stale(tmp_path):
+    from learntolearn.automl.lcdb import cached_final_scores, final_scores
+
+    cache = tmp_path / "lcdb.json"
+    fresh, _ = final_scores("accuracy")
+    first = cached_final_scores(cache=cache)
+    stored = json.loads(cache.read_text())
+    again = cached_final_scores(cache=cache)
+    for meta in (first, again):
+        assert meta.datasets == fresh.datasets and meta.learners == fresh.learners
+        assert np.array_equal(meta.scores, fresh.scores)
+        assert np.array_equal(meta.features, fresh.features, equal_nan=True)
+    stored["key"][0][1] += 1  # as if LCDB's file had changed
+    stored["scores"][0][0] = -1.0
+    cache.write_text(json.dumps(stored))
+    assert cached_final_scores(cache=cache).scores[0, 0] == fresh.scores[0, 0]
