@@ -1,0 +1,109 @@
+"""Meta-RL task distributions and the hand-designed bandit learners: simulators match their parameters,
+bad parameters or actions name the task and step, learners rank as theory says, and runs are reproducible."""
+
+import pytest
+import torch
+
+from learntolearn.errors import TaskError
+from learntolearn.rl.bandits import STRATEGIES, greedy, play, thompson, ucb1
+from learntolearn.rl.tasks import BernoulliBandits, MDPParameters, PointNavigation, TabularMDPs
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_bandit_rewards_follow_each_tasks_arm_probabilities():
+    bandits = BernoulliBandits(3)
+    probabilities = torch.tensor([[0.1, 0.5, 0.9], [0.9, 0.0, 1.0]], dtype=torch.float64)
+    arms = torch.tensor([[0, 1, 2] * 4000, [0, 1, 2] * 4000])
+    rewards = bandits.pull(probabilities, arms, generator())
+    means = rewards.reshape(2, -1, 3).mean(1)
+    assert torch.allclose(means, probabilities, atol=0.02)
+    assert bandits.sample(1000, generator()).mean().item() == pytest.approx(0.5, abs=0.02)
+
+
+def test_learners_rank_as_theory_says_on_two_armed_bandits():
+    bandits = BernoulliBandits(2)
+    probabilities = torch.tensor([[0.2, 0.8]] * 200 + [[0.8, 0.2]] * 200, dtype=torch.float64)
+    totals = {
+        name: play(make(), bandits, probabilities, 100, generator(1)).mean().item() for name, make in STRATEGIES.items()
+    }
+    assert totals["random"] == pytest.approx(50, abs=2)
+    assert totals["oracle (best arm known)"] == pytest.approx(80, abs=1.5)
+    for learner in ("UCB1", "Thompson sampling", "epsilon-greedy (0.1)"):
+        assert 65 < totals[learner] <= totals["oracle (best arm known)"] + 1, learner
+
+
+def test_greedy_and_ucb_try_every_arm_before_repeating_one():
+    bandits = BernoulliBandits(4)
+    probabilities = torch.full((3, 4), 1.0, dtype=torch.float64)  # every pull succeeds: a greedy learner would stick
+    for strategy in (greedy, ucb1()):
+        seen = []
+
+        def recording(pulls, successes, step, p, g, strategy=strategy, seen=seen):
+            arms = strategy(pulls, successes, step, p, g)
+            seen.append(arms)
+            return arms
+
+        play(recording, bandits, probabilities, 4, generator())
+        assert torch.equal(torch.stack(seen, 1).sort(1).values, torch.arange(4).expand(3, 4))
+
+
+def test_runs_repeat_exactly_from_the_same_seed():
+    bandits = BernoulliBandits(5)
+    probabilities = bandits.sample(50, generator(3))
+    first = play(thompson, bandits, probabilities, 30, generator(4))
+    assert torch.equal(first, play(thompson, bandits, probabilities, 30, generator(4)))
+    assert not torch.equal(first, play(thompson, bandits, probabilities, 30, generator(5)))
+
+
+def test_bad_bandit_input_names_the_task():
+    bandits = BernoulliBandits(2)
+    with pytest.raises(TaskError, match="task 1: arm probabilities must lie in"):
+        play(greedy, bandits, torch.tensor([[0.1, 0.2], [0.3, 1.5]], dtype=torch.float64), 5)
+    with pytest.raises(TaskError, match=r"must be \[tasks, 2\]"):
+        play(greedy, bandits, torch.rand(3, 4, dtype=torch.float64), 5)
+    with pytest.raises(TaskError, match="whole numbers in"):
+        bandits.pull(torch.rand(1, 2, dtype=torch.float64), torch.tensor([2]))
+    with pytest.raises(TaskError, match="at least two arms"):
+        BernoulliBandits(1)
+
+
+def test_mdp_steps_follow_transitions_and_reward_means():
+    mdps = TabularMDPs(states=3, actions=2, horizon=10)
+    parameters = mdps.sample(2, generator())
+    mdps.check(parameters)
+    assert torch.allclose(parameters.transitions.sum(-1), torch.ones(2, 3, 2, dtype=torch.float64))
+    states = torch.full((2, 20000), 1)
+    actions = torch.ones(2, 20000, dtype=torch.long)
+    following, rewards = mdps.step(parameters, states, actions, generator(1))
+    frequencies = torch.stack([torch.bincount(f, minlength=3) for f in following]).double() / 20000
+    assert torch.allclose(frequencies, parameters.transitions[:, 1, 1], atol=0.015)
+    assert torch.allclose(rewards.mean(1), parameters.reward_means[:, 1, 1], atol=0.03)
+    assert torch.equal(mdps.reset(parameters, 4), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_invalid_mdp_parameters_name_the_task():
+    mdps = TabularMDPs(states=2, actions=1)
+    good = mdps.sample(3, generator())
+    broken = good.transitions.clone()
+    broken[2, 0, 0] = torch.tensor([0.7, 0.7])
+    with pytest.raises(TaskError, match="task 2: every transition row"):
+        mdps.check(MDPParameters(broken, good.reward_means))
+    means = good.reward_means.clone()
+    means[1, 0, 0] = float("nan")
+    with pytest.raises(TaskError, match="not finite for task 1"):
+        mdps.check(MDPParameters(good.transitions, means))
+
+
+def test_point_navigation_clips_actions_and_rewards_minus_the_distance():
+    navigation = PointNavigation()
+    goals = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
+    positions = navigation.reset(goals)
+    moved, reward = navigation.step(goals, positions, torch.tensor([[[1.0, -0.05]]], dtype=torch.float64))
+    assert torch.allclose(moved, torch.tensor([[[0.1, -0.05]]], dtype=torch.float64))
+    assert reward.item() == pytest.approx(-((0.2**2 + 0.35**2) ** 0.5))
+    assert navigation.sample(2000, generator()).abs().max() <= 0.5
+    with pytest.raises(TaskError, match="not finite for task 0 at step 7"):
+        navigation.step(goals, positions, torch.tensor([[[float("inf"), 0.0]]], dtype=torch.float64), step=7)
