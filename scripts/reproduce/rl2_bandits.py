@@ -41,7 +41,9 @@ def main() -> None:
         probabilities = bandits.sample(args.tasks, torch.Generator().manual_seed(args.seed))
         for offset, (name, make) in enumerate(STRATEGIES.items()):
             generator = torch.Generator().manual_seed(args.seed + 1 + offset)
-            totals.setdefault(name, {})[f"k={k},n={n}"] = play(make(), bandits, probabilities, n, generator).tolist()
+            totals.setdefault(name, {})[f"k={k},n={n}"] = (
+                play(make(), bandits, probabilities, n, generator).long().tolist()
+            )  # successes: whole numbers
     cpu = round(time.process_time() - started, 1)
     record = {"settings": SETTINGS, "tasks": args.tasks, "seed": args.seed, "totals": totals, "cpu_seconds": cpu}
     record.update(provenance())
