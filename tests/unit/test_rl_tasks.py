@@ -6,6 +6,7 @@ import torch
 
 from learntolearn.errors import TaskError
 from learntolearn.rl.bandits import STRATEGIES, greedy, play, thompson, ucb1
+from learntolearn.rl.mdp_baselines import LEARNERS, Posterior, optimal_actions, psrl_policy, run_trials
 from learntolearn.rl.tasks import BernoulliBandits, MDPParameters, PointNavigation, TabularMDPs
 
 
@@ -107,3 +108,47 @@ def test_point_navigation_clips_actions_and_rewards_minus_the_distance():
     assert navigation.sample(2000, generator()).abs().max() <= 0.5
     with pytest.raises(TaskError, match="not finite for task 0 at step 7"):
         navigation.step(goals, positions, torch.tensor([[[float("inf"), 0.0]]], dtype=torch.float64), step=7)
+
+
+def test_dynamic_programming_equals_the_best_of_every_deterministic_policy():
+    import itertools
+
+    mdps = TabularMDPs(states=2, actions=2, horizon=2)
+    parameters = mdps.sample(3, generator(7))
+    best, values = optimal_actions(parameters.transitions, parameters.reward_means, horizon=2)
+    p, r = parameters.transitions, parameters.reward_means
+    for task in range(3):
+        returns = []
+        for first, second_by_state in itertools.product(range(2), itertools.product(range(2), repeat=2)):
+            after = p[task, 0, first]
+            value = r[task, 0, first] + sum(after[s] * r[task, s, second_by_state[s]] for s in range(2))
+            returns.append(float(value))
+        assert values[task, 0].item() == pytest.approx(max(returns))
+    assert best.shape == (3, 2, 2)
+
+
+def test_psrl_learns_within_a_trial_and_stays_below_the_oracle():
+    mdps = TabularMDPs()
+    parameters = mdps.sample(200, generator(2))
+    totals = {
+        name: run_trials(make(mdps), mdps, parameters, 10, generator(3)).mean().item()
+        for name, make in LEARNERS.items()
+    }
+    assert totals["random"] == pytest.approx(100, abs=6)  # reward means average 1 over 100 steps
+    assert totals["random"] + 15 < totals["PSRL"] < totals["oracle (MDP known)"] - 30
+    again = run_trials(psrl_policy(mdps), mdps, parameters, 10, generator(3)).mean().item()
+    assert again == totals["PSRL"]
+    with pytest.raises(TaskError, match="at least one episode"):
+        run_trials(psrl_policy(mdps), mdps, parameters, 0)
+
+
+def test_the_posterior_concentrates_on_what_was_seen():
+    mdps = TabularMDPs(states=2, actions=1)
+    posterior = Posterior(1, mdps)
+    for _ in range(4000):
+        posterior.update(
+            torch.tensor([0]), torch.tensor([0]), torch.tensor([1]), torch.tensor([3.0], dtype=torch.float64)
+        )
+    transitions, means = posterior.sample(generator())
+    assert transitions[0, 0, 0, 1].item() > 0.99 and means[0, 0, 0].item() == pytest.approx(3.0, abs=0.05)
+    assert abs(means[0, 1, 0].item() - 1.0) < 4  # unseen: still the prior N(1, 1)
