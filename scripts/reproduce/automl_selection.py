@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from learntolearn.automl import NearestDatasets, ScoreRegressor, Selector, SingleBest, leave_one_out
 from learntolearn.automl.lcdb import final_scores
 from learntolearn.automl.recommend import reference_meta_dataset
+from learntolearn.automl.selection import markdown_table
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 
@@ -37,11 +36,6 @@ RECOMMEND = "`ltl automl recommend` (k=5 on 18 meta-features a CSV gives, counts
 SELECTORS[RECOMMEND] = lambda: NearestDatasets(5)
 
 
-def interval(values: np.ndarray) -> float:
-    """Half-width of the normal 95% interval of the mean over data sets."""
-    return float(1.96 * values.std(ddof=1) / np.sqrt(len(values)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results")
@@ -53,17 +47,7 @@ def main() -> None:
     rows, per_dataset = [], {name: {} for name in meta.datasets}
     for name, make in SELECTORS.items():
         result = leave_one_out(from_file if name == RECOMMEND else meta, make)
-        rows.append(
-            {
-                "selector": name,
-                "accuracy": round(100 * float(result.score.mean()), 2),
-                "paired_vs_single_best": round(100 * float((result.score - result.single_best).mean()), 2),
-                "paired_ci95": round(100 * interval(result.score - result.single_best), 2),
-                "gap_closed": round(result.gap_closed, 3),
-                "top1": round(result.top1, 3),
-                "regret": round(100 * result.regret, 2),
-            }
-        )
+        rows.append(result.summary(name))
         for i, dataset in enumerate(meta.datasets):
             per_dataset[dataset][name] = [meta.learners[result.chosen[i]], round(float(result.score[i]), 4)]
     oracle = meta.scores.max(axis=1)
@@ -93,14 +77,8 @@ def main() -> None:
         "last use all 64 of OpenML's meta-features; the last uses only those a user's CSV gives "
         "(`learntolearn.automl.table.META_FEATURES`), as the command does.",
         "",
-        "| selector | accuracy (%) | paired vs single best (95% CI) | gap closed | top-1 | regret (points) |",
-        "|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['selector']} | {r['accuracy']:.2f} | {r['paired_vs_single_best']:+.2f} ± {r['paired_ci95']:.2f} | "
-            f"{r['gap_closed']:.3f} | {r['top1']:.3f} | {r['regret']:.2f} |"
-        )
+    lines += markdown_table(rows)
     write_text(args.out / "automl-selection.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

