@@ -22,6 +22,7 @@ from learntolearn.cli.options import (
     settings_table,
     threads_option,
 )
+from learntolearn.cli.rl import rl
 from learntolearn.cli.scan import scan
 from learntolearn.data import DATASETS, GENERATED_TASKS, TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.data.lake_runs import load_lake_runs
@@ -615,6 +616,7 @@ def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: b
 
 cli.add_command(scan)
 cli.add_command(automl)
+cli.add_command(rl)
 
 
 def main() -> None:
