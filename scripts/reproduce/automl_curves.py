@@ -6,8 +6,9 @@ families and a model meta-learned on other data sets' curves.
     python scripts/reproduce/automl_curves.py
     python scripts/update_docs.py --write   # puts results/automl-curves.md into docs/results.md
 
-Writes results/automl-curves.json (every curve's absolute error per method and number of observed anchors,
-so paired differences can be recomputed) and results/automl-curves.md, with provenance and CPU time.
+Writes results/automl-curves.json (each data set's mean absolute error per method and number of observed
+anchors: the units the intervals and paired differences are computed over) and results/automl-curves.md,
+with provenance and CPU time.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.process_time()
     curves = curves_from_table(read_curves("accuracy"))
-    rows, per_curve = [], {}
+    rows, per_dataset = [], {}
     for observed in OBSERVED:
         usable, errors = extrapolation_errors(curves, observed, METHODS, folds=args.folds, seed=args.seed)
         datasets = [c.dataset for c in usable]
@@ -84,9 +85,9 @@ def main() -> None:
                 ],
             }
         )
-        per_curve[str(observed)] = {
-            f"{c.dataset}/{c.learner}": [round(float(errors[name][i]), 5) for name in METHODS]
-            for i, c in enumerate(usable)
+        per_dataset[str(observed)] = {
+            name: [round(float(means[method][i]), 5) for method in METHODS]
+            for i, name in enumerate(sorted(set(datasets)))
         }
         print(rows[-1], flush=True)
     cpu = round(time.process_time() - started, 1)
@@ -95,7 +96,7 @@ def main() -> None:
         "methods": list(METHODS),
         "folds": args.folds,
         "seed": args.seed,
-        "per_curve_absolute_error": per_curve,
+        "per_dataset_mean_absolute_error": per_dataset,
         "cpu_seconds": cpu,
         **provenance(),
     }
