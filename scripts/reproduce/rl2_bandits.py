@@ -20,8 +20,9 @@ import torch
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
-from learntolearn.files import write_json, write_text
+from learntolearn.files import load_tensors, write_json, write_text
 from learntolearn.rl.bandits import STRATEGIES, Strategy, epsilon_greedy, play, ucb1
+from learntolearn.rl.runs import evaluate_rl2
 from learntolearn.rl.tasks import BernoulliBandits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ TUNED: dict[str, tuple[Callable[[float], Strategy], tuple[float, ...]]] = {
     "UCB1 (tuned c)": (ucb1, (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
 }
 VALIDATION_OFFSET = 1000
+RL2_ROW = "RL² (ours: GRU + PPO)"
 
 
 def main() -> None:
@@ -40,6 +42,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rl2-run",
+        type=Path,
+        action="append",
+        default=[],
+        help="An RL² bandit run folder (ltl rl train) to score on the same tasks; repeatable.",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.process_time()
@@ -65,12 +74,22 @@ def main() -> None:
             totals.setdefault(name, {})[f"k={k},n={n}"] = (
                 play(strategy, bandits, probabilities, n, generator).long().tolist()
             )  # successes: whole numbers
+    rl2_runs = []
+    for run in args.rl2_run:
+        scored = evaluate_rl2(run, tasks=args.tasks, seed=args.seed)
+        config = load_tensors(run / "checkpoint.pt", "RL² checkpoint")["config"]
+        column = f"k={config['arms']},n={config['pulls']}"
+        totals.setdefault(RL2_ROW, {})[column] = [int(v) for v in scored["totals"]]
+        rl2_runs.append(
+            {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
+        )
     cpu = round(time.process_time() - started, 1)
     record = {
         "settings": SETTINGS,
         "tasks": args.tasks,
         "seed": args.seed,
         "tuned_settings": tuned_settings,
+        "rl2_runs": rl2_runs,
         "totals": totals,
         "cpu_seconds": cpu,
     }
@@ -83,7 +102,12 @@ def main() -> None:
         f"2-core x86_64). Total reward per trial, mean over the same {args.tasks} tasks (seed {args.seed}) with a "
         "normal 95% interval. Textbook rows: epsilon 0.1, UCB1's c = 1; tuned rows: the setting chosen per column "
         f"on {args.tasks} other tasks ({', '.join(f'{n}: {g}' for n, (_, g) in TUNED.items())}). "
-        "RL² rows follow when trained.",
+        + (
+            "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same tasks; "
+            "— where not trained."
+            if rl2_runs
+            else "RL² rows follow when trained."
+        ),
         "",
         "| learner | " + " | ".join(f"n={n}, k={k}" for k, n in SETTINGS) + " |",
         "|---|" + "---|" * len(SETTINGS),
@@ -91,6 +115,9 @@ def main() -> None:
     for name in totals:
         cells = []
         for column in columns:
+            if column not in totals[name]:
+                cells.append("—")
+                continue
             values = np.array(totals[name][column])
             cells.append(f"{values.mean():.1f} ± {confidence_interval(torch.from_numpy(values)):.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
