@@ -1,4 +1,4 @@
-"""``ltl rl``: meta-reinforcement learning runs (RL² on RL²'s bandits and tabular MDPs)."""
+"""``ltl rl``: meta-reinforcement learning runs (RL² on RL²'s bandits and tabular MDPs, MAML-RL on 2D navigation)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from learntolearn.cli.options import threads_option
 from learntolearn.files import write_json
+from learntolearn.rl import maml_rl_runs
 from learntolearn.rl.runs import PRESETS, evaluate_rl2, preset, train_rl2
 
 
@@ -17,15 +18,23 @@ def rl() -> None:
 
 
 @rl.command()
-@click.argument("preset_name", metavar="PRESET", type=click.Choice(sorted(PRESETS)))
+@click.argument("preset_name", metavar="PRESET", type=click.Choice(sorted({**PRESETS, **maml_rl_runs.PRESETS})))
 @click.option(
     "--run", "run_dir", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/<name>)."
 )
 @click.option("--seed", type=int, default=None)
-@click.option("--iterations", type=click.IntRange(min=1), default=None, help="PPO iterations of meta-training.")
+@click.option(
+    "--iterations", type=click.IntRange(min=1), default=None, help="Meta-iterations (PPO for RL², TRPO for MAML-RL)."
+)
 @threads_option
 def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: int | None) -> None:
-    """Meta-train an RL² preset, or continue its run from the last checkpoint."""
+    """Meta-train an RL² or MAML-RL preset, or continue its run from the last checkpoint."""
+    if preset_name in maml_rl_runs.PRESETS:
+        maml_config = maml_rl_runs.preset(preset_name, seed=seed, iterations=iterations)
+        run = Path(run_dir or Path("runs") / maml_config.name)
+        maml_rl_runs.train_maml_rl(maml_config, run, log=click.echo)
+        click.echo(f"trained {maml_config.name} in {run}; evaluate it with: ltl rl eval {run}")
+        return
     config = preset(preset_name, seed=seed, iterations=iterations)
     run = Path(run_dir or Path("runs") / config.name)
     train_rl2(config, run, log=click.echo)
@@ -34,12 +43,22 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
 
 @rl.command(name="eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--tasks", type=click.IntRange(min=2), default=1000, show_default=True, help="Fixed held-out tasks.")
+@click.option("--tasks", type=click.IntRange(min=2), default=None, help="Fixed held-out tasks [RL² 1000, MAML-RL 100].")
+@click.option(
+    "--steps", type=click.IntRange(min=0, max=20), default=3, show_default=True, help="MAML-RL adaptation steps."
+)
 @threads_option
-def eval_(run_dir: str, tasks: int) -> None:
-    """Total reward per trial on fixed held-out tasks (the reference tables' tasks); into RUN/evaluation.json."""
-    scored = evaluate_rl2(Path(run_dir), tasks=tasks)
+def eval_(run_dir: str, tasks: int | None, steps: int) -> None:
+    """Score a run on fixed held-out tasks (RL²: total reward per trial on the reference tables' tasks; MAML-RL:
+    average return after 0..STEPS adaptation steps); into RUN/evaluation.json."""
+    if maml_rl_runs.is_maml_rl_run(Path(run_dir)):
+        scored = maml_rl_runs.evaluate_maml_rl(Path(run_dir), tasks=tasks or 100, steps=steps)
+        write_json(Path(run_dir) / "evaluation.json", scored)
+        for step, (mean, ci) in enumerate(zip(scored["mean"], scored["ci95"])):
+            click.echo(f"{scored['preset']}: {mean:.2f} ± {ci:.2f} average return after {step} adaptation steps")
+        return
+    scored = evaluate_rl2(Path(run_dir), tasks=tasks or 1000)
     write_json(Path(run_dir) / "evaluation.json", scored)
     click.echo(
-        f"{scored['preset']}: {scored['mean']:.2f} ± {scored['ci95']:.2f} total reward per trial over {tasks} tasks"
+        f"{scored['preset']}: {scored['mean']:.2f} ± {scored['ci95']:.2f} total reward per trial over {tasks or 1000} tasks"
     )

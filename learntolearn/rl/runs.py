@@ -65,6 +65,21 @@ def trials_of(config: RL2RunConfig) -> Trials:
     return MDPTrials(TabularMDPs(states=10, actions=5, horizon=10), config.episodes)
 
 
+def matching_checkpoint(run: Path, config: dict[str, Any], what: str) -> dict[str, Any] | None:
+    """The run folder's checkpoint, if any, after checking it was made with ``config`` (its length aside)."""
+    checkpoint = run / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    state = load_tensors(checkpoint, what)
+    theirs = dict(state["config"])
+    if {**theirs, "iterations": 0} != {**config, "iterations": 0}:
+        changed = ", ".join(
+            f"{k} {theirs.get(k)} -> {v}" for k, v in config.items() if k != "iterations" and theirs.get(k) != v
+        )
+        raise LtlError(f"{run} holds a run with other settings ({changed}); use another folder or its settings")
+    return state
+
+
 def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print) -> RL2Policy:
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
     trials = trials_of(config)
@@ -77,14 +92,8 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     run.mkdir(parents=True, exist_ok=True)
     with FolderLock(run):
         checkpoint = run / "checkpoint.pt"
-        if checkpoint.exists():
-            state = load_tensors(checkpoint, "RL² checkpoint")
-            ours, theirs = asdict(config), dict(state["config"])
-            if {**theirs, "iterations": 0} != {**ours, "iterations": 0}:
-                changed = ", ".join(
-                    f"{k} {theirs[k]} -> {v}" for k, v in ours.items() if k != "iterations" and theirs[k] != v
-                )
-                raise LtlError(f"{run} holds a run with other settings ({changed}); use another folder or its settings")
+        state = matching_checkpoint(run, asdict(config), "RL² checkpoint")
+        if state is not None:
             policy.load_state_dict(state["policy"])
             optimiser.load_state_dict(state["optimiser"])
             generator.set_state(state["generator"])

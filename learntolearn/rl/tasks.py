@@ -7,7 +7,8 @@
   episodes of ``horizon`` steps start in state 0;
 * :class:`PointNavigation` - a point in the plane moved by actions clipped to [-0.1, 0.1]^2, rewarded by
   minus its distance to a goal drawn from U[-0.5, 0.5]^2 (Finn et al. 2017, MAML §5.3), episodes of
-  ``horizon`` steps from the origin.
+  ``horizon`` steps from the origin that end early once both coordinates are within ``goal_tolerance`` of the
+  goal (as in the MAML authors' point environment).
 
 Each ``sample(tasks, generator)`` draws task parameters; a simulator built from them steps every task of the
 batch (and every parallel episode of a task) with one tensor operation. Invalid parameters, actions or
@@ -113,6 +114,7 @@ class PointNavigation:
     horizon: int = 100
     goal_range: float = 0.5
     max_action: float = 0.1
+    goal_tolerance: float = 0.01
 
     def sample(self, tasks: int, generator: torch.Generator | None = None) -> Tensor:
         """Goals, ``[tasks, 2]``."""
@@ -130,3 +132,7 @@ class PointNavigation:
         check_finite("an action", actions.flatten(1), step)
         following = positions + actions.clamp(-self.max_action, self.max_action)
         return following, -(following - goals[:, None, :]).norm(dim=-1)
+
+    def reached(self, goals: Tensor, positions: Tensor) -> Tensor:
+        """Whether each episode's position is within ``goal_tolerance`` of its goal in both coordinates."""
+        return ((positions - goals[:, None, :]).abs() < self.goal_tolerance).all(-1)

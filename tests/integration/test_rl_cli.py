@@ -1,4 +1,4 @@
-"""`ltl rl`: RL² runs resume to exactly the run they would have been, refuse other settings in the same folder,
+"""`ltl rl`: RL² and MAML-RL runs resume to exactly the run they would have been, refuse other settings in the same folder,
 and are evaluated on the reference tables' own tasks."""
 
 import json
@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from learntolearn.cli.main import cli
 from learntolearn.errors import LtlError, UnknownNameError
 from learntolearn.files import load_tensors
+from learntolearn.rl.maml_rl_runs import preset as maml_preset
+from learntolearn.rl.maml_rl_runs import train_maml_rl
 from learntolearn.rl.runs import preset, train_rl2, trials_of
 from learntolearn.rl.tasks import BernoulliBandits, TabularMDPs
 
@@ -52,3 +54,35 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     assert result.exit_code == 0, result.output
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
+
+
+def tiny_maml(iterations: int, **changes):
+    """The navigation preset shrunk to a fraction of a second per iteration."""
+    config = maml_preset("maml-rl-navigation", iterations=iterations)
+    return replace(config, **{"hidden": (8,), "meta_batch": 2, "rollouts": 2, "checkpoint_every": 1, **changes})
+
+
+def test_a_resumed_maml_rl_run_equals_an_uninterrupted_one(tmp_path):
+    straight = train_maml_rl(tiny_maml(3), tmp_path / "straight", log=lambda _: None)
+    train_maml_rl(tiny_maml(1), tmp_path / "resumed", log=lambda _: None)
+    lines = []
+    resumed = train_maml_rl(tiny_maml(3), tmp_path / "resumed", log=lines.append)
+    assert lines[0] == "resuming at iteration 1"
+    assert all(torch.equal(straight[n], resumed[n]) for n in straight)
+    with pytest.raises(LtlError, match=r"other settings .*inner_lr 0.1 -> 0.2"):
+        train_maml_rl(tiny_maml(3, inner_lr=0.2), tmp_path / "resumed")
+    with pytest.raises(UnknownNameError, match="unknown MAML-RL preset"):
+        maml_preset("maml-rl-cheetah")
+
+
+def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
+    run = tmp_path / "run"
+    train_maml_rl(tiny_maml(1), run, log=lambda _: None)
+    result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads((run / "evaluation.json").read_text())
+    assert len(scored["returns"]) == 3 and all(len(row) == 3 for row in scored["returns"])
+    assert "average return after 2 adaptation steps" in result.output
+    # the same goals and noise for every run: evaluating twice gives the same numbers
+    again = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2"])
+    assert json.loads((run / "evaluation.json").read_text())["returns"] == scored["returns"], again.output

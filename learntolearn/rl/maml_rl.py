@@ -1,0 +1,391 @@
+"""MAML for reinforcement learning (Finn, Abbeel & Levine 2017, Section 5.3 and Appendix A.2).
+
+A Gaussian MLP policy (ReLU hidden layers, a learned state-independent log standard deviation) adapts to a
+task by ``inner_steps`` REINFORCE steps on ``rollouts`` episodes sampled in that task, with advantages from
+GAE over a linear feature baseline fitted to the task's own returns (Duan et al. 2016, "Benchmarking deep
+RL"). The meta-objective is the policy-gradient surrogate of the adapted policy on fresh episodes, averaged
+over the meta-batch, and the outer step is TRPO (Schulman et al. 2015): conjugate gradient on
+Fisher-vector products of the mean KL divergence between the adapted policies before and after the step,
+then a backtracking line search that keeps the KL under ``max_kl`` and the surrogate improving. Both the
+surrogate and the KL differentiate through the inner step (second order) unless ``first_order``.
+
+The inner loop is :func:`~learntolearn.algorithms.inner.sgd_inner_loop` (``torch.func.grad``), vmapped over
+the tasks of the meta-batch; episodes of every task are simulated together as one tensor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from learntolearn.algorithms.inner import Params, sgd_inner_loop
+from learntolearn.errors import TaskError
+from learntolearn.rl.tasks import PointNavigation, check_finite
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def init_policy(observations: int, actions: int, hidden: tuple[int, ...], generator: torch.Generator) -> Params:
+    """Parameters of a Gaussian MLP policy, initialised as ``nn.Linear`` does, with standard deviation one."""
+    sizes, params = (observations, *hidden, actions), {}
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        bound = 1 / math.sqrt(fan_in)
+        params[f"layer{layer}.weight"] = (2 * torch.rand(fan_out, fan_in, generator=generator) - 1) * bound
+        params[f"layer{layer}.bias"] = (2 * torch.rand(fan_out, generator=generator) - 1) * bound
+    params["log_std"] = torch.zeros(actions)
+    return params
+
+
+def policy_mean(params: Params, observations: Tensor) -> Tensor:
+    """Mean action for ``[..., n, observations]``; parameters may carry one leading task dimension."""
+    layers = (len(params) - 1) // 2
+    x = observations
+    expected = params["layer0.weight"].shape[-1]
+    if x.shape[-1] != expected:
+        raise TaskError(f"the policy reads {expected} numbers per observation, the task gives {x.shape[-1]}")
+    for layer in range(layers):
+        weight, bias = params[f"layer{layer}.weight"], params[f"layer{layer}.bias"]
+        x = x @ weight.transpose(-1, -2) + (bias if bias.dim() == 1 else bias[:, None])
+        if layer < layers - 1:
+            x = torch.relu(x)
+    return x
+
+
+def log_std_of(params: Params, like: Tensor) -> Tensor:
+    log_std = params["log_std"]
+    return (log_std if log_std.dim() == 1 else log_std[:, None]).expand_as(like)
+
+
+def log_prob(params: Params, observations: Tensor, actions: Tensor) -> Tensor:
+    """Log density of ``actions`` under the policy, summed over action dimensions."""
+    mean = policy_mean(params, observations)
+    if actions.shape != mean.shape:
+        raise TaskError(f"the policy acts with {mean.shape[-1]} numbers, the task takes {actions.shape[-1]}")
+    log_std = log_std_of(params, mean)
+    return (-0.5 * ((actions - mean) / log_std.exp()).square() - log_std - LOG_SQRT_2PI).sum(-1)
+
+
+def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Tensor) -> Tensor:
+    """KL(p || q) of diagonal Gaussians, summed over the last dimension."""
+    var_p, var_q = (2 * log_std_p).exp(), (2 * log_std_q).exp()
+    return (log_std_q - log_std_p + (var_p + (mean_p - mean_q).square()) / (2 * var_q) - 0.5).sum(-1)
+
+
+@dataclass
+class Episodes:
+    """``episodes`` episodes in each of ``tasks`` tasks; ``mask`` is one while an episode runs."""
+
+    observations: Tensor  # [tasks, episodes, steps, observation size]
+    actions: Tensor  # [tasks, episodes, steps, action size]
+    rewards: Tensor  # [tasks, episodes, steps], zero after an episode ended
+    mask: Tensor  # [tasks, episodes, steps]
+
+    @property
+    def returns(self) -> Tensor:
+        """Average undiscounted return per task, ``[tasks]``."""
+        return self.rewards.sum(-1).mean(-1)
+
+    def flat(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Observations, actions and mask with episodes and steps merged, ``[tasks, n, ...]``."""
+        tasks = len(self.mask)
+        return (
+            self.observations.reshape(tasks, -1, self.observations.shape[-1]),
+            self.actions.reshape(tasks, -1, self.actions.shape[-1]),
+            self.mask.reshape(tasks, -1),
+        )
+
+
+def sample_episodes(
+    params: Params, env: PointNavigation, goals: Tensor, episodes: int, generator: torch.Generator
+) -> Episodes:
+    """Run the policy (one set of parameters, or one per task) for ``episodes`` episodes in every task."""
+    positions = env.reset(goals, episodes)
+    alive = torch.ones(positions.shape[:2])
+    observations, actions, rewards, masks = [], [], [], []
+    with torch.no_grad():
+        for step in range(env.horizon):
+            mean = policy_mean(params, positions)
+            action = mean + log_std_of(params, mean).exp() * torch.randn(mean.shape, generator=generator)
+            following, reward = env.step(goals, positions, action, step)
+            check_finite("a reward", reward, step)
+            observations.append(positions)
+            actions.append(action)
+            rewards.append(reward * alive)
+            masks.append(alive)
+            alive = alive * ~env.reached(goals, following)
+            positions = following
+    return Episodes(*(torch.stack(parts, dim=2) for parts in (observations, actions, rewards, masks)))
+
+
+def discounted_returns(rewards: Tensor, discount: float) -> Tensor:
+    """Returns to go along the last dimension."""
+    out, running = torch.zeros_like(rewards), torch.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + discount * running
+        out[..., t] = running
+    return out
+
+
+def baseline_features(episodes: Episodes) -> Tensor:
+    """Duan et al.'s linear-baseline features: observation, its square, time, time squared and cubed, one."""
+    obs = episodes.observations.clamp(-10, 10)
+    steps = episodes.mask.shape[-1]
+    time = (torch.arange(steps, dtype=obs.dtype) / 100).expand(episodes.mask.shape)[..., None]
+    features = torch.cat([obs, obs.square(), time, time.square(), time.pow(3), torch.ones_like(time)], dim=-1)
+    return features * episodes.mask[..., None]
+
+
+def linear_baseline(episodes: Episodes, returns: Tensor, regulariser: float = 1e-5) -> Tensor:
+    """Values from a ridge regression of the returns on :func:`baseline_features`, fitted per task."""
+    features = baseline_features(episodes).to(torch.float64)
+    tasks = len(features)
+    x = features.reshape(tasks, -1, features.shape[-1])
+    y = (returns * episodes.mask).to(torch.float64).reshape(tasks, -1, 1)
+    gram, target = x.transpose(1, 2) @ x, x.transpose(1, 2) @ y
+    eye = torch.eye(x.shape[-1], dtype=torch.float64)
+    for _ in range(5):  # raise the ridge until the system is well posed, as Duan et al.'s baseline does
+        weights, info = torch.linalg.solve_ex(gram + regulariser * eye, target)
+        if not info.any() and torch.isfinite(weights).all():
+            break
+        regulariser *= 10
+    return (features @ weights[:, None]).squeeze(-1).to(returns.dtype) * episodes.mask
+
+
+def gae(rewards: Tensor, values: Tensor, mask: Tensor, discount: float, gae_lambda: float) -> Tensor:
+    """Generalised advantage estimates along the last dimension (episodes end after their last step)."""
+    values = values * mask
+    following = torch.cat([values[..., 1:], torch.zeros_like(values[..., :1])], dim=-1)
+    deltas = (rewards + discount * following - values) * mask
+    return discounted_returns(deltas, discount * gae_lambda) * mask
+
+
+def normalised_advantages(episodes: Episodes, discount: float, gae_lambda: float) -> Tensor:
+    """GAE advantages over the linear baseline, standardised per task over the steps taken, ``[tasks, n]``."""
+    values = linear_baseline(episodes, discounted_returns(episodes.rewards, discount))
+    advantages = gae(episodes.rewards, values, episodes.mask, discount, gae_lambda).reshape(len(values), -1)
+    mask = episodes.mask.reshape(len(values), -1)
+    count = mask.sum(1, keepdim=True)
+    mean = (advantages * mask).sum(1, keepdim=True) / count
+    std = (((advantages - mean) * mask).square().sum(1, keepdim=True) / count).sqrt()
+    return (advantages - mean) / (std + 1e-8) * mask
+
+
+def reinforce_loss(params: Params, observations: Tensor, actions: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
+    """Minus the REINFORCE surrogate, ``-mean(log pi(a|s) * A)`` over the steps taken (one task)."""
+    return -(log_prob(params, observations, actions) * advantages * mask).sum() / mask.sum()
+
+
+def adapt(
+    params: Params,
+    episodes: Episodes,
+    advantages: Tensor,
+    lr: float,
+    steps: int = 1,
+    *,
+    per_task: bool = False,
+    first_order: bool = False,
+) -> Params:
+    """Per-task parameters after ``steps`` REINFORCE steps on each task's episodes (``per_task`` when
+    ``params`` already carry a task dimension)."""
+    observations, actions, mask = episodes.flat()
+
+    def one_task(start: Params, obs: Tensor, act: Tensor, adv: Tensor, valid: Tensor) -> Params:
+        return sgd_inner_loop(
+            lambda p: reinforce_loss(p, obs, act, adv, valid),
+            start,
+            steps,
+            lr,
+            first_order=first_order,
+            check_finite=False,
+        )
+
+    adapted = torch.func.vmap(one_task, in_dims=(0 if per_task else None, 0, 0, 0, 0))(
+        params, observations, actions, advantages, mask
+    )
+    for name, value in adapted.items():
+        if not torch.isfinite(value).all():
+            task = int((~torch.isfinite(value)).flatten(1).any(1).nonzero()[0, 0])
+            raise FloatingPointError(
+                f"adapted parameter {name} is not finite for task {task}; lower the inner learning rate"
+            )
+    return adapted
+
+
+Objective = Callable[[Params], tuple[Tensor, Tensor]]
+
+
+def flat(tensors: tuple[Tensor, ...] | list[Tensor]) -> Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def conjugate_gradient(product: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10) -> Tensor:
+    """Approximately solve ``A x = b`` for symmetric positive definite ``A`` given ``x -> A x``."""
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), r.dot(r)
+    for _ in range(iterations):
+        ap = product(p)
+        alpha = rr / p.dot(ap)
+        x, r = x + alpha * p, r - alpha * ap
+        new_rr = r.dot(r)
+        if new_rr < 1e-10:
+            break
+        p, rr = r + new_rr / rr * p, new_rr
+    return x
+
+
+@dataclass(frozen=True)
+class TRPOStep:
+    loss_before: float
+    loss_after: float
+    kl: float
+    accepted: bool
+    backtracks: int
+
+
+def trpo_step(
+    params: Params,
+    objective: Objective,
+    max_kl: float,
+    cg_iterations: int = 10,
+    damping: float = 1e-5,
+    line_search_steps: int = 15,
+    backtrack: float = 0.8,
+) -> TRPOStep:
+    """One TRPO update of ``params`` (leaf tensors, changed in place). ``objective(p)`` returns the loss to
+    lower and the mean KL from the current policy to ``p``'s (zero, with the Fisher as Hessian, at ``params``)."""
+    names = list(params)
+    leaves = [params[n] for n in names]
+    loss, kl = objective(params)
+    gradient = flat(torch.autograd.grad(loss, leaves, retain_graph=True))
+    kl_gradient = flat(torch.autograd.grad(kl, leaves, create_graph=True))
+
+    def fisher_product(vector: Tensor) -> Tensor:
+        product = torch.autograd.grad(kl_gradient.dot(vector), leaves, retain_graph=True)
+        return flat(product) + damping * vector
+
+    direction = conjugate_gradient(fisher_product, -gradient, cg_iterations)
+    curvature = direction.dot(fisher_product(direction))
+    full_step = direction * torch.sqrt(2 * max_kl / curvature.clamp_min(1e-12))
+    before = [leaf.detach().clone() for leaf in leaves]
+    loss_before = float(loss.detach())
+    with torch.no_grad():
+        for attempt in range(line_search_steps):
+            offset = 0
+            for leaf, start in zip(leaves, before):
+                size = leaf.numel()
+                leaf.copy_(start + backtrack**attempt * full_step[offset : offset + size].view_as(leaf))
+                offset += size
+            new_loss, new_kl = objective(params)
+            if float(new_loss) < loss_before and float(new_kl) <= max_kl:
+                return TRPOStep(loss_before, float(new_loss), float(new_kl), True, attempt)
+        for leaf, start in zip(leaves, before):
+            leaf.copy_(start)
+    return TRPOStep(loss_before, loss_before, 0.0, False, line_search_steps)
+
+
+def meta_objective(
+    params: Params,
+    train: Episodes,
+    valid: Episodes,
+    config: MAMLRLSettings,
+) -> Objective:
+    """The surrogate loss and KL of the adapted policies on ``valid`` as functions of the initial parameters."""
+    train_advantages = normalised_advantages(train, config.discount, config.gae_lambda)
+    valid_advantages = normalised_advantages(valid, config.discount, config.gae_lambda)
+    observations, actions, mask = valid.flat()
+
+    def adapted(p: Params) -> Params:
+        if config.inner_steps == 0:
+            return p
+        return adapt(p, train, train_advantages, config.inner_lr, config.inner_steps, first_order=config.first_order)
+
+    with torch.no_grad():
+        old = adapted({n: v.detach() for n, v in params.items()})
+        old_mean = policy_mean(old, observations)
+        old_log_std = log_std_of(old, old_mean)
+        old_log_prob = log_prob(old, observations, actions)
+
+    def objective(p: Params) -> tuple[Tensor, Tensor]:
+        new = adapted(p)
+        new_mean = policy_mean(new, observations)
+        ratio = (log_prob(new, observations, actions) - old_log_prob).exp()
+        per_task = lambda values: ((values * mask).sum(1) / mask.sum(1)).mean()
+        kl = gaussian_kl(old_mean, old_log_std, new_mean, log_std_of(new, new_mean))
+        return -per_task(ratio * valid_advantages), per_task(kl)
+
+    return objective
+
+
+@dataclass(frozen=True)
+class MAMLRLSettings:
+    """What one meta-iteration needs (the run config extends it with sizes, budget and seed)."""
+
+    inner_lr: float = 0.1
+    inner_steps: int = 1  # 0 trains one policy on all tasks (the paper's "pretrained" baseline)
+    first_order: bool = False
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_steps: int = 15
+    backtrack: float = 0.8
+
+
+def meta_iteration(
+    params: Params,
+    env: PointNavigation,
+    goals: Tensor,
+    rollouts: int,
+    config: MAMLRLSettings,
+    generator: torch.Generator,
+) -> tuple[TRPOStep, Tensor, Tensor]:
+    """Sample, adapt, sample again and take one TRPO step; returns it and the returns before and after adapting."""
+    train = sample_episodes(params, env, goals, rollouts, generator)
+    if config.inner_steps == 0:
+        valid, before = train, train.returns
+    else:
+        advantages = normalised_advantages(train, config.discount, config.gae_lambda)
+        with torch.no_grad():
+            fast = adapt(
+                {n: v.detach() for n, v in params.items()}, train, advantages, config.inner_lr, config.inner_steps
+            )
+        valid, before = sample_episodes(fast, env, goals, rollouts, generator), train.returns
+    step = trpo_step(
+        params,
+        meta_objective(params, train, valid, config),
+        config.max_kl,
+        config.cg_iterations,
+        config.cg_damping,
+        config.line_search_steps,
+        config.backtrack,
+    )
+    return step, before, valid.returns
+
+
+def returns_while_adapting(
+    params: Params,
+    env: PointNavigation,
+    goals: Tensor,
+    rollouts: int,
+    steps: int,
+    config: MAMLRLSettings,
+    generator: torch.Generator,
+) -> Tensor:
+    """Average return per task after 0..``steps`` adaptation steps, each on the episodes of the step before,
+    ``[steps + 1, tasks]``."""
+    current, per_task, rows = {n: v.detach() for n, v in params.items()}, False, []
+    for step in range(steps + 1):
+        episodes = sample_episodes(current, env, goals, rollouts, generator)
+        rows.append(episodes.returns)
+        if step < steps:
+            advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
+            with torch.no_grad():
+                current = adapt(current, episodes, advantages, config.inner_lr, 1, per_task=per_task)
+            per_task = True
+    return torch.stack(rows)
