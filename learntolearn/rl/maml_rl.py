@@ -19,15 +19,30 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from learntolearn.algorithms.inner import Params, sgd_inner_loop
 from learntolearn.errors import TaskError
-from learntolearn.rl.tasks import PointNavigation, check_finite
+from learntolearn.rl.tasks import check_finite
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class Simulator(Protocol):
+    """Episodes of many tasks at once: :class:`~learntolearn.rl.tasks.PointNavigation` (tensors) or
+    :class:`~learntolearn.rl.gym_tasks.VectorTasks` (gymnasium vector environments)."""
+
+    @property
+    def horizon(self) -> int: ...
+
+    def reset(self, tasks: Tensor, episodes: int, generator: torch.Generator | None = None) -> Tensor: ...
+
+    def step(self, tasks: Tensor, observations: Tensor, actions: Tensor, step: int) -> tuple[Tensor, Tensor]: ...
+
+    def reached(self, tasks: Tensor, observations: Tensor) -> Tensor: ...
 
 
 def init_policy(observations: int, actions: int, hidden: tuple[int, ...], generator: torch.Generator) -> Params:
@@ -101,10 +116,10 @@ class Episodes:
 
 
 def sample_episodes(
-    params: Params, env: PointNavigation, goals: Tensor, episodes: int, generator: torch.Generator
+    params: Params, env: Simulator, goals: Tensor, episodes: int, generator: torch.Generator
 ) -> Episodes:
     """Run the policy (one set of parameters, or one per task) for ``episodes`` episodes in every task."""
-    positions = env.reset(goals, episodes)
+    positions = env.reset(goals, episodes, generator)
     alive = torch.ones(positions.shape[:2])
     observations, actions, rewards, masks = [], [], [], []
     with torch.no_grad():
@@ -339,7 +354,7 @@ class MAMLRLSettings:
 
 def meta_iteration(
     params: Params,
-    env: PointNavigation,
+    env: Simulator,
     goals: Tensor,
     rollouts: int,
     config: MAMLRLSettings,
@@ -370,7 +385,7 @@ def meta_iteration(
 
 def returns_while_adapting(
     params: Params,
-    env: PointNavigation,
+    env: Simulator,
     goals: Tensor,
     rollouts: int,
     steps: int,

@@ -1,11 +1,12 @@
-"""MAML-RL runs on 2D navigation: presets, resumable meta-training in a locked run folder, and evaluation of the
-return after 0-3 adaptation steps on fixed held-out goals (the same goals and sampling noise for every run, so
-runs and the random initialisation compare paired)."""
+"""MAML-RL runs on 2D navigation and HalfCheetah: presets, resumable meta-training in a locked run folder, and
+evaluation of the return after 0-3 adaptation steps on fixed held-out tasks (the same tasks and sampling noise
+for every run, so runs and the random initialisation compare paired)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ import torch
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.errors import LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, save_tensors
-from learntolearn.rl.maml_rl import MAMLRLSettings, Params, init_policy, meta_iteration, returns_while_adapting
+from learntolearn.rl.maml_rl import (
+    MAMLRLSettings,
+    Params,
+    Simulator,
+    init_policy,
+    meta_iteration,
+    returns_while_adapting,
+)
 from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET, matching_checkpoint
 from learntolearn.rl.tasks import PointNavigation
 
@@ -25,6 +33,7 @@ ALGORITHM = "maml-rl"
 @dataclass(frozen=True)
 class MAMLRLRunConfig(MAMLRLSettings):
     name: str = "maml-rl-navigation"
+    task: str = "navigation"  # or "cheetah-direction", "cheetah-velocity"
     hidden: tuple[int, ...] = (100, 100)
     meta_batch: int = 20
     rollouts: int = 20
@@ -33,11 +42,20 @@ class MAMLRLRunConfig(MAMLRLSettings):
     checkpoint_every: int = 10
 
 
+def cheetah(name: str, task: str, **changes: Any) -> MAMLRLRunConfig:
+    """Finn et al.'s locomotion settings: meta-batch 40, 20 rollouts of 200 steps per task."""
+    return MAMLRLRunConfig(name=name, task=task, meta_batch=40, **changes)
+
+
 PRESETS: dict[str, MAMLRLRunConfig] = {
     "maml-rl-navigation": MAMLRLRunConfig(),
     "fomaml-rl-navigation": MAMLRLRunConfig(name="fomaml-rl-navigation", first_order=True),
     # one policy trained by TRPO on all goals, fine-tuned at test time like MAML's (Finn et al.'s "pretrained")
     "pretrained-rl-navigation": MAMLRLRunConfig(name="pretrained-rl-navigation", inner_steps=0),
+    "maml-rl-cheetah-dir": cheetah("maml-rl-cheetah-dir", "cheetah-direction"),
+    "maml-rl-cheetah-vel": cheetah("maml-rl-cheetah-vel", "cheetah-velocity"),
+    "pretrained-rl-cheetah-dir": cheetah("pretrained-rl-cheetah-dir", "cheetah-direction", inner_steps=0),
+    "pretrained-rl-cheetah-vel": cheetah("pretrained-rl-cheetah-vel", "cheetah-velocity", inner_steps=0),
 }
 
 
@@ -50,18 +68,54 @@ def preset(name: str, seed: int | None = None, iterations: int | None = None) ->
     return replace(PRESETS[name], **changes)
 
 
+@dataclass(frozen=True)
+class TaskFamily:
+    """How a run's tasks are drawn and simulated, and the policy's input and output sizes."""
+
+    sample: Callable[[int, torch.Generator], torch.Tensor]
+    simulator: Callable[[int, int], Simulator]  # (tasks, episodes) -> simulator
+    observations: int
+    actions: int
+
+
+def task_family(task: str) -> TaskFamily:
+    if task == "navigation":
+        navigation = PointNavigation()
+        return TaskFamily(lambda n, g: navigation.sample(n, g).float(), lambda t, e: navigation, 2, 2)
+    if task in ("cheetah-direction", "cheetah-velocity"):
+        from learntolearn.rl.gym_tasks import VectorTasks, cheetah_directions, cheetah_velocities  # needs gymnasium
+
+        sampler = cheetah_directions() if task == "cheetah-direction" else cheetah_velocities()
+        return TaskFamily(sampler.sample, lambda t, e: VectorTasks(sampler, t, e), 17, 6)
+    raise UnknownNameError(
+        f"unknown MAML-RL task {task!r}; choose from navigation, cheetah-direction, cheetah-velocity"
+    )
+
+
+@contextmanager
+def simulating(family: TaskFamily, tasks: int, episodes: int) -> Iterator[Simulator]:
+    simulator = family.simulator(tasks, episodes)
+    try:
+        yield simulator
+    finally:
+        close = getattr(simulator, "close", None)
+        if close is not None:
+            close()
+
+
 def initial_policy(config: MAMLRLRunConfig) -> Params:
-    return init_policy(2, 2, config.hidden, torch.Generator().manual_seed(config.seed))
+    family = task_family(config.task)
+    return init_policy(family.observations, family.actions, config.hidden, torch.Generator().manual_seed(config.seed))
 
 
 def train_maml_rl(config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] = print) -> Params:
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
-    env = PointNavigation()
+    family = task_family(config.task)
     params = initial_policy(config)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
     iteration, cpu_before, history = 0, 0.0, []
     run.mkdir(parents=True, exist_ok=True)
-    with FolderLock(run):
+    with FolderLock(run), simulating(family, config.meta_batch, config.rollouts) as env:
         state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint")
         if state is not None:
             params = dict(state["policy"])
@@ -72,7 +126,7 @@ def train_maml_rl(config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] 
             value.requires_grad_(True)
         started = time.process_time()
         while iteration < config.iterations:
-            goals = env.sample(config.meta_batch, generator).float()
+            goals = family.sample(config.meta_batch, generator)
             step, before, after = meta_iteration(params, env, goals, config.rollouts, config, generator)
             iteration += 1
             history.append((before.mean().item(), after.mean().item(), step.kl, float(step.accepted)))
@@ -100,12 +154,13 @@ def train_maml_rl(config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] 
 def evaluate_policy(
     params: Params, config: MAMLRLRunConfig, tasks: int = 100, steps: int = 3, seed: int = EVALUATION_SEED
 ) -> dict[str, Any]:
-    """Average return per held-out goal after 0..``steps`` adaptation steps (``config``'s inner step size)."""
-    env = PointNavigation()
-    goals = env.sample(tasks, torch.Generator().manual_seed(seed)).float()
-    returns = returns_while_adapting(
-        params, env, goals, config.rollouts, steps, config, torch.Generator().manual_seed(seed + 1)
-    )
+    """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size)."""
+    family = task_family(config.task)
+    goals = family.sample(tasks, torch.Generator().manual_seed(seed))
+    with simulating(family, tasks, config.rollouts) as env:
+        returns = returns_while_adapting(
+            params, env, goals, config.rollouts, steps, config, torch.Generator().manual_seed(seed + 1)
+        )
     return {
         "mean": returns.mean(1).tolist(),
         "ci95": [confidence_interval(row) for row in returns],

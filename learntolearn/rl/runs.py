@@ -66,12 +66,13 @@ def trials_of(config: RL2RunConfig) -> Trials:
 
 
 def matching_checkpoint(run: Path, config: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The run folder's checkpoint, if any, after checking it was made with ``config`` (its length aside)."""
+    """The run folder's checkpoint, if any, after checking it was made with ``config`` (its length aside; a
+    setting added to the code after the checkpoint was written counts as its current value)."""
     checkpoint = run / "checkpoint.pt"
     if not checkpoint.exists():
         return None
     state = load_tensors(checkpoint, what)
-    theirs = dict(state["config"])
+    theirs = {**config, **state["config"]}
     if {**theirs, "iterations": 0} != {**config, "iterations": 0}:
         changed = ", ".join(
             f"{k} {theirs.get(k)} -> {v}" for k, v in config.items() if k != "iterations" and theirs.get(k) != v
