@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from learntolearn.cli.options import threads_option
+from learntolearn.errors import ConfigError
 from learntolearn.files import write_json
 from learntolearn.rl import maml_rl_runs
 from learntolearn.rl.runs import PRESETS, evaluate_rl2, preset, train_rl2
@@ -26,15 +27,27 @@ def rl() -> None:
 @click.option(
     "--iterations", type=click.IntRange(min=1), default=None, help="Meta-iterations (PPO for RL², TRPO for MAML-RL)."
 )
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="MAML-RL: processes on this machine, each simulating a share of every meta-batch.",
+)
 @threads_option
-def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: int | None) -> None:
+def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: int | None, nproc: int) -> None:
     """Meta-train an RL² or MAML-RL preset, or continue its run from the last checkpoint."""
     if preset_name in maml_rl_runs.PRESETS:
         maml_config = maml_rl_runs.preset(preset_name, seed=seed, iterations=iterations)
         run = Path(run_dir or Path("runs") / maml_config.name)
-        maml_rl_runs.train_maml_rl(maml_config, run, log=click.echo)
+        if nproc > 1:
+            maml_rl_runs.launch_maml_rl(maml_config, run, nproc)
+        else:
+            maml_rl_runs.train_maml_rl(maml_config, run, log=click.echo)
         click.echo(f"trained {maml_config.name} in {run}; evaluate it with: ltl rl eval {run}")
         return
+    if nproc > 1:
+        raise ConfigError("--nproc splits MAML-RL meta-batches; RL² presets train in one process")
     config = preset(preset_name, seed=seed, iterations=iterations)
     run = Path(run_dir or Path("runs") / config.name)
     train_rl2(config, run, log=click.echo)

@@ -103,6 +103,13 @@ def all_reduce_sum(*values: float) -> list[float]:
     return tensor.tolist()
 
 
+def all_reduce_tensor(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over ranks (a new tensor)."""
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total
+
+
 def broadcast_flag(flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank."""
     tensor = torch.tensor([int(flag)])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -37,17 +39,9 @@ def _train_process(
     return None if result is None else str(result)
 
 
-def launch_training(
-    nproc: int,
-    config: TrainConfig,
-    run_dir: str,
-    *,
-    data_root: str | None,
-    download: bool,
-    resume: bool,
-    timeout: float,
-) -> str | None:
-    """Train with ``nproc`` local processes; returns rank 0's test result, raises :class:`DistributedTrainingError` if a rank fails.
+def launch_processes(nproc: int, entry: Callable[..., Any], args: tuple[Any, ...], resume_hint: str) -> dict[int, Any]:
+    """Run ``entry(*args)`` in ``nproc`` local processes joined by torch's elastic launcher; every rank's return
+    value. A failed rank raises :class:`DistributedTrainingError` naming it, followed by ``resume_hint``.
 
     Each process gets ``cpu_count // nproc`` threads unless ``OMP_NUM_THREADS`` is set.
     """
@@ -65,16 +59,30 @@ def launch_training(
         monitor_interval=0.5,
     )
     try:
-        returned = elastic_launch(launch, _train_process)(
-            config.to_dict(), str(run_dir), data_root, download, resume, timeout
-        )
+        return elastic_launch(launch, entry)(*args)
     except ChildFailedError as err:
         ranks = ", ".join(
             f"rank {rank} ({failure.message or f'exit code {failure.exitcode}'})"
             for rank, failure in sorted(err.failures.items())
         )
-        raise DistributedTrainingError(
-            f"distributed training failed: {ranks}. The last checkpoint in {run_dir}/last.pt is intact; "
-            f"continue with `ltl train --resume {run_dir} --nproc {nproc}`"
-        ) from err
+        raise DistributedTrainingError(f"distributed training failed: {ranks}. {resume_hint}") from err
+
+
+def launch_training(
+    nproc: int,
+    config: TrainConfig,
+    run_dir: str,
+    *,
+    data_root: str | None,
+    download: bool,
+    resume: bool,
+    timeout: float,
+) -> str | None:
+    """Train with ``nproc`` local processes; returns rank 0's test result, raises :class:`DistributedTrainingError` if a rank fails."""
+    returned = launch_processes(
+        nproc,
+        _train_process,
+        (config.to_dict(), str(run_dir), data_root, download, resume, timeout),
+        f"The last checkpoint in {run_dir}/last.pt is intact; continue with `ltl train --resume {run_dir} --nproc {nproc}`",
+    )
     return returned.get(0)

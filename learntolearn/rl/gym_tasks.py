@@ -124,9 +124,12 @@ class VectorTasks:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def reset(self, parameters: Tensor, episodes: int, generator: torch.Generator | None = None) -> Tensor:
-        """Give every copy its task's parameter and start all episodes (seeded from ``generator``, so runs
-        repeat); observations ``[tasks, episodes, size]``."""
+    def reset(
+        self, parameters: Tensor, episodes: int, generator: torch.Generator | None = None, first_task: int = 0
+    ) -> Tensor:
+        """Give every copy its task's parameter and start all episodes; observations ``[tasks, episodes, size]``.
+        Copy ``i`` of the whole meta-batch (these tasks start at its task ``first_task``) is seeded with
+        ``seed + i``, the seed drawn from ``generator``, so runs repeat however the batch is split."""
         if (len(parameters), episodes) != (self.tasks, self.episodes):
             raise TaskError(
                 f"this simulator runs {self.tasks} tasks x {self.episodes} episodes, not {len(parameters)} x {episodes}"
@@ -134,8 +137,8 @@ class VectorTasks:
         check_finite("a task parameter", parameters, step=0)
         values = parameters.repeat_interleave(episodes, dim=0).numpy()
         self.envs.set_attr("task", [value.item() if value.size == 1 else value for value in values])
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        observations, _ = self.envs.reset(seed=seed)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) + first_task * episodes
+        observations, _ = self.envs.reset(seed=[seed + copy for copy in range(len(values))])
         self.ended[:] = False
         return self.shaped(observations)
 

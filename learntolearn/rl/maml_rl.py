@@ -11,6 +11,12 @@ surrogate and the KL differentiate through the inner step (second order) unless 
 
 The inner loop is :func:`~learntolearn.algorithms.inner.sgd_inner_loop` (``torch.func.grad``), vmapped over
 the tasks of the meta-batch; episodes of every task are simulated together as one tensor.
+
+Data parallelism: with a :class:`Shard`, a process simulates and adapts only its share of the meta-batch. Every
+process draws the same task parameters and the full meta-batch's action noise from the same generator and
+keeps its rows, so the episodes are those of one process; the surrogate and KL are sums of per-task terms
+divided by the whole meta-batch, and ``reduce`` (an all-reduce) sums gradients, Fisher-vector products and
+line-search values over processes, so every process takes the same TRPO step as one process would.
 """
 
 from __future__ import annotations
@@ -31,6 +37,26 @@ from learntolearn.rl.tasks import check_finite
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Tasks ``start`` to ``stop`` of a meta-batch of ``total``: one process's share."""
+
+    start: int
+    stop: int
+    total: int
+
+    @staticmethod
+    def whole(tasks: int) -> Shard:
+        return Shard(0, tasks, tasks)
+
+
+Reduce = Callable[[Tensor], Tensor]
+
+
+def no_reduce(value: Tensor) -> Tensor:
+    return value
+
+
 class Simulator(Protocol):
     """Episodes of many tasks at once: :class:`~learntolearn.rl.tasks.PointNavigation` (tensors) or
     :class:`~learntolearn.rl.gym_tasks.VectorTasks` (gymnasium vector environments)."""
@@ -38,7 +64,9 @@ class Simulator(Protocol):
     @property
     def horizon(self) -> int: ...
 
-    def reset(self, tasks: Tensor, episodes: int, generator: torch.Generator | None = None) -> Tensor: ...
+    def reset(
+        self, tasks: Tensor, episodes: int, generator: torch.Generator | None = None, first_task: int = 0
+    ) -> Tensor: ...
 
     def step(self, tasks: Tensor, observations: Tensor, actions: Tensor, step: int) -> tuple[Tensor, Tensor]: ...
 
@@ -116,16 +144,24 @@ class Episodes:
 
 
 def sample_episodes(
-    params: Params, env: Simulator, goals: Tensor, episodes: int, generator: torch.Generator
+    params: Params,
+    env: Simulator,
+    goals: Tensor,
+    episodes: int,
+    generator: torch.Generator,
+    shard: Shard | None = None,
 ) -> Episodes:
-    """Run the policy (one set of parameters, or one per task) for ``episodes`` episodes in every task."""
-    positions = env.reset(goals, episodes, generator)
+    """Run the policy (one set of parameters, or one per task) for ``episodes`` episodes in every task of
+    ``goals``, which are the ``shard`` of a larger meta-batch if given (noise is drawn for the whole batch)."""
+    shard = shard or Shard.whole(len(goals))
+    positions = env.reset(goals, episodes, generator, shard.start)
     alive = torch.ones(positions.shape[:2])
     observations, actions, rewards, masks = [], [], [], []
     with torch.no_grad():
         for step in range(env.horizon):
             mean = policy_mean(params, positions)
-            action = mean + log_std_of(params, mean).exp() * torch.randn(mean.shape, generator=generator)
+            noise = torch.randn((shard.total, *mean.shape[1:]), generator=generator)[shard.start : shard.stop]
+            action = mean + log_std_of(params, mean).exp() * noise
             following, reward = env.step(goals, positions, action, step)
             check_finite("a reward", reward, step)
             observations.append(positions)
@@ -270,24 +306,26 @@ def trpo_step(
     damping: float = 1e-5,
     line_search_steps: int = 15,
     backtrack: float = 0.8,
+    reduce: Reduce = no_reduce,
 ) -> TRPOStep:
     """One TRPO update of ``params`` (leaf tensors, changed in place). ``objective(p)`` returns the loss to
-    lower and the mean KL from the current policy to ``p``'s (zero, with the Fisher as Hessian, at ``params``)."""
+    lower and the mean KL from the current policy to ``p``'s (zero, with the Fisher as Hessian, at ``params``),
+    or this process's terms of them, which ``reduce`` sums over processes."""
     names = list(params)
     leaves = [params[n] for n in names]
     loss, kl = objective(params)
-    gradient = flat(torch.autograd.grad(loss, leaves, retain_graph=True))
+    gradient = reduce(flat(torch.autograd.grad(loss, leaves, retain_graph=True)))
     kl_gradient = flat(torch.autograd.grad(kl, leaves, create_graph=True))
 
     def fisher_product(vector: Tensor) -> Tensor:
         product = torch.autograd.grad(kl_gradient.dot(vector), leaves, retain_graph=True)
-        return flat(product) + damping * vector
+        return reduce(flat(product)) + damping * vector
 
     direction = conjugate_gradient(fisher_product, -gradient, cg_iterations)
     curvature = direction.dot(fisher_product(direction))
     full_step = direction * torch.sqrt(2 * max_kl / curvature.clamp_min(1e-12))
     before = [leaf.detach().clone() for leaf in leaves]
-    loss_before = float(loss.detach())
+    loss_before = float(reduce(loss.detach().reshape(1)))
     with torch.no_grad():
         for attempt in range(line_search_steps):
             offset = 0
@@ -295,7 +333,7 @@ def trpo_step(
                 size = leaf.numel()
                 leaf.copy_(start + backtrack**attempt * full_step[offset : offset + size].view_as(leaf))
                 offset += size
-            new_loss, new_kl = objective(params)
+            new_loss, new_kl = reduce(torch.stack(objective(params)))
             if float(new_loss) < loss_before and float(new_kl) <= max_kl:
                 return TRPOStep(loss_before, float(new_loss), float(new_kl), True, attempt)
         for leaf, start in zip(leaves, before):
@@ -308,11 +346,14 @@ def meta_objective(
     train: Episodes,
     valid: Episodes,
     config: MAMLRLSettings,
+    total_tasks: int | None = None,
 ) -> Objective:
-    """The surrogate loss and KL of the adapted policies on ``valid`` as functions of the initial parameters."""
+    """The surrogate loss and KL of the adapted policies on ``valid`` as functions of the initial parameters:
+    sums over these tasks divided by ``total_tasks`` (the whole meta-batch; by default these tasks)."""
     train_advantages = normalised_advantages(train, config.discount, config.gae_lambda)
     valid_advantages = normalised_advantages(valid, config.discount, config.gae_lambda)
     observations, actions, mask = valid.flat()
+    total = total_tasks or len(mask)
 
     def adapted(p: Params) -> Params:
         if config.inner_steps == 0:
@@ -329,7 +370,10 @@ def meta_objective(
         new = adapted(p)
         new_mean = policy_mean(new, observations)
         ratio = (log_prob(new, observations, actions) - old_log_prob).exp()
-        per_task = lambda values: ((values * mask).sum(1) / mask.sum(1)).mean()
+
+        def per_task(values: Tensor) -> Tensor:
+            return ((values * mask).sum(1) / mask.sum(1)).sum() / total
+
         kl = gaussian_kl(old_mean, old_log_std, new_mean, log_std_of(new, new_mean))
         return -per_task(ratio * valid_advantages), per_task(kl)
 
@@ -359,28 +403,34 @@ def meta_iteration(
     rollouts: int,
     config: MAMLRLSettings,
     generator: torch.Generator,
+    shard: Shard | None = None,
+    reduce: Reduce = no_reduce,
 ) -> tuple[TRPOStep, Tensor, Tensor]:
-    """Sample, adapt, sample again and take one TRPO step; returns it and the returns before and after adapting."""
-    train = sample_episodes(params, env, goals, rollouts, generator)
+    """Sample, adapt, sample again and take one TRPO step on the meta-batch ``goals`` (this process's
+    ``shard`` of it); returns the step and the shard's returns per task before and after adapting."""
+    shard = shard or Shard.whole(len(goals))
+    mine = goals[shard.start : shard.stop]
+    train = sample_episodes(params, env, mine, rollouts, generator, shard)
     if config.inner_steps == 0:
-        valid, before = train, train.returns
+        valid = train
     else:
         advantages = normalised_advantages(train, config.discount, config.gae_lambda)
         with torch.no_grad():
             fast = adapt(
                 {n: v.detach() for n, v in params.items()}, train, advantages, config.inner_lr, config.inner_steps
             )
-        valid, before = sample_episodes(fast, env, goals, rollouts, generator), train.returns
+        valid = sample_episodes(fast, env, mine, rollouts, generator, shard)
     step = trpo_step(
         params,
-        meta_objective(params, train, valid, config),
+        meta_objective(params, train, valid, config, shard.total),
         config.max_kl,
         config.cg_iterations,
         config.cg_damping,
         config.line_search_steps,
         config.backtrack,
+        reduce,
     )
-    return step, before, valid.returns
+    return step, train.returns, valid.returns
 
 
 def returns_while_adapting(

@@ -4,6 +4,7 @@ for every run, so runs and the random initialisation compare paired)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,15 +14,19 @@ from typing import Any
 
 import torch
 
+from learntolearn.engine.distributed import Distributed, all_reduce_tensor, init_from_environment, shard
 from learntolearn.engine.evaluate import confidence_interval
+from learntolearn.engine.launch import launch_processes
 from learntolearn.errors import LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, save_tensors
 from learntolearn.rl.maml_rl import (
     MAMLRLSettings,
     Params,
+    Shard,
     Simulator,
     init_policy,
     meta_iteration,
+    no_reduce,
     returns_while_adapting,
 )
 from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET, matching_checkpoint
@@ -108,14 +113,25 @@ def initial_policy(config: MAMLRLRunConfig) -> Params:
     return init_policy(family.observations, family.actions, config.hidden, torch.Generator().manual_seed(config.seed))
 
 
-def train_maml_rl(config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] = print) -> Params:
-    """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
+def train_maml_rl(
+    config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] = print, distributed: Distributed | None = None
+) -> Params:
+    """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one. With
+    ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints."""
+    distributed = distributed or Distributed()
     family = task_family(config.task)
     params = initial_policy(config)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
+    tasks = shard(config.meta_batch, distributed.rank, distributed.world_size)
+    mine = Shard(tasks.start, tasks.stop, config.meta_batch)
+    reduce = all_reduce_tensor if distributed.enabled else no_reduce
     iteration, cpu_before, history = 0, 0.0, []
-    run.mkdir(parents=True, exist_ok=True)
-    with FolderLock(run), simulating(family, config.meta_batch, config.rollouts) as env:
+    if distributed.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(run) if distributed.is_main else contextlib.nullcontext()
+    with lock, simulating(family, len(tasks), config.rollouts) as env:
+        if distributed.enabled:
+            reduce(torch.zeros(1))  # every rank waits until rank 0 holds the folder
         state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint")
         if state is not None:
             params = dict(state["policy"])
@@ -127,28 +143,46 @@ def train_maml_rl(config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] 
         started = time.process_time()
         while iteration < config.iterations:
             goals = family.sample(config.meta_batch, generator)
-            step, before, after = meta_iteration(params, env, goals, config.rollouts, config, generator)
+            step, before, after = meta_iteration(params, env, goals, config.rollouts, config, generator, mine, reduce)
+            before_mean, after_mean = (reduce(torch.stack([before.sum(), after.sum()])) / config.meta_batch).tolist()
             iteration += 1
-            history.append((before.mean().item(), after.mean().item(), step.kl, float(step.accepted)))
+            history.append((before_mean, after_mean, step.kl, float(step.accepted)))
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-                cpu = cpu_before + time.process_time() - started
-                save_tensors(
-                    {
-                        "algorithm": ALGORITHM,
-                        "config": asdict(config),
-                        "policy": {n: v.detach() for n, v in params.items()},
-                        "generator": generator.get_state(),
-                        "iteration": iteration,
-                        "cpu_seconds": cpu,
-                        "history": history,
-                    },
-                    run / "checkpoint.pt",
-                )
-                log(
-                    f"iteration {iteration}: return {before.mean().item():.2f} before adapting, "
-                    f"{after.mean().item():.2f} after, {cpu:.0f} CPU s"
-                )
+                cpu = cpu_before + float(reduce(torch.tensor([time.process_time() - started], dtype=torch.float64)))
+                if distributed.is_main:
+                    save_tensors(
+                        {
+                            "algorithm": ALGORITHM,
+                            "config": asdict(config),
+                            "policy": {n: v.detach() for n, v in params.items()},
+                            "generator": generator.get_state(),
+                            "iteration": iteration,
+                            "cpu_seconds": cpu,
+                            "history": history,
+                        },
+                        run / "checkpoint.pt",
+                    )
+                    log(
+                        f"iteration {iteration}: return {before_mean:.2f} before adapting, {after_mean:.2f} after, {cpu:.0f} CPU s"
+                    )
     return {n: v.detach() for n, v in params.items()}
+
+
+def _rank_process(config: dict[str, Any], run: str) -> None:
+    distributed = init_from_environment()
+    settings = MAMLRLRunConfig(**{**config, "hidden": tuple(config["hidden"])})
+    train_maml_rl(settings, Path(run), log=print if distributed.is_main else lambda _: None, distributed=distributed)
+
+
+def launch_maml_rl(config: MAMLRLRunConfig, run: Path, nproc: int) -> None:
+    """Meta-train with ``nproc`` local processes splitting each meta-batch (``ltl rl train ... --nproc``)."""
+    shard(config.meta_batch, 0, nproc)  # a meta-batch too small to split fails here, with the fix
+    launch_processes(
+        nproc,
+        _rank_process,
+        (asdict(config), str(run)),
+        f"The last checkpoint in {run} is intact; continue with the same command.",
+    )
 
 
 def evaluate_policy(

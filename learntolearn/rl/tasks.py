@@ -120,8 +120,10 @@ class PointNavigation:
         """Goals, ``[tasks, 2]``."""
         return (2 * torch.rand(tasks, 2, generator=generator, dtype=torch.float64) - 1) * self.goal_range
 
-    def reset(self, goals: Tensor, episodes: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        """Every episode starts at the origin (``generator`` is unused: the start is not random)."""
+    def reset(
+        self, goals: Tensor, episodes: int = 1, generator: torch.Generator | None = None, first_task: int = 0
+    ) -> Tensor:
+        """Every episode starts at the origin (``generator`` and ``first_task`` are unused: starts are not random)."""
         return torch.zeros(len(goals), episodes, 2, dtype=goals.dtype)
 
     def step(self, goals: Tensor, positions: Tensor, actions: Tensor, step: int = 0) -> tuple[Tensor, Tensor]:
