@@ -150,11 +150,12 @@ class VectorTasks:
             raise TaskError(
                 f"{self.sampler.name} takes {self.action_size} numbers per action, the policy gives {actions.shape[-1]}"
             )
-        check_finite("an action", actions.flatten(1), step)
+        check_finite("an action", actions.flatten(1), step, parameters)
         following, rewards, terminated, truncated, _ = self.envs.step(actions.reshape(-1, self.action_size).numpy())
         self.ended = self.ended | terminated | truncated
         following_t, rewards_t = self.shaped(following), self.shaped(rewards)[..., 0]
-        check_finite("an observation", following_t.flatten(1), step)
+        check_finite("an observation", following_t.flatten(1), step, parameters)
+        check_finite("a reward", rewards_t, step, parameters)
         return following_t, rewards_t
 
     def reached(self, parameters: Tensor, observations: Tensor) -> Tensor:

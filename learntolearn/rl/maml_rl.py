@@ -163,7 +163,7 @@ def sample_episodes(
             noise = torch.randn((shard.total, *mean.shape[1:]), generator=generator)[shard.start : shard.stop]
             action = mean + log_std_of(params, mean).exp() * noise
             following, reward = env.step(goals, positions, action, step)
-            check_finite("a reward", reward, step)
+            check_finite("a reward", reward, step, goals)
             observations.append(positions)
             actions.append(action)
             rewards.append(reward * alive)

@@ -25,11 +25,14 @@ from torch import Tensor
 from learntolearn.errors import TaskError
 
 
-def check_finite(name: str, value: Tensor, step: int) -> None:
+def check_finite(name: str, value: Tensor, step: int, parameters: Tensor | None = None) -> None:
+    """Raise :class:`TaskError` naming the first task (and its ``parameters`` row, if given) and the step where
+    ``value`` (``[tasks, ...]``) is NaN or infinite."""
     bad = ~torch.isfinite(value)
     if bad.any():
         task = int(bad.nonzero()[0, 0])
-        raise TaskError(f"{name} is not finite for task {task} at step {step}; check that task's parameters")
+        given = "" if parameters is None else f" (task parameter {[round(v, 6) for v in parameters[task].tolist()]})"
+        raise TaskError(f"{name} is not finite for task {task}{given} at step {step}; check that task's parameters")
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class PointNavigation:
             raise TaskError(
                 f"actions must be {list(positions.shape)} (two numbers per episode), not {list(actions.shape)}"
             )
-        check_finite("an action", actions.flatten(1), step)
+        check_finite("an action", actions.flatten(1), step, goals)
         following = positions + actions.clamp(-self.max_action, self.max_action)
         return following, -(following - goals[:, None, :]).norm(dim=-1)
 

@@ -9,12 +9,12 @@ import torch
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
-from learntolearn.errors import ConfigError, LtlError, UnknownNameError
+from learntolearn.errors import ConfigError, LtlError, TaskError, UnknownNameError
 from learntolearn.files import load_tensors
 from learntolearn.rl.maml_rl_runs import initial_policy, launch_maml_rl, train_maml_rl
 from learntolearn.rl.maml_rl_runs import preset as maml_preset
 from learntolearn.rl.runs import preset, train_rl2, trials_of
-from learntolearn.rl.tasks import BernoulliBandits, TabularMDPs
+from learntolearn.rl.tasks import BernoulliBandits, PointNavigation, TabularMDPs
 
 
 def small(iterations: int, **changes):
@@ -102,3 +102,38 @@ def test_two_processes_splitting_each_meta_batch_train_the_policy_one_process_tr
         assert not torch.equal(value, initial_policy(config)[name])
     with pytest.raises(ConfigError, match="cannot be split over 8 processes"):
         launch_maml_rl(config, tmp_path / "too-many", nproc=8)
+
+
+class PoisonedNavigation(PointNavigation):
+    """Navigation whose rewards turn NaN for task 1 from the ``after``-th simulated step on."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        object.__setattr__(self, "calls", [0])
+        object.__setattr__(self, "after", after)
+
+    def step(self, goals, positions, actions, step=0):
+        following, rewards = super().step(goals, positions, actions, step)
+        self.calls[0] += 1
+        if self.calls[0] > self.after:
+            rewards = rewards.clone()
+            rewards[1] = float("nan")
+        return following, rewards
+
+
+def test_a_nan_reward_names_the_task_and_step_and_leaves_the_last_checkpoint(tmp_path, monkeypatch):
+    from learntolearn.rl import maml_rl_runs
+
+    config = tiny_maml(5)
+    healthy = maml_rl_runs.task_family("navigation")
+    poisoned = PoisonedNavigation(after=2 * 2 * 100 + 150)  # two iterations of two samplings of 100 steps, then NaN
+    family = replace(healthy, simulator=lambda tasks, episodes: poisoned)
+    monkeypatch.setattr(maml_rl_runs, "task_family", lambda task: family)
+    with pytest.raises(TaskError, match=r"a reward is not finite for task 1 \(task parameter \[.*\]\) at step 50"):
+        train_maml_rl(config, tmp_path / "run", log=lambda _: None)
+    state = load_tensors(tmp_path / "run" / "checkpoint.pt", "test")
+    assert state["iteration"] == 2  # the last checkpoint, written before the fault, is intact
+    monkeypatch.setattr(maml_rl_runs, "task_family", lambda task: healthy)
+    resumed = train_maml_rl(config, tmp_path / "run", log=lambda _: None)
+    straight = train_maml_rl(config, tmp_path / "straight", log=lambda _: None)
+    assert all(torch.equal(resumed[n], straight[n]) for n in straight)  # and resumes to the uninterrupted run

@@ -161,7 +161,7 @@ def test_bad_policies_and_values_name_the_problem_and_the_step():
         sample_episodes(wrong, env, goals, 2, generator)
     broken = init_policy(2, 2, (8,), generator)
     broken["layer1.bias"][0] = float("nan")
-    with pytest.raises(TaskError, match="an action is not finite for task 0 at step 0"):
+    with pytest.raises(TaskError, match=r"an action is not finite for task 0 \(task parameter \[.*\]\) at step 0"):
         sample_episodes(broken, env, goals, 2, generator)
     params = init_policy(2, 2, (8,), generator)
     episodes = sample_episodes(params, env, goals, 2, generator)

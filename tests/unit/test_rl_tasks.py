@@ -106,7 +106,7 @@ def test_point_navigation_clips_actions_and_rewards_minus_the_distance():
     assert torch.allclose(moved, torch.tensor([[[0.1, -0.05]]], dtype=torch.float64))
     assert reward.item() == pytest.approx(-((0.2**2 + 0.35**2) ** 0.5))
     assert navigation.sample(2000, generator()).abs().max() <= 0.5
-    with pytest.raises(TaskError, match="not finite for task 0 at step 7"):
+    with pytest.raises(TaskError, match=r"not finite for task 0 \(task parameter \[0.3, -0.4\]\) at step 7"):
         navigation.step(goals, positions, torch.tensor([[[float("inf"), 0.0]]], dtype=torch.float64), step=7)
 
 
