@@ -5,7 +5,9 @@ batch of tasks at once: each strategy maps the pulls and successes so far to the
 * greedy - every arm once, then the best empirical mean;
 * epsilon-greedy - greedy, but a random arm with probability ``epsilon``;
 * UCB1 (Auer et al. 2002) - every arm once, then the highest ``mean + c sqrt(2 ln t / n)``;
-* Thompson sampling (Thompson 1933) - a draw from each arm's Beta(1 + successes, 1 + failures) posterior.
+* Thompson sampling (Thompson 1933) - a draw from each arm's Beta(1 + successes, 1 + failures) posterior;
+* the Gittins index (Gittins 1979) of each arm's Beta posterior for a discount factor: Bayes-optimal for the
+  infinite discounted problem, a strong heuristic for a fixed number of pulls (the discount is then tuned).
 
 Ties are broken at random, so no arm is favoured by its index.
 """
@@ -13,7 +15,9 @@ Ties are broken at random, so no arm is favoured by its index.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,6 +90,58 @@ def thompson(
         torch.manual_seed(seed)
         draws = torch.distributions.Beta(1 + successes, 1 + pulls - successes).sample()
     return argmax_random_ties(draws, generator)
+
+
+@lru_cache(maxsize=64)
+def gittins_indices(discount: float, max_pulls: int, depth: int = 300, grid: int = 2001) -> np.ndarray:
+    """Gittins indices ``[s, f]`` of a Bernoulli arm with a Beta(1, 1) prior after ``s`` successes and ``f``
+    failures (``s + f <= max_pulls``), per pull, for ``discount`` in [0, 1).
+
+    Whittle's retirement calibration: with a lump sum ``M`` for retiring, ``V(a, b) = max(M, mu + discount *
+    (mu V(a + 1, b) + (1 - mu) V(a, b + 1)))``, ``mu = a / (a + b)``; the index is ``(1 - discount) * M`` at the
+    smallest ``M`` where retiring is optimal. The value functions of ``grid`` rates in [0, 1] are computed
+    together by backward induction over the posterior lattice, cut ``depth`` pulls beyond ``max_pulls`` (there
+    the arm is valued as if nothing more were learnt), and each index is interpolated between grid rates.
+    """
+    if not 0 <= discount < 1:
+        raise TaskError(f"the Gittins index needs a discount in [0, 1), not {discount}")
+    rates = np.linspace(0.0, 1.0, grid)
+    retire = rates[:, None] / (1 - discount)
+    last = max_pulls + depth
+    means = (1 + np.arange(last + 1)) / (2 + last)
+    values = np.maximum(retire, means[None, :] / (1 - discount))
+    indices = np.full((max_pulls + 1, max_pulls + 1), np.nan)
+    for pulled in range(last - 1, -1, -1):
+        successes = np.arange(pulled + 1)
+        means = (1 + successes) / (2 + pulled)
+        carry_on = means + discount * (means * values[:, 1:] + (1 - means) * values[:, :-1])
+        values = np.maximum(retire, carry_on)
+        if pulled <= max_pulls:
+            gain = carry_on - retire  # > 0 where pulling beats retiring
+            first = np.argmax(gain <= 0, axis=0)  # the first rate at which retiring is optimal
+            before, at = gain[first - 1, successes], gain[first, successes]
+            step = rates[1] - rates[0]
+            indices[successes, pulled - successes] = rates[first - 1] + step * before / (before - at)
+    return indices
+
+
+def gittins(discount: float, pulls: int | None = None) -> Strategy:
+    """The arm of highest Gittins index for ``discount``; the indices are computed for trials of ``pulls``
+    pulls (if not given, for twice the pulls seen so far, again whenever a trial runs longer)."""
+    if not 0 <= discount < 1:
+        raise TaskError(f"the Gittins index needs a discount in [0, 1), not {discount}")
+    table: dict[str, Tensor] = {}
+
+    def strategy(
+        pulls_so_far: Tensor, successes: Tensor, step: int, probabilities: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        if "indices" not in table or table["indices"].shape[0] <= step:
+            size = pulls if pulls is not None and pulls > step else max(2 * step, 10)
+            table["indices"] = torch.from_numpy(gittins_indices(discount, size))
+        s, f = successes.long(), (pulls_so_far - successes).long()
+        return argmax_random_ties(table["indices"][s, f], generator)
+
+    return strategy
 
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {

@@ -1,11 +1,12 @@
 """Meta-RL task distributions and the hand-designed bandit learners: simulators match their parameters,
 bad parameters or actions name the task and step, learners rank as theory says, and runs are reproducible."""
 
+import numpy as np
 import pytest
 import torch
 
 from learntolearn.errors import TaskError
-from learntolearn.rl.bandits import STRATEGIES, greedy, play, thompson, ucb1
+from learntolearn.rl.bandits import STRATEGIES, gittins, gittins_indices, greedy, play, thompson, ucb1
 from learntolearn.rl.mdp_baselines import LEARNERS, Posterior, optimal_actions, psrl_policy, run_trials
 from learntolearn.rl.tasks import BernoulliBandits, MDPParameters, PointNavigation, TabularMDPs
 
@@ -152,3 +153,25 @@ def test_the_posterior_concentrates_on_what_was_seen():
     transitions, means = posterior.sample(generator())
     assert transitions[0, 0, 0, 1].item() > 0.99 and means[0, 0, 0].item() == pytest.approx(3.0, abs=0.05)
     assert abs(means[0, 1, 0].item() - 1.0) < 4  # unseen: still the prior N(1, 1)
+
+
+def test_gittins_indices_equal_gittins_tables():
+    # Gittins' tables for a Bernoulli arm with a uniform prior (as reprinted in Christian & Griffiths 2016)
+    table = gittins_indices(0.9, 10, depth=150)
+    for (successes, failures), expected in {(0, 0): 0.7029, (1, 1): 0.6346, (2, 2): 0.6010, (9, 1): 0.8695}.items():
+        assert table[successes, failures] == pytest.approx(expected, abs=1e-4)
+    assert gittins_indices(0.99, 4)[0, 0] == pytest.approx(0.8699, abs=1e-4)
+    myopic = gittins_indices(0.0, 5, depth=10)  # no future: the index is the posterior mean
+    assert myopic[3, 1] == pytest.approx(4 / 6, abs=1e-9)
+    assert (np.diff(table[:, 0]) > 0).all() and (
+        np.diff(table[0, :]) < 0
+    ).all()  # successes raise it, failures lower it
+
+
+def test_the_gittins_learner_keeps_pulling_an_arm_that_pays():
+    bandits = BernoulliBandits(2)
+    probabilities = torch.tensor([[0.9, 0.1]] * 200, dtype=torch.float64)
+    total = play(gittins(0.9), bandits, probabilities, 20, generator())
+    assert total.mean() > 0.8 * 20 * 0.9
+    with pytest.raises(TaskError, match="discount in \\[0, 1\\)"):
+        gittins(1.0)
