@@ -1,0 +1,163 @@
+"""OML and ANML runs: presets, resumable meta-training on Omniglot's background characters in a locked run
+folder, and the supervised pretraining the fine-tuning baselines start from.
+
+Background characters ``0 .. meta_train_classes - 1`` are meta-trained on; the rest of the background set is
+the meta-validation set on which the online learning rate is chosen; the evaluation set is never seen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from learntolearn.algorithms.inner import Params
+from learntolearn.continual import anml, oml
+from learntolearn.continual.layers import reset_output_row
+from learntolearn.continual.trajectory import remembering_loss
+from learntolearn.errors import LtlError, UnknownNameError
+from learntolearn.files import FolderLock, load_tensors, save_tensors
+
+
+@dataclass(frozen=True)
+class ContinualRunConfig:
+    name: str
+    algorithm: str  # "oml" or "anml"
+    channels: int = 64
+    hidden: int = 256  # OML's prediction network
+    nm_channels: int = 28  # ANML's neuromodulatory network
+    classes: int = 1000
+    inner_lr: float = 0.03
+    meta_lr: float = 1e-4
+    trajectory: int = 20
+    remember: int = 64
+    first_order: bool = False
+    meta_train_classes: int = 864
+    steps: int = 10_000
+    seed: int = 0
+    checkpoint_every: int = 100
+
+
+PRESETS = {
+    "oml-omniglot": ContinualRunConfig("oml-omniglot", "oml"),
+    "anml-omniglot": ContinualRunConfig("anml-omniglot", "anml", meta_lr=1e-3),
+}
+
+
+def preset(name: str, **changes: Any) -> ContinualRunConfig:
+    if name not in PRESETS:
+        raise UnknownNameError(f"unknown continual preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    return replace(PRESETS[name], **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Network:
+    """What an algorithm's network needs: its logits, initial parameters, output layer and fast parameters."""
+
+    logits: Callable[[Params, Tensor], Tensor]
+    params: Params
+    output: str
+    meta_training_fast: tuple[str, ...]
+    meta_test_fast: tuple[str, ...]
+
+
+def network(config: ContinualRunConfig) -> Network:
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.algorithm == "oml":
+        settings = oml.OMLConfig(config.channels, config.hidden, config.classes)
+        params = oml.init_oml(settings, generator)
+        return Network(oml.oml_logits, params, oml.OUTPUT, oml.FAST, oml.FAST)
+    if config.algorithm == "anml":
+        params = anml.init_anml(anml.ANMLConfig(config.channels, config.nm_channels, config.classes), generator)
+        return Network(anml.anml_logits, params, anml.OUTPUT, anml.meta_training_fast(params), anml.META_TEST_FAST)
+    raise UnknownNameError(f"unknown continual algorithm {config.algorithm!r}; choose oml or anml")
+
+
+def meta_train(config: ContinualRunConfig, images: Tensor, run: Path, log: Callable[[str], Any] = print) -> Params:
+    """Meta-train on ``images`` ``[classes, per_class, 1, 28, 28]`` (the meta-training classes, floats), continuing
+    from the run folder's checkpoint if there is one."""
+    if len(images) > config.classes:
+        raise LtlError(f"{len(images)} meta-training classes do not fit {config.classes} outputs")
+    net = network(config)
+    params = {n: v.clone().requires_grad_(True) for n, v in net.params.items()}
+    optimiser = torch.optim.Adam(params.values(), lr=config.meta_lr)
+    generator = torch.Generator().manual_seed(1_000_003 + config.seed)
+    step, cpu_before, losses = 0, 0.0, []
+    run.mkdir(parents=True, exist_ok=True)
+    with FolderLock(run):
+        checkpoint = run / "checkpoint.pt"
+        if checkpoint.exists():
+            state = load_tensors(checkpoint, "continual checkpoint")
+            if {**state["config"], "steps": 0} != {**asdict(config), "steps": 0}:
+                raise LtlError(f"{run} holds a run with other settings; use another folder or its settings")
+            with torch.no_grad():
+                for name, value in state["params"].items():
+                    params[name].copy_(value)
+            optimiser.load_state_dict(state["optimiser"])
+            generator.set_state(state["generator"])
+            step, cpu_before, losses = state["step"], state["cpu_seconds"], list(state["losses"])
+            log(f"resuming at step {step}")
+        started = time.process_time()
+        classes, per_class = images.shape[:2]
+        while step < config.steps:
+            chosen = int(torch.randint(classes, (1,), generator=generator))
+            reset_output_row(params, net.output, chosen, generator)
+            order = torch.randperm(per_class, generator=generator)[: config.trajectory]
+            trajectory = (images[chosen, order], torch.full((len(order),), chosen))
+            others = torch.randint(classes, (config.remember,), generator=generator)
+            picks = torch.randint(per_class, (config.remember,), generator=generator)
+            remember = (images[others, picks], others)
+            loss = remembering_loss(
+                net.logits,
+                params,
+                net.meta_training_fast,
+                trajectory,
+                remember,
+                config.inner_lr,
+                first_order=config.first_order,
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                cpu = cpu_before + time.process_time() - started
+                save_tensors(
+                    {
+                        "config": asdict(config),
+                        "params": {n: v.detach() for n, v in params.items()},
+                        "optimiser": optimiser.state_dict(),
+                        "generator": generator.get_state(),
+                        "step": step,
+                        "cpu_seconds": cpu,
+                        "losses": losses,
+                    },
+                    checkpoint,
+                )
+                recent = losses[-config.checkpoint_every :]
+                log(f"step {step}: remembering loss {sum(recent) / len(recent):.3f}, {cpu:.0f} CPU s")
+    return {n: v.detach() for n, v in params.items()}
+
+
+def pretrain(config: ContinualRunConfig, images: Tensor, steps: int, batch: int = 64, lr: float = 1e-3) -> Params:
+    """The same network trained as an ordinary classifier of the meta-training classes (Adam, mini-batches):
+    the start of the pretrained fine-tuning baselines."""
+    net = network(config)
+    params = {n: v.clone().requires_grad_(True) for n, v in net.params.items()}
+    optimiser = torch.optim.Adam(params.values(), lr=lr)
+    generator = torch.Generator().manual_seed(2_000_003 + config.seed)
+    classes, per_class = images.shape[:2]
+    for _ in range(steps):
+        labels = torch.randint(classes, (batch,), generator=generator)
+        picks = torch.randint(per_class, (batch,), generator=generator)
+        loss = F.cross_entropy(net.logits(params, images[labels, picks]), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return {n: v.detach() for n, v in params.items()}

@@ -1,0 +1,159 @@
+"""The class-incremental protocol of OML and ANML, and online learners that learn a stream one image at a time.
+
+Meta-test (Javed & White 2019; Beaulieu et al. 2020): ``C`` classes never seen in meta-training, each with
+``train_per_class`` images to learn from (ANML: 15 of Omniglot's 20) and the rest held out; the classes
+arrive one after another, every training image once, one optimiser step per image on the fast parameters;
+then accuracy on all ``C`` classes' training images (memorisation) and held-out images (generalisation).
+
+:class:`OnlineLearner` takes those steps functionally (``torch.func.grad`` over the fast parameters, SGD or
+Adam state kept in tensors), :class:`NearestMean` is the non-forgetting reference (class means of a frozen
+embedding, as ProtoNets classify).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from learntolearn.algorithms.inner import Params
+from learntolearn.data.indexed import ImageClassDataset
+from learntolearn.errors import DataError, TaskError
+
+Logits = Callable[[Params, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class ClassIncrementalSplit:
+    """Per-class images ``[classes, images, 1, H, W]`` (floats in [0, 1]) to learn from and held out."""
+
+    train: Tensor
+    held_out: Tensor
+    class_names: tuple[str, ...]
+
+
+def split_classes(dataset: ImageClassDataset, train_per_class: int = 15, seed: int = 0) -> ClassIncrementalSplit:
+    """Deal each class's images into ``train_per_class`` to learn from and the rest held out (seeded)."""
+    counts = dataset.offsets.diff()
+    for index, count in enumerate(counts.tolist()):
+        if count <= train_per_class:
+            raise DataError(
+                f"class {dataset.class_names[index]} has {count} images: none would be held out after "
+                f"{train_per_class} to learn from; lower train_per_class or drop the class"
+            )
+    if len(set(counts.tolist())) != 1:
+        raise DataError("every class needs the same number of images for this protocol")
+    generator = torch.Generator().manual_seed(seed)
+    per_class = int(counts[0])
+    order = torch.stack([torch.randperm(per_class, generator=generator) for _ in counts])
+    rows = dataset.offsets[:-1, None] + order
+    images = dataset.to_float(rows.flatten()).reshape(len(counts), per_class, *dataset.image_shape)
+    return ClassIncrementalSplit(images[:, :train_per_class], images[:, train_per_class:], dataset.class_names)
+
+
+def check_batch(images: Tensor, labels: Tensor, outputs: int) -> None:
+    if not torch.isfinite(images).all():
+        raise TaskError("an input image has NaN or infinite pixels; check the stream's preprocessing")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= outputs):
+        raise TaskError(
+            f"label {int(labels.max())} is outside this learner's {outputs} outputs (0 to {outputs - 1}); "
+            f"build it with more classes or relabel the stream from 0"
+        )
+
+
+@dataclass
+class OnlineLearner:
+    """Learns a stream: ``observe(images, labels)`` takes one step on the fast parameters per call."""
+
+    logits: Logits
+    params: Params
+    fast: Collection[str]
+    lr: float
+    optimizer: str = "sgd"  # or "adam" (what OML's and ANML's evaluation code uses)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    steps: int = 0
+    moments: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    outputs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise TaskError(f"unknown online optimizer {self.optimizer!r}; choose sgd or adam")
+        self.params = {n: v.detach() for n, v in self.params.items()}
+
+    def observe(self, images: Tensor, labels: Tensor) -> None:
+        if self.outputs is None:
+            with torch.no_grad():
+                self.outputs = int(self.logits(self.params, images[:1]).shape[-1])
+        check_batch(images, labels, self.outputs)
+        slow = {n: v for n, v in self.params.items() if n not in self.fast}
+
+        def loss(fast: Params) -> Tensor:
+            return F.cross_entropy(self.logits({**slow, **fast}, images), labels)
+
+        fast = {n: self.params[n] for n in self.fast}
+        grads = torch.func.grad(loss)(fast)
+        self.steps += 1
+        for name, grad in grads.items():
+            if self.optimizer == "sgd":
+                fast[name] = fast[name] - self.lr * grad
+                continue
+            first, second = self.moments.get(name, (torch.zeros_like(grad), torch.zeros_like(grad)))
+            first = self.betas[0] * first + (1 - self.betas[0]) * grad
+            second = self.betas[1] * second + (1 - self.betas[1]) * grad.square()
+            self.moments[name] = (first, second)
+            corrected = first / (1 - self.betas[0] ** self.steps)
+            scale = math.sqrt(1 - self.betas[1] ** self.steps)
+            fast[name] = fast[name] - self.lr * corrected / (second.sqrt() / scale + self.eps)
+        self.params = {**self.params, **fast}
+
+    def predict(self, images: Tensor, batch: int = 500) -> Tensor:
+        with torch.no_grad():
+            return torch.cat([self.logits(self.params, part).argmax(-1) for part in images.split(batch)])
+
+
+@dataclass
+class NearestMean:
+    """Classifies by the nearest class mean of a frozen embedding; learning a class never changes another's."""
+
+    embed: Callable[[Tensor], Tensor]
+    sums: dict[int, Tensor] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)
+
+    def observe(self, images: Tensor, labels: Tensor) -> None:
+        if not torch.isfinite(images).all():
+            raise TaskError("an input image has NaN or infinite pixels; check the stream's preprocessing")
+        with torch.no_grad():
+            embedded = self.embed(images)
+        for row, label in zip(embedded, labels.tolist()):
+            self.sums[label] = self.sums.get(label, torch.zeros_like(row)) + row
+            self.counts[label] = self.counts.get(label, 0) + 1
+
+    def predict(self, images: Tensor, batch: int = 500) -> Tensor:
+        labels = sorted(self.sums)
+        means = torch.stack([self.sums[label] / self.counts[label] for label in labels])
+        with torch.no_grad():
+            embedded = torch.cat([self.embed(part) for part in images.split(batch)])
+        return torch.tensor(labels)[torch.cdist(embedded, means).argmin(-1)]
+
+
+Learner = OnlineLearner | NearestMean
+
+
+def learn_stream(learner: Learner, split: ClassIncrementalSplit, classes: Tensor) -> dict[str, float]:
+    """Show ``classes`` (indices into ``split``) one after another, each training image once (the i-th class
+    gets label i); memorisation and generalisation accuracy over all of them afterwards."""
+    for label, index in enumerate(classes.tolist()):
+        for image in split.train[index]:
+            learner.observe(image[None], torch.tensor([label]))
+    scores = {}
+    for name, images in (("memorisation", split.train), ("generalisation", split.held_out)):
+        chosen = images[classes]
+        labels = torch.arange(len(classes)).repeat_interleave(chosen.shape[1])
+        predicted = learner.predict(chosen.flatten(0, 1))
+        scores[name] = (predicted == labels).float().mean().item()
+    return scores
