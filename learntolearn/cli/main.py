@@ -13,6 +13,7 @@ import click
 
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.cli.automl import automl
+from learntolearn.cli.continual import continual
 from learntolearn.cli.options import (
     config_options,
     data_root_option,
@@ -617,6 +618,7 @@ def demo(run_dir: str, steps: int, seed: int, data_root: str | None, download: b
 cli.add_command(scan)
 cli.add_command(automl)
 cli.add_command(rl)
+cli.add_command(continual)
 
 
 def main() -> None:

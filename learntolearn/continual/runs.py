@@ -20,6 +20,7 @@ from learntolearn.algorithms.inner import Params
 from learntolearn.continual import anml, oml
 from learntolearn.continual.layers import reset_output_row
 from learntolearn.continual.trajectory import remembering_loss
+from learntolearn.data.omniglot import load_omniglot
 from learntolearn.errors import LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, save_tensors
 
@@ -64,6 +65,17 @@ class Network:
     output: str
     meta_training_fast: tuple[str, ...]
     meta_test_fast: tuple[str, ...]
+
+
+def omniglot_classes(subset: str, data_root: str | None) -> Tensor:
+    """Omniglot's official ``background`` or ``evaluation`` characters at 28x28, ``[classes, 20, 1, 28, 28]``."""
+    dataset = load_omniglot("lake", subset, data_root=data_root, image_size=28)
+    counts = set(dataset.offsets.diff().tolist())
+    if len(counts) != 1:
+        raise LtlError(f"every Omniglot character should have 20 drawings, found {sorted(counts)}")
+    return dataset.to_float(torch.arange(len(dataset.images))).reshape(
+        len(dataset.class_names), counts.pop(), 1, 28, 28
+    )
 
 
 def network(config: ContinualRunConfig) -> Network:
