@@ -1,0 +1,170 @@
+"""OML and ANML on Omniglot's class-incremental protocol: learn C new characters one after another (15 drawings
+each, one optimiser step per drawing, one pass), then accuracy on all C characters' 15 training drawings
+(memorisation) and 5 held-out drawings (generalisation), against online learning from scratch, a network
+pretrained on the same background characters and fine-tuned online (its output layer; the whole network),
+and nearest class means of the pretrained features (which cannot forget).
+
+    ltl continual train oml-omniglot && ltl continual train anml-omniglot
+    python scripts/reproduce/continual_omniglot.py --run runs/oml-omniglot --run runs/anml-omniglot
+    python scripts/update_docs.py --write
+
+Every method's online rate is chosen on meta-validation characters (background characters the runs did not
+meta-train on); every method then sees the same evaluation characters in the same orders. Writes
+results/continual-omniglot.json (per order and C: both accuracies, per method; the rates; each run's
+settings, steps and CPU time) and results/continual-omniglot.md, with provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from learntolearn.continual.layers import conv_stack, with_fresh_output
+from learntolearn.continual.runs import ContinualRunConfig, network, omniglot_classes, pretrain
+from learntolearn.continual.stream import ClassIncrementalSplit, Learner, NearestMean, OnlineLearner, learn_stream
+from learntolearn.engine.evaluate import confidence_interval
+from learntolearn.engine.provenance import provenance
+from learntolearn.files import load_tensors, write_json, write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def split_of(images: torch.Tensor, train_per_class: int, seed: int) -> ClassIncrementalSplit:
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.stack([torch.randperm(images.shape[1], generator=generator) for _ in range(len(images))])
+    shuffled = images[torch.arange(len(images))[:, None], order]
+    names = tuple(str(i) for i in range(len(images)))
+    return ClassIncrementalSplit(shuffled[:, :train_per_class], shuffled[:, train_per_class:], names)
+
+
+def orders_of(classes: int, count: int, runs: int, seed: int) -> list[torch.Tensor]:
+    return [torch.randperm(classes, generator=torch.Generator().manual_seed(seed + r))[:count] for r in range(runs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, action="append", default=[], help="An OML or ANML run; repeatable.")
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 50, 100, 200, 600])
+    parser.add_argument("--orders", type=int, default=10, help="Random class orders per C.")
+    parser.add_argument("--validation-classes", type=int, default=50, help="C when choosing each online rate.")
+    parser.add_argument("--validation-orders", type=int, default=3)
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    parser.add_argument("--pretrain-steps", type=int, default=5000)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not args.run:
+        raise SystemExit("give at least one --run (an OML or ANML run folder)")
+    torch.set_num_threads(1)
+    started = time.process_time()
+    states = [load_tensors(run / "checkpoint.pt", "continual checkpoint") for run in args.run]
+    configs = [ContinualRunConfig(**state["config"]) for state in states]
+    background = omniglot_classes("background", args.data_root)
+    meta_training, validation = background[: configs[0].meta_train_classes], background[configs[0].meta_train_classes :]
+    evaluation = split_of(omniglot_classes("evaluation", args.data_root), 15, args.seed)
+    held = split_of(validation, 15, args.seed)
+    fresh = torch.Generator().manual_seed(args.seed)
+
+    methods: dict[str, Callable[[float], Learner]] = {}
+    for config, state in zip(configs, states):
+        net = network(config)
+        start = with_fresh_output(dict(state["params"]), net.output, fresh)
+        methods[config.algorithm.upper()] = lambda lr, net=net, start=start: OnlineLearner(
+            net.logits, start, net.meta_test_fast, lr, optimizer=args.optimizer
+        )
+    baseline = replace(configs[0], algorithm="oml")  # the OML-shaped network for the baselines
+    base = network(baseline)
+    methods["online from scratch (whole network)"] = lambda lr: OnlineLearner(
+        base.logits, base.params, tuple(base.params), lr, optimizer=args.optimizer
+    )
+    pretrained = pretrain(baseline, meta_training, args.pretrain_steps)
+    pretrained_start = with_fresh_output(pretrained, base.output, fresh)
+    methods["pretrained, output layer fine-tuned"] = lambda lr: OnlineLearner(
+        base.logits, pretrained_start, (f"{base.output}.weight", f"{base.output}.bias"), lr, optimizer=args.optimizer
+    )
+    methods["pretrained, whole network fine-tuned"] = lambda lr: OnlineLearner(
+        base.logits, pretrained_start, tuple(pretrained_start), lr, optimizer=args.optimizer
+    )
+
+    rates: dict[str, float] = {}
+    validation_orders = orders_of(len(validation), args.validation_classes, args.validation_orders, args.seed)
+    for name, make in methods.items():
+        scores = {
+            lr: sum(learn_stream(make(lr), held, order)["memorisation"] for order in validation_orders) for lr in RATES
+        }
+        rates[name] = max(RATES, key=lambda lr: scores[lr])
+        print(f"{name}: online rate {rates[name]} on meta-validation", flush=True)
+    learners: dict[str, Callable[[], Learner]] = {
+        name: (lambda make=make, name=name: make(rates[name])) for name, make in methods.items()
+    }
+    learners["nearest class mean of pretrained features"] = lambda: NearestMean(
+        lambda x: conv_stack(pretrained, "rln", x)
+    )
+
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for count in args.classes:
+        for order in orders_of(len(evaluation.train), count, args.orders, args.seed + 1000):
+            for name, make in learners.items():
+                scores = learn_stream(make(), evaluation, order)
+                entry = results.setdefault(name, {}).setdefault(str(count), {"memorisation": [], "generalisation": []})
+                for key, value in scores.items():
+                    entry[key].append(value)
+        print(f"C={count} done", flush=True)
+    cpu = round(time.process_time() - started, 1)
+    record = {
+        "runs": [
+            {"run": str(run), "config": state["config"], "steps": state["step"], "cpu_seconds": state["cpu_seconds"]}
+            for run, state in zip(args.run, states)
+        ],
+        "classes": args.classes,
+        "orders": args.orders,
+        "optimizer": args.optimizer,
+        "rates": rates,
+        "pretrain_steps": args.pretrain_steps,
+        "results": results,
+        "cpu_seconds": cpu,
+        **provenance(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "continual-omniglot.json", record)
+    runs = ", ".join(
+        f"{r['config']['name']} {r['steps']:,} steps ({r['cpu_seconds']:,.0f} CPU s)" for r in record["runs"]
+    )
+    lines = [
+        f"Generated by `python scripts/reproduce/continual_omniglot.py` at commit `{record['commit'][:10]}` ({cpu:,} CPU s "
+        f"to evaluate, 2-core x86_64). Meta-trained: {runs}. Omniglot evaluation characters, 15 drawings learnt per "
+        f"character ({args.optimizer}, one step each, one pass), {args.orders} random orders per C; accuracy (%) with a "
+        "normal 95% interval over orders; each learner's online rate chosen on meta-validation characters "
+        f"({', '.join(f'{n}: {r}' for n, r in rates.items())}).",
+    ]
+    for key in ("memorisation", "generalisation"):
+        lines += [
+            "",
+            f"{key.capitalize()} (held-out drawings)"
+            if key == "generalisation"
+            else "Memorisation (the drawings learnt)",
+            "",
+        ]
+        lines += [
+            "| learner | " + " | ".join(f"C={c}" for c in args.classes) + " |",
+            "|---|" + "---|" * len(args.classes),
+        ]
+        for name, per_count in results.items():
+            cells = []
+            for count in args.classes:
+                values = torch.tensor(per_count[str(count)][key]) * 100
+                cells.append(f"{values.mean():.1f} ± {confidence_interval(values):.1f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    write_text(args.out / "continual-omniglot.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
