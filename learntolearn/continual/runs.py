@@ -18,7 +18,8 @@ from torch import Tensor
 
 from learntolearn.algorithms.inner import Params
 from learntolearn.continual import anml, oml
-from learntolearn.continual.layers import reset_output_row
+from learntolearn.continual.layers import reset_output_row, with_fresh_output
+from learntolearn.continual.stream import OnlineLearner, choose_rate, continual_curves, deal
 from learntolearn.continual.trajectory import remembering_loss
 from learntolearn.data.omniglot import load_omniglot
 from learntolearn.errors import LtlError, UnknownNameError
@@ -173,3 +174,26 @@ def pretrain(config: ContinualRunConfig, images: Tensor, steps: int, batch: int 
         loss.backward()
         optimiser.step()
     return {n: v.detach() for n, v in params.items()}
+
+
+def evaluate_run(
+    run: Path, counts: list[int], orders: int, lr: float | None, optimizer: str, data_root: str | None, seed: int = 0
+) -> dict[str, Any]:
+    """A run's curves on Omniglot's evaluation characters (15 drawings learnt, 5 held out per character), its
+    output layer fresh and its meta-test parameters learning online at ``lr`` (chosen on the meta-validation
+    characters if not given)."""
+    state = load_tensors(run / "checkpoint.pt", "continual checkpoint")
+    config = ContinualRunConfig(**state["config"])
+    net = network(config)
+    start = with_fresh_output(dict(state["params"]), net.output, torch.Generator().manual_seed(seed))
+
+    def make(rate: float) -> OnlineLearner:
+        return OnlineLearner(net.logits, start, net.meta_test_fast, rate, optimizer=optimizer)
+
+    if lr is None:
+        validation = deal(omniglot_classes("background", data_root)[config.meta_train_classes :], 15, seed)
+        lr = choose_rate(make, validation, min(50, len(validation.train)), 3, seed)
+    evaluation = deal(omniglot_classes("evaluation", data_root), 15, seed)
+    rate = lr
+    curves = continual_curves(lambda: make(rate), evaluation, counts, orders, seed + 1000)
+    return {"run": str(run), "steps": state["step"], "lr": lr, "optimizer": optimizer, "curves": curves}

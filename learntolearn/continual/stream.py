@@ -47,12 +47,27 @@ def split_classes(dataset: ImageClassDataset, train_per_class: int = 15, seed: i
             )
     if len(set(counts.tolist())) != 1:
         raise DataError("every class needs the same number of images for this protocol")
+    images = dataset.to_float(torch.arange(len(dataset.images)))
+    per_class = images.reshape(len(counts), int(counts[0]), *dataset.image_shape)
+    return deal(per_class, train_per_class, seed, dataset.class_names)
+
+
+def deal(
+    images: Tensor, train_per_class: int, seed: int, class_names: tuple[str, ...] | None = None
+) -> ClassIncrementalSplit:
+    """Split ``[classes, images, ...]`` per class, in a seeded random order, into images to learn and held out."""
     generator = torch.Generator().manual_seed(seed)
-    per_class = int(counts[0])
-    order = torch.stack([torch.randperm(per_class, generator=generator) for _ in counts])
-    rows = dataset.offsets[:-1, None] + order
-    images = dataset.to_float(rows.flatten()).reshape(len(counts), per_class, *dataset.image_shape)
-    return ClassIncrementalSplit(images[:, :train_per_class], images[:, train_per_class:], dataset.class_names)
+    order = torch.stack([torch.randperm(images.shape[1], generator=generator) for _ in range(len(images))])
+    shuffled = images[torch.arange(len(images))[:, None], order]
+    names = class_names or tuple(str(i) for i in range(len(images)))
+    return ClassIncrementalSplit(shuffled[:, :train_per_class], shuffled[:, train_per_class:], names)
+
+
+def class_orders(classes: int, count: int, orders: int, seed: int) -> list[Tensor]:
+    """``orders`` random sequences of ``count`` of ``classes`` classes (seeds ``seed``, ``seed + 1``, ...)."""
+    if count > classes:
+        raise TaskError(f"a stream of {count} classes needs that many; this split has {classes}")
+    return [torch.randperm(classes, generator=torch.Generator().manual_seed(seed + r))[:count] for r in range(orders)]
 
 
 def check_batch(images: Tensor, labels: Tensor, outputs: int) -> None:
@@ -157,3 +172,36 @@ def learn_stream(learner: Learner, split: ClassIncrementalSplit, classes: Tensor
         predicted = learner.predict(chosen.flatten(0, 1))
         scores[name] = (predicted == labels).float().mean().item()
     return scores
+
+
+Curves = dict[str, dict[str, list[float]]]
+
+
+def continual_curves(
+    make: Callable[[], Learner], split: ClassIncrementalSplit, counts: list[int], orders: int, seed: int
+) -> Curves:
+    """Both accuracies of a fresh learner per stream, for ``orders`` random orders of each number of classes."""
+    curves: Curves = {}
+    for count in counts:
+        entry: dict[str, list[float]] = {"memorisation": [], "generalisation": []}
+        for order in class_orders(len(split.train), count, orders, seed):
+            for key, value in learn_stream(make(), split, order).items():
+                entry[key].append(value)
+        curves[str(count)] = entry
+    return curves
+
+
+#: online rates the protocol chooses from on meta-validation classes
+RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def choose_rate(
+    make: Callable[[float], Learner], validation: ClassIncrementalSplit, count: int, orders: int, seed: int
+) -> float:
+    """The rate of :data:`RATES` with the best mean memorisation on ``validation`` streams of ``count`` classes."""
+    streams = class_orders(len(validation.train), count, orders, seed)
+
+    def score(rate: float) -> float:
+        return sum(learn_stream(make(rate), validation, order)["memorisation"] for order in streams)
+
+    return max(RATES, key=score)

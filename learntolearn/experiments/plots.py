@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from learntolearn.data import TEST_EPISODE_SEED, EpisodeSet, load_dataset
 from learntolearn.engine.config import TrainConfig
-from learntolearn.engine.evaluate import evaluate
+from learntolearn.engine.evaluate import confidence_interval, evaluate
 from learntolearn.engine.metrics import read_metrics
 from learntolearn.engine.model_file import load_run
 from learntolearn.errors import LtlError
@@ -113,6 +116,26 @@ def plot_accuracy_vs_shots(
     ax.legend()
     fig.tight_layout()
     path = run / "accuracy_vs_shots.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_continual_curves(scored: dict[str, Any], path: Path) -> Path:
+    """Accuracy against the number of classes learnt, both accuracies, with 95% intervals over orders."""
+    plt = pyplot()
+    counts = [int(c) for c in scored["curves"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("memorisation", "generalisation"):
+        values = [torch.tensor(scored["curves"][str(c)][key]) * 100 for c in counts]
+        means = [float(v.mean()) for v in values]
+        ci = [confidence_interval(v) for v in values]
+        ax.errorbar(counts, means, yerr=ci, marker="o", capsize=3, label=key)
+    ax.set(xlabel="classes learnt in sequence", ylabel="accuracy (%)", xscale="log", ylim=(0, 100))
+    ax.set_xticks(counts, [str(c) for c in counts])
+    ax.minorticks_off()
+    ax.legend()
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

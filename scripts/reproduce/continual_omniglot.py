@@ -26,25 +26,12 @@ import torch
 
 from learntolearn.continual.layers import conv_stack, with_fresh_output
 from learntolearn.continual.runs import ContinualRunConfig, network, omniglot_classes, pretrain
-from learntolearn.continual.stream import ClassIncrementalSplit, Learner, NearestMean, OnlineLearner, learn_stream
+from learntolearn.continual.stream import Learner, NearestMean, OnlineLearner, choose_rate, continual_curves, deal
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import load_tensors, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
-RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-
-
-def split_of(images: torch.Tensor, train_per_class: int, seed: int) -> ClassIncrementalSplit:
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.stack([torch.randperm(images.shape[1], generator=generator) for _ in range(len(images))])
-    shuffled = images[torch.arange(len(images))[:, None], order]
-    names = tuple(str(i) for i in range(len(images)))
-    return ClassIncrementalSplit(shuffled[:, :train_per_class], shuffled[:, train_per_class:], names)
-
-
-def orders_of(classes: int, count: int, runs: int, seed: int) -> list[torch.Tensor]:
-    return [torch.randperm(classes, generator=torch.Generator().manual_seed(seed + r))[:count] for r in range(runs)]
 
 
 def main() -> None:
@@ -68,8 +55,8 @@ def main() -> None:
     configs = [ContinualRunConfig(**state["config"]) for state in states]
     background = omniglot_classes("background", args.data_root)
     meta_training, validation = background[: configs[0].meta_train_classes], background[configs[0].meta_train_classes :]
-    evaluation = split_of(omniglot_classes("evaluation", args.data_root), 15, args.seed)
-    held = split_of(validation, 15, args.seed)
+    evaluation = deal(omniglot_classes("evaluation", args.data_root), 15, args.seed)
+    held = deal(validation, 15, args.seed)
     fresh = torch.Generator().manual_seed(args.seed)
 
     methods: dict[str, Callable[[float], Learner]] = {}
@@ -93,30 +80,21 @@ def main() -> None:
         base.logits, pretrained_start, tuple(pretrained_start), lr, optimizer=args.optimizer
     )
 
-    rates: dict[str, float] = {}
-    validation_orders = orders_of(len(validation), args.validation_classes, args.validation_orders, args.seed)
-    for name, make in methods.items():
-        scores = {
-            lr: sum(learn_stream(make(lr), held, order)["memorisation"] for order in validation_orders) for lr in RATES
-        }
-        rates[name] = max(RATES, key=lambda lr: scores[lr])
-        print(f"{name}: online rate {rates[name]} on meta-validation", flush=True)
+    rates = {
+        name: choose_rate(make, held, args.validation_classes, args.validation_orders, args.seed)
+        for name, make in methods.items()
+    }
+    print("online rates chosen on meta-validation:", rates, flush=True)
     learners: dict[str, Callable[[], Learner]] = {
         name: (lambda make=make, name=name: make(rates[name])) for name, make in methods.items()
     }
     learners["nearest class mean of pretrained features"] = lambda: NearestMean(
         lambda x: conv_stack(pretrained, "rln", x)
     )
-
-    results: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for count in args.classes:
-        for order in orders_of(len(evaluation.train), count, args.orders, args.seed + 1000):
-            for name, make in learners.items():
-                scores = learn_stream(make(), evaluation, order)
-                entry = results.setdefault(name, {}).setdefault(str(count), {"memorisation": [], "generalisation": []})
-                for key, value in scores.items():
-                    entry[key].append(value)
-        print(f"C={count} done", flush=True)
+    results = {
+        name: continual_curves(make, evaluation, args.classes, args.orders, args.seed + 1000)
+        for name, make in learners.items()
+    }
     cpu = round(time.process_time() - started, 1)
     record = {
         "runs": [

@@ -1,5 +1,7 @@
 """`ltl continual train` on the real Omniglot background characters: resumable in its run folder."""
 
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -24,3 +26,22 @@ def test_meta_training_reads_omniglots_background_and_resumes(data_root, tmp_pat
     assert second["step"] == 2 and not torch.equal(
         first["params"]["rln.conv0.weight"], second["params"]["rln.conv0.weight"]
     )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "continual",
+            "eval",
+            str(run),
+            "--classes",
+            "3,6",
+            "--orders",
+            "2",
+            "--lr",
+            "0.01",
+            "--data-root",
+            str(data_root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    curves = json.loads((run / "continual.json").read_text())["curves"]
+    assert [len(curves[c]["memorisation"]) for c in ("3", "6")] == [2, 2]

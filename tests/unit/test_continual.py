@@ -151,3 +151,24 @@ def test_meta_training_resumes_to_the_uninterrupted_run_and_refuses_other_settin
         meta_train(config(3, inner_lr=0.5), data, tmp_path / "resumed")
     with pytest.raises(LtlError, match="5 meta-training classes do not fit 4 outputs"):
         meta_train(config(3, classes=4), data, tmp_path / "other")
+
+
+def test_curves_score_fresh_learners_on_seeded_orders_and_rates_come_from_validation():
+    from learntolearn.continual.stream import RATES, choose_rate, class_orders, continual_curves, deal
+
+    split = deal(images(4 * 6, 10, torch.float32).reshape(4, 6, 1, 28, 28), 4, seed=0)
+    assert split.train.shape == (4, 4, 1, 28, 28) and split.held_out.shape == (4, 2, 1, 28, 28)
+    assert [o.tolist() for o in class_orders(4, 3, 2, seed=5)] == [o.tolist() for o in class_orders(4, 3, 2, seed=5)]
+    with pytest.raises(TaskError, match="a stream of 5 classes needs that many; this split has 4"):
+        class_orders(4, 5, 1, seed=0)
+    made = []
+
+    def make():
+        made.append(NearestMean(lambda x: x.flatten(1)))
+        return made[-1]
+
+    curves = continual_curves(make, split, [2, 4], orders=3, seed=0)
+    assert len(made) == 6 and [len(curves[c]["generalisation"]) for c in ("2", "4")] == [3, 3]
+    assert curves["2"]["memorisation"] == [1.0, 1.0, 1.0]  # nearest means recall what they stored
+    rate = choose_rate(lambda lr: OnlineLearner(oml_logits, tiny_oml(torch.float32), FAST, lr), split, 2, 1, seed=0)
+    assert rate in RATES
