@@ -15,7 +15,7 @@ from learntolearn.rl.runs import PRESETS, evaluate_rl2, preset, train_rl2
 
 @click.group()
 def rl() -> None:
-    """Meta-reinforcement learning: `ltl rl train PRESET`, `ltl rl eval RUN`."""
+    """Meta-reinforcement learning: `ltl rl train PRESET`, `ltl rl eval RUN`, `ltl rl plot RUN`."""
 
 
 @rl.command()
@@ -75,3 +75,12 @@ def eval_(run_dir: str, tasks: int | None, steps: int) -> None:
     click.echo(
         f"{scored['preset']}: {scored['mean']:.2f} ± {scored['ci95']:.2f} total reward per trial over {tasks or 1000} tasks"
     )
+
+
+@rl.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def plot(run_dir: str) -> None:
+    """A MAML-RL run's training curve (return before and after adapting, per iteration) into RUN/training_curve.png."""
+    from learntolearn.experiments.plots import plot_maml_rl_history
+
+    click.echo(f"wrote {plot_maml_rl_history(Path(run_dir))}")

@@ -139,3 +139,27 @@ def plot_continual_curves(scored: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_maml_rl_history(run: Path) -> Path:
+    """``training_curve.png`` of a MAML-RL run: the meta-batch's average return before and after adapting, per
+    TRPO iteration."""
+    from learntolearn.files import load_tensors
+
+    state = load_tensors(run / "checkpoint.pt", "MAML-RL checkpoint")
+    history = state.get("history")
+    if not history:
+        raise LtlError(f"{run} holds no MAML-RL training history to plot")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    iterations = range(1, len(history) + 1)
+    window = max(1, len(history) // 50)
+    ax.plot(iterations, moving_average([h[0] for h in history], window), label="before adapting")
+    ax.plot(iterations, moving_average([h[1] for h in history], window), label="after one step")
+    ax.set(xlabel="TRPO iteration", ylabel=f"average return (mean of {window} iterations)")
+    ax.legend()
+    fig.tight_layout()
+    path = run / "training_curve.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -83,6 +83,8 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["returns"]) == 3 and all(len(row) == 3 for row in scored["returns"])
     assert "average return after 2 adaptation steps" in result.output
+    result = CliRunner().invoke(cli, ["rl", "plot", str(run)])
+    assert result.exit_code == 0 and (run / "training_curve.png").stat().st_size > 1000, result.output
     # the same goals and noise for every run: evaluating twice gives the same numbers
     again = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2"])
     assert json.loads((run / "evaluation.json").read_text())["returns"] == scored["returns"], again.output
