@@ -63,7 +63,15 @@ def main() -> None:
             remembering_loss(model.logits, params, model.meta_training_fast, trajectory, remember, 0.03).backward()
             seconds.append(time.perf_counter() - start)
         meta[name] = round(1 / statistics.median(seconds[1:]), 2)
-    append("continual_online", {"threads": 1, "online steps/s": online, "meta-training steps/s": meta})
+    append(
+        "continual_online",
+        {
+            "setting": "presets' networks, 1 thread",
+            "threads": 1,
+            "online steps/s": online,
+            "meta-training steps/s": meta,
+        },
+    )
 
 
 if __name__ == "__main__":

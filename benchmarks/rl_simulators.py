@@ -124,6 +124,7 @@ def main() -> None:
     append(
         "rl_simulators",
         {
+            "setting": "presets' policies, 1 thread",
             "threads": 1,
             "navigation 20 tasks x 2 episodes (steps/s)": navigation_rates(20, 2, asynchronous=True),
             "navigation 20 tasks x 20 episodes (steps/s)": navigation_rates(20, 20, asynchronous=False),

@@ -290,6 +290,41 @@ def section() -> str:
             f"| {kind} | {k['requests']} | {k['p50_ms']} | {k['p95_ms']} | {k['max_ms']} |"
             for kind, k in r["kinds"].items()
         ]
+    for r in latest("rl_simulators").values():
+        shares = r["navigation meta-iteration (s)"]
+        out += [
+            "",
+            "`python benchmarks/rl_simulators.py`: meta-RL episode sampling, environment steps per second (every",
+            "copy's steps, the presets' MLP policy included) of the batched tensor simulator against gymnasium's",
+            f"vector environments on the same tasks and policy (commit `{r['commit'][:10]}`, {r['threads']} thread):",
+            "",
+            "| setting | " + " | ".join(r["navigation 20 tasks x 2 episodes (steps/s)"]) + " |",
+            "|---|" + "---|" * len(r["navigation 20 tasks x 2 episodes (steps/s)"]),
+        ]
+        for key in ("navigation 20 tasks x 2 episodes (steps/s)", "navigation 20 tasks x 20 episodes (steps/s)"):
+            cells = [
+                f"{r[key].get(name, '—'):,}" if name in r[key] else "—"
+                for name in r["navigation 20 tasks x 2 episodes (steps/s)"]
+            ]
+            out.append(f"| {key.removesuffix(' (steps/s)')} | " + " | ".join(cells) + " |")
+        cheetah = r["cheetah 8 copies x 200 steps (steps/s)"]
+        out += [
+            "",
+            f"HalfCheetah, 8 copies of 200 steps: {', '.join(f'{k} {v:,} steps/s' for k, v in cheetah.items())}. "
+            f"One MAML-RL navigation meta-iteration (20 tasks x 20 episodes, second order): "
+            f"{shares['simulating (both samples)']} s simulating, {shares['advantages and adaptation']} s for "
+            f"advantages and the inner step, {shares['TRPO']} s in TRPO; simulating is "
+            f"{100 * shares['share simulating']:.1f}% of it.",
+        ]
+    for r in latest("continual_online").values():
+        online, meta = r["online steps/s"], r["meta-training steps/s"]
+        out += [
+            "",
+            "`python benchmarks/continual_online.py`: the online phase of OML/ANML's protocol, single-image steps per",
+            f"second on the OML preset's network (output layers learning): {', '.join(f'{k} {v}' for k, v in online.items())}; "
+            f"meta-training steps per second (trajectory of 20, remember set of 64, second order): "
+            f"{', '.join(f'{k} {v}' for k, v in meta.items())} (commit `{r['commit'][:10]}`, {r['threads']} thread).",
+        ]
     return "\n".join(out)
 
 
