@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import torch
 
-from learntolearn.errors import LockedError, ModelFileError
+from learntolearn.errors import LockedError, LtlError, ModelFileError
 
 
 def _umask() -> int:
@@ -145,3 +145,22 @@ class FolderLock:
 
     def __exit__(self, *_: object) -> None:
         self.release()
+
+
+def matching_checkpoint(
+    run: Path, config: dict[str, Any], what: str, length: str = "iterations"
+) -> dict[str, Any] | None:
+    """The run folder's ``checkpoint.pt``, if any, after checking it was made with ``config`` (its ``length``
+    setting aside, so a run can be extended; a setting added to the code after the checkpoint was written
+    counts as its current value)."""
+    checkpoint = run / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    state = load_tensors(checkpoint, what)
+    theirs = {**config, **state["config"]}
+    if {**theirs, length: 0} != {**config, length: 0}:
+        changed = ", ".join(
+            f"{k} {theirs.get(k)} -> {v}" for k, v in config.items() if k != length and theirs.get(k) != v
+        )
+        raise LtlError(f"{run} holds a run with other settings ({changed}); use another folder or its settings")
+    return state

@@ -23,7 +23,7 @@ from learntolearn.continual.stream import OnlineLearner, choose_rate, continual_
 from learntolearn.continual.trajectory import remembering_loss
 from learntolearn.data.omniglot import load_omniglot
 from learntolearn.errors import LtlError, UnknownNameError
-from learntolearn.files import FolderLock, load_tensors, save_tensors
+from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,8 @@ def meta_train(config: ContinualRunConfig, images: Tensor, run: Path, log: Calla
     run.mkdir(parents=True, exist_ok=True)
     with FolderLock(run):
         checkpoint = run / "checkpoint.pt"
-        if checkpoint.exists():
-            state = load_tensors(checkpoint, "continual checkpoint")
-            if {**state["config"], "steps": 0} != {**asdict(config), "steps": 0}:
-                raise LtlError(f"{run} holds a run with other settings; use another folder or its settings")
+        state = matching_checkpoint(run, asdict(config), "continual checkpoint", length="steps")
+        if state is not None:
             with torch.no_grad():
                 for name, value in state["params"].items():
                     params[name].copy_(value)

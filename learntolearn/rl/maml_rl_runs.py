@@ -18,7 +18,7 @@ from learntolearn.engine.distributed import Distributed, all_reduce_tensor, init
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.launch import launch_processes
 from learntolearn.errors import LtlError, UnknownNameError
-from learntolearn.files import FolderLock, load_tensors, save_tensors
+from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.maml_rl import (
     MAMLRLSettings,
     Params,
@@ -29,7 +29,7 @@ from learntolearn.rl.maml_rl import (
     no_reduce,
     returns_while_adapting,
 )
-from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET, matching_checkpoint
+from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET
 from learntolearn.rl.tasks import PointNavigation
 
 ALGORITHM = "maml-rl"

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from learntolearn.engine.evaluate import confidence_interval
-from learntolearn.errors import LtlError, UnknownNameError
-from learntolearn.files import FolderLock, load_tensors, save_tensors
+from learntolearn.errors import UnknownNameError
+from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.rl2 import BanditTrials, MDPTrials, PPOConfig, RL2Policy, Trials, ppo_update, rollout
 from learntolearn.rl.tasks import TabularMDPs
 
@@ -63,22 +63,6 @@ def trials_of(config: RL2RunConfig) -> Trials:
     if config.task == "bandits":
         return BanditTrials(config.arms, config.pulls)
     return MDPTrials(TabularMDPs(states=10, actions=5, horizon=10), config.episodes)
-
-
-def matching_checkpoint(run: Path, config: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The run folder's checkpoint, if any, after checking it was made with ``config`` (its length aside; a
-    setting added to the code after the checkpoint was written counts as its current value)."""
-    checkpoint = run / "checkpoint.pt"
-    if not checkpoint.exists():
-        return None
-    state = load_tensors(checkpoint, what)
-    theirs = {**config, **state["config"]}
-    if {**theirs, "iterations": 0} != {**config, "iterations": 0}:
-        changed = ", ".join(
-            f"{k} {theirs.get(k)} -> {v}" for k, v in config.items() if k != "iterations" and theirs.get(k) != v
-        )
-        raise LtlError(f"{run} holds a run with other settings ({changed}); use another folder or its settings")
-    return state
 
 
 def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print) -> RL2Policy:
