@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 import torch
 
 from learntolearn.compositional.meta_seq2seq import pad
@@ -14,6 +15,7 @@ def batch(rng: random.Random, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return pad(rows), pad([[w + 5 for w in r] + [2] for r in rows])
 
 
+@pytest.mark.slow  # ~15 s: the default tier stays under five minutes
 def test_learns_to_translate_word_by_word():
     torch.manual_seed(0)
     rng = random.Random(0)
