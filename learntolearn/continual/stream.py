@@ -5,8 +5,8 @@ Meta-test (Javed & White 2019; Beaulieu et al. 2020): ``C`` classes never seen i
 arrive one after another, every training image once, one optimiser step per image on the fast parameters;
 then accuracy on all ``C`` classes' training images (memorisation) and held-out images (generalisation).
 
-:class:`OnlineLearner` takes those steps functionally (``torch.func.grad`` over the fast parameters, SGD or
-Adam state kept in tensors), :class:`NearestMean` is the non-forgetting reference (class means of a frozen
+:class:`OnlineLearner` takes those steps on parameter dicts (gradients of the fast parameters only, SGD or
+Adam state kept in tensors, no optimiser objects), :class:`NearestMean` is the non-forgetting reference (class means of a frozen
 embedding, as ProtoNets classify).
 """
 
@@ -107,11 +107,10 @@ class OnlineLearner:
         check_batch(images, labels, self.outputs)
         slow = {n: v for n, v in self.params.items() if n not in self.fast}
 
-        def loss(fast: Params) -> Tensor:
-            return F.cross_entropy(self.logits({**slow, **fast}, images), labels)
-
-        fast = {n: self.params[n] for n in self.fast}
-        grads = torch.func.grad(loss)(fast)
+        fast = {n: self.params[n].detach().requires_grad_(True) for n in self.fast}
+        loss = F.cross_entropy(self.logits({**slow, **fast}, images), labels)
+        grads = dict(zip(fast, torch.autograd.grad(loss, list(fast.values()))))
+        fast = {n: v.detach() for n, v in fast.items()}
         self.steps += 1
         for name, grad in grads.items():
             if self.optimizer == "sgd":
