@@ -1,4 +1,4 @@
-"""The episode type shared by data, algorithms and the evaluator."""
+"""The episode type shared by data, algorithms and the evaluator, and the parameter dicts of pure functions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+#: a network's parameters by name, the argument of pure functions over parameters (``torch.func``)
+Params = dict[str, Tensor]
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from torch import Tensor
 from learntolearn.algorithms.base import AlgorithmConfig
 from learntolearn.errors import ConfigError
 from learntolearn.settings import setting
+from learntolearn.types import Params
 
-Params = dict[str, Tensor]
 #: one scalar rate for every parameter, or a rate tensor per parameter name (Meta-SGD)
 LearningRate = float | Tensor | Mapping[str, Tensor]
 #: a rate for every step, or a function of the step (0-based) giving that step's rate (MAML++ per-step rates)

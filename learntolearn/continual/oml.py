@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from learntolearn.algorithms.inner import Params
-from learntolearn.continual.layers import conv_features, conv_stack, init_conv_stack, init_linear, linear
+from learntolearn.nn.functional import conv_features, conv_stack, init_conv_stack, init_linear, linear
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import torch
 
-from learntolearn.continual.layers import conv_stack, with_fresh_output
+from learntolearn.continual.layers import with_fresh_output
 from learntolearn.continual.runs import ContinualRunConfig, network, omniglot_classes, pretrain
 from learntolearn.continual.stream import Learner, NearestMean, OnlineLearner, choose_rate, continual_curves, deal
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.nn.functional import conv_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
