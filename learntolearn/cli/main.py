@@ -14,6 +14,7 @@ import click
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.cli.automl import automl
 from learntolearn.cli.continual import continual
+from learntolearn.cli.federated import federated
 from learntolearn.cli.options import (
     config_options,
     data_root_option,
@@ -619,6 +620,7 @@ cli.add_command(scan)
 cli.add_command(automl)
 cli.add_command(rl)
 cli.add_command(continual)
+cli.add_command(federated)
 
 
 def main() -> None:

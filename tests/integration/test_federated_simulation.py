@@ -1,0 +1,48 @@
+"""`ltl federated run` in Flower's simulation engine on the Omniglot alphabets: 30 training clients, 10 a round,
+checkpointed every round; a run continued from its checkpoint equals one run straight through."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from learntolearn.files import load_tensors
+
+
+def ltl_federated(*args: str, data_root) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DISABLE_USAGE_STATS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "learntolearn.cli.main", "federated", "run", *args, "--data-root", str(data_root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow  # three simulations, each starting Ray and 30 virtual SuperNodes
+def test_a_resumed_simulation_equals_one_run_straight_through(data_root, tmp_path):
+    common = ["fedmeta-protonet-omniglot", "--clients-per-round", "10", "--threads", "1"]
+    ltl_federated(*common, "--rounds", "3", "--run", str(tmp_path / "straight"), data_root=data_root)
+    ltl_federated(*common, "--rounds", "2", "--run", str(tmp_path / "resumed"), data_root=data_root)
+    output = ltl_federated(*common, "--rounds", "3", "--run", str(tmp_path / "resumed"), data_root=data_root)
+    assert "round 3/3" in output and "round 1/3" not in output  # continued, not restarted
+    straight = load_tensors(tmp_path / "straight" / "checkpoint.pt", "test")
+    resumed = load_tensors(tmp_path / "resumed" / "checkpoint.pt", "test")
+    assert straight["round"] == resumed["round"] == 3
+    for name, value in straight["params"].items():
+        torch.testing.assert_close(resumed["params"][name], value, rtol=0, atol=0)
+    history = straight["history"]
+    assert [h["round"] for h in history] == [1, 2, 3]
+    assert [h["clients"] for h in history] == [h["clients"] for h in resumed["history"]]
+    assert all(len(h["clients"]) == 10 and h["failures"] == 0 for h in history)
+    model_bytes = sum(v.numel() * 4 for v in straight["params"].values())  # float32 tensors, plus a small header each
+    headers = 10 * 256 * len(straight["params"])
+    assert all(10 * model_bytes < h["bytes_down"] == h["bytes_up"] < 10 * model_bytes + headers for h in history)
+    final = history[-1]
+    assert final["held_out_clients"]["episodes"] == 20 * 10 == len(final["held_out_scores"])  # 20 held-out alphabets
+    assert final["training_clients"]["clients"] == 30

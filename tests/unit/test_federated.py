@@ -1,0 +1,223 @@
+"""Federated meta-learning: clients' partitions, episodes and the local computations of each algorithm against
+independent references; the messages a client sends carry only model tensors and numbers."""
+
+import json
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from learntolearn.errors import DataError
+from learntolearn.federated.clients import Client, alphabet_clients, dirichlet_clients, episode
+from learntolearn.federated.local import (
+    ConvClassifier,
+    LocalSettings,
+    cross_entropy,
+    fedmeta_update,
+    local_update,
+    maml_query_loss,
+    per_fedavg_direction,
+    personalised_accuracy,
+    protonet_logits,
+)
+from learntolearn.types import Task
+
+
+def toy_task(ways=3, shots=2, queries=2, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(ways)
+    return Task(
+        torch.rand(ways * shots, 1, 28, 28, generator=g, dtype=dtype),
+        labels.repeat_interleave(shots),
+        torch.rand(ways * queries, 1, 28, 28, generator=g, dtype=dtype),
+        labels.repeat_interleave(queries),
+        labels,
+    )
+
+
+def toy_model(outputs=3):
+    model = ConvClassifier(channels=4, outputs=outputs)
+    return model, {n: v.double().requires_grad_(True) for n, v in model.init(0).items()}
+
+
+def flat(params):
+    return torch.cat([v.flatten() for v in params.values()])
+
+
+def test_per_fedavg_first_order_direction_is_the_query_gradient_at_the_adapted_model():
+    model, params = toy_model()
+    task = toy_task()
+    alpha = 0.1
+    support_grad = torch.autograd.grad(
+        cross_entropy(model, params, task.support_x, task.support_y), list(params.values())
+    )
+    adapted = {n: p - alpha * g for (n, p), g in zip(params.items(), support_grad)}
+    expected = torch.autograd.grad(cross_entropy(model, adapted, task.query_x, task.query_y), list(adapted.values()))
+    got = per_fedavg_direction(model, params, task, alpha, hessian_free=False, delta=1e-3)
+    torch.testing.assert_close(flat(got), torch.cat([g.flatten() for g in expected]), rtol=1e-10, atol=1e-12)
+
+
+def test_per_fedavg_hessian_free_direction_approaches_the_exact_maml_gradient():
+    """Finite differences of gradients (Fallah et al. Eq. 11) against autograd through the inner step; the step
+    must stay below the distance to the nearest ReLU or max-pool switch (1e-4 crosses some here)."""
+    model, params = toy_model()
+    task = toy_task()
+    exact = torch.func.grad(lambda p: maml_query_loss(model, p, task, 0.1))(params)
+    first_order = per_fedavg_direction(model, params, task, 0.1, hessian_free=False, delta=1e-6)
+    hessian_free = per_fedavg_direction(model, params, task, 0.1, hessian_free=True, delta=1e-6)
+    error = (flat(hessian_free) - flat(exact)).norm() / flat(exact).norm()
+    assert error < 1e-6
+    assert (flat(first_order) - flat(exact)).norm() / flat(exact).norm() > 100 * error  # the Hessian term matters
+
+
+def test_fedmeta_maml_returns_the_model_moved_along_the_mean_meta_gradient():
+    model, params = toy_model()
+    tasks = [toy_task(seed=1), toy_task(seed=2)]
+    settings = LocalSettings(inner_lr=0.1, meta_lr=0.3)
+    # the reference: explicit create_graph autograd, no shared helpers
+    leaves = {n: p.clone().requires_grad_(True) for n, p in params.items()}
+    losses = []
+    for task in tasks:
+        grads = torch.autograd.grad(
+            cross_entropy(model, leaves, task.support_x, task.support_y), list(leaves.values()), create_graph=True
+        )
+        fast = {n: p - 0.1 * g for (n, p), g in zip(leaves.items(), grads)}
+        losses.append(cross_entropy(model, fast, task.query_x, task.query_y))
+    meta = torch.autograd.grad(torch.stack(losses).mean(), list(leaves.values()))
+    expected = {n: p - 0.3 * g for (n, p), g in zip(params.items(), meta)}
+    got = fedmeta_update(model, params, tasks, settings, learner="maml")
+    torch.testing.assert_close(flat(got), flat(expected), rtol=1e-10, atol=1e-12)
+
+
+def test_protonet_logits_rule_out_labels_without_support_and_match_distances():
+    model, params = toy_model(outputs=5)
+    task = toy_task(ways=3)
+    body = {n: v for n, v in params.items() if n.startswith("body")}
+    logits = protonet_logits(model, body, task.support_x, task.support_y, task.query_x)
+    assert logits.shape == (6, 5)
+    assert torch.isinf(logits[:, 3:]).all() and torch.isfinite(logits[:, :3]).all()
+    embedded = model.embed(body, task.support_x).view(3, 2, -1).mean(1)
+    query = model.embed(body, task.query_x)
+    torch.testing.assert_close(logits[:, :3], -torch.cdist(query, embedded).square(), rtol=1e-8, atol=1e-8)
+
+
+def test_fedavg_takes_one_sgd_step_per_task_on_all_its_examples():
+    model, params = toy_model()
+    task = toy_task()
+    x, y = torch.cat([task.support_x, task.query_x]), torch.cat([task.support_y, task.query_y])
+    grads = torch.autograd.grad(cross_entropy(model, params, x, y), list(params.values()))
+    expected = {n: p - 0.05 * g for (n, p), g in zip(params.items(), grads)}
+    got = local_update("fedavg", model, params, [task], LocalSettings(lr=0.05))
+    torch.testing.assert_close(flat(got), flat(expected))
+
+
+def test_personalisation_fits_the_support_set_and_plain_fedavg_does_not_adapt():
+    model, params = toy_model()
+    task = toy_task()
+    memorise = replace(task, query_x=task.support_x, query_y=task.support_y)
+    settings = LocalSettings(inner_lr=0.1, adapt_steps=50)
+    assert personalised_accuracy("fedavg-ft", model, params, memorise, settings) == 1.0
+    untouched = (model.logits(params, task.support_x).argmax(-1) == task.support_y).double().mean()
+    assert personalised_accuracy("fedavg", model, params, memorise, settings) == pytest.approx(float(untouched))
+
+
+def test_dirichlet_clients_deal_every_example_once_and_small_alpha_skews_labels():
+    y = torch.arange(10).repeat_interleave(100)
+    x = torch.arange(1000).float().view(-1, 1, 1, 1)
+
+    def top_class_share(alpha):
+        clients = dirichlet_clients(x, y, 10, alpha, 0.2, seed=3)
+        seen = torch.cat([torch.cat([c.local_x, c.held_out_x]).flatten() for c in clients]).sort().values
+        assert torch.equal(seen, x.flatten())  # each example dealt to exactly one client
+        counts = [torch.cat([c.local_y, c.held_out_y]).bincount(minlength=10) for c in clients]
+        return sum(float(c.max() / c.sum()) for c in counts) / len(clients)
+
+    assert top_class_share(100.0) < 0.25 < 0.45 < top_class_share(0.1)
+    again = dirichlet_clients(x, y, 10, 0.1, 0.2, seed=3)
+    assert torch.equal(again[4].local_x, dirichlet_clients(x, y, 10, 0.1, 0.2, seed=3)[4].local_x)
+    with pytest.raises(DataError, match="alpha must be positive"):
+        dirichlet_clients(x, y, 10, 0.0, 0.2, seed=3)
+    with pytest.raises(DataError, match="no examples.*fewer clients"):
+        dirichlet_clients(x[:12], y[:12], 10, 0.01, 0.2, seed=0)
+
+
+def test_alphabet_clients_own_one_alphabet_and_keep_drawings_aside():
+    images = torch.arange(5 * 4).float().view(5, 4, 1, 1, 1)
+    names = ["Greek/character01", "Greek/character02", "Latin/character01", "Latin/character02", "Latin/character03"]
+    clients = alphabet_clients(images, names, held_out_per_class=1, seed=0)
+    assert [c.name for c in clients] == ["Greek", "Latin"]
+    latin = clients[1]
+    assert latin.local_y.bincount().tolist() == [3, 3, 3] and latin.held_out_y.bincount().tolist() == [1, 1, 1]
+    both = torch.cat([latin.local_x, latin.held_out_x]).flatten().sort().values
+    assert torch.equal(both, images[2:].flatten())  # Latin's drawings only, each once
+    for label in range(3):  # a label is one character: its drawings come from one row of images
+        rows = {
+            int(v) // 4
+            for v in torch.cat(
+                [latin.local_x[latin.local_y == label], latin.held_out_x[latin.held_out_y == label]]
+            ).flatten()
+        }
+        assert len(rows) == 1
+
+
+def test_episodes_relabel_episodic_clients_and_keep_global_labels():
+    x = torch.arange(60).float().view(-1, 1, 1, 1)
+    y = torch.arange(6).repeat_interleave(10)
+    local_x, local_y = x[y.new_ones(60).bool() & (torch.arange(60) % 10 < 8)], y[torch.arange(60) % 10 < 8]
+    held_x, held_y = x[torch.arange(60) % 10 >= 8], y[torch.arange(60) % 10 >= 8]
+    g = torch.Generator().manual_seed(0)
+    episodic = Client("a", local_x, local_y, held_x, held_y, "episodic")
+    task = episode(episodic, 4, 2, 2, g, queries_from="held_out")
+    assert task.support_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and task.query_y.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert set(task.query_x.flatten().tolist()) <= set(held_x.flatten().tolist())
+    for label, original in enumerate(task.class_ids.tolist()):  # relabelled consistently with the source classes
+        assert (y[task.support_x[task.support_y == label].flatten().long()] == original).all()
+    train_task = episode(episodic, 4, 2, 3, g)
+    assert not set(train_task.query_x.flatten().tolist()) & set(train_task.support_x.flatten().tolist())
+    with pytest.raises(DataError, match="7-way episode needs 7"):
+        episode(episodic, 7, 2, 2, g)
+    shared = Client("b", local_x, local_y, held_x, held_y, "global")
+    task = episode(shared, 99, 1, 5, g, queries_from="held_out")
+    assert sorted(task.support_y.tolist()) == list(range(6))
+    assert torch.equal(y[task.query_x.flatten().long()], task.query_y)
+
+
+def test_a_client_sends_only_model_tensors_and_numbers(data_root, monkeypatch):
+    """Every reply of the ClientApp, inspected: arrays named and shaped like the model, scalar metrics; no
+    inputs, labels or settings travel back."""
+    from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from learntolearn.federated.app import client_app
+
+    for name, value in (("_run_id", 1), ("_node_id", 1), ("_task_id", 1)):  # who sends: set by Flower's runtime
+        monkeypatch.setattr(TaskIdentity, name, value)
+    from learntolearn.federated.runs import preset
+
+    config = preset("fedmeta-maml-fashion", clients=12, held_out_clients=2, local_tasks=1, eval_episodes=1)
+    params = config.initial_params()
+    settings = {"settings": json.dumps(asdict(config)), "round-offset": 0, "server-round": 1}
+    context = Context(
+        run_id=1,
+        node_id=7,
+        node_config={"partition-id": 3, "data-root": str(data_root)},
+        state=RecordDict(),
+        run_config={},
+    )
+    for kind in (MessageType.TRAIN, MessageType.EVALUATE, MessageType.QUERY):
+        content = RecordDict(
+            {"arrays": ArrayRecord({n: v for n, v in params.items()}), "config": ConfigRecord(settings)}
+        )
+        message = Message(content, dst_node_id=7, message_type=kind)
+        reply = client_app(message, context)
+        assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+        assert set(reply.content.keys()) <= {"arrays", "metrics"}
+        assert not reply.content.config_records
+        for record in reply.content.metric_records.values():
+            assert set(record) <= {"num-examples", "cpu-seconds", "accuracy", "partition-id"}
+            assert all(isinstance(v, (int, float)) for v in record.values())
+        if kind == MessageType.TRAIN:
+            sent = reply.content["arrays"].to_torch_state_dict()
+            assert {n: tuple(v.shape) for n, v in sent.items()} == {n: tuple(v.shape) for n, v in params.items()}
+        else:
+            assert not reply.content.array_records
