@@ -1,0 +1,138 @@
+"""Federated meta-learning against federated averaging on one federation (issue 25's comparison): every algorithm
+trained in Flower's simulation engine with the same clients, rounds and seeds, then personalised on the same
+fixed episodes of the held-out clients, so that differences are paired per episode.
+
+    python scripts/reproduce/federated.py --data omniglot --rounds 300     (resumable: reruns continue the runs)
+    python scripts/update_docs.py --write
+
+Writes results/federated-DATA.json (every algorithm's per-episode scores on the held-out clients, its accuracy
+after every evaluated round, bytes and CPU seconds per round, settings) and results/federated-DATA.md, with
+provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from learntolearn.engine.evaluate import confidence_interval
+from learntolearn.engine.provenance import provenance
+from learntolearn.federated.app import simulate
+from learntolearn.federated.local import ALGORITHMS
+from learntolearn.federated.runs import preset
+from learntolearn.files import write_json, write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = {
+    "fedavg": "FedAvg (global model, no personalisation)",
+    "fedavg-ft": "FedAvg + fine-tuning",
+    "per-fedavg-fo": "Per-FedAvg, first order",
+    "per-fedavg-hf": "Per-FedAvg, Hessian-free",
+    "fedmeta-maml": "FedMeta (MAML)",
+    "fedmeta-protonet": "FedMeta (ProtoNets)",
+}
+REFERENCE = "fedavg-ft"
+
+
+def rounds_to_reach(history: list[dict], target: float) -> int | None:
+    for entry in history:
+        if "held_out_clients" in entry and entry["held_out_clients"]["accuracy"] >= target:
+            return entry["round"]
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", choices=["omniglot", "fashion"], required=True)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    rows = {}
+    for algorithm in args.algorithms:
+        config = preset(f"{algorithm}-{args.data}", rounds=args.rounds)
+        started = time.time()
+        state = simulate(config, args.runs / config.name, args.data_root, workers=args.workers)
+        history = state["history"]
+        rows[algorithm] = {
+            "name": NAMES[algorithm],
+            "config": state["config"],
+            "rounds": state["round"],
+            "scores": history[-1]["held_out_scores"],
+            "curve": [
+                {"round": h["round"], **h["held_out_clients"], "training_clients": h.get("training_clients")}
+                for h in history
+                if "held_out_clients" in h
+            ],
+            "bytes_per_round": history[-1]["bytes_down"] + history[-1]["bytes_up"],
+            "client_cpu_seconds": sum(h["train"].get("cpu-seconds", 0.0) for h in history),
+            "server_cpu_seconds": state["cpu_seconds"],
+            "wall_seconds_this_sitting": time.time() - started,
+        }
+        write_json(args.out / f"federated-{args.data}.json", {"rows": rows, "provenance": provenance()})
+    write_text(args.out / f"federated-{args.data}.md", table(rows))
+
+
+def table(rows: dict[str, dict]) -> str:
+    reference = rows.get(REFERENCE)
+    target = sum(reference["scores"]) / len(reference["scores"]) if reference else None
+    target_rounds = (
+        rounds_to_reach([{"round": c["round"], "held_out_clients": c} for c in reference["curve"]], target)
+        if reference and target is not None
+        else None
+    )
+    out = [
+        "| algorithm | held-out clients % (95% CI) | minus FedAvg + fine-tuning (paired) | training clients' held-out % "
+        "| rounds to FedAvg + fine-tuning's final accuracy | MB per round | client CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for algorithm, row in rows.items():
+        scores = torch.tensor(row["scores"], dtype=torch.float64)
+        cells = [row["name"], f"{100 * scores.mean():.2f} ± {100 * confidence_interval(scores):.2f}"]
+        if reference and algorithm != REFERENCE:
+            diff = scores - torch.tensor(reference["scores"], dtype=torch.float64)
+            cells.append(f"{100 * diff.mean():+.2f} ± {100 * confidence_interval(diff):.2f}")
+        else:
+            cells.append("")
+        trained = row["curve"][-1].get("training_clients") or {}
+        cells.append(f"{100 * trained['accuracy']:.2f}" if "accuracy" in trained else "")
+        reached = (
+            rounds_to_reach([{"round": c["round"], "held_out_clients": c} for c in row["curve"]], target)
+            if target
+            else None
+        )
+        cells.append(
+            "not reached"
+            if reached is None
+            else f"{reached}" + (f" ({target_rounds / reached:.2f}x fewer)" if target_rounds else "")
+        )
+        cells += [f"{row['bytes_per_round'] / 1e6:.2f}", f"{row['client_cpu_seconds']:.0f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    first = next(iter(rows.values()))
+    config = first["config"]
+    if config["data"] == "fashion-mnist-dirichlet":
+        episodes = f"{config['shots']} support examples of each class a client has, {config['queries']} queries"
+    else:
+        episodes = f"{config['ways']}-way {config['shots']}-shot, {config['queries']} queries a class"
+    out += [
+        "",
+        f"{first['rounds']} rounds, {config['clients_per_round']} clients a round, {config['local_tasks']} episodes "
+        f"({episodes}) per client a round; held-out clients scored on "
+        f"{len(first['scores'])} fixed episodes ({config['eval_episodes']} per client), seed {config['seed']}. "
+        "Rounds to a target are read every "
+        f"{config['eval_every']} rounds.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
