@@ -145,7 +145,7 @@ def summarise(scores: list[float]) -> dict[str, float]:
 #: clients' held-out drawings (never on held-out clients): FedAvg's local rate 0.1 (of 0.1, 0.3), Per-FedAvg's
 #: outer rate 0.3 (of 0.1, 0.3), FedMeta's meta rate 1.0 for MAML (of 0.5, 1.0) and 0.25 for ProtoNets (of 0.25,
 #: 0.5, 1.0). The inner and personalisation rate is MAML's Omniglot rate, 0.4.
-RATES: dict[str, dict[str, float]] = {
+RATES: dict[str, dict[str, Any]] = {
     "per-fedavg-fo": {"lr": 0.3},
     "per-fedavg-hf": {"lr": 0.3},
     "fedmeta-protonet": {"meta_lr": 0.25},
