@@ -14,6 +14,7 @@ import os
 import re
 import zipfile
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,18 @@ def decode(png: bytes, image_size: int) -> Tensor:
     return preprocessing(image_size).from_image(Image.open(io.BytesIO(png)))
 
 
+def omniglot_alphabets(
+    split: str = "lake", subset: str = "background", *, data_root: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """The alphabets of a subset's archives, sorted, read from the archives' directories (nothing decoded)."""
+    archives, _, _ = split_classes(split, subset, None)
+    found = set()
+    for archive in archives:
+        path = fetch(ARCHIVES[archive].remote, data_root, False)
+        found |= {alphabet for alphabet, _ in index_archive(path, ARCHIVES[archive])}
+    return sorted(found)
+
+
 def split_classes(split: str, subset: str, rotations: bool | None) -> tuple[list[str], list[str], bool]:
     """Archives to read and class names (``Alphabet/characterNN[/rotDDD]``) of a split."""
     if split not in SPLITS:
@@ -175,6 +188,7 @@ def load_omniglot(
     image_size: int = 28,
     rotations: bool | None = None,
     download: bool = False,
+    alphabets: Collection[str] | None = None,
 ) -> ImageClassDataset:
     """Load one subset of an Omniglot class split into memory.
 
@@ -187,6 +201,7 @@ def load_omniglot(
         image_size: side of the square images after resizing (105 keeps the originals).
         rotations: add 90/180/270-degree rotations of every character as new classes.
         download: fetch missing archives from the official location (checksum-verified).
+        alphabets: only these alphabets' characters (the others are not decoded).
     """
     archives, class_names, rotate = split_classes(split, subset, rotations)
     members: dict[tuple[str, int], tuple[str, list[str]]] = {}
@@ -202,6 +217,11 @@ def load_omniglot(
             for a, c in sorted(members)
             for r in angles
         ]
+    if alphabets is not None:
+        unknown = sorted(set(alphabets) - {a for a, _ in members})
+        if unknown:
+            raise DataError(f"no alphabet {', '.join(unknown)} in the archives {', '.join(archives)}")
+        class_names = [name for name in class_names if name.split("/")[0] in alphabets]
     per_class, decoded = [], {}
     handles = {name: zipfile.ZipFile(path) for name, path in paths.items()}
     try:

@@ -37,13 +37,16 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
 from learntolearn.errors import LtlError
+from learntolearn.federated.clients import Client
 from learntolearn.federated.local import local_update, personalised_accuracy
 from learntolearn.federated.runs import (
     FederatedConfig,
     evaluation_tasks,
-    federation,
+    held_out_clients,
     personalised_scores,
     summarise,
+    training_client,
+    training_client_count,
     training_tasks,
 )
 from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
@@ -94,7 +97,7 @@ def train(message: Message, context: Context) -> Message:
     """The local computation of the run's algorithm on this client's episodes; replies with the new model."""
     config, (partition, data_root) = _run_settings(message), _client_setup(context)
     started = time.process_time()
-    client = federation(config, data_root).training[partition]
+    client = training_client(config, partition, data_root)
     round_ = cast(int, _config(message)["server-round"]) + cast(int, _config(message)["round-offset"])
     params = params_of(_arrays(message))
     tasks = training_tasks(config, client, partition, round_)
@@ -111,7 +114,7 @@ def train(message: Message, context: Context) -> Message:
 def evaluate(message: Message, context: Context) -> Message:
     """Personalised accuracy of the received model on this training client's held-out examples."""
     config, (partition, data_root) = _run_settings(message), _client_setup(context)
-    client = federation(config, data_root).training[partition]
+    client = training_client(config, partition, data_root)
     model, params = config.model(), params_of(_arrays(message))
     scores = [
         personalised_accuracy(config.algorithm, model, params, t, config.local)
@@ -215,65 +218,68 @@ class SeededFedAvg(FedAvg):
         return metrics
 
 
-def server_app(
-    config: FederatedConfig, run: Path, data_root: str | None, log: Callable[[str], Any] = print
-) -> ServerApp:
-    """A ServerApp that runs ``config`` from the run folder's checkpoint (or from the start) to its last round,
-    writing ``checkpoint.pt`` after every round; held-out clients are scored every ``eval_every`` rounds."""
-    app = ServerApp()
+def run_server(
+    grid: Grid,
+    config: FederatedConfig,
+    run: Path,
+    *,
+    training_clients: int,
+    held_out: list[Client] | None,
+    log: Callable[[str], Any] = print,
+    timeout: float = 3600.0,
+) -> None:
+    """Run ``config`` from the run folder's checkpoint (or from the start) to its last round over ``grid``,
+    writing ``checkpoint.pt`` after every round; ``held_out`` clients, if given, are scored every ``eval_every``
+    rounds. A client that fails or does not answer within ``timeout`` seconds is left out of its round."""
+    state = matching_checkpoint(run, asdict(config), "federated checkpoint", length="rounds")
+    if state is None:
+        state = {"round": 0, "params": config.initial_params(), "history": [], "cpu_seconds": 0.0}
+    if state["round"] >= config.rounds:
+        log(f"{run} already holds all {config.rounds} rounds")
+        return
+    strategy = SeededFedAvg(config, training_clients, state["round"])
+    settings = ConfigRecord({"settings": json.dumps(asdict(config)), "round-offset": state["round"]})
+    history: list[dict[str, Any]] = list(state["history"])
+    started = time.process_time()
 
-    @app.main()
-    def main(grid: Grid, context: Context) -> None:
-        state = matching_checkpoint(run, asdict(config), "federated checkpoint", length="rounds")
-        if state is None:
-            state = {"round": 0, "params": config.initial_params(), "history": [], "cpu_seconds": 0.0}
-        if state["round"] >= config.rounds:
-            log(f"{run} already holds all {config.rounds} rounds")
-            return
-        held_out = federation(config, data_root).held_out
-        strategy = SeededFedAvg(config, len(federation(config, data_root).training), state["round"])
-        settings = ConfigRecord({"settings": json.dumps(asdict(config)), "round-offset": state["round"]})
-        history: list[dict[str, Any]] = list(state["history"])
-        started = time.process_time()
-
-        def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-            if server_round == 0:
-                return None
-            absolute = state["round"] + server_round
-            entry = strategy.history[absolute]
-            if absolute % config.eval_every == 0 or absolute == config.rounds:
-                scores = personalised_scores(config, params_of(arrays), held_out)
-                entry["held_out_clients"] = summarise(scores)
-                entry["held_out_scores"] = scores
-            history.append(entry)
-            save_tensors(
-                {
-                    "config": asdict(config),
-                    "round": absolute,
-                    "params": params_of(arrays),
-                    "history": history,
-                    "cpu_seconds": state["cpu_seconds"] + time.process_time() - started,
-                },
-                run / "checkpoint.pt",
-            )
-            shown = entry.get("held_out_clients", {}).get("accuracy")
-            log(
-                f"round {absolute}/{config.rounds}: {len(entry['clients'])} clients, "
-                f"{(entry['bytes_down'] + entry.get('bytes_up', 0)) / 1e6:.2f} MB"
-                + (f", held-out clients {100 * shown:.1f}%" if shown is not None else "")
-            )
+    def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
             return None
-
-        strategy.start(
-            grid,
-            ArrayRecord({n: v.detach() for n, v in state["params"].items()}),
-            num_rounds=config.rounds - state["round"],
-            train_config=settings,
-            evaluate_config=ConfigRecord(dict(settings)),
-            evaluate_fn=after_round,
+        absolute = state["round"] + server_round
+        entry = strategy.history[absolute]
+        if held_out and (absolute % config.eval_every == 0 or absolute == config.rounds):
+            scores = personalised_scores(config, params_of(arrays), held_out)
+            entry["held_out_clients"] = summarise(scores)
+            entry["held_out_scores"] = scores
+        history.append(entry)
+        save_tensors(
+            {
+                "config": asdict(config),
+                "round": absolute,
+                "params": params_of(arrays),
+                "history": history,
+                "cpu_seconds": state["cpu_seconds"] + time.process_time() - started,
+            },
+            run / "checkpoint.pt",
         )
+        shown = entry.get("held_out_clients", {}).get("accuracy")
+        log(
+            f"round {absolute}/{config.rounds}: {len(entry['clients']) - entry.get('failures', 0)} of "
+            f"{len(entry['clients'])} clients answered, "
+            f"{(entry['bytes_down'] + entry.get('bytes_up', 0)) / 1e6:.2f} MB"
+            + (f", held-out clients {100 * shown:.1f}%" if shown is not None else "")
+        )
+        return None
 
-    return app
+    strategy.start(
+        grid,
+        ArrayRecord({n: v.detach() for n, v in state["params"].items()}),
+        num_rounds=config.rounds - state["round"],
+        timeout=timeout,
+        train_config=settings,
+        evaluate_config=ConfigRecord(dict(settings)),
+        evaluate_fn=after_round,
+    )
 
 
 def simulate(
@@ -288,15 +294,23 @@ def simulate(
     client processes at a time; resumes from the run folder's checkpoint."""
     from flwr.simulation import run_simulation
 
-    training = len(federation(config, data_root).training)
+    training, held_out = training_client_count(config, data_root), held_out_clients(config, data_root)
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_server(grid, config, run, training_clients=training, held_out=held_out, log=log)
+
     run.mkdir(parents=True, exist_ok=True)
     with FolderLock(run):
         if data_root:
             os.environ["LTL_DATA"] = data_root
         run_simulation(
-            server_app=server_app(config, run, data_root, log),
+            server_app=server,
             client_app=client_app,
             num_supernodes=training,
             backend_config={"client_resources": {"num_cpus": 1}, "init_args": {"num_cpus": workers}},
         )
-        return load_tensors(run / "checkpoint.pt", "federated checkpoint")
+    if not (run / "checkpoint.pt").exists():
+        raise LtlError(f"the simulation ended without a checkpoint in {run}; see Flower's log above")
+    return load_tensors(run / "checkpoint.pt", "federated checkpoint")

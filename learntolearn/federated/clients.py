@@ -12,6 +12,7 @@ trained on: the queries of its personalised evaluation). Two label spaces:
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy
@@ -36,16 +37,6 @@ class Client:
         return torch.unique(self.local_y)
 
 
-@dataclass(frozen=True)
-class Federation:
-    """The clients that train (``training``) and the clients that never take part in training (``held_out``)."""
-
-    name: str
-    training: list[Client]
-    held_out: list[Client]
-    outputs: int  # classifier outputs: ``ways`` for episodic clients, the data set's classes for global ones
-
-
 def split_each_class(
     x: Tensor, y: Tensor, held_out_per_class: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -60,19 +51,13 @@ def split_each_class(
     return x[local_index], y[local_index], x[held_index], y[held_index]
 
 
-def alphabet_clients(images: Tensor, class_names: list[str], held_out_per_class: int, seed: int) -> list[Client]:
-    """One client per alphabet of Omniglot-style ``alphabet/characterNN`` classes, ``images [classes, drawings, ...]``."""
-    generator = torch.Generator().manual_seed(seed)
-    alphabets: dict[str, list[int]] = {}
-    for index, name in enumerate(class_names):
-        alphabets.setdefault(name.split("/")[0], []).append(index)
-    clients = []
-    for alphabet, members in alphabets.items():
-        x = images[members]
-        y = torch.arange(len(members)).repeat_interleave(x.shape[1])
-        local_x, local_y, held_x, held_y = split_each_class(x.flatten(0, 1), y, held_out_per_class, generator)
-        clients.append(Client(alphabet, local_x, local_y, held_x, held_y, label_space="episodic"))
-    return clients
+def alphabet_client(name: str, images: Tensor, held_out_per_class: int, seed: int) -> Client:
+    """The client of one alphabet, ``images [characters, drawings, ...]``; which drawings are held out depends
+    only on the seed and the alphabet's name."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    y = torch.arange(len(images)).repeat_interleave(images.shape[1])
+    local_x, local_y, held_x, held_y = split_each_class(images.flatten(0, 1), y, held_out_per_class, generator)
+    return Client(name, local_x, local_y, held_x, held_y, label_space="episodic")
 
 
 def dirichlet_clients(

@@ -14,12 +14,14 @@ from typing import Any
 import torch
 
 from learntolearn.data.fashion_mnist import load_fashion_mnist
-from learntolearn.data.omniglot import load_omniglot
+from learntolearn.data.omniglot import load_omniglot, omniglot_alphabets
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.errors import ConfigError, UnknownNameError
-from learntolearn.federated.clients import Client, Federation, alphabet_clients, dirichlet_clients, episode
+from learntolearn.federated.clients import Client, alphabet_client, dirichlet_clients, episode
 from learntolearn.federated.local import ALGORITHMS, ConvClassifier, LocalSettings, personalised_accuracy, uses_head
 from learntolearn.types import Params
+
+FEDERATIONS = ("omniglot-alphabets", "fashion-mnist-dirichlet")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class FederatedConfig:
                 f"unknown federated algorithm {self.algorithm!r}; choose from {', '.join(ALGORITHMS)}"
             )
         if self.data not in FEDERATIONS:
-            raise UnknownNameError(f"unknown federation {self.data!r}; choose from {', '.join(sorted(FEDERATIONS))}")
+            raise UnknownNameError(f"unknown federation {self.data!r}; choose from {', '.join(FEDERATIONS)}")
         for name in ("rounds", "clients_per_round", "ways", "shots", "queries", "local_tasks", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -72,41 +74,77 @@ class FederatedConfig:
         return self.model().init(self.seed, head=uses_head(self.algorithm))
 
 
-def _omniglot(config: FederatedConfig, data_root: str | None) -> Federation:
-    def clients(subset: str) -> list[Client]:
-        dataset = load_omniglot("lake", subset, data_root=data_root, image_size=28)
-        per_class = set(dataset.offsets.diff().tolist())
-        images = dataset.to_float(torch.arange(len(dataset.images))).reshape(
-            len(dataset.class_names), per_class.pop(), 1, 28, 28
-        )
-        return alphabet_clients(images, list(dataset.class_names), config.held_out_per_class, config.seed)
+def _omniglot_clients(
+    config: FederatedConfig, subset: str, alphabets: list[str], data_root: str | None
+) -> list[Client]:
+    dataset = load_omniglot("lake", subset, data_root=data_root, image_size=28, alphabets=alphabets)
+    images = dataset.to_float(torch.arange(len(dataset.images)))
+    clients = []
+    for alphabet in alphabets:
+        rows = [i for i, name in enumerate(dataset.class_names) if name.split("/")[0] == alphabet]
+        start, stop = int(dataset.offsets[rows[0]]), int(dataset.offsets[rows[-1] + 1])
+        per_class = (stop - start) // len(rows)
+        characters = images[start:stop].reshape(len(rows), per_class, 1, 28, 28)
+        clients.append(alphabet_client(alphabet, characters, config.held_out_per_class, config.seed))
+    return clients
 
-    return Federation("omniglot-alphabets", clients("background"), clients("evaluation"), config.ways)
 
-
-def _fashion(config: FederatedConfig, data_root: str | None) -> Federation:
+@functools.lru_cache(maxsize=1)
+def _fashion(alpha: float, clients: int, held_out_fraction: float, seed: int, data_root: str | None) -> list[Client]:
     dataset = load_fashion_mnist(subset="train", data_root=data_root)
     labels = torch.repeat_interleave(torch.arange(len(dataset.class_names)), dataset.offsets.diff())
     images = dataset.to_float(torch.arange(len(dataset.images)))
-    everyone = dirichlet_clients(images, labels, config.clients, config.alpha, config.held_out_fraction, config.seed)
-    keep = config.clients - config.held_out_clients
-    return Federation("fashion-mnist-dirichlet", everyone[:keep], everyone[keep:], 10)
+    return dirichlet_clients(images, labels, clients, alpha, held_out_fraction, seed)
 
 
-FEDERATIONS = {"omniglot-alphabets": _omniglot, "fashion-mnist-dirichlet": _fashion}
+def _fashion_clients(config: FederatedConfig, data_root: str | None) -> list[Client]:
+    return _fashion(config.alpha, config.clients, config.held_out_fraction, config.seed, data_root)
 
 
-@functools.lru_cache(maxsize=2)
-def _federation(data: str, key: tuple[Any, ...], data_root: str | None) -> Federation:
-    return FEDERATIONS[data](FederatedConfig("federation", data, "fedavg", **dict(key)), data_root)
+def training_client_count(config: FederatedConfig, data_root: str | None = None) -> int:
+    """How many training clients the federation has (partitions ``0 .. count - 1``)."""
+    if config.data == "omniglot-alphabets":
+        return len(omniglot_alphabets("lake", "background", data_root=data_root))
+    return config.clients - config.held_out_clients
 
 
-def federation(config: FederatedConfig, data_root: str | None = None) -> Federation:
-    """The clients of ``config``'s data set (cached per process: a client process loads its data once)."""
-    config.check()
-    data_fields = ("alpha", "clients", "held_out_clients", "held_out_per_class", "held_out_fraction", "seed")
-    key = tuple((k, v) for k, v in asdict(config).items() if k in data_fields)
-    return _federation(config.data, key, data_root)
+@functools.lru_cache(maxsize=4)
+def _training_client(config: FederatedConfig, partition: int, data_root: str | None) -> Client:
+    if config.data == "omniglot-alphabets":
+        alphabet = omniglot_alphabets("lake", "background", data_root=data_root)[partition]
+        return _omniglot_clients(config, "background", [alphabet], data_root)[0]
+    return _fashion_clients(config, data_root)[partition]
+
+
+def training_client(config: FederatedConfig, partition: int, data_root: str | None = None) -> Client:
+    """Training client ``partition``, loading only its own data (cached per process)."""
+    count = training_client_count(config, data_root)
+    if not 0 <= partition < count:
+        raise ConfigError(f"partition-id {partition} is not a training client of {config.data} (0 .. {count - 1})")
+    return _training_client(_data_key(config), partition, data_root)
+
+
+def held_out_clients(config: FederatedConfig, data_root: str | None = None) -> list[Client]:
+    """The clients that never train: Omniglot's evaluation alphabets, or Fashion-MNIST's last clients."""
+    if config.data == "omniglot-alphabets":
+        alphabets = omniglot_alphabets("lake", "evaluation", data_root=data_root)
+        return _omniglot_clients(config, "evaluation", alphabets, data_root)
+    return _fashion_clients(config, data_root)[config.clients - config.held_out_clients :]
+
+
+def _data_key(config: FederatedConfig) -> FederatedConfig:
+    """``config`` with only the settings that decide the clients' data (one cache entry per federation)."""
+    return FederatedConfig(
+        "federation",
+        config.data,
+        "fedavg",
+        alpha=config.alpha,
+        clients=config.clients,
+        held_out_clients=config.held_out_clients,
+        held_out_per_class=config.held_out_per_class,
+        held_out_fraction=config.held_out_fraction,
+        seed=config.seed,
+    )
 
 
 def training_tasks(config: FederatedConfig, client: Client, partition: int, round_: int) -> list:

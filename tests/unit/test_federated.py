@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from learntolearn.errors import DataError
-from learntolearn.federated.clients import Client, alphabet_clients, dirichlet_clients, episode
+from learntolearn.federated.clients import Client, alphabet_client, dirichlet_clients, episode
 from learntolearn.federated.local import (
     ConvClassifier,
     LocalSettings,
@@ -142,14 +142,13 @@ def test_dirichlet_clients_deal_every_example_once_and_small_alpha_skews_labels(
 
 
 def test_alphabet_clients_own_one_alphabet_and_keep_drawings_aside():
-    images = torch.arange(5 * 4).float().view(5, 4, 1, 1, 1)
-    names = ["Greek/character01", "Greek/character02", "Latin/character01", "Latin/character02", "Latin/character03"]
-    clients = alphabet_clients(images, names, held_out_per_class=1, seed=0)
-    assert [c.name for c in clients] == ["Greek", "Latin"]
-    latin = clients[1]
+    images = torch.arange(5 * 4).float().view(5, 4, 1, 1, 1)  # 5 characters, 4 drawings; Latin is the last 3
+    latin = alphabet_client("Latin", images[2:], held_out_per_class=1, seed=0)
     assert latin.local_y.bincount().tolist() == [3, 3, 3] and latin.held_out_y.bincount().tolist() == [1, 1, 1]
     both = torch.cat([latin.local_x, latin.held_out_x]).flatten().sort().values
     assert torch.equal(both, images[2:].flatten())  # Latin's drawings only, each once
+    again = alphabet_client("Latin", images[2:], held_out_per_class=1, seed=0)
+    assert torch.equal(again.held_out_x, latin.held_out_x)  # the held-out drawings depend on seed and name only
     for label in range(3):  # a label is one character: its drawings come from one row of images
         rows = {
             int(v) // 4
