@@ -81,3 +81,24 @@ def _summary(state: dict) -> None:
             f"held-out clients after round {scored[-1]['round']}: {100 * last['accuracy']:.2f}% "
             f"± {100 * last['ci95']:.2f} over {last['episodes']} episodes"
         )
+
+
+@federated.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--nodes", type=click.IntRange(min=1), default=2, show_default=True, help="SuperNode key pairs.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=["localhost", "127.0.0.1"],
+    show_default=True,
+    help="Names and addresses the SuperLink is reached at (repeatable).",
+)
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite certificates and keys already in FOLDER.")
+def certificates(folder: str, nodes: int, hosts: tuple[str, ...], days: int, force: bool) -> None:
+    """A certificate authority, the SuperLink's TLS certificate and SuperNode key pairs for a deployment."""
+    from learntolearn.federated.certificates import make_certificates
+
+    for path in make_certificates(Path(folder), nodes, list(hosts), days, force):
+        click.echo(path)

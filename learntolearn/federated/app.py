@@ -196,8 +196,9 @@ class SeededFedAvg(FedAvg):
         replies = list(replies)
         arrays, metrics = super().aggregate_train(server_round, replies)
         entry = self.history[self._absolute(server_round)]
-        entry["bytes_up"] = sum(record_bytes(_arrays(r)) for r in replies if not r.has_error())
-        entry["failures"] = sum(1 for r in replies if r.has_error())
+        answered = [r for r in replies if not r.has_error()]
+        entry["bytes_up"] = sum(record_bytes(_arrays(r)) for r in answered)
+        entry["failures"] = len(entry["clients"]) - len(answered)  # error replies and clients that never answered
         entry["train"] = dict(metrics) if metrics is not None else {}
         return arrays, metrics
 
@@ -264,7 +265,7 @@ def run_server(
         )
         shown = entry.get("held_out_clients", {}).get("accuracy")
         log(
-            f"round {absolute}/{config.rounds}: {len(entry['clients']) - entry.get('failures', 0)} of "
+            f"round {absolute}/{config.rounds}: {len(entry['clients']) - entry['failures']} of "
             f"{len(entry['clients'])} clients answered, "
             f"{(entry['bytes_down'] + entry.get('bytes_up', 0)) / 1e6:.2f} MB"
             + (f", held-out clients {100 * shown:.1f}%" if shown is not None else "")
