@@ -17,6 +17,9 @@ from learntolearn.data import EpisodeSampler, load_dataset
 from learntolearn.engine.distributed import shard
 from learntolearn.files import load_tensors
 
+# processes of their own: run one after another on one worker when the tests run in parallel (pytest -n)
+pytestmark = pytest.mark.xdist_group("processes")
+
 SMALL = [
     "--dataset",
     "synthetic",

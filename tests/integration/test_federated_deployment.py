@@ -15,6 +15,9 @@ import pytest
 from learntolearn.federated.certificates import make_certificates
 from learntolearn.files import load_tensors
 
+# processes of their own: run one after another on one worker when the tests run in parallel (pytest -n)
+pytestmark = pytest.mark.xdist_group("processes")
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 

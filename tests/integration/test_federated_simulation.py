@@ -10,6 +10,9 @@ import torch
 
 from learntolearn.files import load_tensors
 
+# processes of their own: run one after another on one worker when the tests run in parallel (pytest -n)
+pytestmark = pytest.mark.xdist_group("processes")
+
 
 def ltl_federated(*args: str, data_root) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DISABLE_USAGE_STATS": "1"}

@@ -11,6 +11,9 @@ from helpers import ltl
 
 from learntolearn.files import load_tensors
 
+# processes of their own: run one after another on one worker when the tests run in parallel (pytest -n)
+pytestmark = pytest.mark.xdist_group("processes")
+
 ARGS = [
     "--dataset",
     "synthetic",

@@ -91,6 +91,7 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
 
 
 @pytest.mark.slow  # two spawned processes: ~30 s
+@pytest.mark.xdist_group("processes")
 def test_two_processes_splitting_each_meta_batch_train_the_policy_one_process_trains(tmp_path):
     # float32 sums in another order differ by ~1e-7; CG's late iterations on a barely damped Fisher amplify that
     # (measured: the 10th differs by 1e-1 relative), so equivalence is checked on CG's well-conditioned first steps
