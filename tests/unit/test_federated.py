@@ -220,3 +220,39 @@ def test_a_client_sends_only_model_tensors_and_numbers(data_root, monkeypatch):
             assert {n: tuple(v.shape) for n, v in sent.items()} == {n: tuple(v.shape) for n, v in params.items()}
         else:
             assert not reply.content.array_records
+
+
+def test_a_partition_outside_the_federation_is_refused_before_loading_data():
+    from learntolearn.errors import ConfigError
+    from learntolearn.federated.runs import preset, training_client
+
+    config = preset("fedavg-fashion", clients=12, held_out_clients=2)
+    with pytest.raises(
+        ConfigError, match=r"partition-id 10 is not a training client of fashion-mnist-dirichlet \(0 .. 9\)"
+    ):
+        training_client(config, 10, "/nonexistent")
+
+
+def test_certificates_chain_to_their_authority_and_are_not_overwritten(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from learntolearn.errors import LtlError
+    from learntolearn.federated.certificates import make_certificates
+
+    make_certificates(tmp_path, nodes=2, hosts=["localhost", "127.0.0.1"])
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    server = x509.load_pem_x509_certificate((tmp_path / "superlink.crt").read_bytes())
+    server.verify_directly_issued_by(ca)  # raises if the SuperLink's certificate is not the authority's
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    key = serialization.load_ssh_private_key((tmp_path / "supernode-1.key").read_bytes(), password=None)
+    public = serialization.load_ssh_public_key((tmp_path / "supernode-1.pub").read_bytes())
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.public_key().public_numbers() == public.public_numbers()
+    assert (tmp_path / "supernode-1.key").stat().st_mode & 0o077 == 0  # private keys readable by their owner only
+    before = (tmp_path / "ca.crt").read_bytes()
+    with pytest.raises(LtlError, match="already holds ca.crt.*--force"):
+        make_certificates(tmp_path, nodes=2, hosts=["localhost"])
+    assert (tmp_path / "ca.crt").read_bytes() == before
