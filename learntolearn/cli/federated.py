@@ -33,6 +33,13 @@ def federated() -> None:
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Fashion-MNIST label skew.")
 @click.option("--seed", type=int, default=None)
 @click.option(
+    "--dp-clip",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Central differential privacy: clip each client's update to this L2 norm (Flower's DP wrapper).",
+)
+@click.option("--dp-noise", type=click.FloatRange(min=0), default=None, help="Noise multiplier with --dp-clip.")
+@click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Client processes running at once."
 )
 @click.option("--verbose", is_flag=True, help="Show Flower's own log.")
@@ -45,13 +52,23 @@ def run(
     clients_per_round: int | None,
     alpha: float | None,
     seed: int | None,
+    dp_clip: float | None,
+    dp_noise: float | None,
     workers: int,
     verbose: bool,
     data_root: str | None,
 ) -> None:
     """Run a preset in Flower's simulation engine (one virtual SuperNode per training client), or continue it
     from its last round; held-out clients are scored every `eval_every` rounds and at the end."""
-    config = preset(preset_name, rounds=rounds, clients_per_round=clients_per_round, alpha=alpha, seed=seed)
+    config = preset(
+        preset_name,
+        rounds=rounds,
+        clients_per_round=clients_per_round,
+        alpha=alpha,
+        seed=seed,
+        dp_clip=dp_clip,
+        dp_noise=dp_noise,
+    )
     app = _flower()
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
+import numpy
 import torch
 from flwr.app import (
     ArrayRecord,
@@ -34,7 +35,7 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
 from learntolearn.errors import LtlError
 from learntolearn.federated.clients import Client
@@ -238,7 +239,13 @@ def run_server(
     if state["round"] >= config.rounds:
         log(f"{run} already holds all {config.rounds} rounds")
         return
-    strategy = SeededFedAvg(config, training_clients, state["round"])
+    seeded = SeededFedAvg(config, training_clients, state["round"])
+    strategy: Strategy = seeded
+    if config.dp_clip > 0:  # Flower's central DP: clip each client's update, add noise to their average
+        strategy = DifferentialPrivacyServerSideFixedClipping(
+            seeded, config.dp_noise, config.dp_clip, config.clients_per_round
+        )
+        numpy.random.seed(1_000_003 * config.seed + state["round"])  # Flower draws the noise from numpy's generator
     settings = ConfigRecord({"settings": json.dumps(asdict(config)), "round-offset": state["round"]})
     history: list[dict[str, Any]] = list(state["history"])
     started = time.process_time()
@@ -247,7 +254,7 @@ def run_server(
         if server_round == 0:
             return None
         absolute = state["round"] + server_round
-        entry = strategy.history[absolute]
+        entry = seeded.history[absolute]
         if held_out and (absolute % config.eval_every == 0 or absolute == config.rounds):
             scores = personalised_scores(config, params_of(arrays), held_out)
             entry["held_out_clients"] = summarise(scores)

@@ -49,6 +49,8 @@ class FederatedConfig:
     eval_episodes: int = 10  # fixed episodes per held-out client
     eval_every: int = 25
     seed: int = 0
+    dp_clip: float = 0.0  # > 0: central differential privacy, each client's update clipped to this L2 norm
+    dp_noise: float = 0.0  # Gaussian noise multiplier on the clipped updates' average (Flower's DP wrapper)
 
     def check(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -57,6 +59,11 @@ class FederatedConfig:
             )
         if self.data not in FEDERATIONS:
             raise UnknownNameError(f"unknown federation {self.data!r}; choose from {', '.join(FEDERATIONS)}")
+        if self.dp_noise < 0 or self.dp_clip < 0 or (self.dp_noise > 0 and self.dp_clip == 0):
+            raise ConfigError(
+                f"differential privacy needs a positive clipping norm and a non-negative noise multiplier, got "
+                f"dp_clip={self.dp_clip}, dp_noise={self.dp_noise}"
+            )
         for name in ("rounds", "clients_per_round", "ways", "shots", "queries", "local_tasks", "eval_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -49,3 +49,23 @@ def test_a_resumed_simulation_equals_one_run_straight_through(data_root, tmp_pat
     final = history[-1]
     assert final["held_out_clients"]["episodes"] == 20 * 10 == len(final["held_out_scores"])  # 20 held-out alphabets
     assert final["training_clients"]["clients"] == 30
+
+
+@pytest.mark.slow  # two one-round simulations
+def test_flowers_central_dp_clips_every_update_and_adds_noise(data_root, tmp_path):
+    from learntolearn.federated.runs import preset
+
+    common = ["fedmeta-protonet-omniglot", "--rounds", "1", "--clients-per-round", "10", "--threads", "1"]
+    start = preset("fedmeta-protonet-omniglot").initial_params()
+
+    def moved(*dp: str) -> float:
+        run = tmp_path / "-".join(dp)
+        ltl_federated(*common, *dp, "--run", str(run), data_root=data_root)
+        params = load_tensors(run / "checkpoint.pt", "test")["params"]
+        return float(torch.cat([(params[n] - start[n]).flatten() for n in start]).norm())
+
+    clipped = moved("--dp-clip", "0.001")
+    assert 0 < clipped <= 0.001 * (1 + 1e-4)  # the average of updates each clipped to 0.001
+    noisy = moved("--dp-clip", "0.001", "--dp-noise", "1.0")
+    # noise of standard deviation 1.0 * 0.001 / 10 clients on each of ~19,000 weights: a norm near 0.014
+    assert 0.005 < noisy < 0.05
