@@ -2,7 +2,9 @@
 trained in Flower's simulation engine with the same clients, rounds and seeds, then personalised on the same
 fixed episodes of the held-out clients, so that differences are paired per episode.
 
-    python scripts/reproduce/federated.py --data omniglot --rounds 300     (resumable: reruns continue the runs)
+    python scripts/reproduce/federated.py --data omniglot --rounds 100     (resumable: reruns continue the runs)
+    python scripts/reproduce/federated.py --data omniglot --rounds 100 --algorithms fedmeta-protonet \
+        --dp-clip 0.5 --dp-noise 0 0.5 2        (accuracy against the noise of central differential privacy)
     python scripts/update_docs.py --write
 
 Writes results/federated-DATA.json (every algorithm's per-episode scores on the held-out clients, its accuracy
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -54,17 +57,30 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--dp-clip", type=float, default=None, help="Clipping norm: one algorithm at each noise level.")
+    parser.add_argument("--dp-noise", type=float, nargs="+", default=[0.0], help="Noise multipliers with --dp-clip.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     rows = {}
-    for algorithm in args.algorithms:
+    runs = [(algorithm, None) for algorithm in args.algorithms]
+    name = f"federated-{args.data}"
+    if args.dp_clip is not None:
+        runs = [(args.algorithms[0], None)] + [(args.algorithms[0], noise) for noise in args.dp_noise]
+        name += "-dp"
+    for algorithm, noise in runs:
         config = preset(f"{algorithm}-{args.data}", rounds=args.rounds)
+        key, label, folder = algorithm, NAMES[algorithm], config.name
+        if noise is not None:
+            config = replace(config, dp_clip=args.dp_clip, dp_noise=noise)
+            key = f"{algorithm}, noise {noise:g}"
+            label = f"{NAMES[algorithm]}, updates clipped to {args.dp_clip:g}, noise multiplier {noise:g}"
+            folder = f"{config.name}-dp{args.dp_clip:g}-noise{noise:g}"
         started = time.time()
-        state = simulate(config, args.runs / config.name, args.data_root, workers=args.workers)
+        state = simulate(config, args.runs / folder, args.data_root, workers=args.workers)
         history = state["history"]
-        rows[algorithm] = {
-            "name": NAMES[algorithm],
+        rows[key] = {
+            "name": label,
             "config": state["config"],
             "rounds": state["round"],
             "scores": history[-1]["held_out_scores"],
@@ -78,27 +94,29 @@ def main() -> None:
             "server_cpu_seconds": state["cpu_seconds"],
             "wall_seconds_this_sitting": time.time() - started,
         }
-        write_json(args.out / f"federated-{args.data}.json", {"rows": rows, "provenance": provenance()})
-    write_text(args.out / f"federated-{args.data}.md", table(rows))
+        write_json(args.out / f"{name}.json", {"rows": rows, "provenance": provenance()})
+    reference = REFERENCE if args.dp_clip is None else args.algorithms[0]
+    write_text(args.out / f"{name}.md", table(rows, reference))
 
 
-def table(rows: dict[str, dict]) -> str:
-    reference = rows.get(REFERENCE)
+def table(rows: dict[str, dict], reference_key: str = REFERENCE) -> str:
+    reference = rows.get(reference_key)
     target = sum(reference["scores"]) / len(reference["scores"]) if reference else None
     target_rounds = (
         rounds_to_reach([{"round": c["round"], "held_out_clients": c} for c in reference["curve"]], target)
         if reference and target is not None
         else None
     )
+    reference_name = reference["name"] if reference else "the reference"
     out = [
-        "| algorithm | held-out clients % (95% CI) | minus FedAvg + fine-tuning (paired) | training clients' held-out % "
-        "| rounds to FedAvg + fine-tuning's final accuracy | MB per round | client CPU s |",
+        f"| algorithm | held-out clients % (95% CI) | minus {reference_name} (paired) | training clients' held-out % "
+        f"| rounds to {reference_name}'s final accuracy (its rounds / these) | MB per round | client CPU s |",
         "|---|---|---|---|---|---|---|",
     ]
     for algorithm, row in rows.items():
         scores = torch.tensor(row["scores"], dtype=torch.float64)
         cells = [row["name"], f"{100 * scores.mean():.2f} ± {100 * confidence_interval(scores):.2f}"]
-        if reference and algorithm != REFERENCE:
+        if reference and algorithm != reference_key:
             diff = scores - torch.tensor(reference["scores"], dtype=torch.float64)
             cells.append(f"{100 * diff.mean():+.2f} ± {100 * confidence_interval(diff):.2f}")
         else:
@@ -113,7 +131,7 @@ def table(rows: dict[str, dict]) -> str:
         cells.append(
             "not reached"
             if reached is None
-            else f"{reached}" + (f" ({target_rounds / reached:.2f}x fewer)" if target_rounds else "")
+            else f"{reached}" + (f" ({target_rounds / reached:.2f}x)" if target_rounds else "")
         )
         cells += [f"{row['bytes_per_round'] / 1e6:.2f}", f"{row['client_cpu_seconds']:.0f}"]
         out.append("| " + " | ".join(cells) + " |")
