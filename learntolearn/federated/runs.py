@@ -115,7 +115,7 @@ def training_client_count(config: FederatedConfig, data_root: str | None = None)
     return config.clients - config.held_out_clients
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=64)  # a simulation's client process serves many partitions in turn
 def _training_client(config: FederatedConfig, partition: int, data_root: str | None) -> Client:
     if config.data == "omniglot-alphabets":
         alphabet = omniglot_alphabets("lake", "background", data_root=data_root)[partition]
