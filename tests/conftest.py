@@ -9,6 +9,17 @@ import torch
 from helpers import real_data_root
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `-n N --dist loadgroup`, refuse to run if xdist failed to tag its groups (it did, silently, with
+    pytest 9.2): tests that start processes of their own would then run side by side and could stall CI."""
+    if not config.getoption("loadgroup", default=False):
+        return
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more); check its version")
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     root = real_data_root()

@@ -2,8 +2,10 @@
 checkpointed every round; a run continued from its checkpoint equals one run straight through."""
 
 import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,25 +16,31 @@ from learntolearn.files import load_tensors
 pytestmark = pytest.mark.xdist_group("processes")
 
 
-def ltl_federated(*args: str, data_root) -> str:
+def ltl_federated(*args: str, run: Path, data_root) -> str:
+    """Run the command in a session of its own with its output in a file: Ray's worker processes outlive a killed
+    parent and would hold a pipe open, so a timeout here kills the whole group instead of waiting on them."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DISABLE_USAGE_STATS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "learntolearn.cli.main", "federated", "run", *args, "--data-root", str(data_root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    command = [sys.executable, "-m", "learntolearn.cli.main", "federated", "run", *args, "--run", str(run)]
+    command += ["--data-root", str(data_root)]
+    log = run.parent / f"{run.name}-{len(list(run.parent.glob(run.name + '-*.log')))}.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            process.wait(timeout=420)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    assert process.returncode == 0, log.read_text()
+    return log.read_text()
 
 
 @pytest.mark.slow  # three simulations, each starting Ray and 30 virtual SuperNodes
 def test_a_resumed_simulation_equals_one_run_straight_through(data_root, tmp_path):
     common = ["fedmeta-protonet-omniglot", "--clients-per-round", "10", "--threads", "1"]
-    ltl_federated(*common, "--rounds", "3", "--run", str(tmp_path / "straight"), data_root=data_root)
-    ltl_federated(*common, "--rounds", "2", "--run", str(tmp_path / "resumed"), data_root=data_root)
-    output = ltl_federated(*common, "--rounds", "3", "--run", str(tmp_path / "resumed"), data_root=data_root)
+    ltl_federated(*common, "--rounds", "3", run=tmp_path / "straight", data_root=data_root)
+    ltl_federated(*common, "--rounds", "2", run=tmp_path / "resumed", data_root=data_root)
+    output = ltl_federated(*common, "--rounds", "3", run=tmp_path / "resumed", data_root=data_root)
     assert "round 3/3" in output and "round 1/3" not in output  # continued, not restarted
     straight = load_tensors(tmp_path / "straight" / "checkpoint.pt", "test")
     resumed = load_tensors(tmp_path / "resumed" / "checkpoint.pt", "test")
@@ -60,7 +68,7 @@ def test_flowers_central_dp_clips_every_update_and_adds_noise(data_root, tmp_pat
 
     def moved(*dp: str) -> float:
         run = tmp_path / "-".join(dp)
-        ltl_federated(*common, *dp, "--run", str(run), data_root=data_root)
+        ltl_federated(*common, *dp, run=run, data_root=data_root)
         params = load_tensors(run / "checkpoint.pt", "test")["params"]
         return float(torch.cat([(params[n] - start[n]).flatten() for n in start]).norm())
 
