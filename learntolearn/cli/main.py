@@ -366,7 +366,7 @@ def serve(models: tuple[str, ...], host: str, port: int, encoder: str, data_root
     if models:
         app.state.resources.draw_model()  # a bad model file fails now, not on the first stroke
     click.echo(f"ltl serve: open http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")  # plain HTTP: the page opens no websockets
 
 
 @cli.command()

@@ -49,12 +49,15 @@ def server(tmp_path_factory):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        create_app(ServeConfig(models=(str(run),))), host="127.0.0.1", port=port, log_level="warning"
+        create_app(ServeConfig(models=(str(run),))), host="127.0.0.1", port=port, log_level="warning", ws="none"
     )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 60
     while not instance.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail(f"`ltl serve` did not start on port {port} (thread alive: {thread.is_alive()}); see its log")
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
