@@ -151,6 +151,17 @@ def _clinc_pairs(data: dict, part: str, path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def clinc150_domains(
+    data_root: str | os.PathLike[str] | None = None, *, download: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """CLINC150's ten domains and the fifteen intents of each (``domains.json``)."""
+    path = fetch_file(CLINC_FILES["domains.json"], data_root, "clinc150", download, "CLINC150 file")
+    domains = _read_json(path, "CLINC150 domains.json")
+    if not isinstance(domains, dict) or not all(isinstance(v, list) for v in domains.values()):
+        raise DataError(f"{path} is not CLINC150's domains.json (a mapping of domains to lists of intents)")
+    return {domain: tuple(intents) for domain, intents in domains.items()}
+
+
 def load_clinc150(
     data_root: str | os.PathLike[str] | None = None,
     split: str = "intent",
@@ -171,10 +182,7 @@ def load_clinc150(
     if split == "intent":
         intents = CLINC_SPLITS[split][subset]
     else:
-        domains = _read_json(
-            fetch_file(CLINC_FILES["domains.json"], data_root, "clinc150", download, "CLINC150 file"),
-            "CLINC150 domains.json",
-        )
+        domains = clinc150_domains(data_root, download=download)
         intents = tuple(sorted(i for d in CLINC_SPLITS[split][subset] for i in domains[d]))
     groups: dict[str, list[str]] = {intent: [] for intent in intents}
     for part in ("train", "val", "test"):

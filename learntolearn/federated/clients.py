@@ -51,12 +51,12 @@ def split_each_class(
     return x[local_index], y[local_index], x[held_index], y[held_index]
 
 
-def alphabet_client(name: str, images: Tensor, held_out_per_class: int, seed: int) -> Client:
-    """The client of one alphabet, ``images [characters, drawings, ...]``; which drawings are held out depends
-    only on the seed and the alphabet's name."""
+def group_client(name: str, examples: Tensor, held_out_per_class: int, seed: int) -> Client:
+    """The client of one group of classes (an Omniglot alphabet, a CLINC150 domain), ``examples [classes,
+    examples per class, ...]``; which examples are held out depends only on the seed and the group's name."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-    y = torch.arange(len(images)).repeat_interleave(images.shape[1])
-    local_x, local_y, held_x, held_y = split_each_class(images.flatten(0, 1), y, held_out_per_class, generator)
+    y = torch.arange(len(examples)).repeat_interleave(examples.shape[1])
+    local_x, local_y, held_x, held_y = split_each_class(examples.flatten(0, 1), y, held_out_per_class, generator)
     return Client(name, local_x, local_y, held_x, held_y, label_space="episodic")
 
 

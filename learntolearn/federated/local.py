@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,19 @@ from learntolearn.nn.functional import conv_features, conv_stack, init_conv_stac
 from learntolearn.types import Params, Task
 
 ALGORITHMS = ("fedavg", "fedavg-ft", "per-fedavg-fo", "per-fedavg-hf", "fedmeta-maml", "fedmeta-protonet")
+
+
+class LocalModel(Protocol):
+    """A classifier as pure functions of its parameters: ``embed`` (its body) and ``logits`` (body and head)."""
+
+    @property
+    def outputs(self) -> int: ...
+
+    def init(self, seed: int, *, head: bool = True) -> Params: ...
+
+    def embed(self, params: Params, x: Tensor) -> Tensor: ...
+
+    def logits(self, params: Params, x: Tensor) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,29 @@ class ConvClassifier:
 
 
 @dataclass(frozen=True)
+class FeatureClassifier:
+    """Two ReLU layers on fixed feature vectors (e.g. sentence embeddings) with a linear head."""
+
+    inputs: int = 384
+    hidden: int = 256
+    outputs: int = 5
+
+    def init(self, seed: int, *, head: bool = True) -> Params:
+        generator = torch.Generator().manual_seed(seed)
+        params = init_linear("body.0", self.inputs, self.hidden, generator)
+        params |= init_linear("body.1", self.hidden, self.hidden, generator)
+        if head:
+            params |= init_linear("head", self.hidden, self.outputs, generator)
+        return params
+
+    def embed(self, params: Params, x: Tensor) -> Tensor:
+        return F.relu(linear(params, "body.1", F.relu(linear(params, "body.0", x))))
+
+    def logits(self, params: Params, x: Tensor) -> Tensor:
+        return linear(params, "head", self.embed(params, x))
+
+
+@dataclass(frozen=True)
 class LocalSettings:
     lr: float = 0.1  # FedAvg's local SGD rate; Per-FedAvg's outer rate beta
     inner_lr: float = 0.4  # MAML's and Per-FedAvg's inner rate alpha, and the personalisation rate
@@ -70,11 +107,11 @@ def uses_head(algorithm: str) -> bool:
     return algorithm != "fedmeta-protonet"
 
 
-def cross_entropy(model: ConvClassifier, params: Params, x: Tensor, y: Tensor) -> Tensor:
+def cross_entropy(model: LocalModel, params: Params, x: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model.logits(params, x), y)
 
 
-def gradient(model: ConvClassifier, params: Params, x: Tensor, y: Tensor) -> Params:
+def gradient(model: LocalModel, params: Params, x: Tensor, y: Tensor) -> Params:
     return torch.func.grad(lambda p: cross_entropy(model, p, x, y))(params)
 
 
@@ -82,7 +119,7 @@ def step(params: Params, grads: Params, rate: float) -> Params:
     return {n: p - rate * grads[n] for n, p in params.items()}
 
 
-def fedavg_update(model: ConvClassifier, params: Params, tasks: Iterable[Task], lr: float) -> Params:
+def fedavg_update(model: LocalModel, params: Params, tasks: Iterable[Task], lr: float) -> Params:
     """One SGD step on each task's examples (support and queries together)."""
     for task in tasks:
         x, y = torch.cat([task.support_x, task.query_x]), torch.cat([task.support_y, task.query_y])
@@ -91,7 +128,7 @@ def fedavg_update(model: ConvClassifier, params: Params, tasks: Iterable[Task], 
 
 
 def per_fedavg_direction(
-    model: ConvClassifier, params: Params, task: Task, inner_lr: float, *, hessian_free: bool, delta: float
+    model: LocalModel, params: Params, task: Task, inner_lr: float, *, hessian_free: bool, delta: float
 ) -> Params:
     """Per-FedAvg's estimate of the MAML gradient on one task: ``D`` = the support set, ``D'`` = the queries and,
     for the Hessian-free variant, ``D''`` = the support set again (the Hessian of the inner loss)."""
@@ -105,7 +142,7 @@ def per_fedavg_direction(
 
 
 def per_fedavg_update(
-    model: ConvClassifier, params: Params, tasks: Iterable[Task], settings: LocalSettings, *, hessian_free: bool
+    model: LocalModel, params: Params, tasks: Iterable[Task], settings: LocalSettings, *, hessian_free: bool
 ) -> Params:
     for task in tasks:
         direction = per_fedavg_direction(
@@ -115,15 +152,13 @@ def per_fedavg_update(
     return params
 
 
-def maml_query_loss(model: ConvClassifier, params: Params, task: Task, inner_lr: float) -> Tensor:
+def maml_query_loss(model: LocalModel, params: Params, task: Task, inner_lr: float) -> Tensor:
     """The query loss after one inner SGD step on the support set (second order through that step)."""
     fast = sgd_inner_loop(lambda p: cross_entropy(model, p, task.support_x, task.support_y), params, 1, inner_lr)
     return cross_entropy(model, fast, task.query_x, task.query_y)
 
 
-def protonet_logits(
-    model: ConvClassifier, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor
-) -> Tensor:
+def protonet_logits(model: LocalModel, params: Params, support_x: Tensor, support_y: Tensor, query_x: Tensor) -> Tensor:
     """Negative squared distances to the support prototypes over ``outputs`` labels; labels without support
     examples get ``-inf``."""
     ways = model.outputs
@@ -133,12 +168,12 @@ def protonet_logits(
     return logits.masked_fill(~present, float("-inf"))
 
 
-def protonet_query_loss(model: ConvClassifier, params: Params, task: Task) -> Tensor:
+def protonet_query_loss(model: LocalModel, params: Params, task: Task) -> Tensor:
     return F.cross_entropy(protonet_logits(model, params, task.support_x, task.support_y, task.query_x), task.query_y)
 
 
 def fedmeta_update(
-    model: ConvClassifier, params: Params, tasks: Iterable[Task], settings: LocalSettings, *, learner: str
+    model: LocalModel, params: Params, tasks: Iterable[Task], settings: LocalSettings, *, learner: str
 ) -> Params:
     """``params - meta_lr * g`` with ``g`` the mean meta-gradient of the query losses over ``tasks``."""
     tasks = list(tasks)
@@ -154,7 +189,7 @@ def fedmeta_update(
 
 
 def local_update(
-    algorithm: str, model: ConvClassifier, params: Params, tasks: list[Task], settings: LocalSettings
+    algorithm: str, model: LocalModel, params: Params, tasks: list[Task], settings: LocalSettings
 ) -> Params:
     """The model a client sends back after its local computation on ``tasks``."""
     if algorithm in ("fedavg", "fedavg-ft"):
@@ -167,7 +202,7 @@ def local_update(
 
 
 def personalised_predictions(
-    algorithm: str, model: ConvClassifier, params: Params, task: Task, settings: LocalSettings
+    algorithm: str, model: LocalModel, params: Params, task: Task, settings: LocalSettings
 ) -> Tensor:
     """The client's predicted labels for ``task``'s queries after personalising on its support set (plain FedAvg
     uses the global model as it is)."""
@@ -185,7 +220,7 @@ def personalised_predictions(
 
 
 def personalised_accuracy(
-    algorithm: str, model: ConvClassifier, params: Params, task: Task, settings: LocalSettings
+    algorithm: str, model: LocalModel, params: Params, task: Task, settings: LocalSettings
 ) -> float:
     with torch.no_grad() if algorithm in ("fedavg", "fedmeta-protonet") else torch.enable_grad():
         predicted = personalised_predictions(algorithm, model, params, task, settings)

@@ -50,7 +50,7 @@ def rounds_to_reach(history: list[dict], target: float) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=["omniglot", "fashion"], required=True)
+    parser.add_argument("--data", choices=["omniglot", "clinc150", "fashion"], required=True)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs")

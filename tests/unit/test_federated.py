@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from learntolearn.errors import DataError
-from learntolearn.federated.clients import Client, alphabet_client, dirichlet_clients, episode
+from learntolearn.federated.clients import Client, dirichlet_clients, episode, group_client
 from learntolearn.federated.local import (
     ConvClassifier,
+    FeatureClassifier,
     LocalSettings,
     cross_entropy,
     fedmeta_update,
@@ -23,20 +24,21 @@ from learntolearn.federated.local import (
 from learntolearn.types import Task
 
 
-def toy_task(ways=3, shots=2, queries=2, seed=0, dtype=torch.float64):
+def toy_task(ways=3, shots=2, queries=2, seed=0, dtype=torch.float64, kind="images"):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(ways)
+    shape = (1, 28, 28) if kind == "images" else (12,)
     return Task(
-        torch.rand(ways * shots, 1, 28, 28, generator=g, dtype=dtype),
+        torch.rand(ways * shots, *shape, generator=g, dtype=dtype),
         labels.repeat_interleave(shots),
-        torch.rand(ways * queries, 1, 28, 28, generator=g, dtype=dtype),
+        torch.rand(ways * queries, *shape, generator=g, dtype=dtype),
         labels.repeat_interleave(queries),
         labels,
     )
 
 
-def toy_model(outputs=3):
-    model = ConvClassifier(channels=4, outputs=outputs)
+def toy_model(outputs=3, kind="images"):
+    model = ConvClassifier(channels=4, outputs=outputs) if kind == "images" else FeatureClassifier(12, 8, outputs)
     return model, {n: v.double().requires_grad_(True) for n, v in model.init(0).items()}
 
 
@@ -57,11 +59,12 @@ def test_per_fedavg_first_order_direction_is_the_query_gradient_at_the_adapted_m
     torch.testing.assert_close(flat(got), torch.cat([g.flatten() for g in expected]), rtol=1e-10, atol=1e-12)
 
 
-def test_per_fedavg_hessian_free_direction_approaches_the_exact_maml_gradient():
+@pytest.mark.parametrize("kind", ["images", "features"])
+def test_per_fedavg_hessian_free_direction_approaches_the_exact_maml_gradient(kind):
     """Finite differences of gradients (Fallah et al. Eq. 11) against autograd through the inner step; the step
     must stay below the distance to the nearest ReLU or max-pool switch (1e-4 crosses some here)."""
-    model, params = toy_model()
-    task = toy_task()
+    model, params = toy_model(kind=kind)
+    task = toy_task(kind=kind)
     exact = torch.func.grad(lambda p: maml_query_loss(model, p, task, 0.1))(params)
     first_order = per_fedavg_direction(model, params, task, 0.1, hessian_free=False, delta=1e-6)
     hessian_free = per_fedavg_direction(model, params, task, 0.1, hessian_free=True, delta=1e-6)
@@ -70,9 +73,10 @@ def test_per_fedavg_hessian_free_direction_approaches_the_exact_maml_gradient():
     assert (flat(first_order) - flat(exact)).norm() / flat(exact).norm() > 100 * error  # the Hessian term matters
 
 
-def test_fedmeta_maml_returns_the_model_moved_along_the_mean_meta_gradient():
-    model, params = toy_model()
-    tasks = [toy_task(seed=1), toy_task(seed=2)]
+@pytest.mark.parametrize("kind", ["images", "features"])
+def test_fedmeta_maml_returns_the_model_moved_along_the_mean_meta_gradient(kind):
+    model, params = toy_model(kind=kind)
+    tasks = [toy_task(seed=1, kind=kind), toy_task(seed=2, kind=kind)]
     settings = LocalSettings(inner_lr=0.1, meta_lr=0.3)
     # the reference: explicit create_graph autograd, no shared helpers
     leaves = {n: p.clone().requires_grad_(True) for n, p in params.items()}
@@ -141,13 +145,13 @@ def test_dirichlet_clients_deal_every_example_once_and_small_alpha_skews_labels(
         dirichlet_clients(x[:12], y[:12], 10, 0.01, 0.2, seed=0)
 
 
-def test_alphabet_clients_own_one_alphabet_and_keep_drawings_aside():
+def test_group_clients_own_one_alphabet_and_keep_drawings_aside():
     images = torch.arange(5 * 4).float().view(5, 4, 1, 1, 1)  # 5 characters, 4 drawings; Latin is the last 3
-    latin = alphabet_client("Latin", images[2:], held_out_per_class=1, seed=0)
+    latin = group_client("Latin", images[2:], held_out_per_class=1, seed=0)
     assert latin.local_y.bincount().tolist() == [3, 3, 3] and latin.held_out_y.bincount().tolist() == [1, 1, 1]
     both = torch.cat([latin.local_x, latin.held_out_x]).flatten().sort().values
     assert torch.equal(both, images[2:].flatten())  # Latin's drawings only, each once
-    again = alphabet_client("Latin", images[2:], held_out_per_class=1, seed=0)
+    again = group_client("Latin", images[2:], held_out_per_class=1, seed=0)
     assert torch.equal(again.held_out_x, latin.held_out_x)  # the held-out drawings depend on seed and name only
     for label in range(3):  # a label is one character: its drawings come from one row of images
         rows = {
@@ -220,6 +224,51 @@ def test_a_client_sends_only_model_tensors_and_numbers(data_root, monkeypatch):
             assert {n: tuple(v.shape) for n, v in sent.items()} == {n: tuple(v.shape) for n, v in params.items()}
         else:
             assert not reply.content.array_records
+
+
+def test_clinc150_clients_are_whole_domains_and_the_test_domains_never_train(monkeypatch, data_root):
+    """The real CLINC150 files with a stand-in encoder (each utterance's feature row is its index in the text
+    list, so every row can be traced back to its text and intent)."""
+    clinc_root = data_root
+    if not (clinc_root / "clinc150" / "data_full.json").exists():
+        pytest.skip(f"CLINC150 not under {clinc_root}")
+    from learntolearn.data.text import clinc150_domains, load_clinc150
+    from learntolearn.federated import runs
+
+    texts: dict[str, str] = {}  # feature value -> utterance
+
+    def traced(split, subset, *, data_root=None):
+        dataset = load_clinc150(data_root, split, subset)
+        start = len(texts)
+        texts.update({str(start + i): t for i, t in enumerate(dataset.texts)})
+        rows = torch.arange(start, start + len(dataset.texts), dtype=torch.float64)
+        return dataset.with_features(rows[:, None].expand(-1, 384))
+
+    monkeypatch.setattr(runs, "load_clinc150_features", traced)
+    runs._clinc_domains.cache_clear()
+    runs._training_client.cache_clear()
+    config = runs.preset("fedmeta-maml-clinc150")
+    domains = clinc150_domains(clinc_root)
+    data = load_clinc150(clinc_root, "domain", "train")
+    intent_of = {t: data.class_names[int(c)] for t, c in zip(data.texts, data.labels)}
+    assert runs.training_client_count(config) == 8
+    trained = [runs.training_client(config, p, str(clinc_root)) for p in range(8)]
+    held_out = runs.held_out_clients(config, str(clinc_root))
+    assert [c.name for c in held_out] == ["banking", "kitchen_and_dining"]
+    assert not {c.name for c in trained} & {"banking", "kitchen_and_dining"}
+    assert "auto_and_commute" in {c.name for c in trained} and "home" in {c.name for c in trained}
+    for client in trained[:2]:
+        assert client.local_x.shape == (15 * 120, 384) and client.held_out_x.shape == (15 * 30, 384)
+        for label in range(15):  # a label is one intent of the client's domain, local and held out alike
+            rows = torch.cat([client.local_x[client.local_y == label], client.held_out_x[client.held_out_y == label]])
+            intents = {intent_of.get(texts[str(int(r))]) for r in rows[:, 0]}
+            if None not in intents:  # utterances of the train-part domains can be traced to their intent
+                assert intents == {domains[client.name][label]}
+        assert len(set(client.local_x[:, 0].tolist()) | set(client.held_out_x[:, 0].tolist())) == 15 * 150
+    task = runs.evaluation_tasks(config, held_out)
+    assert len(task) == 200 and task[0].support_x.shape == (5, 384) and task[0].query_x.shape == (25, 384)
+    runs._clinc_domains.cache_clear()
+    runs._training_client.cache_clear()
 
 
 def test_a_partition_outside_the_federation_is_refused_before_loading_data():
