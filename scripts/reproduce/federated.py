@@ -5,16 +5,18 @@ fixed episodes of the held-out clients, so that differences are paired per episo
     python scripts/reproduce/federated.py --data omniglot --rounds 100     (resumable: reruns continue the runs)
     python scripts/reproduce/federated.py --data omniglot --rounds 100 --algorithms fedmeta-protonet \
         --dp-clip 0.5 --dp-noise 0 0.5 2        (accuracy against the noise of central differential privacy)
+    python scripts/reproduce/federated.py --data omniglot --from-results   (table and figure from the stored scores)
     python scripts/update_docs.py --write
 
 Writes results/federated-DATA.json (every algorithm's per-episode scores on the held-out clients, its accuracy
 after every evaluated round, bytes and CPU seconds per round, settings) and results/federated-DATA.md, with
-provenance.
+provenance, and docs/figures/federated-DATA.png (held-out clients' accuracy against megabytes sent).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from dataclasses import replace
@@ -24,6 +26,7 @@ import torch
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
+from learntolearn.experiments.plots import pyplot
 from learntolearn.federated.app import simulate
 from learntolearn.federated.local import ALGORITHMS
 from learntolearn.federated.runs import preset
@@ -59,15 +62,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--dp-clip", type=float, default=None, help="Clipping norm: one algorithm at each noise level.")
     parser.add_argument("--dp-noise", type=float, nargs="+", default=[0.0], help="Noise multipliers with --dp-clip.")
+    parser.add_argument("--from-results", action="store_true", help="Only redraw the table and figure.")
+    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     args = parser.parse_args()
+    name = f"federated-{args.data}" + ("-dp" if args.dp_clip is not None else "")
+    if args.from_results:
+        rows = json.loads((args.out / f"{name}.json").read_text())["rows"]
+        reference = REFERENCE if args.dp_clip is None else args.algorithms[0]
+        write_text(args.out / f"{name}.md", table(rows, reference))
+        figure(rows, args.figures / f"{name}.png")
+        return
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     rows = {}
     runs = [(algorithm, None) for algorithm in args.algorithms]
-    name = f"federated-{args.data}"
     if args.dp_clip is not None:
         runs = [(args.algorithms[0], None)] + [(args.algorithms[0], noise) for noise in args.dp_noise]
-        name += "-dp"
     for algorithm, noise in runs:
         config = preset(f"{algorithm}-{args.data}", rounds=args.rounds)
         key, label, folder = algorithm, NAMES[algorithm], config.name
@@ -97,6 +107,26 @@ def main() -> None:
         write_json(args.out / f"{name}.json", {"rows": rows, "provenance": provenance()})
     reference = REFERENCE if args.dp_clip is None else args.algorithms[0]
     write_text(args.out / f"{name}.md", table(rows, reference))
+    figure(rows, args.figures / f"{name}.png")
+
+
+def figure(rows: dict[str, dict], path: Path) -> None:
+    """Held-out clients' personalised accuracy (95% CI band) against the megabytes sent both ways so far."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for row in rows.values():
+        megabytes = [c["round"] * row["bytes_per_round"] / 1e6 for c in row["curve"]]
+        accuracy = torch.tensor([100 * c["accuracy"] for c in row["curve"]])
+        ci = torch.tensor([100 * c["ci95"] for c in row["curve"]])
+        (line,) = ax.plot(megabytes, accuracy, marker="o", markersize=3, label=row["name"])
+        ax.fill_between(megabytes, accuracy - ci, accuracy + ci, color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="megabytes sent (server to clients and back)", ylabel="held-out clients' accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def table(rows: dict[str, dict], reference_key: str = REFERENCE) -> str:
