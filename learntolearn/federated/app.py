@@ -99,6 +99,7 @@ def train(message: Message, context: Context) -> Message:
     config, (partition, data_root) = _run_settings(message), _client_setup(context)
     started = time.process_time()
     client = training_client(config, partition, data_root)
+    loaded = time.process_time()
     round_ = cast(int, _config(message)["server-round"]) + cast(int, _config(message)["round-offset"])
     params = params_of(_arrays(message))
     tasks = training_tasks(config, client, partition, round_)
@@ -107,6 +108,7 @@ def train(message: Message, context: Context) -> Message:
     metrics: dict[str, MetricRecordValues] = {
         "num-examples": len(client.local_y),
         "cpu-seconds": time.process_time() - started,
+        "data-cpu-seconds": loaded - started,  # reading the client's data when this process has not cached it
     }
     return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}), reply_to=message)
 
@@ -135,7 +137,7 @@ def _sum_and_average(records: list[RecordDict], weight_key: str) -> MetricRecord
             continue
         values = [cast(float, m[key]) for m in metrics]
         weights = [cast(float, m[weight_key]) / total for m in metrics]
-        out[key] = sum(values) if key == "cpu-seconds" else sum(v * w for v, w in zip(values, weights))
+        out[key] = sum(values) if key.endswith("cpu-seconds") else sum(v * w for v, w in zip(values, weights))
     return out
 
 

@@ -217,7 +217,7 @@ def test_a_client_sends_only_model_tensors_and_numbers(data_root, monkeypatch):
         assert set(reply.content.keys()) <= {"arrays", "metrics"}
         assert not reply.content.config_records
         for record in reply.content.metric_records.values():
-            assert set(record) <= {"num-examples", "cpu-seconds", "accuracy", "partition-id"}
+            assert set(record) <= {"num-examples", "cpu-seconds", "data-cpu-seconds", "accuracy", "partition-id"}
             assert all(isinstance(v, (int, float)) for v in record.values())
         if kind == MessageType.TRAIN:
             sent = reply.content["arrays"].to_torch_state_dict()
