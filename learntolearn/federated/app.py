@@ -299,12 +299,15 @@ def simulate(
     *,
     workers: int = 1,
     log: Callable[[str], Any] = print,
+    score_held_out: bool = True,
 ) -> dict[str, Any]:
     """Run ``config`` in Flower's simulation engine, one virtual SuperNode per training client and ``workers``
-    client processes at a time; resumes from the run folder's checkpoint."""
+    client processes at a time; resumes from the run folder's checkpoint. ``score_held_out=False`` leaves the
+    held-out clients untouched (settings are chosen on the training clients' own held-out examples)."""
     from flwr.simulation import run_simulation
 
-    training, held_out = training_client_count(config, data_root), held_out_clients(config, data_root)
+    training = training_client_count(config, data_root)
+    held_out = held_out_clients(config, data_root) if score_held_out else None
     server = ServerApp()
 
     @server.main()

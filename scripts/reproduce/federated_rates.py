@@ -1,0 +1,87 @@
+"""Choose each federated algorithm's rates on one federation from short runs scored only on the training
+clients' own held-out examples (federated evaluation), never on the held-out clients.
+
+    python scripts/reproduce/federated_rates.py --data clinc150 --rounds 20 --workers 2
+
+Writes results/federated-DATA-rates.json: every setting tried, its training clients' accuracy after the last
+round (None where the run diverged), the best setting per algorithm, and provenance. The chosen rates are then
+written into ``learntolearn.federated.runs.RATES`` by hand, citing this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from learntolearn.engine.provenance import provenance
+from learntolearn.federated.app import simulate
+from learntolearn.federated.local import ALGORITHMS
+from learntolearn.federated.runs import preset
+from learntolearn.files import write_json
+
+ROOT = Path(__file__).resolve().parents[2]
+FEDAVG = {"lr": [0.03, 0.1, 0.3]}
+PERSONALISED = {"lr": [0.03, 0.1, 0.3], "inner_lr": [0.1, 0.4]}
+GRIDS: dict[str, dict[str, list[float]]] = {
+    "fedavg": FEDAVG,
+    "fedavg-ft": PERSONALISED,
+    "per-fedavg-fo": PERSONALISED,
+    "per-fedavg-hf": PERSONALISED,
+    "fedmeta-maml": {"meta_lr": [0.1, 0.3, 1.0], "inner_lr": [0.1, 0.4]},
+    "fedmeta-protonet": {"meta_lr": [0.03, 0.1, 0.25, 1.0]},
+}
+
+
+def settings(grid: dict[str, list[float]]) -> list[dict[str, float]]:
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", choices=["omniglot", "clinc150", "fashion"], required=True)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.getLogger("flwr").setLevel(logging.CRITICAL)
+    tried: dict[str, list[dict[str, Any]]] = {}
+    best: dict[str, dict[str, Any]] = {}
+    for algorithm in args.algorithms:
+        tried[algorithm] = []
+        for rates in settings(GRIDS[algorithm]):
+            config = replace(preset(f"{algorithm}-{args.data}", rounds=args.rounds), eval_every=args.rounds, **rates)
+            with tempfile.TemporaryDirectory() as folder:
+                state = simulate(
+                    config, Path(folder), args.data_root, workers=args.workers, log=lambda _: None, score_held_out=False
+                )
+            last = state["history"][-1]
+            trained = last.get("training_clients") or {}
+            accuracy = trained.get("accuracy") if last["failures"] == 0 else None
+            if accuracy is not None and accuracy != accuracy:  # nan: a client diverged
+                accuracy = None
+            tried[algorithm].append({"rates": rates, "training_clients_accuracy": accuracy})
+            print(f"{algorithm} {rates}: {accuracy}", flush=True)
+            write_json(args.out / f"federated-{args.data}-rates.json", {"tried": tried, "provenance": provenance()})
+        scored = [t for t in tried[algorithm] if t["training_clients_accuracy"] is not None]
+        if scored:
+            best[algorithm] = max(scored, key=lambda t: t["training_clients_accuracy"])
+    write_json(
+        args.out / f"federated-{args.data}-rates.json",
+        {"rounds": args.rounds, "tried": tried, "best": best, "provenance": provenance()},
+    )
+    for algorithm, choice in best.items():
+        print(f"best {algorithm}: {choice['rates']} ({100 * choice['training_clients_accuracy']:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
