@@ -4,7 +4,8 @@ clients' own held-out examples (federated evaluation), never on the held-out cli
     python scripts/reproduce/federated_rates.py --data clinc150 --rounds 20 --workers 2
 
 Writes results/federated-DATA-rates.json: every setting tried, its training clients' accuracy after the last
-round (None where the run diverged), the best setting per algorithm, and provenance. The chosen rates are then
+round (None where the run diverged), the best setting per algorithm, and provenance. A rerun with the same
+rounds reuses the settings already in that file (simulations are deterministic) and runs only new ones. The chosen rates are then
 written into ``learntolearn.federated.runs.RATES`` by hand, citing this file.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import tempfile
 from dataclasses import replace
@@ -28,14 +30,14 @@ from learntolearn.files import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 FEDAVG = {"lr": [0.03, 0.1, 0.3]}
-PERSONALISED = {"lr": [0.03, 0.1, 0.3], "inner_lr": [0.1, 0.4]}
+PERSONALISED = {"lr": [0.03, 0.1, 0.3], "inner_lr": [0.1, 0.4, 1.0, 2.0]}
 GRIDS: dict[str, dict[str, list[float]]] = {
     "fedavg": FEDAVG,
     "fedavg-ft": PERSONALISED,
     "per-fedavg-fo": PERSONALISED,
     "per-fedavg-hf": PERSONALISED,
-    "fedmeta-maml": {"meta_lr": [0.1, 0.3, 1.0], "inner_lr": [0.1, 0.4]},
-    "fedmeta-protonet": {"meta_lr": [0.03, 0.1, 0.25, 1.0]},
+    "fedmeta-maml": {"meta_lr": [0.1, 0.3, 1.0, 3.0], "inner_lr": [0.1, 0.4, 1.0, 2.0]},
+    "fedmeta-protonet": {"meta_lr": [0.03, 0.1, 0.25, 1.0, 3.0]},
 }
 
 
@@ -54,11 +56,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.CRITICAL)
+    path = args.out / f"federated-{args.data}-rates.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    done = {
+        (algorithm, json.dumps(t["rates"], sort_keys=True)): t
+        for algorithm, runs in earlier.get("tried", {}).items()
+        for t in runs
+        if earlier.get("rounds") == args.rounds
+    }
     tried: dict[str, list[dict[str, Any]]] = {}
     best: dict[str, dict[str, Any]] = {}
     for algorithm in args.algorithms:
         tried[algorithm] = []
         for rates in settings(GRIDS[algorithm]):
+            if (algorithm, json.dumps(rates, sort_keys=True)) in done:
+                tried[algorithm].append(done[algorithm, json.dumps(rates, sort_keys=True)])
+                continue
             config = replace(preset(f"{algorithm}-{args.data}", rounds=args.rounds), eval_every=args.rounds, **rates)
             with tempfile.TemporaryDirectory() as folder:
                 state = simulate(
@@ -71,14 +84,13 @@ def main() -> None:
                 accuracy = None
             tried[algorithm].append({"rates": rates, "training_clients_accuracy": accuracy})
             print(f"{algorithm} {rates}: {accuracy}", flush=True)
-            write_json(args.out / f"federated-{args.data}-rates.json", {"tried": tried, "provenance": provenance()})
+            write_json(
+                path, {"rounds": args.rounds, "tried": earlier.get("tried", {}) | tried, "provenance": provenance()}
+            )
         scored = [t for t in tried[algorithm] if t["training_clients_accuracy"] is not None]
         if scored:
             best[algorithm] = max(scored, key=lambda t: t["training_clients_accuracy"])
-    write_json(
-        args.out / f"federated-{args.data}-rates.json",
-        {"rounds": args.rounds, "tried": tried, "best": best, "provenance": provenance()},
-    )
+    write_json(path, {"rounds": args.rounds, "tried": tried, "best": best, "provenance": provenance()})
     for algorithm, choice in best.items():
         print(f"best {algorithm}: {choice['rates']} ({100 * choice['training_clients_accuracy']:.1f}%)")
 
