@@ -2,6 +2,7 @@
 clients' own held-out examples (federated evaluation), never on the held-out clients.
 
     python scripts/reproduce/federated_rates.py --data clinc150 --rounds 20 --workers 2
+    python scripts/reproduce/federated_rates.py --data fashion --grid inner_lr=0.03,0.1,0.4,1   (vary one rate only)
 
 Writes results/federated-DATA-rates.json: every setting tried, its training clients' accuracy after the last
 round (None where the run diverged), the best setting per algorithm, and provenance. A rerun with the same
@@ -53,7 +54,16 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument(
+        "--grid",
+        nargs="+",
+        default=[],
+        metavar="RATE=V1,V2",
+        help="Vary only these rates over these values (the others stay at the presets'); algorithms without them "
+        "are skipped.",
+    )
     args = parser.parse_args()
+    override = {k: [float(v) for v in values.split(",")] for k, values in (g.split("=", 1) for g in args.grid)}
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.CRITICAL)
     path = args.out / f"federated-{args.data}-rates.json"
@@ -67,8 +77,11 @@ def main() -> None:
     tried: dict[str, list[dict[str, Any]]] = {}
     best: dict[str, dict[str, Any]] = {}
     for algorithm in args.algorithms:
+        grid = {k: override[k] for k in GRIDS[algorithm] if k in override} if override else GRIDS[algorithm]
+        if not grid:
+            continue
         tried[algorithm] = []
-        for rates in settings(GRIDS[algorithm]):
+        for rates in settings(grid):
             if (algorithm, json.dumps(rates, sort_keys=True)) in done:
                 tried[algorithm].append(done[algorithm, json.dumps(rates, sort_keys=True)])
                 continue
