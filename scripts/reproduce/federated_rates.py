@@ -68,22 +68,19 @@ def main() -> None:
     logging.getLogger("flwr").setLevel(logging.CRITICAL)
     path = args.out / f"federated-{args.data}-rates.json"
     earlier = json.loads(path.read_text()) if path.exists() else {}
-    done = {
-        (algorithm, json.dumps(t["rates"], sort_keys=True)): t
-        for algorithm, runs in earlier.get("tried", {}).items()
-        for t in runs
-        if earlier.get("rounds") == args.rounds
-    }
+    if earlier and earlier.get("rounds") != args.rounds:
+        raise SystemExit(f"{path} holds {earlier.get('rounds')}-round probes; move it aside to probe {args.rounds}")
     tried: dict[str, list[dict[str, Any]]] = {}
-    best: dict[str, dict[str, Any]] = {}
+    for algorithm, entries in earlier.get("tried", {}).items():  # every entry keyed by all three rates
+        tried[algorithm] = [{**t, "rates": full_rates(algorithm, args.data, t["rates"])} for t in entries]
     for algorithm in args.algorithms:
         grid = {k: override[k] for k in GRIDS[algorithm] if k in override} if override else GRIDS[algorithm]
         if not grid:
             continue
-        tried[algorithm] = []
+        entries = tried.setdefault(algorithm, [])
         for rates in settings(grid):
-            if (algorithm, json.dumps(rates, sort_keys=True)) in done:
-                tried[algorithm].append(done[algorithm, json.dumps(rates, sort_keys=True)])
+            rates = full_rates(algorithm, args.data, rates)
+            if any(t["rates"] == rates for t in entries):
                 continue
             config = replace(preset(f"{algorithm}-{args.data}", rounds=args.rounds), eval_every=args.rounds, **rates)
             with tempfile.TemporaryDirectory() as folder:
@@ -95,17 +92,23 @@ def main() -> None:
             accuracy = trained.get("accuracy") if last["failures"] == 0 else None
             if accuracy is not None and accuracy != accuracy:  # nan: a client diverged
                 accuracy = None
-            tried[algorithm].append({"rates": rates, "training_clients_accuracy": accuracy})
+            entries.append({"rates": rates, "training_clients_accuracy": accuracy})
             print(f"{algorithm} {rates}: {accuracy}", flush=True)
-            write_json(
-                path, {"rounds": args.rounds, "tried": earlier.get("tried", {}) | tried, "provenance": provenance()}
-            )
-        scored = [t for t in tried[algorithm] if t["training_clients_accuracy"] is not None]
+            write_json(path, {"rounds": args.rounds, "tried": tried, "provenance": provenance()})
+    best = {}
+    for algorithm, entries in tried.items():
+        scored = [t for t in entries if t["training_clients_accuracy"] is not None]
         if scored:
             best[algorithm] = max(scored, key=lambda t: t["training_clients_accuracy"])
     write_json(path, {"rounds": args.rounds, "tried": tried, "best": best, "provenance": provenance()})
     for algorithm, choice in best.items():
         print(f"best {algorithm}: {choice['rates']} ({100 * choice['training_clients_accuracy']:.1f}%)")
+
+
+def full_rates(algorithm: str, data: str, rates: dict[str, float]) -> dict[str, float]:
+    """``rates`` completed with the preset's values of the others, so that probes compare across reruns."""
+    config = replace(preset(f"{algorithm}-{data}"), **rates)
+    return {name: getattr(config, name) for name in ("lr", "inner_lr", "meta_lr")}
 
 
 if __name__ == "__main__":
