@@ -34,5 +34,9 @@ class LockedError(LtlError, RuntimeError):
     """A folder is in use by another process (for example a run folder that another run is writing)."""
 
 
+class DivergedError(LtlError, FloatingPointError):
+    """Training diverged (a loss or the weights became non-finite): the rates are too large for the model or data."""
+
+
 class TaskError(LtlError, ValueError):
     """A task (support and query sets) does not fit the algorithm: wrong labels, shapes or number of ways."""

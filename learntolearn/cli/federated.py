@@ -33,6 +33,16 @@ def federated() -> None:
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None, help="Fashion-MNIST label skew.")
 @click.option("--seed", type=int, default=None)
 @click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="FedAvg's local / Per-FedAvg's outer rate."
+)
+@click.option(
+    "--inner-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="MAML's and Per-FedAvg's inner rate, and the personalisation rate.",
+)
+@click.option("--meta-lr", type=click.FloatRange(min=0, min_open=True), default=None, help="FedMeta's meta rate.")
+@click.option(
     "--dp-clip",
     type=click.FloatRange(min=0),
     default=None,
@@ -52,6 +62,9 @@ def run(
     clients_per_round: int | None,
     alpha: float | None,
     seed: int | None,
+    lr: float | None,
+    inner_lr: float | None,
+    meta_lr: float | None,
     dp_clip: float | None,
     dp_noise: float | None,
     workers: int,
@@ -66,6 +79,9 @@ def run(
         clients_per_round=clients_per_round,
         alpha=alpha,
         seed=seed,
+        lr=lr,
+        inner_lr=inner_lr,
+        meta_lr=meta_lr,
         dp_clip=dp_clip,
         dp_noise=dp_noise,
     )

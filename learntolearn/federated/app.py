@@ -37,7 +37,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
-from learntolearn.errors import LtlError
+from learntolearn.errors import DivergedError, LtlError
 from learntolearn.federated.clients import Client
 from learntolearn.federated.local import local_update, personalised_accuracy
 from learntolearn.federated.runs import (
@@ -238,6 +238,11 @@ def run_server(
     state = matching_checkpoint(run, asdict(config), "federated checkpoint", length="rounds")
     if state is None:
         state = {"round": 0, "params": config.initial_params(), "history": [], "cpu_seconds": 0.0}
+    if "diverged" in state:
+        raise DivergedError(
+            f"{run} diverged at round {state['diverged']['round']} ({state['diverged']['error']}); resuming with the "
+            "same rates would diverge again: choose smaller ones (scripts/reproduce/federated_rates.py)"
+        )
     if state["round"] >= config.rounds:
         log(f"{run} already holds all {config.rounds} rounds")
         return
@@ -251,27 +256,37 @@ def run_server(
     settings = ConfigRecord({"settings": json.dumps(asdict(config)), "round-offset": state["round"]})
     history: list[dict[str, Any]] = list(state["history"])
     started = time.process_time()
+    last_good: dict[str, Any] = {"config": asdict(config), **{k: state[k] for k in ("round", "params", "cpu_seconds")}}
+    last_good["history"] = list(history)
 
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         if server_round == 0:
             return None
         absolute = state["round"] + server_round
         entry = seeded.history[absolute]
-        if held_out and (absolute % config.eval_every == 0 or absolute == config.rounds):
-            scores = personalised_scores(config, params_of(arrays), held_out)
-            entry["held_out_clients"] = summarise(scores)
-            entry["held_out_scores"] = scores
+        params = params_of(arrays)
+        try:
+            if not all(bool(torch.isfinite(value).all()) for value in params.values()):
+                raise FloatingPointError("the averaged model has non-finite weights")
+            if held_out and (absolute % config.eval_every == 0 or absolute == config.rounds):
+                scores = personalised_scores(config, params, held_out)
+                entry["held_out_clients"] = summarise(scores)
+                entry["held_out_scores"] = scores
+        except FloatingPointError as err:  # keep the last good round's model and say where it went wrong
+            diverged = {"round": absolute, "error": str(err)}
+            save_tensors({**last_good, "diverged": diverged}, run / "checkpoint.pt")
+            raise DivergedError(
+                f"round {absolute} of {run.name} diverged ({err}); the checkpoint keeps round {last_good['round']}'s "
+                "model: choose smaller rates (scripts/reproduce/federated_rates.py)"
+            ) from err
         history.append(entry)
-        save_tensors(
-            {
-                "config": asdict(config),
-                "round": absolute,
-                "params": params_of(arrays),
-                "history": history,
-                "cpu_seconds": state["cpu_seconds"] + time.process_time() - started,
-            },
-            run / "checkpoint.pt",
+        last_good.update(
+            round=absolute,
+            params=params,
+            history=list(history),
+            cpu_seconds=state["cpu_seconds"] + time.process_time() - started,
         )
+        save_tensors(last_good, run / "checkpoint.pt")
         shown = entry.get("held_out_clients", {}).get("accuracy")
         log(
             f"round {absolute}/{config.rounds}: {len(entry['clients']) - entry['failures']} of "

@@ -26,11 +26,12 @@ import torch
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
+from learntolearn.errors import DivergedError
 from learntolearn.experiments.plots import pyplot
 from learntolearn.federated.app import simulate
 from learntolearn.federated.local import ALGORITHMS
 from learntolearn.federated.runs import preset
-from learntolearn.files import write_json, write_text
+from learntolearn.files import load_tensors, write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = {
@@ -87,13 +88,18 @@ def main() -> None:
             label = f"{NAMES[algorithm]}, updates clipped to {args.dp_clip:g}, noise multiplier {noise:g}"
             folder = f"{config.name}-dp{args.dp_clip:g}-noise{noise:g}"
         started = time.time()
-        state = simulate(config, args.runs / folder, args.data_root, workers=args.workers)
+        try:
+            state = simulate(config, args.runs / folder, args.data_root, workers=args.workers)
+        except DivergedError as err:  # reported as such, with its curve up to the last good round
+            print(f"{key}: {err}")
+            state = load_tensors(args.runs / folder / "checkpoint.pt", "federated checkpoint")
         history = state["history"]
         rows[key] = {
             "name": label,
             "config": state["config"],
             "rounds": state["round"],
-            "scores": history[-1]["held_out_scores"],
+            "diverged": state.get("diverged"),
+            "scores": None if "diverged" in state else history[-1]["held_out_scores"],
             "curve": [
                 {"round": h["round"], **h["held_out_clients"], "training_clients": h.get("training_clients")}
                 for h in history
@@ -131,6 +137,8 @@ def figure(rows: dict[str, dict], path: Path) -> None:
 
 def table(rows: dict[str, dict], reference_key: str = REFERENCE) -> str:
     reference = rows.get(reference_key)
+    if reference and reference["scores"] is None:  # a diverged reference gives nothing to pair against
+        reference = None
     target = sum(reference["scores"]) / len(reference["scores"]) if reference else None
     target_rounds = (
         rounds_to_reach([{"round": c["round"], "held_out_clients": c} for c in reference["curve"]], target)
@@ -144,6 +152,13 @@ def table(rows: dict[str, dict], reference_key: str = REFERENCE) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for algorithm, row in rows.items():
+        if row.get("diverged"):
+            last = row["curve"][-1] if row["curve"] else None
+            seen = f"; {100 * last['accuracy']:.2f} at round {last['round']}" if last else ""
+            cells = [row["name"], f"diverged at round {row['diverged']['round']}{seen}", "", "", ""]
+            cells += [f"{row['bytes_per_round'] / 1e6:.2f}", f"{row['client_cpu_seconds']:.0f}"]
+            out.append("| " + " | ".join(cells) + " |")
+            continue
         scores = torch.tensor(row["scores"], dtype=torch.float64)
         cells = [row["name"], f"{100 * scores.mean():.2f} ± {100 * confidence_interval(scores):.2f}"]
         if reference and algorithm != reference_key:
@@ -165,7 +180,7 @@ def table(rows: dict[str, dict], reference_key: str = REFERENCE) -> str:
         )
         cells += [f"{row['bytes_per_round'] / 1e6:.2f}", f"{row['client_cpu_seconds']:.0f}"]
         out.append("| " + " | ".join(cells) + " |")
-    first = next(iter(rows.values()))
+    first = next(row for row in rows.values() if row["scores"] is not None)
     config = first["config"]
     if config["data"] == "fashion-mnist-dirichlet":
         episodes = f"{config['shots']} support examples of each class a client has, {config['queries']} queries"

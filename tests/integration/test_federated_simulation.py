@@ -16,7 +16,7 @@ from learntolearn.files import load_tensors
 pytestmark = pytest.mark.xdist_group("processes")
 
 
-def ltl_federated(*args: str, run: Path, data_root) -> str:
+def ltl_federated(*args: str, run: Path, data_root, succeeds: bool = True) -> str:
     """Run the command in a session of its own with its output in a file: Ray's worker processes outlive a killed
     parent and would hold a pipe open, so a timeout here kills the whole group instead of waiting on them."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DISABLE_USAGE_STATS": "1"}
@@ -31,7 +31,7 @@ def ltl_federated(*args: str, run: Path, data_root) -> str:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-    assert process.returncode == 0, log.read_text()
+    assert (process.returncode == 0) == succeeds, log.read_text()
     return log.read_text()
 
 
@@ -77,3 +77,19 @@ def test_flowers_central_dp_clips_every_update_and_adds_noise(data_root, tmp_pat
     noisy = moved("--dp-clip", "0.001", "--dp-noise", "1.0")
     # noise of standard deviation 1.0 * 0.001 / 10 clients on each of ~19,000 weights: a norm near 0.014
     assert 0.005 < noisy < 0.05
+
+
+@pytest.mark.slow  # two short simulations
+def test_a_diverging_run_stops_keeps_its_last_good_model_and_refuses_to_resume(data_root, tmp_path):
+    from learntolearn.federated.runs import preset
+
+    args = ["fedavg-fashion", "--rounds", "3", "--clients-per-round", "2", "--lr", "1e30", "--threads", "1"]
+    output = ltl_federated(*args, run=tmp_path / "hot", data_root=data_root, succeeds=False)
+    assert "round 1 of hot diverged (the averaged model has non-finite weights)" in output
+    state = load_tensors(tmp_path / "hot" / "checkpoint.pt", "test")
+    assert state["diverged"]["round"] == 1 and state["round"] == 0 and state["history"] == []
+    start = preset("fedavg-fashion").initial_params()
+    for name, value in start.items():  # the last good model: the initial one
+        torch.testing.assert_close(state["params"][name], value, rtol=0, atol=0)
+    again = ltl_federated(*args, run=tmp_path / "hot", data_root=data_root, succeeds=False)
+    assert "diverged at round 1" in again and "choose smaller ones" in again and "round 1/3" not in again
