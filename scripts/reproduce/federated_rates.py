@@ -4,8 +4,8 @@ clients' own held-out examples (federated evaluation), never on the held-out cli
     python scripts/reproduce/federated_rates.py --data clinc150 --rounds 20 --workers 2
     python scripts/reproduce/federated_rates.py --data fashion --grid inner_lr=0.03,0.1,0.4,1   (vary one rate only)
 
-Writes results/federated-DATA-rates.json: every setting tried, its training clients' accuracy after the last
-round (None where the run diverged), the best setting per algorithm, and provenance. A rerun with the same
+Writes results/federated-DATA-rates-Nrounds.json: every setting tried, its training clients' accuracy after
+the last round (None where the run diverged), the best setting per algorithm, and provenance. A rerun with the same
 rounds reuses the settings already in that file (simulations are deterministic) and runs only new ones. The chosen rates are then
 written into ``learntolearn.federated.runs.RATES`` by hand, citing this file.
 """
@@ -66,10 +66,8 @@ def main() -> None:
     override = {k: [float(v) for v in values.split(",")] for k, values in (g.split("=", 1) for g in args.grid)}
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.CRITICAL)
-    path = args.out / f"federated-{args.data}-rates.json"
+    path = args.out / f"federated-{args.data}-rates-{args.rounds}rounds.json"
     earlier = json.loads(path.read_text()) if path.exists() else {}
-    if earlier and earlier.get("rounds") != args.rounds:
-        raise SystemExit(f"{path} holds {earlier.get('rounds')}-round probes; move it aside to probe {args.rounds}")
     tried: dict[str, list[dict[str, Any]]] = {}
     for algorithm, entries in earlier.get("tried", {}).items():  # every entry keyed by all three rates
         tried[algorithm] = [{**t, "rates": full_rates(algorithm, args.data, t["rates"])} for t in entries]
