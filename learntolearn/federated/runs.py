@@ -253,10 +253,11 @@ RATES: dict[str, dict[str, dict[str, Any]]] = {
         "fedmeta-maml": {"meta_lr": 0.1, "inner_lr": 1.0},
         "fedmeta-protonet": {"meta_lr": 3.0},
     },
-    "fashion": {  # Omniglot's, until the Fashion-MNIST probes
-        "per-fedavg-fo": {"lr": 0.3},
-        "per-fedavg-hf": {"lr": 0.3},
-        "fedmeta-protonet": {"meta_lr": 0.25},
+    "fashion": {  # personalisation rates (and ProtoNets' meta rate) probed; the outer rates are Omniglot's
+        "fedavg-ft": {"inner_lr": 0.03},
+        "per-fedavg-fo": {"lr": 0.3, "inner_lr": 0.1},
+        "per-fedavg-hf": {"lr": 0.3, "inner_lr": 0.003},
+        "fedmeta-protonet": {"meta_lr": 0.03},
     },
 }
 PRESETS: dict[str, FederatedConfig] = {}
