@@ -114,6 +114,8 @@ def _summary(state: dict) -> None:
             f"held-out clients after round {scored[-1]['round']}: {100 * last['accuracy']:.2f}% "
             f"± {100 * last['ci95']:.2f} over {last['episodes']} episodes"
         )
+    if "diverged" in state:
+        click.echo(f"diverged at round {state['diverged']['round']}: {state['diverged']['error']}")
 
 
 @federated.command()

@@ -93,3 +93,13 @@ def test_a_diverging_run_stops_keeps_its_last_good_model_and_refuses_to_resume(d
         torch.testing.assert_close(state["params"][name], value, rtol=0, atol=0)
     again = ltl_federated(*args, run=tmp_path / "hot", data_root=data_root, succeeds=False)
     assert "diverged at round 1" in again and "choose smaller ones" in again and "round 1/3" not in again
+    status = subprocess.run(
+        [sys.executable, "-m", "learntolearn.cli.main", "federated", "status", str(tmp_path / "hot")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        "0 rounds" in status.stdout
+        and "diverged at round 1: the averaged model has non-finite weights" in status.stdout
+    )
