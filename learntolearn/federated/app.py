@@ -234,7 +234,9 @@ def run_server(
 ) -> None:
     """Run ``config`` from the run folder's checkpoint (or from the start) to its last round over ``grid``,
     writing ``checkpoint.pt`` after every round; ``held_out`` clients, if given, are scored every ``eval_every``
-    rounds. A client that fails or does not answer within ``timeout`` seconds is left out of its round."""
+    rounds. A client that fails or does not answer within ``timeout`` seconds is left out of its round. A round
+    whose averaged model is non-finite, or whose personalisation diverges, stops the run with
+    :class:`DivergedError`; the checkpoint keeps the last good round and the round that diverged."""
     state = matching_checkpoint(run, asdict(config), "federated checkpoint", length="rounds")
     if state is None:
         state = {"round": 0, "params": config.initial_params(), "history": [], "cpu_seconds": 0.0}
