@@ -78,6 +78,12 @@ def write_json(path: str | os.PathLike[str], value: Any) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
+def spreadsheet_text(cell: str) -> str:
+    """``cell`` made safe to open in a spreadsheet: text starting like a formula (``= + - @``, tab, carriage
+    return), e.g. a file or class name someone else chose, gets a leading apostrophe so it shows as text."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def save_tensors(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` atomically."""
     with atomic_write(path, "wb") as f:

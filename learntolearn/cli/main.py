@@ -46,7 +46,7 @@ from learntolearn.experiments.reproduce import read_table, write_table
 from learntolearn.experiments.reproduce import reproduce as run_table
 from learntolearn.experiments.tables import TABLES
 from learntolearn.fewshot import FewShotClassifier
-from learntolearn.files import atomic_write, check_writable
+from learntolearn.files import atomic_write, check_writable, spreadsheet_text
 from learntolearn.nn.backbones import BACKBONES
 from learntolearn.types import Task
 
@@ -562,10 +562,10 @@ def adapt(
         )
         for index, ((name, label, confidence, similarity), true_class) in enumerate(zip(rows, truth)):
             writer.writerow(
-                [name, label, f"{confidence:.4f}"]
-                + ([top3[index]] if top3 is not None else [])
+                [spreadsheet_text(name), spreadsheet_text(label), f"{confidence:.4f}"]
+                + ([spreadsheet_text(top3[index])] if top3 is not None else [])
                 + ([f"{similarity:.4f}"] if reject_novel else [])
-                + ([true_class] if labelled else [])
+                + ([spreadsheet_text(str(true_class))] if labelled else [])
             )
     rejected = sum(label not in classes for _, label, _, _ in rows)
     if labelled:

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from learntolearn.data.images import Preprocessing
 from learntolearn.errors import LtlError
 from learntolearn.fewshot import FewShotClassifier
+from learntolearn.files import spreadsheet_text
 from learntolearn.web.sessions import Session, SessionStore
 
 STATIC = Path(__file__).parent / "static"
@@ -378,7 +379,9 @@ def create_app(config: ServeConfig | None = None) -> Starlette:
         writer.writerow(["file", "predicted_class", "confidence", "top3"])
         with session.lock:
             for file, label, confidence, top in session.photo_results:
-                writer.writerow([file, label, f"{confidence:.4f}", top])
+                writer.writerow(
+                    [spreadsheet_text(file), spreadsheet_text(label), f"{confidence:.4f}", spreadsheet_text(top)]
+                )
         return Response(
             buffer.getvalue(),
             media_type="text/csv",

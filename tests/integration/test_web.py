@@ -1,6 +1,7 @@
 """`ltl serve`'s web app through Starlette's test client: the routes, their limits, and sessions kept apart."""
 
 import base64
+import csv
 import io
 
 import pytest
@@ -105,6 +106,25 @@ def test_photo_sessions_are_isolated_and_their_results_download_as_csv(model):
     assert table.text.splitlines()[0] == "file,predicted_class,confidence,top3" and "red0.png,red things" in table.text
     assert "cats" not in table.text and len(app.state.sessions) == 2
     assert alice.cookies["ltl_session"] != bob.cookies["ltl_session"]
+
+
+def test_names_that_look_like_formulas_download_as_text(model):
+    """A class or file name someone chose such as ``=HYPERLINK(...)`` must not run as a formula when the CSV
+    is opened in a spreadsheet (OWASP's CSV injection): it is written with a leading apostrophe."""
+    from learntolearn.files import spreadsheet_text
+
+    assert [spreadsheet_text(t) for t in ("=1+1", "+1", "-x", "@a", "\tb", "plain", "", "a=b")] == [
+        "'=1+1", "'+1", "'-x", "'@a", "'\tb", "plain", "", "a=b"
+    ]  # fmt: skip
+    client = TestClient(create_app(ServeConfig(models=(str(model),))))
+    for name, colour in (("=HYPERLINK(1)", "red"), ("blue things", "blue")):
+        assert (
+            client.post("/api/photos/examples", data={"class": name}, files=photo_files(2, colour)).status_code == 200
+        )
+    evil = [("files", ("@evil.png", png(Image.new("RGB", (60, 40), "red")), "image/png"))]
+    assert client.post("/api/photos/label", files=evil).status_code == 200
+    rows = list(csv.reader(io.StringIO(client.get("/api/photos/results.csv").text)))
+    assert rows[1][:2] == ["'@evil.png", "'=HYPERLINK(1)"] and rows[1][3].startswith("'=HYPERLINK(1)")
 
 
 def test_uploads_are_checked_for_type_size_count_and_host(model):
