@@ -17,9 +17,10 @@ def reset_output_row(params: Params, name: str, row: int, generator: torch.Gener
         params[f"{name}.bias"][row] = 0.0
 
 
-def with_fresh_output(params: Params, name: str, generator: torch.Generator) -> Params:
-    """A copy of ``params`` whose output layer is re-drawn (Kaiming normal, zero bias): where learning a stream
-    starts at meta-test, as the authors' evaluation does."""
+def with_fresh_output(params: Params, name: str, generator: torch.Generator, outputs: int | None = None) -> Params:
+    """A copy of ``params`` whose output layer is re-drawn (Kaiming normal, zero bias), cut to its first ``outputs``
+    units if given: where learning a stream starts at meta-test, as the authors' evaluation does."""
     weight = params[f"{name}.weight"]
-    fresh = torch.randn(weight.shape, generator=generator) * (2 / weight.shape[1]) ** 0.5
-    return {**params, f"{name}.weight": fresh, f"{name}.bias": torch.zeros_like(params[f"{name}.bias"])}
+    shape = (outputs or weight.shape[0], weight.shape[1])
+    fresh = torch.randn(shape, generator=generator) * (2 / weight.shape[1]) ** 0.5
+    return {**params, f"{name}.weight": fresh, f"{name}.bias": torch.zeros(shape[0])}

@@ -70,13 +70,21 @@ class Network:
 
 def omniglot_classes(subset: str, data_root: str | None) -> Tensor:
     """Omniglot's official ``background`` or ``evaluation`` characters at 28x28, ``[classes, 20, 1, 28, 28]``."""
+    return omniglot_characters(subset, data_root)[0]
+
+
+def omniglot_characters(subset: str, data_root: str | None) -> tuple[Tensor, Tensor]:
+    """:func:`omniglot_classes` and each character's alphabet (an index into the subset's sorted alphabets)."""
     dataset = load_omniglot("lake", subset, data_root=data_root, image_size=28)
     counts = set(dataset.offsets.diff().tolist())
     if len(counts) != 1:
         raise LtlError(f"every Omniglot character should have 20 drawings, found {sorted(counts)}")
-    return dataset.to_float(torch.arange(len(dataset.images))).reshape(
+    images = dataset.to_float(torch.arange(len(dataset.images))).reshape(
         len(dataset.class_names), counts.pop(), 1, 28, 28
     )
+    alphabets = [name.split("/")[0] for name in dataset.class_names]
+    names = sorted(set(alphabets))
+    return images, torch.tensor([names.index(a) for a in alphabets])
 
 
 def network(config: ContinualRunConfig) -> Network:
