@@ -58,6 +58,6 @@ def eval_(run_dir: str, classes: str, orders: int, lr: float | None, optimizer: 
             f"generalisation {100 * mean(entry['generalisation']):.1f}% over {orders} orders"
         )
     try:
-        click.echo(f"plot: {plot_continual_curves(scored, run / 'continual.png')}")
+        click.echo(f"plot: {plot_continual_curves({run.name: scored['curves']}, run / 'continual.png')}")
     except ImportError as err:
         click.echo(str(err))

@@ -136,6 +136,8 @@ def sequence_loss(logits: Tensor, query_labels: Tensor, objective: str) -> Tenso
 
 @dataclass(frozen=True)
 class InContextConfig:
+    """Settings of an in-context continual learner's meta-training: its objective, task shape and budget."""
+
     objective: str = "acl"
     ways: int = 5
     shots: int = 5

@@ -121,20 +121,22 @@ def plot_accuracy_vs_shots(
     return path
 
 
-def plot_continual_curves(scored: dict[str, Any], path: Path) -> Path:
-    """Accuracy against the number of classes learnt, both accuracies, with 95% intervals over orders."""
+def plot_continual_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Memorisation and generalisation accuracy against the number of classes learnt, one line per learner
+    (``curves[learner][str(C)][accuracy]`` lists one value per class order), with 95% intervals over orders."""
     plt = pyplot()
-    counts = [int(c) for c in scored["curves"]]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("memorisation", "generalisation"):
-        values = [torch.tensor(scored["curves"][str(c)][key]) * 100 for c in counts]
-        means = [float(v.mean()) for v in values]
-        ci = [confidence_interval(v) for v in values]
-        ax.errorbar(counts, means, yerr=ci, marker="o", capsize=3, label=key)
-    ax.set(xlabel="classes learnt in sequence", ylabel="accuracy (%)", xscale="log", ylim=(0, 100))
-    ax.set_xticks(counts, [str(c) for c in counts])
-    ax.minorticks_off()
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key in zip(axes, ("memorisation", "generalisation")):
+        for learner, per_count in curves.items():
+            counts = [int(c) for c in per_count]
+            values = [torch.tensor(per_count[str(c)][key]) * 100 for c in counts]
+            ci = [confidence_interval(v) for v in values]
+            ax.errorbar(counts, [float(v.mean()) for v in values], yerr=ci, marker="o", capsize=3, label=learner)
+        ax.set(title=key, xlabel="classes learnt in sequence", xscale="log", ylim=(0, 100))
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.minorticks_off()
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
