@@ -33,6 +33,7 @@ from learntolearn.algorithms.inner import Params
 from learntolearn.continual.in_context import (
     OBJECTIVES,
     InContextConfig,
+    InContextContinualLearner,
     TaskSequences,
     grouped_tasks,
     in_context_accuracy,
@@ -46,7 +47,7 @@ from learntolearn.continual.stream import RATES, OnlineLearner
 from learntolearn.data.fashion_mnist import load_fashion_mnist
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
-from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json, write_text
 from learntolearn.nn.functional import conv_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,21 @@ def fashion_pairs(data_root: str | None, per_class: int, seed: int) -> Tensor:
         for start, end in zip(dataset.offsets[:-1], dataset.offsets[1:])
     ]
     return torch.stack([dataset.to_float(p) for p in picks])
+
+
+def stage(path: Path, settings: dict[str, Any], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A stage's stored result, or ``make()``'s, stored atomically with its settings and CPU time (so an
+    interrupted script resumes after its last finished stage)."""
+    if path.exists():
+        state = load_tensors(path, "stored stage")
+        if state["settings"] != settings:
+            raise SystemExit(f"{path} was made with other settings; give another --work folder or remove it")
+        return state
+    before = time.process_time()
+    state = {**make(), "settings": settings}
+    state["cpu_seconds"] = round(time.process_time() - before, 1)
+    save_tensors(state, path)
+    return state
 
 
 def meta_learned(net: Network, params: Params, fresh: torch.Generator) -> Callable[[float, int], OnlineLearner]:
@@ -92,7 +108,11 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=200, help="Evaluation sequences per setting.")
     parser.add_argument("--validation-sequences", type=int, default=20)
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--train-only", action="store_true", help="Stop after the trained stages are stored.")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument(
+        "--work", type=Path, default=Path("runs/continual-in-context"), help="Trained stages (resumable)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -101,8 +121,14 @@ def main() -> None:
     background, alphabets = omniglot_characters("background", args.data_root)
     evaluation, evaluation_alphabets = omniglot_characters("evaluation", args.data_root)
     train_count = base.meta_train_classes
-    pretrained = pretrain(base, background[:train_count], args.pretrain_steps)
-    print(f"pretrained the encoder ({time.process_time() - started:.0f} CPU s)", flush=True)
+    lock = FolderLock(args.work)  # noqa: F841 (held while the script runs)
+    encoder = stage(
+        args.work / "encoder.pt",
+        {"pretrain_steps": args.pretrain_steps, "config": asdict(base)},
+        lambda: {"params": pretrain(base, background[:train_count], args.pretrain_steps)},
+    )
+    pretrained = encoder["params"]
+    print(f"pretrained the encoder ({encoder['cpu_seconds']:.0f} CPU s)", flush=True)
 
     def encode(images: Tensor) -> Tensor:
         with torch.no_grad():
@@ -121,13 +147,28 @@ def main() -> None:
     train_cpu = {}
     train_features = (raw - mean) / scale
     for objective in OBJECTIVES:
-        before = time.process_time()
-        learners[objective] = meta_train_in_context(
-            replace(settings, objective=objective), train_features, alphabets[:train_count]
+        objective_settings = replace(settings, objective=objective)
+
+        def meta_train(chosen: InContextConfig = objective_settings) -> dict[str, Any]:
+            model = meta_train_in_context(chosen, train_features, alphabets[:train_count])
+            return {"state": model.state_dict()}
+
+        trained = stage(
+            args.work / f"{objective}.pt", {**asdict(objective_settings), "encoder": encoder["settings"]}, meta_train
         )
-        train_cpu[objective] = round(time.process_time() - before, 1)
+        learners[objective] = InContextContinualLearner(
+            features(background[:1]).shape[-1],
+            objective_settings.ways,
+            objective_settings.hidden,
+            objective_settings.layers,
+        )
+        learners[objective].load_state_dict(trained["state"])
+        learners[objective].eval()
+        train_cpu[objective] = trained["cpu_seconds"]
         print(f"meta-trained {objective} ({train_cpu[objective]:.0f} CPU s)", flush=True)
 
+    if args.train_only:
+        return
     generator = torch.Generator().manual_seed(10_000 + args.seed)
     ways, shots, queries = settings.ways, settings.shots, settings.queries
 
@@ -201,7 +242,7 @@ def main() -> None:
         "sequences": args.sequences,
         "rates": rates,
         "runs": runs,
-        "train_cpu_seconds": train_cpu,
+        "train_cpu_seconds": {"encoder": encoder["cpu_seconds"], **train_cpu},
         "results": results,
         "cpu_seconds": cpu,
         **provenance(),
