@@ -82,7 +82,10 @@ def check_batch(images: Tensor, labels: Tensor, outputs: int) -> None:
 
 @dataclass
 class OnlineLearner:
-    """Learns a stream: ``observe(images, labels)`` takes one step on the fast parameters per call."""
+    """Learns a stream: ``observe(images, labels)`` takes one step on the fast parameters per call.
+
+    The fast parameters are the learner's own copies, updated in place (no optimiser objects, no new tensors
+    per step); the others are shared with ``params`` and never change."""
 
     logits: Logits
     params: Params
@@ -98,32 +101,37 @@ class OnlineLearner:
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
             raise TaskError(f"unknown online optimizer {self.optimizer!r}; choose sgd or adam")
-        self.params = {n: v.detach() for n, v in self.params.items()}
+        self.fast = tuple(self.fast)
+        unknown = [n for n in self.fast if n not in self.params]
+        if unknown:
+            raise TaskError(f"fast parameters {unknown} are not among the network's ({', '.join(self.params)})")
+        self.params = {
+            n: v.detach().clone().requires_grad_(True) if n in self.fast else v.detach() for n, v in self.params.items()
+        }
+        self._fast = [self.params[n] for n in self.fast]
 
     def observe(self, images: Tensor, labels: Tensor) -> None:
         if self.outputs is None:
             with torch.no_grad():
                 self.outputs = int(self.logits(self.params, images[:1]).shape[-1])
         check_batch(images, labels, self.outputs)
-        slow = {n: v for n, v in self.params.items() if n not in self.fast}
-
-        fast = {n: self.params[n].detach().requires_grad_(True) for n in self.fast}
-        loss = F.cross_entropy(self.logits({**slow, **fast}, images), labels)
-        grads = dict(zip(fast, torch.autograd.grad(loss, list(fast.values()))))
-        fast = {n: v.detach() for n, v in fast.items()}
+        loss = F.cross_entropy(self.logits(self.params, images), labels)
+        grads = torch.autograd.grad(loss, self._fast)
         self.steps += 1
-        for name, grad in grads.items():
+        with torch.no_grad():
             if self.optimizer == "sgd":
-                fast[name] = fast[name] - self.lr * grad
-                continue
-            first, second = self.moments.get(name, (torch.zeros_like(grad), torch.zeros_like(grad)))
-            first = self.betas[0] * first + (1 - self.betas[0]) * grad
-            second = self.betas[1] * second + (1 - self.betas[1]) * grad.square()
-            self.moments[name] = (first, second)
-            corrected = first / (1 - self.betas[0] ** self.steps)
+                for param, grad in zip(self._fast, grads):
+                    param.add_(grad, alpha=-self.lr)
+                return
             scale = math.sqrt(1 - self.betas[1] ** self.steps)
-            fast[name] = fast[name] - self.lr * corrected / (second.sqrt() / scale + self.eps)
-        self.params = {**self.params, **fast}
+            step = self.lr / (1 - self.betas[0] ** self.steps)
+            for name, param, grad in zip(self.fast, self._fast, grads):
+                if name not in self.moments:
+                    self.moments[name] = (torch.zeros_like(grad), torch.zeros_like(grad))
+                first, second = self.moments[name]
+                first.mul_(self.betas[0]).add_(grad, alpha=1 - self.betas[0])
+                second.mul_(self.betas[1]).addcmul_(grad, grad, value=1 - self.betas[1])
+                param.addcdiv_(first, second.sqrt().div_(scale).add_(self.eps), value=-step)
 
     def predict(self, images: Tensor, batch: int = 500) -> Tensor:
         with torch.no_grad():

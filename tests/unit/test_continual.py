@@ -58,6 +58,7 @@ def test_omls_meta_gradient_equals_a_hand_unrolled_trajectory(first_order):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_the_online_learner_equals_torch_optim_on_the_same_network(optimizer):
     params = tiny_oml(torch.float32)
+    start = {n: v.clone() for n, v in params.items()}
     stream = images(6, 3, torch.float32)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     learner = OnlineLearner(oml_logits, params, FAST, lr=0.05, optimizer=optimizer)
@@ -73,6 +74,7 @@ def test_the_online_learner_equals_torch_optim_on_the_same_network(optimizer):
         assert torch.allclose(value, leaves[name].detach(), atol=1e-6), name
         if name not in FAST:
             assert torch.equal(value, params[name])  # the representation is frozen
+    assert all(torch.equal(params[n], start[n]) for n in params)  # the start it was given is untouched
 
 
 def test_anmls_gate_gates_learning():
@@ -118,6 +120,8 @@ def test_bad_streams_are_named():
         learner.observe(bad, torch.tensor([0]))
     with pytest.raises(TaskError, match="unknown online optimizer"):
         OnlineLearner(oml_logits, tiny_oml(torch.float32), FAST, lr=0.1, optimizer="lbfgs")
+    with pytest.raises(TaskError, match=r"fast parameters \['pln.2.weight'\] are not among"):
+        OnlineLearner(oml_logits, tiny_oml(torch.float32), ("pln.2.weight",), lr=0.1)
 
 
 def test_resetting_a_class_row_redraws_only_that_row():
