@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -182,24 +183,40 @@ def pretrain(config: ContinualRunConfig, images: Tensor, steps: int, batch: int 
     return {n: v.detach() for n, v in params.items()}
 
 
+def learner_factory(
+    run: str | Path, optimizer: str = "sgd", outputs: int | None = None, seed: int = 0
+) -> tuple[ContinualRunConfig, Callable[[float], OnlineLearner]]:
+    """A meta-trained run's settings and fresh online learners at a given rate: its meta-test parameters learn,
+    its output layer starts fresh (the same draw for every learner, from ``seed``; cut to ``outputs`` units if
+    given)."""
+    state = load_tensors(Path(run) / "checkpoint.pt", "continual checkpoint")
+    config = ContinualRunConfig(**state["config"])
+    net = network(config)
+    start = with_fresh_output(dict(state["params"]), net.output, torch.Generator().manual_seed(seed), outputs)
+
+    def make(rate: float) -> OnlineLearner:
+        return OnlineLearner(net.logits, start, net.meta_test_fast, rate, optimizer=optimizer)
+
+    return config, make
+
+
+def online_learner(run: str | Path, lr: float, optimizer: str = "sgd", outputs: int | None = None) -> OnlineLearner:
+    """A learner for your own stream, from a meta-trained run: ``observe(images, labels)`` one step per call,
+    ``predict(images)``; labels from 0 to ``outputs - 1`` (the run's class count if not given)."""
+    return learner_factory(run, optimizer, outputs)[1](lr)
+
+
 def evaluate_run(
     run: Path, counts: list[int], orders: int, lr: float | None, optimizer: str, data_root: str | None, seed: int = 0
 ) -> dict[str, Any]:
     """A run's curves on Omniglot's evaluation characters (15 drawings learnt, 5 held out per character), its
     output layer fresh and its meta-test parameters learning online at ``lr`` (chosen on the meta-validation
     characters if not given)."""
-    state = load_tensors(run / "checkpoint.pt", "continual checkpoint")
-    config = ContinualRunConfig(**state["config"])
-    net = network(config)
-    start = with_fresh_output(dict(state["params"]), net.output, torch.Generator().manual_seed(seed))
-
-    def make(rate: float) -> OnlineLearner:
-        return OnlineLearner(net.logits, start, net.meta_test_fast, rate, optimizer=optimizer)
-
+    config, make = learner_factory(run, optimizer, seed=seed)
     if lr is None:
         validation = deal(omniglot_classes("background", data_root)[config.meta_train_classes :], 15, seed)
         lr = choose_rate(make, validation, min(50, len(validation.train)), 3, seed)
     evaluation = deal(omniglot_classes("evaluation", data_root), 15, seed)
-    rate = lr
-    curves = continual_curves(lambda: make(rate), evaluation, counts, orders, seed + 1000)
-    return {"run": str(run), "steps": state["step"], "lr": lr, "optimizer": optimizer, "curves": curves}
+    curves = continual_curves(partial(make, lr), evaluation, counts, orders, seed + 1000)
+    steps = load_tensors(run / "checkpoint.pt", "continual checkpoint")["step"]
+    return {"run": str(run), "steps": steps, "lr": lr, "optimizer": optimizer, "curves": curves}

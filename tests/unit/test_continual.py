@@ -157,6 +157,25 @@ def test_meta_training_resumes_to_the_uninterrupted_run_and_refuses_other_settin
         meta_train(config(3, classes=4), data, tmp_path / "other")
 
 
+def test_a_runs_online_learner_starts_from_its_weights_with_a_fresh_output_layer(tmp_path):
+    from dataclasses import replace
+
+    from learntolearn.continual.runs import meta_train, online_learner, preset
+
+    config = replace(preset("anml-omniglot", steps=2), channels=2, nm_channels=2, classes=6, trajectory=2, remember=3)
+    trained = meta_train(config, images(5 * 4, 8, torch.float32).reshape(5, 4, 1, 28, 28), tmp_path, log=print)
+    learner = online_learner(tmp_path, lr=0.1, outputs=3)
+    output = [n for n in learner.params if n.endswith(".weight") and learner.params[n].shape[0] == 3]
+    assert len(output) == 1 and not torch.equal(learner.params[output[0]], trained[output[0]][:3])
+    assert all(torch.equal(learner.params[n], trained[n]) for n in trained if n.split(".")[0] == "nm")
+    stream = images(4, 9, torch.float32)
+    for image, label in zip(stream, [0, 1, 2, 1]):
+        learner.observe(image[None], torch.tensor([label]))
+    assert learner.steps == 4 and learner.predict(stream).shape == (4,)
+    with pytest.raises(TaskError, match="label 3 is outside this learner's 3 outputs"):
+        learner.observe(stream[:1], torch.tensor([3]))
+
+
 def test_curves_score_fresh_learners_on_seeded_orders_and_rates_come_from_validation():
     from learntolearn.continual.stream import RATES, choose_rate, class_orders, continual_curves, deal
 
