@@ -125,7 +125,7 @@ def plot_continual_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path
     """Memorisation and generalisation accuracy against the number of classes learnt, one line per learner
     (``curves[learner][str(C)][accuracy]`` lists one value per class order), with 95% intervals over orders."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), sharey=True)
     for ax, key in zip(axes, ("memorisation", "generalisation")):
         for learner, per_count in curves.items():
             counts = [int(c) for c in per_count]
@@ -136,8 +136,9 @@ def plot_continual_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()
     axes[0].set_ylabel("accuracy (%)")
-    axes[1].legend(fontsize="small")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small")
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
