@@ -146,7 +146,7 @@ class InContextConfig:
     hidden: int = 128
     layers: int = 2
     batch: int = 16
-    steps: int = 3000
+    steps: int = 20_000
     lr: float = 1e-3
     seed: int = 0
 

@@ -104,7 +104,7 @@ def summary(scores: Tensor) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, action="append", default=[], help="An OML or ANML run; repeatable.")
-    parser.add_argument("--steps", type=int, default=3000, help="Meta-training steps of each in-context learner.")
+    parser.add_argument("--steps", type=int, default=20_000, help="Meta-training steps of each in-context learner.")
     parser.add_argument("--pretrain-steps", type=int, default=5000)
     parser.add_argument("--sequences", type=int, default=200, help="Evaluation sequences per setting.")
     parser.add_argument("--validation-sequences", type=int, default=20)
