@@ -127,7 +127,12 @@ PRESETS = {
         )
     },
     # the same network reading 10 study commands in its source, 8 one-query episodes a step
-    "mlc-scan-addjump": replace(TRANSFORMER, method="mlc", queries=8, study=10, steps=3_000, lr_decay_every=2_500),
+    **{
+        f"mlc-scan-{short}": replace(
+            TRANSFORMER, method="mlc", split=split, queries=8, study=10, steps=3_000, lr_decay_every=2_500
+        )
+        for short, split in (("addjump", "addprim_jump"), ("aroundright", "template_around_right"), ("length", "length"))
+    },
 }
 
 

@@ -29,6 +29,11 @@ PLAN = {
     ("metaseq2seq-scan-aroundright", "lake2019"): (0, 1, 2),
     ("seq2seq-scan-addjump", None): (0, 1, 2),
     ("transformer-scan-addjump", None): (0,),
+    ("transformer-scan-aroundright", None): (0,),
+    ("transformer-scan-length", None): (0,),
+    ("mlc-scan-addjump", None): (0, 1, 2),
+    ("mlc-scan-aroundright", None): (0,),
+    ("mlc-scan-length", None): (0,),
 }
 #: (method, split) -> (paper figure in %, where it is from); checked against the papers' tables
 PAPER = {
@@ -44,6 +49,7 @@ NAMES = {
     "meta seq2seq": "meta seq2seq (Lake 2019)",
     "seq2seq": "seq2seq (attention LSTM, no memory)",
     "transformer": "transformer seq2seq",
+    "mlc": "MLC (Lake & Baroni 2023)",
 }
 #: two-sided 95% Student t quantiles by degrees of freedom (seeds - 1)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -54,12 +60,18 @@ def setting(record: dict) -> str:
     config = record.get("config") or {"layers": 1, "dropout": 0.1, **record, "steps": record.get("episodes")}
     method = record["method"].replace(" ", "-")
     protocol = record.get("protocol") or ("primitives-alone" if method == "meta-seq2seq" else None)
-    network = "transformer" if method == "transformer" else "LSTM"
+    network = "transformer" if method in ("transformer", "mlc") else "LSTM"
     if method in ("meta-seq2seq", "seq2seq"):  # records before the field used network version 1
         network += f" v{record.get('network_version') or 1}"
+    if protocol:
+        source = f"{protocol} protocol"
+    elif method == "mlc":
+        source = f"one-query episodes, {config['study']} study commands in the source"
+    else:
+        source = "training commands"
     return "; ".join(
         [
-            f"{protocol} protocol" if protocol else "training commands",
+            source,
             f"{config['layers']}x{config['hidden']} {network}, dropout {config['dropout']}, {config['steps']:,} steps",
         ]
     )

@@ -24,6 +24,8 @@ def trained(tmp_path_factory):
         "metaseq2seq-scan-aroundright",
         "transformer-scan-addjump",
         "mlc-scan-addjump",
+        "mlc-scan-aroundright",
+        "mlc-scan-length",
     ):
         result = runner.invoke(
             cli, ["scan", "train", preset, "--steps", "3", "--run", str(runs / preset), "--data-root", str(root)]
