@@ -131,7 +131,11 @@ PRESETS = {
         f"mlc-scan-{short}": replace(
             TRANSFORMER, method="mlc", split=split, queries=8, study=10, steps=3_000, lr_decay_every=2_500
         )
-        for short, split in (("addjump", "addprim_jump"), ("aroundright", "template_around_right"), ("length", "length"))
+        for short, split in (
+            ("addjump", "addprim_jump"),
+            ("aroundright", "template_around_right"),
+            ("length", "length"),
+        )
     },
 }
 
