@@ -75,6 +75,9 @@ class Algorithm(nn.Module, abc.ABC):
     adapts_by_gradient: ClassVar[bool] = False
     #: one output per way, trained for one number of ways: every task must have that many
     fixed_ways: ClassVar[bool] = False
+    #: the meta-loss is a mean of independent per-task losses, so backpropagating a meta-batch in chunks
+    #: gives the same gradient (BatchNorm over a metric learner's whole batch is not independent per task)
+    per_task_meta_loss: ClassVar[bool] = False
     #: the values of the run's ``precision`` the algorithm supports
     precisions: ClassVar[tuple[str, ...]] = ("float32",)
     #: needs a backbone that returns feature maps ``(C, H, W)`` rather than flat embeddings

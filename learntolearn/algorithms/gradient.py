@@ -45,6 +45,7 @@ class GradientLearner(Algorithm):
     """
 
     adapts_by_gradient = True
+    per_task_meta_loss = True
     fixed_ways = True
     supports_regression = True
 

@@ -114,7 +114,16 @@ class RunConfig(Settings):
         choices=PRECISIONS,
     )
     tasks_per_backward: int = setting(
-        0, "Backpropagate the meta-batch in chunks of this many tasks to cut peak memory (0: all at once).", minimum=0
+        0,
+        "Backpropagate the meta-batch in chunks of this many tasks to cut peak memory (0: as many as fit in "
+        "graph_memory_mb, for algorithms whose meta-loss is a mean over tasks; others take it all at once).",
+        minimum=0,
+    )
+    graph_memory_mb: int = setting(
+        128,
+        "With tasks_per_backward 0: the most memory the saved graph of one backward may take (at least one task "
+        "per backward; 0: the whole meta-batch at once).",
+        minimum=0,
     )
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 from learntolearn.algorithms.base import Algorithm
@@ -38,13 +39,66 @@ from learntolearn.engine.provenance import provenance
 from learntolearn.engine.sources import TaskSource, task_source
 from learntolearn.errors import ConfigError, ModelFileError
 from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json
+from learntolearn.types import Task
+
+
+def saved_graph_bytes(loss: Tensor) -> int:
+    """Bytes of the tensors that the autograd graph behind ``loss`` holds for its backward, each storage once."""
+    storages: dict[int, int] = {}
+    seen: set = set()
+    stack = [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for name in dir(node):
+            if not (name.startswith("_saved_") or name == "saved_tensors"):
+                continue
+            value = getattr(node, name)
+            for tensor in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(tensor, Tensor):
+                    storage = tensor.untyped_storage()
+                    storages[storage.data_ptr()] = storage.nbytes()
+        stack.extend(following for following, _ in node.next_functions)
+    return sum(storages.values())
+
+
+def task_shape(task: Task) -> tuple:
+    return tuple(tuple(t.shape) for t in (task.support_x, task.support_y, task.query_x, task.query_y))
+
+
+class MetaBatchChunks:
+    """How many tasks one backward takes: ``tasks_per_backward`` if set; else as many as keep the saved graph
+    within ``graph_memory_mb`` (at least one), from the graph of the first task of each shape, measured once.
+    Only for algorithms whose meta-loss is a mean over tasks; others, and a budget of 0, take the whole batch."""
+
+    def __init__(self, tasks_per_backward: int = 0, graph_memory_mb: float = 128) -> None:
+        self.tasks_per_backward, self.budget = tasks_per_backward, int(graph_memory_mb * 2**20)
+        self.bytes_per_task: dict[tuple, int] = {}
+
+    def size(self, algorithm: Algorithm, tasks: list[Task]) -> int | None:
+        """Tasks per backward for this meta-batch; None until the first task's graph has been measured."""
+        if self.tasks_per_backward:
+            return self.tasks_per_backward
+        if not algorithm.per_task_meta_loss or not self.budget:
+            return len(tasks)
+        measured = self.bytes_per_task.get(task_shape(tasks[0]))
+        return None if measured is None else min(len(tasks), max(1, self.budget // max(measured, 1)))
+
+    def measure(self, task: Task, loss: Tensor) -> None:
+        self.bytes_per_task[task_shape(task)] = saved_graph_bytes(loss)
 
 
 def accumulate_meta_gradient(
-    algorithm: Algorithm, tasks: list, tasks_per_backward: int, total: int | None = None
+    algorithm: Algorithm,
+    tasks: list[Task],
+    chunks: int | MetaBatchChunks,
+    total: int | None = None,
 ) -> tuple[float, float]:
     """Add the meta-gradient of the meta-loss over ``tasks`` to the parameters' ``.grad``, running
-    backward on chunks of ``tasks_per_backward`` tasks; returns the loss and accuracy.
+    backward on chunks of tasks (a fixed number, or sized by :class:`MetaBatchChunks`); returns the loss
+    and accuracy.
 
     Each task weighs ``1 / total`` (default ``len(tasks)``: the mean); a process holding a share of a
     distributed meta-batch passes the whole meta-batch size, so the shares add up to the mean.
@@ -53,16 +107,21 @@ def accumulate_meta_gradient(
     for algorithms whose meta-loss is a mean of per-task losses (the MAML family, Reptile); for the
     metric-based ones, BatchNorm then sees the chunk's statistics instead of the whole batch's.
     """
-    loss, accuracy = 0.0, 0.0
-    for start in range(0, len(tasks), tasks_per_backward):
-        chunk = tasks[start : start + tasks_per_backward]
+    sizer = chunks if isinstance(chunks, MetaBatchChunks) else MetaBatchChunks(chunks)
+    loss, accuracy, start = 0.0, 0.0, 0
+    while start < len(tasks):
+        size = sizer.size(algorithm, tasks)
+        chunk = tasks[start : start + (size or 1)]
         out = algorithm.meta_loss(chunk)
+        if size is None:
+            sizer.measure(chunk[0], out.loss)
         weight = len(chunk) / (total or len(tasks))
         if not math.isfinite(out.loss.item()):
             return out.loss.item(), out.accuracy
         (out.loss * weight).backward()
         loss += out.loss.item() * weight
         accuracy += out.accuracy * weight
+        start += len(chunk)
     return loss, accuracy
 
 
@@ -105,6 +164,7 @@ class Trainer:
         self.algorithm = build_algorithm(config, source.input_shape, source.train_classes, regression=source.regression)
         self.optimizer, self.scheduler = build_optimizer(config, self.algorithm)
         self.sampler = self.source.sampler
+        self.chunks = MetaBatchChunks(config.run.tasks_per_backward, config.run.graph_memory_mb)
         # best_val is the best validation's selection score: accuracy, or minus the MSE of regressions
         self.step, self.best_val, self.train_seconds, self.stale_validations = 0, float("-inf"), 0.0, 0
         self.best_key = "best_val_mse" if source.regression else "best_val_accuracy"
@@ -135,6 +195,8 @@ class Trainer:
             "best_val": self.best_val,
             "train_seconds": self.train_seconds,
             "stale_validations": self.stale_validations,
+            # the chunk sizes follow from these, so a resumed run backpropagates as an uninterrupted one
+            "graph_bytes_per_task": [[list(map(list, key)), n] for key, n in self.chunks.bytes_per_task.items()],
             "config": self.config.to_dict(),
         }
 
@@ -157,6 +219,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_val, self.train_seconds = state["step"], state["best_val"], state["train_seconds"]
         self.stale_validations = state.get("stale_validations", 0)
+        for key, n in state.get("graph_bytes_per_task", []):
+            self.chunks.bytes_per_task[tuple(map(tuple, key))] = n
         if self.step > self.config.run.steps:
             raise ConfigError(f"{self.run_dir} already ran {self.step} steps; resume with steps >= {self.step}")
 
@@ -174,9 +238,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             share = shard(run.meta_batch, self.dist.rank, self.dist.world_size)
             tasks = self.sampler.sample_many(run.meta_batch, share)
-            loss, accuracy = accumulate_meta_gradient(
-                self.algorithm, tasks, run.tasks_per_backward or len(tasks), run.meta_batch
-            )
+            loss, accuracy = accumulate_meta_gradient(self.algorithm, tasks, self.chunks, run.meta_batch)
             if self.dist.enabled:
                 all_reduce_gradients([p for p in self.algorithm.parameters() if p.requires_grad])
                 loss, accuracy = all_reduce_sum(loss, accuracy)

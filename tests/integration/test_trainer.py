@@ -97,7 +97,7 @@ def test_chunked_backward_gives_the_same_maml_meta_gradient():
     from torch import nn
 
     from learntolearn.algorithms import MAML
-    from learntolearn.engine.trainer import accumulate_meta_gradient
+    from learntolearn.engine.trainer import MetaBatchChunks, accumulate_meta_gradient, saved_graph_bytes
     from learntolearn.types import Task
 
     torch.manual_seed(0)
@@ -113,15 +113,43 @@ def test_chunked_backward_gives_the_same_maml_meta_gradient():
         )
         for _ in range(6)
     ]
+    one_task = saved_graph_bytes(maml.meta_loss(tasks[:1]).loss)
+    assert saved_graph_bytes(maml.meta_loss(tasks[:3]).loss) > 2 * one_task > 0
+    # room for two tasks' graphs (the first meta-batch backpropagates 1 + 2 + 2 + 1 tasks, later ones 2 + 2 + 2)
+    two, roomy = MetaBatchChunks(0, 2.5 * one_task / 2**20), MetaBatchChunks(0, 1)
     grads = []
-    for chunk in (6, 4, 1):
+    for chunks in (6, 4, 1, two, two, roomy, MetaBatchChunks(0, 0)):
         maml.zero_grad()
-        loss, _ = accumulate_meta_gradient(maml, tasks, chunk)
+        loss, _ = accumulate_meta_gradient(maml, tasks, chunks)
         grads.append((loss, [p.grad.clone() for p in maml.parameters()]))
     for loss, g in grads[1:]:
         assert abs(loss - grads[0][0]) < 1e-12
         for a, b in zip(g, grads[0][1]):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert two.size(maml, tasks) == 2 and roomy.size(maml, tasks) == 6
+
+
+def test_saved_graph_bytes_counts_each_saved_storage_once():
+    from learntolearn.engine.trainer import saved_graph_bytes
+
+    w = torch.randn(1000, requires_grad=True)
+    assert saved_graph_bytes(w.exp().sum()) == 4000  # exp saves its result
+    shared = w.exp()
+    assert saved_graph_bytes((shared.sin() + shared.cos()).sum()) == 4000  # exp, sin and cos all save one storage
+    assert saved_graph_bytes((w.exp() + w.sin()).sum()) == 8000  # exp's result and sin's input
+    assert saved_graph_bytes((w * 2).sum()) <= 8  # a product by a constant saves the constant alone
+
+
+def test_metric_learners_backpropagate_the_whole_meta_batch_whatever_the_budget():
+    from learntolearn.algorithms import PrototypicalNetworks
+    from learntolearn.engine.trainer import MetaBatchChunks
+    from learntolearn.types import Task
+
+    labels = torch.arange(2).repeat_interleave(2)
+    task = Task(torch.randn(4, 3), labels, torch.randn(4, 3), labels, torch.arange(2))
+    protonet = PrototypicalNetworks(torch.nn.Linear(3, 4))
+    assert MetaBatchChunks(0, 1).size(protonet, [task] * 5) == 5
+    assert MetaBatchChunks(2, 1).size(protonet, [task] * 5) == 2  # an explicit chunk is the user's choice
 
 
 def test_linear_schedule_and_adam_reptile_resume_exactly(tmp_path):
