@@ -322,6 +322,26 @@ def section() -> str:
             f"advantages and the inner step, {shares['TRPO']} s in TRPO; simulating is "
             f"{100 * shares['share simulating']:.1f}% of it.",
         ]
+    for preset, r in latest("time_to_accuracy").items():
+        reached = "; ".join(
+            f"{accuracy}% "
+            + (
+                f"after {t['reached_after_cpu_minutes']} CPU minutes"
+                if t["reached_after_cpu_minutes"] is not None
+                else "not reached"
+            )
+            + f" (target: within {t['cpu_minutes_allowed']})"
+            for accuracy, t in r["targets"].items()
+        )
+        out += [
+            "",
+            f"`python benchmarks/time_to_accuracy.py --preset {preset}`: accuracy on the {r['test_episodes']:,} fixed",
+            f"test episodes against training CPU time on one thread (commit `{r['commit'][:10]}`): {reached}.",
+            "",
+            "| step | CPU minutes | test accuracy % (95% CI) |",
+            "|---|---|---|",
+        ]
+        out += [f"| {p['step']:,} | {p['cpu_minutes']} | {p['test_accuracy']} ± {p['ci95']} |" for p in r["curve"]]
     for r in latest("continual_online").values():
         online, meta = r["online steps/s"], r["meta-training steps/s"]
         out += [

@@ -64,6 +64,12 @@ def saved_graph_bytes(loss: Tensor) -> int:
     return sum(storages.values())
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it has waited for (compilers run by torch.compile)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def task_shape(task: Task) -> tuple:
     return tuple(tuple(t.shape) for t in (task.support_x, task.support_y, task.query_x, task.query_y))
 
@@ -167,6 +173,7 @@ class Trainer:
         self.chunks = MetaBatchChunks(config.run.tasks_per_backward, config.run.graph_memory_mb)
         # best_val is the best validation's selection score: accuracy, or minus the MSE of regressions
         self.step, self.best_val, self.train_seconds, self.stale_validations = 0, float("-inf"), 0.0, 0
+        self.train_cpu_seconds = 0.0
         self.best_key = "best_val_mse" if source.regression else "best_val_accuracy"
         if resume:
             self._restore()
@@ -194,6 +201,7 @@ class Trainer:
             "step": self.step,
             "best_val": self.best_val,
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
             "stale_validations": self.stale_validations,
             # the chunk sizes follow from these, so a resumed run backpropagates as an uninterrupted one
             "graph_bytes_per_task": [[list(map(list, key)), n] for key, n in self.chunks.bytes_per_task.items()],
@@ -219,6 +227,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_val, self.train_seconds = state["step"], state["best_val"], state["train_seconds"]
         self.stale_validations = state.get("stale_validations", 0)
+        self.train_cpu_seconds = state.get("train_cpu_seconds", 0.0)
         for key, n in state.get("graph_bytes_per_task", []):
             self.chunks.bytes_per_task[tuple(map(tuple, key))] = n
         if self.step > self.config.run.steps:
@@ -233,7 +242,7 @@ class Trainer:
         self.algorithm.train()
         bar = tqdm(total=run.steps, initial=self.step, desc="meta-training", unit="step", disable=not self.progress)
         while self.step < run.steps:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), cpu_seconds()
             self.algorithm.train()
             self.optimizer.zero_grad(set_to_none=True)
             share = shard(run.meta_batch, self.dist.rank, self.dist.world_size)
@@ -253,6 +262,7 @@ class Trainer:
                 average_buffers(self.algorithm)
             self.step += 1
             self.train_seconds += time.perf_counter() - started
+            self.train_cpu_seconds += cpu_seconds() - started_cpu
             self._log(
                 {
                     "step": self.step,
@@ -260,6 +270,7 @@ class Trainer:
                     "accuracy": round(accuracy, 6),
                     "lr": self.scheduler.get_last_lr()[0],
                     "train_seconds": round(self.train_seconds, 3),
+                    "train_cpu_seconds": round(self.train_cpu_seconds, 3),
                 }
             )
             bar.update(1)
@@ -340,6 +351,7 @@ class Trainer:
             "episode_seed": TEST_EPISODE_SEED,
             "steps": self.step,
             "train_seconds": round(self.train_seconds, 1),
+            "train_cpu_seconds": round(self.train_cpu_seconds, 1),
             self.best_key: self.best_value() if best.exists() else None,
             "config": self.config.to_dict(),
             **provenance(),
