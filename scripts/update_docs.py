@@ -173,6 +173,26 @@ def section() -> str:
             out += ["| configuration | peak growth, MB |", "|---|---|"]
             out += [f"| {name} | {mb:,.0f} |" for name, mb in r["peak_growth_mb"].items()]
             out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
+    for r in latest("float32_limit").values():
+        out += [
+            "",
+            "`python benchmarks/float32_limit.py`: one training step of learntolearn's default path, the share of its",
+            "time in convolutions (forward, backward, and backward of the backward) and the rate they reach, against",
+            f"a 1024 x 1024 float32 matrix product on the same core, {r['matmul_gflops']} GFLOP/s (commit",
+            f"`{r['commit'][:10]}`, 1 thread). `1 / share` bounds the speed-up left outside the convolutions:",
+            "",
+            "| step | seconds | convolutions' share | their GFLOP/s | GFLOP per step | largest other operators (share) |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {name} | {x['step_s']} | {100 * x['convolution_share']:.0f}% | {x['convolution_gflops']} | "
+            f"{x['convolution_gflop_per_step']} | "
+            + ", ".join(
+                f"{op.removeprefix('aten::')} {100 * share:.0f}%" for op, share in x["largest_other_ops"].items()
+            )
+            + " |"
+            for name, x in r["steps"].items()
+        ]
     for setting, r in latest("protonet_peers").items():
         out += [
             "",
