@@ -41,7 +41,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, steps: int | 
     "--episodes",
     type=click.IntRange(min=1),
     default=None,
-    help="Meta seq2seq: also score this many held-out episodes of its training distribution.",
+    help="Meta seq2seq and MLC: also score this many held-out episodes of their training distribution.",
 )
 @threads_option
 @data_root_option

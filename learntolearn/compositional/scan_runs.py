@@ -431,16 +431,31 @@ def score_run(run: str | Path, data_root: str | None = None, batch: int = 256) -
 
 
 def score_episodes(run: str | Path, data_root: str | None = None, episodes: int = 20, seed: int = 1_000_003) -> dict:
-    """Meta seq2seq on held-out episodes of its training distribution (the authors' validation): the share
-    of queries answered exactly, under permuted meanings and under SCAN's own. Queries are never among
+    """Meta seq2seq or MLC on held-out episodes of its training distribution (the authors' validation): the
+    share of queries answered exactly, under permuted meanings and under SCAN's own. Queries are never among
     the episode's study examples; ``seed`` draws episodes other than training's."""
     translator = ScanTranslator(run)
     config = translator.config
-    if config.method != "meta-seq2seq":
-        raise LtlError(f"held-out episodes are meta seq2seq's training distribution; this run is {config.method}")
+    if config.method == "meta-seq2seq":
+
+        def source_of(keep: float) -> PrimitiveRemapEpisodes:
+            return meta_episodes(config, data_root, seed, keep)
+
+    elif config.method == "mlc":
+        train = load_scan(config.split, "train", data_root=data_root)
+
+        def source_of(keep: float) -> PrimitiveRemapEpisodes:
+            return PrimitiveRemapEpisodes(
+                train, primitives=ACTION_WORDS, queries=1, study=config.study, keep=keep, seed=seed
+            )
+
+    else:
+        raise LtlError(
+            f"held-out episodes are meta seq2seq's and MLC's training distribution; this run is {config.method}"
+        )
     scores = {}
     for name, keep in (("permuted_meanings", 0.0), ("scan_meanings", 1.0)):
-        source = meta_episodes(config, data_root, seed, keep)
+        source = source_of(keep)
         correct = []
         for _ in range(episodes):
             episode = source.sample()
@@ -449,7 +464,7 @@ def score_episodes(run: str | Path, data_root: str | None = None, episodes: int 
             decoded = decode(translator.model, translator.codec, episode.study, commands, limit)
             correct += [actions == output for (actions, _), (_, output) in zip(decoded, episode.queries)]
         scores[name] = sum(correct) / len(correct)
-    return {**scores, "episodes": episodes, "queries": config.queries, "seed": seed}
+    return {**scores, "episodes": episodes, "queries": len(correct) // episodes, "seed": seed}
 
 
 def preset(name: str, **overrides: Any) -> ScanRunConfig:

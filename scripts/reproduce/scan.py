@@ -17,7 +17,7 @@ the split's training set, where "jump" appears only alone. ``seq2seq-scan-addjum
 without its memory trained on batches of training commands; ``transformer-scan-*`` a transformer trained
 the same way. The checkpoint (settings, model, optimiser, random states) is written atomically into
 runs/<name> every 250 steps; rerunning continues from it. Writes results/<name>.json with per-command
-correctness, meta seq2seq's accuracy on 20 held-out training-distribution episodes, and provenance;
+correctness, accuracy on held-out training-distribution episodes (meta seq2seq, MLC), and provenance;
 scripts/reproduce/scan_table.py turns the records into the SCAN table.
 """
 
@@ -33,6 +33,8 @@ from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
+#: held-out training-distribution episodes scored per method (MLC's episodes have one query, meta seq2seq's 20)
+HELD_OUT_EPISODES = {"meta-seq2seq": 20, "mlc": 200}
 
 
 def main() -> None:
@@ -59,8 +61,12 @@ def main() -> None:
         "config": asdict(config),
         "network_version": NETWORK_VERSION if config.method in ("meta-seq2seq", "seq2seq") else None,
         "correct": scored["correct"],
-        # meta seq2seq: its training distribution's held-out episodes (did it learn them, whatever the test says)
-        "held_out_episodes": score_episodes(run, args.data_root) if config.method == "meta-seq2seq" else None,
+        # meta seq2seq and MLC: held-out episodes of their training distribution (did they learn them at all)
+        "held_out_episodes": (
+            score_episodes(run, args.data_root, episodes=HELD_OUT_EPISODES[config.method])
+            if config.method in HELD_OUT_EPISODES
+            else None
+        ),
         **provenance(),
     }
     args.out.mkdir(parents=True, exist_ok=True)

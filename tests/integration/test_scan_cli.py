@@ -162,5 +162,7 @@ def test_eval_scores_held_out_episodes_of_meta_seq2seqs_training_distribution(tr
     assert "held-out episodes:" in result.output and "under SCAN's own" in result.output
     held = scan_runs.score_episodes(run, str(root), episodes=2)
     assert 0 <= held["permuted_meanings"] <= 1 and held["episodes"] == 2 and held["queries"] == 20
+    mlc = scan_runs.score_episodes(runs / "mlc-scan-addjump", str(root), episodes=3)  # one-query episodes
+    assert 0 <= mlc["scan_meanings"] <= 1 and mlc["episodes"] == 3 and mlc["queries"] == 1
     with pytest.raises(scan_runs.LtlError, match="this run is transformer"):
         scan_runs.score_episodes(runs / "transformer-scan-addjump", str(root))
