@@ -46,6 +46,10 @@ TABLES.register("omniglot")(
         Row("protonet-omniglot-5w1s", 96.0, None, "Snell et al. 2017, Table 1", ways=20),
         Row("protonet-omniglot-5w1s", 99.7, None, "Snell et al. 2017, Table 1", shots=5, note=ONE_SHOT_MODEL),
         Row("protonet-omniglot-5w1s", 98.9, None, "Snell et al. 2017, Table 1", ways=20, shots=5, note=ONE_SHOT_MODEL),
+        Row("protonet-omniglot-5w1s-trainval", 98.8, None, "Snell et al. 2017, Table 1 (their final protocol)"),
+        Row(
+            "protonet-omniglot-5w1s-trainval", 96.0, None, "Snell et al. 2017, Table 1 (their final protocol)", ways=20
+        ),
         Row("matching-omniglot-1shot", 98.1, None, "Vinyals et al. 2016, Table 1"),
         Row("matching-omniglot-1shot", 93.8, None, "Vinyals et al. 2016, Table 1", ways=20),
         Row("matching-omniglot-1shot", 98.9, None, "Vinyals et al. 2016, Table 1", shots=5, note=ONE_SHOT_MODEL),
