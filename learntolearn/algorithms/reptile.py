@@ -15,6 +15,7 @@ training task, and all variables after each evaluation task). With ``inner_batch
 sees a minibatch of that many support examples, drawn in shuffled passes over the support set (the
 paper's Omniglot setting: 10-shot training tasks, 5 steps of 10, so each step sees a fifth of the
 task); a support set no larger than ``inner_batch`` is used whole, as at 1-shot test time.
+``test_inner_batch`` sets the minibatch at evaluation apart from training's (the authors' ``eval-batch``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class ReptileConfig(InnerLoopConfig):
     inner_batch: int = setting(
         0, "Support examples per inner step, drawn in shuffled passes (0: the whole support set).", minimum=0
     )
+    test_inner_batch: int = setting(
+        0, "Support examples per inner step at evaluation (the authors' eval-batch; 0: as inner_batch).", minimum=0
+    )
     inner_optimizer: str = setting(
         "sgd",
         "Inner optimiser; adam is Adam with beta1=0 whose statistics carry across tasks (Nichol et al. 2018).",
@@ -58,12 +62,20 @@ class Reptile(GradientLearner):
     Config = ReptileConfig
     inner_adam_steps: Tensor
 
-    def __init__(self, model: nn.Module, *, inner_batch: int = 0, inner_optimizer: str = "sgd", **options) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        inner_batch: int = 0,
+        test_inner_batch: int = 0,
+        inner_optimizer: str = "sgd",
+        **options,
+    ) -> None:
         ReptileConfig(
-            inner_batch=inner_batch, inner_optimizer=inner_optimizer
+            inner_batch=inner_batch, test_inner_batch=test_inner_batch, inner_optimizer=inner_optimizer
         )  # its own rules, before the model changes
         super().__init__(model, **options)
-        self.inner_batch, self.inner_optimizer = inner_batch, inner_optimizer
+        self.inner_batch, self.test_inner_batch, self.inner_optimizer = inner_batch, test_inner_batch, inner_optimizer
         if inner_optimizer == "adam":
             for name, p in self.model.named_parameters():
                 self.register_buffer(self.moment_name(name), torch.zeros_like(p))
@@ -74,12 +86,14 @@ class Reptile(GradientLearner):
         return "inner_adam_moment__" + parameter.replace(".", "__")
 
     def minibatches(self, size: int, steps: int) -> list[Tensor | None]:
-        """Support indices for each inner step: ``inner_batch`` at a time from shuffled passes, or None (all)."""
-        if not self.inner_batch or size <= self.inner_batch:
+        """Support indices for each inner step: ``inner_batch`` (``test_inner_batch`` in evaluation) at a time
+        from shuffled passes, or None (all)."""
+        batch = self.inner_batch if self.training else (self.test_inner_batch or self.inner_batch)
+        if not batch or size <= batch:
             return [None] * steps
-        passes = -(-self.inner_batch * steps // size)
+        passes = -(-batch * steps // size)
         order = torch.cat([self.permutation(size) for _ in range(passes)])
-        return list(order[: self.inner_batch * steps].view(steps, self.inner_batch))
+        return list(order[: batch * steps].view(steps, batch))
 
     def fast_weights(
         self, support_x: Tensor, support_y: Tensor, ways: int | None, *, check_finite: bool = True

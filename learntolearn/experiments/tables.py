@@ -75,6 +75,9 @@ TABLES.register("omniglot")(
         Row("fomaml-omniglot-20w1s", 89.4, 0.5, "Finn et al. 2017, Table 1"),
         Row("fomaml-omniglot-20w5s", 97.9, 0.1, "Finn et al. 2017, Table 1"),
         Row("reptile-omniglot-5w1s", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive)"),
+        Row("reptile-omniglot-5w5s", 99.48, None, "Nichol et al. 2018, Table 1 (transductive)"),
+        Row("reptile-omniglot-20w1s", 89.43, None, "Nichol et al. 2018, Table 1 (transductive)"),
+        Row("reptile-omniglot-20w5s", 97.12, None, "Nichol et al. 2018, Table 1 (transductive)"),
         Row(
             "reptile-omniglot-5w1s-30k", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive), on the full schedule"
         ),

@@ -153,6 +153,13 @@ def test_reptile_inner_minibatches_are_shuffled_passes_over_the_support_set():
     model[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
     Reptile(model, inner_lr=0.1, inner_steps=2, inner_batch=10).adapt(task.support_x, task.support_y)
     assert [len(batch) for batch in seen] == [6, 6], "a support set no larger than inner_batch is used whole"
+    seen.clear()
+    evaluated = Reptile(model, inner_lr=0.1, inner_steps=3, inner_batch=2, test_inner_batch=4).eval()
+    evaluated.adapt(task.support_x, task.support_y)
+    assert [len(batch) for batch in seen] == [4, 4, 4], "evaluation draws test_inner_batch examples per step"
+    seen.clear()
+    evaluated.train().adapt(task.support_x, task.support_y)
+    assert [len(batch) for batch in seen] == [2, 2, 2], "training keeps inner_batch"
 
 
 def test_momentumless_adam_step_equals_torch_adam_with_beta1_zero():
