@@ -152,6 +152,7 @@ def reproduce(
                 ci95=round(100 * result.ci95, 2),
                 episodes=len(result.accuracies),
                 checkpoint=model.source.name,
+                episode_set={"seed": TEST_EPISODE_SEED, "version": EPISODE_SET_VERSION},
                 **_training(run),
             )
             record["gap"] = round(ours - row.paper, 2) if row.paper is not None else None
@@ -198,6 +199,15 @@ def to_markdown(table: str, results: list[dict]) -> str:
             paired = (
                 f"{paired['difference']:+.2f} ± {paired['ci95']:.2f} vs {paired['versus']}" if paired else "reference"
             )
+            if r.get("paired") and "episode_accuracies" not in r:
+                paired += " (carried over, not recomputable)"
+        episodes = f"{r['episodes']} episodes"
+        if "episode_set" in r:
+            episodes += f", test seed {r['episode_set']['seed']}, sampler v{r['episode_set']['version']}"
+        else:
+            episodes += ", episode set not recorded"
+        if "episode_accuracies" not in r:
+            episodes += "; **no stored per-episode scores**"
         gap = "" if r["gap"] is None else f"{r['gap']:+.2f}"
         status = "" if r["status"] == "complete" else "partial: "
         training = (
@@ -209,7 +219,7 @@ def to_markdown(table: str, results: list[dict]) -> str:
         setting = r["setting"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(
             f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
-            f"({r['episodes']} episodes) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
+            f"({episodes}) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
             f"`{r['commit'][:10]}` |"
         )
     lines += [

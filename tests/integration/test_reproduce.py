@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
+from learntolearn.data.sampler import EPISODE_SET_VERSION, TEST_EPISODE_SEED
 from learntolearn.experiments import reproduce as harness
 from learntolearn.experiments.presets import get_preset
 
@@ -51,6 +52,9 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     assert (
         "| anil-synthetic-smoke | 5-way 1-shot, 3 queries |" in markdown and "vs protonet-synthetic-smoke" in markdown
     )
+    assert proto5["episode_set"] == {"seed": TEST_EPISODE_SEED, "version": EPISODE_SET_VERSION}
+    assert f"40 episodes, test seed {TEST_EPISODE_SEED}, sampler v{EPISODE_SET_VERSION})" in markdown
+    assert "no stored per-episode scores" not in markdown and "not recomputable" not in markdown
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("a cached evaluation was recomputed")
@@ -75,11 +79,14 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
 
     (tmp_path / "results" / "smoke.episodes.json").unlink()
     earlier = harness.read_table("smoke", tmp_path / "results")
-    *_, unpaired = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
+    bare5, bare3, unpaired = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False, earlier=earlier)
     assert unpaired["paired"]["versus"] == "protonet-synthetic-smoke" and "difference" not in unpaired["paired"]
-    assert "n/a: the reference protonet-synthetic-smoke was kept without per-episode scores" in harness.to_markdown(
-        "smoke", [kept5, kept3, unpaired]
-    )
+    unscored = harness.to_markdown("smoke", [bare5, bare3, unpaired])
+    assert "n/a: the reference protonet-synthetic-smoke was kept without per-episode scores" in unscored
+    assert unscored.count("**no stored per-episode scores**") == 2, "both kept rows are marked, the live one is not"
+    # A row kept with a paired difference but without scores says its difference cannot be recomputed.
+    carried = {**bare3, "paired": anil["paired"]}
+    assert "(carried over, not recomputable)" in harness.to_markdown("smoke", [bare5, carried])
 
 
 def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
