@@ -25,3 +25,20 @@ def merge_entries(path: Path, other: Path, settings_key: str, entries_key: str) 
     mine[entries_key].update(added)
     write_json(path, mine)
     print(f"merged {len(added)} entries from {other}", flush=True)
+
+
+def kept_columns(path: Path, row: str, tasks: int, seed: int, replaced: set[str]) -> tuple[dict[str, list], list[dict]]:
+    """The columns of ``row`` in the table written earlier at ``path``, with their run records, that no run scored
+    now replaces; only when that table was scored on the same tasks, so that its totals pair with today's."""
+    if not path.exists():
+        return {}, []
+    earlier = json.loads(path.read_text())
+    if earlier.get("tasks") != tasks or earlier.get("seed") != seed:
+        return {}, []
+    columns = {column: v for column, v in earlier["totals"].get(row, {}).items() if column not in replaced}
+    runs = [
+        {**record, "kept_from": record.get("kept_from", earlier["commit"])}
+        for record in earlier.get("rl2_runs", [])
+        if record["column"] in columns
+    ]
+    return columns, runs

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from parts import kept_columns
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
@@ -51,7 +52,8 @@ def main() -> None:
         type=Path,
         action="append",
         default=[],
-        help="An RL² bandit run folder (ltl rl train) to score on the same tasks; repeatable.",
+        help="An RL² bandit run folder (ltl rl train) to score on the same tasks; repeatable. RL² columns of the "
+        "table already in --out whose run is not given are kept from it.",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -87,6 +89,12 @@ def main() -> None:
         rl2_runs.append(
             {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
         )
+    kept, kept_runs = kept_columns(
+        args.out / "rl2-bandits.json", RL2_ROW, args.tasks, args.seed, {r["column"] for r in rl2_runs}
+    )
+    if kept:
+        totals.setdefault(RL2_ROW, {}).update(kept)
+        rl2_runs += kept_runs
     cpu = round(time.process_time() - started, 1)
     record = {
         "settings": SETTINGS,
@@ -109,6 +117,11 @@ def main() -> None:
         + (
             "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same tasks; "
             "— where not trained."
+            + (
+                f" Kept from earlier tables (run folders not given): {', '.join(r['column'] for r in kept_runs)}."
+                if kept_runs
+                else ""
+            )
             if rl2_runs
             else "RL² rows follow when trained."
         ),

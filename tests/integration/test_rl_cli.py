@@ -2,7 +2,10 @@
 and are evaluated on the reference tables' own tasks."""
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +16,10 @@ from learntolearn.errors import ConfigError, LtlError, TaskError, UnknownNameErr
 from learntolearn.files import load_tensors
 from learntolearn.rl.maml_rl_runs import initial_policy, launch_maml_rl, train_maml_rl
 from learntolearn.rl.maml_rl_runs import preset as maml_preset
-from learntolearn.rl.runs import preset, train_rl2, trials_of
+from learntolearn.rl.runs import evaluate_rl2, preset, train_rl2, trials_of
 from learntolearn.rl.tasks import BernoulliBandits, PointNavigation, TabularMDPs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def small(iterations: int, **changes):
@@ -140,3 +145,22 @@ def test_a_nan_reward_names_the_task_and_step_and_leaves_the_last_checkpoint(tmp
     resumed = train_maml_rl(config, tmp_path / "run", log=lambda _: None)
     straight = train_maml_rl(config, tmp_path / "straight", log=lambda _: None)
     assert all(torch.equal(resumed[n], straight[n]) for n in straight)  # and resumes to the uninterrupted run
+
+
+def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_without_the_folder(tmp_path):
+    run, out = tmp_path / "rl2-mdp-n10", tmp_path / "results"
+    result = CliRunner().invoke(cli, ["rl", "train", "rl2-mdp-n10", "--iterations", "1", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    script = [sys.executable, str(ROOT / "scripts/reproduce/rl2_mdps.py"), "--tasks", "8", "--out", str(out)]
+    subprocess.run([*script, "--rl2-run", str(run)], check=True, capture_output=True, cwd=ROOT)
+    scored = json.loads((out / "rl2-mdps.json").read_text())
+    evaluated = evaluate_rl2(run, tasks=8, seed=0)
+    assert scored["totals"]["RL² (ours: GRU + PPO)"] == {"n=10": [round(v, 4) for v in evaluated["totals"]]}
+    assert (
+        "| RL² (ours: GRU + PPO) |" in (out / "rl2-mdps.md").read_text()
+        and "| — |" in (out / "rl2-mdps.md").read_text()
+    )
+    subprocess.run(script, check=True, capture_output=True, cwd=ROOT)  # the run folder not given: kept
+    again = json.loads((out / "rl2-mdps.json").read_text())
+    assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
+    assert again["rl2_runs"][0]["kept_from"] == scored["commit"]

@@ -25,3 +25,21 @@ def test_parts_merge_the_entries_the_file_lacks_and_refuse_other_settings(tmp_pa
     assert parts.part_of("1/3") == (1, 3)
     with pytest.raises(SystemExit, match="K must be in"):
         parts.part_of("3/3")
+
+
+def test_kept_columns_come_only_from_a_table_on_the_same_tasks_and_yield_to_runs_scored_now(tmp_path):
+    table = tmp_path / "table.json"
+    assert parts.kept_columns(table, "RL²", 100, 0, set()) == ({}, [])
+    runs = [{"column": "n=10", "iteration": 5}, {"column": "n=25", "iteration": 7}]
+    written = {
+        "tasks": 100,
+        "seed": 0,
+        "commit": "abc",
+        "rl2_runs": runs,
+        "totals": {"RL²": {"n=10": [1], "n=25": [2]}},
+    }
+    table.write_text(json.dumps(written))
+    columns, kept = parts.kept_columns(table, "RL²", 100, 0, {"n=25"})
+    assert columns == {"n=10": [1]} and kept == [{"column": "n=10", "iteration": 5, "kept_from": "abc"}]
+    assert parts.kept_columns(table, "RL²", 1000, 0, set()) == ({}, []), "other tasks would not pair"
+    assert parts.kept_columns(table, "RL²", 100, 1, set()) == ({}, [])
