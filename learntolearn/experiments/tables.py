@@ -40,6 +40,10 @@ TABLES: Registry[list[Row]] = Registry("table")
 #: inputs at 5 shots (it scored 50% 5-way); its 5-shot row needs a 5-shot-trained model.
 ONE_SHOT_MODEL = "1-shot-trained model; the paper trains one per shot count"
 FIVE_WAY_MODEL = "5-way-trained model; the paper trains one per way count"
+FIVE_SHOT_MODEL = "5-shot-trained model"
+ONE_MODEL = "one model for the four settings"
+KOCH = "Koch et al. 2015 as listed by Vinyals et al. 2016, Table 1"
+CHEN = "no Omniglot figure compared: Baseline / Baseline++ (Chen et al. 2019), the strong baselines of the other rows"
 TABLES.register("omniglot")(
     [
         Row("protonet-omniglot-5w1s", 98.8, None, "Snell et al. 2017, Table 1"),
@@ -60,7 +64,21 @@ TABLES.register("omniglot")(
         Row("relation-omniglot-5w1s", 97.6, 0.2, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
         Row("relation-omniglot-5w5s", 99.8, 0.1, "Sung et al. 2018, Table 1"),
         Row("relation-omniglot-5w5s", 99.1, 0.1, "Sung et al. 2018, Table 1", ways=20, note=FIVE_WAY_MODEL),
+        Row("matching-omniglot-5shot", 98.9, None, "Vinyals et al. 2016, Table 1", note=FIVE_SHOT_MODEL),
+        Row("matching-omniglot-5shot", 98.5, None, "Vinyals et al. 2016, Table 1", ways=20, note=FIVE_SHOT_MODEL),
+        Row("relation-omniglot-20w1s", 97.6, 0.2, "Sung et al. 2018, Table 1"),
+        Row("relation-omniglot-20w5s", 99.1, 0.1, "Sung et al. 2018, Table 1"),
+        *(
+            Row("siamese-omniglot", paper, None, KOCH, ways=ways, shots=shots, note=ONE_MODEL)
+            for ways, shots, paper in ((5, 1, 97.3), (5, 5, 98.4), (20, 1, 88.2), (20, 5, 97.0))
+        ),
+        *(
+            Row(f"{variant}-omniglot", None, None, CHEN, ways=ways, shots=shots, note=ONE_MODEL)
+            for variant in ("baseline", "baselinepp")
+            for ways, shots in ((5, 1), (5, 5), (20, 1), (20, 5))
+        ),
         Row("maml-omniglot-5w1s", 98.7, 0.4, "Finn et al. 2017, Table 1"),
+        Row("anil-omniglot-5w1s", None, None, "no Omniglot figure in Raghu et al. 2020: paired with MAML's row"),
         Row(
             "recurrent-omniglot-5w1s",
             None,
