@@ -78,6 +78,8 @@ class ScanRunConfig:
     heads: int = 8
     feedforward: int = 512
     dropout: float = 0.5
+    #: the transformers' dropout of attention weights (None: ``dropout``, as the networks before it)
+    attention_dropout: float | None = None
     lr: float = 1e-3
     #: divide the learning rate by 10 this often (a fresh Adam, as Lake's code)
     lr_decay_every: int = 5_000
@@ -126,10 +128,18 @@ PRESETS = {
             ("aroundright", "template_around_right"),
         )
     },
-    # the same network reading 10 study commands in its source, 8 one-query episodes a step
+    # the same network reading 10 study commands in its source, 8 one-query episodes a step; attention weights
+    # are not dropped (on CPU that would take the unfused attention path), the residual dropout stays
     **{
         f"mlc-scan-{short}": replace(
-            TRANSFORMER, method="mlc", split=split, queries=8, study=10, steps=3_000, lr_decay_every=2_500
+            TRANSFORMER,
+            method="mlc",
+            split=split,
+            queries=8,
+            study=10,
+            steps=12_000,
+            lr_decay_every=10_000,
+            attention_dropout=0.0,
         )
         for short, split in (
             ("addjump", "addprim_jump"),
@@ -151,6 +161,7 @@ def build_model(config: ScanRunConfig, inputs: int, outputs: int) -> SequenceMod
             decoder_layers=config.layers,
             feedforward=config.feedforward,
             dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
         )
     return MetaSeq2Seq(inputs, outputs, hidden=config.hidden, dropout=config.dropout, layers=config.layers)
 
@@ -331,6 +342,10 @@ def load_checkpoint(path: Path) -> dict:
             f"{path} holds a {method} network of version {version}; this library builds version "
             f"{NETWORK_VERSION} (see learntolearn.compositional.meta_seq2seq): train the run again in a new folder"
         )
+    # settings added since the checkpoint was written take the defaults that reproduce its network
+    state["config"] = {f.name: f.default for f in fields(ScanRunConfig) if f.name not in state["config"]} | dict(
+        state["config"]
+    )
     return state
 
 

@@ -57,9 +57,11 @@ class KVCache:
 class DecoderLayer(nn.Module):
     """Causal self-attention, attention to the source, feed-forward; each pre-normed and residual."""
 
-    def __init__(self, width: int, heads: int, feedforward: int, dropout: float) -> None:
+    def __init__(
+        self, width: int, heads: int, feedforward: int, dropout: float, attention_dropout: float | None = None
+    ) -> None:
         super().__init__()
-        self.heads, self.dropout_p = heads, dropout
+        self.heads, self.dropout_p = heads, dropout if attention_dropout is None else attention_dropout
         self.self_norm, self.cross_norm, self.feedforward_norm = (nn.LayerNorm(width) for _ in range(3))
         self.self_qkv, self.self_out = nn.Linear(width, 3 * width), nn.Linear(width, width)
         self.cross_q, self.cross_kv, self.cross_out = (
@@ -119,7 +121,10 @@ class TransformerSeq2Seq(nn.Module):
         feedforward: int = 512,
         dropout: float = 0.1,
         max_length: int = 1024,
+        attention_dropout: float | None = None,
     ) -> None:
+        """``attention_dropout`` (default: ``dropout``) drops attention weights; on CPU a nonzero value sends
+        scaled_dot_product_attention down its unfused path."""
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} must be a multiple of heads {heads}")
@@ -131,10 +136,14 @@ class TransformerSeq2Seq(nn.Module):
         layer = nn.TransformerEncoderLayer(
             width, heads, feedforward, dropout, activation="gelu", batch_first=True, norm_first=True
         )
+        if attention_dropout is not None:
+            layer.self_attn.dropout = attention_dropout
         self.encoder = nn.TransformerEncoder(
             layer, encoder_layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
         )
-        self.decoder = nn.ModuleList([DecoderLayer(width, heads, feedforward, dropout) for _ in range(decoder_layers)])
+        self.decoder = nn.ModuleList(
+            [DecoderLayer(width, heads, feedforward, dropout, attention_dropout) for _ in range(decoder_layers)]
+        )
         self.layers: list[DecoderLayer] = list(self.decoder)  # type: ignore[arg-type]
         self.norm = nn.LayerNorm(width)
         self.readout = nn.Linear(width, output_vocabulary)

@@ -71,7 +71,13 @@ def setting(record: dict) -> str:
     return "; ".join(
         [
             source,
-            f"{config['layers']}x{config['hidden']} {network}, dropout {config['dropout']}, {config['steps']:,} steps",
+            f"{config['layers']}x{config['hidden']} {network}, dropout {config['dropout']}"
+            + (
+                f" (attention weights {config['attention_dropout']})"
+                if config.get("attention_dropout") is not None
+                else ""
+            )
+            + f", {config['steps']:,} steps",
         ]
     )
 

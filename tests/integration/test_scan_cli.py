@@ -166,3 +166,16 @@ def test_eval_scores_held_out_episodes_of_meta_seq2seqs_training_distribution(tr
     assert 0 <= mlc["scan_meanings"] <= 1 and mlc["episodes"] == 3 and mlc["queries"] == 1
     with pytest.raises(scan_runs.LtlError, match="this run is transformer"):
         scan_runs.score_episodes(runs / "transformer-scan-addjump", str(root))
+
+
+def test_a_checkpoint_from_before_a_setting_existed_loads_with_the_default_that_built_it(trained, tmp_path):
+    _, runs = trained
+    state = load_tensors(runs / "mlc-scan-addjump" / "checkpoint.pt", "test")
+    del state["config"]["attention_dropout"]
+    (tmp_path / "old").mkdir()
+    save_tensors(state, tmp_path / "old" / "checkpoint.pt")
+    old = scan_runs.ScanTranslator(tmp_path / "old")
+    assert old.config.attention_dropout is None and old.model.decoder[0].dropout_p == old.config.dropout
+    new = scan_runs.ScanTranslator(runs / "mlc-scan-addjump")
+    assert new.config.attention_dropout == 0.0
+    assert old.translate(["jump twice"]) == new.translate(["jump twice"]), "dropout settings do not change eval"

@@ -79,3 +79,25 @@ def test_the_cache_refuses_more_positions_than_it_was_built_for():
     assert keys.shape == (1, 2, 2, 4)
     with pytest.raises(ValueError, match="holds 2 positions; position 3"):
         cache.extend(torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4))
+
+
+def test_attention_dropout_is_its_own_setting_and_defaults_to_dropout():
+    """Without attention dropout a training-mode pass is random only through the residual dropout: with that
+    off as well it is deterministic, while the default network (attention dropout = dropout) is not."""
+    x, y = sources(4).clamp_max(8), sources(4, seed=2).clamp_max(8)
+    torch.manual_seed(0)
+    net = TransformerSeq2Seq(12, 9, width=32, heads=4, encoder_layers=1, decoder_layers=1, feedforward=64)
+    assert net.decoder[0].dropout_p == 0.1 and net.encoder.layers[0].self_attn.dropout == 0.1
+    torch.manual_seed(0)
+    free = TransformerSeq2Seq(
+        12, 9, width=32, heads=4, encoder_layers=1, decoder_layers=1, feedforward=64, attention_dropout=0.0
+    )
+    assert free.decoder[0].dropout_p == 0.0 and free.encoder.layers[0].self_attn.dropout == 0.0
+    assert free.decoder[0].dropout.p == 0.1, "the residual dropout keeps its rate"
+    for module in (net, free):
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = 0.0
+    net.train(), free.train()
+    assert torch.equal(free.loss(x, y), free.loss(x, y))
+    assert not torch.equal(net.loss(x, y), net.loss(x, y)), "attention weights are still dropped by default"
