@@ -80,7 +80,8 @@ def eval_(run_dir: str, tasks: int | None, steps: int) -> None:
 @rl.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def plot(run_dir: str) -> None:
-    """A MAML-RL run's training curve (return before and after adapting, per iteration) into RUN/training_curve.png."""
-    from learntolearn.experiments.plots import plot_maml_rl_history
+    """An RL run's training curve into RUN/training_curve.png: MAML-RL's return before and after adapting, RL²'s
+    total reward per trial, per iteration."""
+    from learntolearn.experiments.plots import plot_rl_history
 
-    click.echo(f"wrote {plot_maml_rl_history(Path(run_dir))}")
+    click.echo(f"wrote {plot_rl_history(Path(run_dir))}")

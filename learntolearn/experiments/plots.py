@@ -144,23 +144,27 @@ def plot_continual_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path
     return path
 
 
-def plot_maml_rl_history(run: Path) -> Path:
-    """``training_curve.png`` of a MAML-RL run: the meta-batch's average return before and after adapting, per
-    TRPO iteration."""
+def plot_rl_history(run: Path) -> Path:
+    """``training_curve.png`` of an RL run, per iteration: for MAML-RL the meta-batch's average return before and
+    after adapting (TRPO iterations), for RL² the mean total reward per trial of the iteration's tasks (PPO)."""
     from learntolearn.files import load_tensors
 
-    state = load_tensors(run / "checkpoint.pt", "MAML-RL checkpoint")
+    state = load_tensors(run / "checkpoint.pt", "RL checkpoint")
     history = state.get("history")
     if not history:
-        raise LtlError(f"{run} holds no MAML-RL training history to plot")
+        raise LtlError(f"{run} holds no training history to plot (runs before history was kept have none)")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     iterations = range(1, len(history) + 1)
     window = max(1, len(history) // 50)
-    ax.plot(iterations, moving_average([h[0] for h in history], window), label="before adapting")
-    ax.plot(iterations, moving_average([h[1] for h in history], window), label="after one step")
-    ax.set(xlabel="TRPO iteration", ylabel=f"average return (mean of {window} iterations)")
-    ax.legend()
+    if state.get("algorithm") == "maml-rl":
+        ax.plot(iterations, moving_average([h[0] for h in history], window), label="before adapting")
+        ax.plot(iterations, moving_average([h[1] for h in history], window), label="after one step")
+        ax.set(xlabel="TRPO iteration", ylabel=f"average return (mean of {window} iterations)")
+        ax.legend()
+    else:
+        ax.plot(iterations, moving_average(list(history), window))
+        ax.set(xlabel="PPO iteration", ylabel=f"total reward per trial (mean of {window} iterations)")
     fig.tight_layout()
     path = run / "training_curve.png"
     fig.savefig(path, dpi=120)

@@ -73,7 +73,7 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     optimiser = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
     ppo = PPOConfig(learning_rate=config.learning_rate, gae_lambda=config.gae_lambda)
-    iteration, cpu_before = 0, 0.0
+    iteration, cpu_before, history = 0, 0.0, []
     run.mkdir(parents=True, exist_ok=True)
     with FolderLock(run):
         checkpoint = run / "checkpoint.pt"
@@ -84,12 +84,15 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
             generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_random"])
             iteration, cpu_before = state["iteration"], state["cpu_seconds"]
+            # checkpoints written before the history was kept hold none: the curve then starts at the resume
+            history = list(state.get("history", [float("nan")] * iteration))
             log(f"resuming at iteration {iteration}")
         started = time.process_time()
         while iteration < config.iterations:
             batch = rollout(policy, trials, trials.sample(config.tasks_per_iteration, generator), generator)
             ppo_update(policy, optimiser, batch, ppo)
             iteration += 1
+            history.append(batch.totals.mean().item())
             if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 cpu = cpu_before + time.process_time() - started
                 save_tensors(
@@ -101,6 +104,7 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
                         "torch_random": torch.get_rng_state(),
                         "iteration": iteration,
                         "cpu_seconds": cpu,
+                        "history": history,
                     },
                     checkpoint,
                 )

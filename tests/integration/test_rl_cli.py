@@ -55,6 +55,11 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "iteration 1: mean trial reward" in result.output
     assert load_tensors(run / "checkpoint.pt", "test")["iteration"] == 1
+    result = CliRunner().invoke(cli, ["rl", "train", "rl2-bandits-k5-n10", "--iterations", "3", "--run", str(run)])
+    history = load_tensors(run / "checkpoint.pt", "test")["history"]
+    assert len(history) == 3 and all(0 <= h <= 10 for h in history), "one mean trial reward per PPO iteration"
+    result = CliRunner().invoke(cli, ["rl", "plot", str(run)])
+    assert result.exit_code == 0 and (run / "training_curve.png").stat().st_size > 0, result.output
     result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "20"])
     assert result.exit_code == 0, result.output
     scored = json.loads((run / "evaluation.json").read_text())
