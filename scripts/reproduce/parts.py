@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from learntolearn.files import write_json
+from learntolearn.files import load_tensors, write_json
+from learntolearn.rl.runs import evaluate_rl2
 
 
 def part_of(text: str) -> tuple[int, int]:
@@ -42,3 +45,32 @@ def kept_columns(path: Path, row: str, tasks: int, seed: int, replaced: set[str]
         if record["column"] in columns
     ]
     return columns, runs
+
+
+def rl2_columns(
+    runs: Sequence[Path],
+    table: Path,
+    row: str,
+    tasks: int,
+    seed: int,
+    task: str,
+    column_of: Callable[[dict], str],
+    value_of: Callable[[float], Any],
+) -> tuple[dict[str, list], list[dict]]:
+    """The RL² row of a reference table: each of ``runs`` (RL² runs on ``task``) scored on the table's ``tasks``
+    (its column named by ``column_of(config)``, totals through ``value_of``), plus the columns of the table
+    written earlier at ``table`` that none of them replaces; with the run records of both."""
+    columns: dict[str, list] = {}
+    records: list[dict] = []
+    for run in runs:
+        config = load_tensors(run / "checkpoint.pt", "RL² checkpoint")["config"]
+        if config["task"] != task:
+            raise SystemExit(f"{run} is an RL² {config['task']} run; this table scores {task} runs")
+        scored = evaluate_rl2(run, tasks=tasks, seed=seed)
+        column = column_of(config)
+        columns[column] = [value_of(v) for v in scored["totals"]]
+        records.append(
+            {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
+        )
+    kept, kept_records = kept_columns(table, row, tasks, seed, set(columns))
+    return {**columns, **kept}, records + kept_records

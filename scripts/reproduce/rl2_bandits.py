@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parts import kept_columns
+from parts import rl2_columns
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
-from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.files import write_json, write_text
 from learntolearn.rl.bandits import STRATEGIES, Strategy, epsilon_greedy, gittins, play, ucb1
-from learntolearn.rl.runs import evaluate_rl2
 from learntolearn.rl.tasks import BernoulliBandits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,21 +79,19 @@ def main() -> None:
             totals.setdefault(name, {})[f"k={k},n={n}"] = (
                 play(strategy, bandits, probabilities, n, generator).long().tolist()
             )  # successes: whole numbers
-    rl2_runs = []
-    for run in args.rl2_run:
-        scored = evaluate_rl2(run, tasks=args.tasks, seed=args.seed)
-        config = load_tensors(run / "checkpoint.pt", "RL² checkpoint")["config"]
-        column = f"k={config['arms']},n={config['pulls']}"
-        totals.setdefault(RL2_ROW, {})[column] = [int(v) for v in scored["totals"]]
-        rl2_runs.append(
-            {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
-        )
-    kept, kept_runs = kept_columns(
-        args.out / "rl2-bandits.json", RL2_ROW, args.tasks, args.seed, {r["column"] for r in rl2_runs}
+    columns, rl2_runs = rl2_columns(
+        args.rl2_run,
+        args.out / "rl2-bandits.json",
+        RL2_ROW,
+        args.tasks,
+        args.seed,
+        "bandits",
+        lambda config: f"k={config['arms']},n={config['pulls']}",
+        int,  # successes: whole numbers
     )
-    if kept:
-        totals.setdefault(RL2_ROW, {}).update(kept)
-        rl2_runs += kept_runs
+    if columns:
+        totals[RL2_ROW] = columns
+    kept = [r["column"] for r in rl2_runs if "kept_from" in r]
     cpu = round(time.process_time() - started, 1)
     record = {
         "settings": SETTINGS,
@@ -117,11 +114,7 @@ def main() -> None:
         + (
             "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same tasks; "
             "— where not trained."
-            + (
-                f" Kept from earlier tables (run folders not given): {', '.join(r['column'] for r in kept_runs)}."
-                if kept_runs
-                else ""
-            )
+            + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
             if rl2_runs
             else "RL² rows follow when trained."
         ),

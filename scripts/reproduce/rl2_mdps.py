@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parts import kept_columns
+from parts import rl2_columns
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
-from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.files import write_json, write_text
 from learntolearn.rl.mdp_baselines import LEARNERS, run_trials
-from learntolearn.rl.runs import evaluate_rl2
 from learntolearn.rl.tasks import TabularMDPs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,23 +53,19 @@ def main() -> None:
             generator = torch.Generator().manual_seed(args.seed + 1 + offset)
             scores = run_trials(make(mdps), mdps, parameters, n, generator)
             totals.setdefault(name, {})[f"n={n}"] = [round(v, 4) for v in scores.tolist()]
-    rl2_runs = []
-    for run in args.rl2_run:
-        config = load_tensors(run / "checkpoint.pt", "RL² checkpoint")["config"]
-        if config["task"] != "mdps":
-            raise SystemExit(f"{run} is an RL² {config['task']} run; this table scores rl2-mdp-nN runs")
-        scored = evaluate_rl2(run, tasks=args.tasks, seed=args.seed)
-        column = f"n={config['episodes']}"
-        totals.setdefault(RL2_ROW, {})[column] = [round(v, 4) for v in scored["totals"]]
-        rl2_runs.append(
-            {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
-        )
-    kept, kept_runs = kept_columns(
-        args.out / "rl2-mdps.json", RL2_ROW, args.tasks, args.seed, {r["column"] for r in rl2_runs}
+    columns, rl2_runs = rl2_columns(
+        args.rl2_run,
+        args.out / "rl2-mdps.json",
+        RL2_ROW,
+        args.tasks,
+        args.seed,
+        "mdps",
+        lambda config: f"n={config['episodes']}",
+        lambda total: round(total, 4),
     )
-    if kept:
-        totals.setdefault(RL2_ROW, {}).update(kept)
-        rl2_runs += kept_runs
+    if columns:
+        totals[RL2_ROW] = columns
+    kept = [r["column"] for r in rl2_runs if "kept_from" in r]
     cpu = round(time.process_time() - started, 1)
     record = {
         "episodes": EPISODES,
@@ -90,6 +85,7 @@ def main() -> None:
         + (
             "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same MDPs; "
             "— where not trained."
+            + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
             if rl2_runs
             else "RL² rows follow when trained."
         ),

@@ -169,3 +169,4 @@ def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_witho
     again = json.loads((out / "rl2-mdps.json").read_text())
     assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
     assert again["rl2_runs"][0]["kept_from"] == scored["commit"]
+    assert "Kept from earlier tables (run folders not given): n=10." in (out / "rl2-mdps.md").read_text()
