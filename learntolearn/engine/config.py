@@ -62,6 +62,12 @@ class EpisodesConfig(Settings):
     train_ways: int | None = setting(None, "Classes per training episode (default: ways).", minimum=2)
     train_shots: int | None = setting(None, "Support examples per class in training (default: shots).", minimum=1)
     train_queries: int | None = setting(None, "Queries per class in training (default: queries).", minimum=1)
+    train_augment: str = setting(
+        "none",
+        "Distortions of training images: none, or affine (Koch et al. 2015's small random rotations, shears, "
+        "scales and shifts, each image its own).",
+        choices=("none", "affine"),
+    )
 
     def check(self) -> None:
         if self.dataset not in DATASETS and self.dataset not in GENERATED_TASKS:

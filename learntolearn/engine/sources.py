@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from learntolearn.data import DATASETS, TEST_EPISODE_SEED, VAL_EPISODE_SEED, EpisodeSampler, EpisodeSet, load_dataset
+from learntolearn.data.augment import AffineDistortedEpisodes
 from learntolearn.data.sinusoid import SinusoidTasks
 from learntolearn.engine.config import TrainConfig
+from learntolearn.errors import ConfigError
 from learntolearn.registry import Registry
 from learntolearn.types import Task
 
@@ -70,7 +72,14 @@ def episodic_source(config: TrainConfig, *, data_root: str | None = None, downlo
     train = load_dataset(e.dataset, e.split, e.train_subset, **options)
     val = load_dataset(e.dataset, e.split, e.val_subset, **options) if run.val_every else None
     test = load_dataset(e.dataset, e.split, e.test_subset, **options)
-    sampler = EpisodeSampler(train, e.training_ways, e.training_shots, e.training_queries, seed=run.seed)
+    sampler: TaskSampler = EpisodeSampler(train, e.training_ways, e.training_shots, e.training_queries, seed=run.seed)
+    if e.train_augment == "affine":
+        if len(train.input_shape) != 3:
+            raise ConfigError(
+                f"train_augment affine distorts images; {e.dataset} holds inputs of shape {train.input_shape}: "
+                "use train_augment none"
+            )
+        sampler = AffineDistortedEpisodes(sampler, run.seed)
     test_episodes = EpisodeSet.generate(test, e.ways, e.shots, e.queries, run.test_episodes, TEST_EPISODE_SEED)
     validation = None
     if val is not None:

@@ -128,6 +128,15 @@ TABLES.register("lake")(
             lake_runs=True,
             paper_is_error=True,
         ),
+        Row("protonet-lake-background-affine", 4.5, None, _LAKE, lake_runs=True, paper_is_error=True),
+        Row(
+            "siamese-lake-background-affine",
+            4.5,
+            None,
+            _LAKE + "; Koch et al. 2015 report 8.0% error for Siamese networks",
+            lake_runs=True,
+            paper_is_error=True,
+        ),
     ]
 )
 TABLES.register("precision")(
