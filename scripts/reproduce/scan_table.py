@@ -28,9 +28,9 @@ PLAN = {
     ("metaseq2seq-scan-addjump", "lake2019"): (0, 1, 2),
     ("metaseq2seq-scan-aroundright", "lake2019"): (0, 1, 2),
     ("seq2seq-scan-addjump", None): (0, 1, 2),
-    ("transformer-scan-addjump", None): (0,),
-    ("transformer-scan-aroundright", None): (0,),
-    ("transformer-scan-length", None): (0,),
+    ("transformer-scan-addjump", None): (0, 1, 2),
+    ("transformer-scan-aroundright", None): (0, 1, 2),
+    ("transformer-scan-length", None): (0, 1, 2),
     # MLC at this budget never learns its own episodes (results page): more seeds or splits wait for a longer run
     ("mlc-scan-addjump", None): (0,),
 }
