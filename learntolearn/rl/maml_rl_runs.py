@@ -40,6 +40,7 @@ class MAMLRLRunConfig(MAMLRLSettings):
     name: str = "maml-rl-navigation"
     task: str = "navigation"  # or "cheetah-direction", "cheetah-velocity"
     hidden: tuple[int, ...] = (100, 100)
+    normalised_actions: bool = True  # navigation: the policy acts in units of the largest step (see PointNavigation)
     meta_batch: int = 20
     rollouts: int = 20
     iterations: int = 500
@@ -83,9 +84,9 @@ class TaskFamily:
     actions: int
 
 
-def task_family(task: str) -> TaskFamily:
+def task_family(task: str, normalised_actions: bool = True) -> TaskFamily:
     if task == "navigation":
-        navigation = PointNavigation()
+        navigation = PointNavigation(normalised_actions=normalised_actions)
         return TaskFamily(lambda n, g: navigation.sample(n, g).float(), lambda t, e: navigation, 2, 2)
     if task in ("cheetah-direction", "cheetah-velocity"):
         from learntolearn.rl.gym_tasks import VectorTasks, cheetah_directions, cheetah_velocities  # needs gymnasium
@@ -109,7 +110,7 @@ def simulating(family: TaskFamily, tasks: int, episodes: int) -> Iterator[Simula
 
 
 def initial_policy(config: MAMLRLRunConfig) -> Params:
-    family = task_family(config.task)
+    family = task_family(config.task, config.normalised_actions)
     return init_policy(family.observations, family.actions, config.hidden, torch.Generator().manual_seed(config.seed))
 
 
@@ -119,7 +120,7 @@ def train_maml_rl(
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one. With
     ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints."""
     distributed = distributed or Distributed()
-    family = task_family(config.task)
+    family = task_family(config.task, config.normalised_actions)
     params = initial_policy(config)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
     tasks = shard(config.meta_batch, distributed.rank, distributed.world_size)
@@ -189,7 +190,7 @@ def evaluate_policy(
     params: Params, config: MAMLRLRunConfig, tasks: int = 100, steps: int = 3, seed: int = EVALUATION_SEED
 ) -> dict[str, Any]:
     """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size)."""
-    family = task_family(config.task)
+    family = task_family(config.task, config.normalised_actions)
     goals = family.sample(tasks, torch.Generator().manual_seed(seed))
     with simulating(family, tasks, config.rollouts) as env:
         returns = returns_while_adapting(
@@ -210,6 +211,9 @@ def evaluate_maml_rl(run: Path, tasks: int = 100, steps: int = 3) -> dict[str, A
     state = load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
-    config = MAMLRLRunConfig(**{**state["config"], "hidden": tuple(state["config"]["hidden"])})
+    # runs written before actions were normalised stepped the point by the raw, clipped action
+    config = MAMLRLRunConfig(
+        **{"normalised_actions": False, **state["config"], "hidden": tuple(state["config"]["hidden"])}
+    )
     scored = evaluate_policy(dict(state["policy"]), config, tasks, steps)
     return {"preset": config.name, "iteration": state["iteration"], "cpu_seconds": state["cpu_seconds"], **scored}

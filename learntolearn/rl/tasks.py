@@ -114,10 +114,15 @@ class TabularMDPs:
 
 @dataclass(frozen=True)
 class PointNavigation:
+    """Finn et al.'s 2D navigation. With ``normalised_actions`` the policy acts in units of ``max_action``
+    (each coordinate clipped to [-1, 1], then scaled), as the authors' code wraps the environment in rllab's
+    ``normalize``; otherwise actions are clipped to [-max_action, max_action] directly."""
+
     horizon: int = 100
     goal_range: float = 0.5
     max_action: float = 0.1
     goal_tolerance: float = 0.01
+    normalised_actions: bool = False
 
     def sample(self, tasks: int, generator: torch.Generator | None = None) -> Tensor:
         """Goals, ``[tasks, 2]``."""
@@ -136,7 +141,10 @@ class PointNavigation:
                 f"actions must be {list(positions.shape)} (two numbers per episode), not {list(actions.shape)}"
             )
         check_finite("an action", actions.flatten(1), step, goals)
-        following = positions + actions.clamp(-self.max_action, self.max_action)
+        if self.normalised_actions:
+            following = positions + actions.clamp(-1.0, 1.0) * self.max_action
+        else:
+            following = positions + actions.clamp(-self.max_action, self.max_action)
         return following, -(following - goals[:, None, :]).norm(dim=-1)
 
     def reached(self, goals: Tensor, positions: Tensor) -> Tensor:

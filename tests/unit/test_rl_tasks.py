@@ -111,6 +111,14 @@ def test_point_navigation_clips_actions_and_rewards_minus_the_distance():
         navigation.step(goals, positions, torch.tensor([[[float("inf"), 0.0]]], dtype=torch.float64), step=7)
 
 
+def test_point_navigation_with_normalised_actions_scales_the_clipped_action_by_the_largest_step():
+    navigation = PointNavigation(normalised_actions=True)
+    goals = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
+    actions = torch.tensor([[[0.5, -3.0], [-1.0, 0.2]]], dtype=torch.float64)
+    moved, _ = navigation.step(goals, navigation.reset(goals, episodes=2), actions)
+    assert torch.allclose(moved, torch.tensor([[[0.05, -0.1], [-0.1, 0.02]]], dtype=torch.float64))
+
+
 def test_dynamic_programming_equals_the_best_of_every_deterministic_policy():
     import itertools
 
