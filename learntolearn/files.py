@@ -154,16 +154,20 @@ class FolderLock:
 
 
 def matching_checkpoint(
-    run: Path, config: dict[str, Any], what: str, length: str = "iterations"
+    run: Path,
+    config: dict[str, Any],
+    what: str,
+    length: str = "iterations",
+    older_defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The run folder's ``checkpoint.pt``, if any, after checking it was made with ``config`` (its ``length``
     setting aside, so a run can be extended; a setting added to the code after the checkpoint was written
-    counts as its current value)."""
+    counts as its value in ``older_defaults``, else as its current value)."""
     checkpoint = run / "checkpoint.pt"
     if not checkpoint.exists():
         return None
     state = load_tensors(checkpoint, what)
-    theirs = {**config, **state["config"]}
+    theirs = {**config, **(older_defaults or {}), **state["config"]}
     if {**theirs, length: 0} != {**config, length: 0}:
         changed = ", ".join(
             f"{k} {theirs.get(k)} -> {v}" for k, v in config.items() if k != length and theirs.get(k) != v

@@ -48,6 +48,10 @@ class MAMLRLRunConfig(MAMLRLSettings):
     checkpoint_every: int = 10
 
 
+#: settings added after runs were written, as those runs used them
+OLDER_DEFAULTS: dict[str, Any] = {"normalised_actions": False}
+
+
 def cheetah(name: str, task: str, **changes: Any) -> MAMLRLRunConfig:
     """Finn et al.'s locomotion settings: meta-batch 40, 20 rollouts of 200 steps per task."""
     return MAMLRLRunConfig(name=name, task=task, meta_batch=40, **changes)
@@ -133,7 +137,7 @@ def train_maml_rl(
     with lock, simulating(family, len(tasks), config.rollouts) as env:
         if distributed.enabled:
             reduce(torch.zeros(1))  # every rank waits until rank 0 holds the folder
-        state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint")
+        state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint", older_defaults=OLDER_DEFAULTS)
         if state is not None:
             params = dict(state["policy"])
             generator.set_state(state["generator"])
@@ -211,9 +215,6 @@ def evaluate_maml_rl(run: Path, tasks: int = 100, steps: int = 3) -> dict[str, A
     state = load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
-    # runs written before actions were normalised stepped the point by the raw, clipped action
-    config = MAMLRLRunConfig(
-        **{"normalised_actions": False, **state["config"], "hidden": tuple(state["config"]["hidden"])}
-    )
+    config = MAMLRLRunConfig(**{**OLDER_DEFAULTS, **state["config"], "hidden": tuple(state["config"]["hidden"])})
     scored = evaluate_policy(dict(state["policy"]), config, tasks, steps)
     return {"preset": config.name, "iteration": state["iteration"], "cpu_seconds": state["cpu_seconds"], **scored}

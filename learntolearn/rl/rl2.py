@@ -134,6 +134,9 @@ class PPOConfig:
     learning_rate: float = 1e-3
     entropy: float = 0.01
     value_weight: float = 0.5
+    # the value head learns returns divided by this: long trials' returns reach tens, and their squared error
+    # would otherwise swamp the policy gradient in the shared GRU and its clipped gradient norm
+    value_scale: float = 1.0
 
 
 def advantages(rewards: Tensor, values: Tensor, discount: float, gae_lambda: float) -> tuple[Tensor, Tensor]:
@@ -150,7 +153,8 @@ def advantages(rewards: Tensor, values: Tensor, discount: float, gae_lambda: flo
 
 def ppo_update(policy: RL2Policy, optimiser: torch.optim.Optimizer, batch: Rollout, config: PPOConfig) -> float:
     """PPO's clipped objective over whole trials (the GRU reruns each trial from its start)."""
-    advantage, target = advantages(batch.rewards, batch.values, config.discount, config.gae_lambda)
+    rewards = batch.rewards / config.value_scale
+    advantage, target = advantages(rewards, batch.values, config.discount, config.gae_lambda)
     advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
     tasks = len(batch.actions)
     last = 0.0

@@ -85,6 +85,24 @@ def test_a_resumed_maml_rl_run_equals_an_uninterrupted_one(tmp_path):
         maml_preset("maml-rl-cheetah")
 
 
+def test_a_maml_rl_run_written_before_normalised_actions_counts_as_raw_actions(tmp_path):
+    from learntolearn.files import save_tensors
+    from learntolearn.rl.maml_rl_runs import evaluate_maml_rl, evaluate_policy
+
+    old = tmp_path / "old"
+    train_maml_rl(tiny_maml(1, normalised_actions=False), old, log=lambda _: None)
+    state = load_tensors(old / "checkpoint.pt", "test")
+    del state["config"]["normalised_actions"]
+    save_tensors(state, old / "checkpoint.pt")
+    with pytest.raises(LtlError, match="other settings .*normalised_actions False -> True"):
+        train_maml_rl(tiny_maml(2), old)
+    # its policy is scored in the raw-action environment it was trained in
+    policy = dict(state["policy"])
+    scored = evaluate_maml_rl(old, tasks=3, steps=0)["returns"]
+    assert scored == evaluate_policy(policy, tiny_maml(1, normalised_actions=False), 3, 0)["returns"]
+    assert scored != evaluate_policy(policy, tiny_maml(1), 3, 0)["returns"]
+
+
 def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
     run = tmp_path / "run"
     train_maml_rl(tiny_maml(1), run, log=lambda _: None)
@@ -121,7 +139,7 @@ class PoisonedNavigation(PointNavigation):
     """Navigation whose rewards turn NaN for task 1 from the ``after``-th simulated step on."""
 
     def __init__(self, after: int) -> None:
-        super().__init__()
+        super().__init__(normalised_actions=True)
         object.__setattr__(self, "calls", [0])
         object.__setattr__(self, "after", after)
 
@@ -141,12 +159,12 @@ def test_a_nan_reward_names_the_task_and_step_and_leaves_the_last_checkpoint(tmp
     healthy = maml_rl_runs.task_family("navigation")
     poisoned = PoisonedNavigation(after=2 * 2 * 100 + 150)  # two iterations of two samplings of 100 steps, then NaN
     family = replace(healthy, simulator=lambda tasks, episodes: poisoned)
-    monkeypatch.setattr(maml_rl_runs, "task_family", lambda task: family)
+    monkeypatch.setattr(maml_rl_runs, "task_family", lambda *_: family)
     with pytest.raises(TaskError, match=r"a reward is not finite for task 1 \(task parameter \[.*\]\) at step 50"):
         train_maml_rl(config, tmp_path / "run", log=lambda _: None)
     state = load_tensors(tmp_path / "run" / "checkpoint.pt", "test")
     assert state["iteration"] == 2  # the last checkpoint, written before the fault, is intact
-    monkeypatch.setattr(maml_rl_runs, "task_family", lambda task: healthy)
+    monkeypatch.setattr(maml_rl_runs, "task_family", lambda *_: healthy)
     resumed = train_maml_rl(config, tmp_path / "run", log=lambda _: None)
     straight = train_maml_rl(config, tmp_path / "straight", log=lambda _: None)
     assert all(torch.equal(resumed[n], straight[n]) for n in straight)  # and resumes to the uninterrupted run

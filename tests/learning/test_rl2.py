@@ -1,6 +1,8 @@
 """RL² learns to learn: a GRU policy meta-trained by PPO on 2-armed bandits earns more per 10-pull trial on new
 bandits than random pulling, and its rollouts respect the trial structure."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -43,3 +45,26 @@ def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
     advantage, target = advantages(rewards, values, discount=0.9, gae_lambda=1.0)
     returns = torch.tensor([[1 + 0.9**2 * 2, 0.9 * 2, 2.0]])
     assert torch.allclose(advantage, returns - values) and torch.allclose(target, returns)
+
+
+def test_value_scale_is_training_on_rewards_divided_by_it():
+    """Advantages are standardised, so the scale only changes the units the value head learns in."""
+    trials = BanditTrials(arms=3, pulls=6)
+    torch.manual_seed(0)
+    scaled = RL2Policy(1, 3, hidden=8)
+    plain = RL2Policy(1, 3, hidden=8)
+    plain.load_state_dict(scaled.state_dict())
+    batch = rollout(
+        scaled, trials, trials.sample(16, torch.Generator().manual_seed(1)), torch.Generator().manual_seed(2)
+    )
+    divided = replace(batch, rewards=batch.rewards / 10)
+    for policy, data, config in ((scaled, batch, PPOConfig(value_scale=10.0)), (plain, divided, PPOConfig())):
+        torch.manual_seed(3)  # the same minibatch order
+        ppo_update(policy, torch.optim.Adam(policy.parameters(), lr=1e-2), data, config)
+    for a, b in zip(scaled.parameters(), plain.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    torch.manual_seed(0)
+    unscaled = RL2Policy(1, 3, hidden=8)  # and the scale does matter: the same rewards at scale one move elsewhere
+    torch.manual_seed(3)
+    ppo_update(unscaled, torch.optim.Adam(unscaled.parameters(), lr=1e-2), batch, PPOConfig())
+    assert any(not torch.allclose(a, b, atol=1e-4) for a, b in zip(unscaled.parameters(), scaled.parameters()))
