@@ -40,13 +40,21 @@ class RL2RunConfig:
     checkpoint_every: int = 25
 
 
+#: trials of 100 steps or more reach discounted returns in the tens: their value head learns in tenths
+LONG_TRIAL_VALUE_SCALE = 10.0
+
 PRESETS: dict[str, RL2RunConfig] = {
     **{
-        f"rl2-bandits-k{k}-n{n}": RL2RunConfig(f"rl2-bandits-k{k}-n{n}", "bandits", arms=k, pulls=n)
+        f"rl2-bandits-k{k}-n{n}": RL2RunConfig(
+            f"rl2-bandits-k{k}-n{n}", "bandits", arms=k, pulls=n, value_scale=1.0 if n < 100 else LONG_TRIAL_VALUE_SCALE
+        )
         for k in (5, 10, 50)
         for n in (10, 100, 500)
     },
-    **{f"rl2-mdp-n{n}": RL2RunConfig(f"rl2-mdp-n{n}", "mdps", episodes=n) for n in (10, 25, 50, 75, 100)},
+    **{
+        f"rl2-mdp-n{n}": RL2RunConfig(f"rl2-mdp-n{n}", "mdps", episodes=n, value_scale=LONG_TRIAL_VALUE_SCALE)
+        for n in (10, 25, 50, 75, 100)
+    },
 }
 
 
