@@ -441,16 +441,19 @@ def returns_while_adapting(
     steps: int,
     config: MAMLRLSettings,
     generator: torch.Generator,
+    later_step_scale: float = 0.5,
 ) -> Tensor:
     """Average return per task after 0..``steps`` adaptation steps, each on the episodes of the step before,
-    ``[steps + 1, tasks]``."""
+    ``[steps + 1, tasks]``. The first step has the inner step size, later ones ``later_step_scale`` times it
+    (the MAML authors' evaluation halves it after the first step)."""
     current, per_task, rows = {n: v.detach() for n, v in params.items()}, False, []
     for step in range(steps + 1):
         episodes = sample_episodes(current, env, goals, rollouts, generator)
         rows.append(episodes.returns)
         if step < steps:
             advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
+            lr = config.inner_lr * (1.0 if step == 0 else later_step_scale)
             with torch.no_grad():
-                current = adapt(current, episodes, advantages, config.inner_lr, 1, per_task=per_task)
+                current = adapt(current, episodes, advantages, lr, 1, per_task=per_task)
             per_task = True
     return torch.stack(rows)
