@@ -74,7 +74,7 @@ def main() -> None:
         f"({cpu:,} CPU s to evaluate, 2-core x86_64). Average return per episode (minus the summed distance to the goal) "
         f"on the same {args.tasks} held-out goals (seed 0) after each policy-gradient step on 20 episodes (the "
         "first of size 0.1, later ones 0.05, as the MAML authors' evaluation halves it), mean with a normal 95% "
-        "interval over goals. Trained: {trained or 'none'}; the random row is "
+        f"interval over goals. Trained: {trained or 'none'}; the random row is "
         "the untrained initialisation (seed 0) adapted the same way.",
         "",
         "| policy | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
