@@ -153,6 +153,21 @@ class FolderLock:
         self.release()
 
 
+def folder_in_use(folder: str | os.PathLike[str]) -> str | None:
+    """The process holding ``folder``'s :class:`FolderLock` (as written in the lock file), or None if it is free."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    if not path.exists():
+        return None
+    with open(path) as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return file.read().strip() or "unknown"
+    return None
+
+
 def matching_checkpoint(
     run: Path,
     config: dict[str, Any],

@@ -4,10 +4,11 @@ A table is a list of rows; each row names the preset that trains its run (the ru
 ``RUNS/<preset>``) and the fixed episodes it is scored on. Every row is evaluated on the versioned
 fixed test episodes (seed ``TEST_EPISODE_SEED``), so rows with the same setting are paired and the
 table reports each one's difference from the first row of its setting with a 95% CI. Finished runs
-are read; unfinished ones are scored at their best checkpoint so far and marked partial; missing
-ones are trained with ``--train-missing``, kept from the table written earlier (a machine may not hold
-every run folder: its row, provenance and per-episode scores carry over, marked as kept) or listed as
-not run.
+are read; unfinished ones are scored at their best checkpoint so far and marked partial, unless a
+process is training them at that moment (their checkpoints would change while they are scored: the
+earlier row is kept, or the row is listed as not run); missing ones are trained with
+``--train-missing``, kept from the table written earlier (a machine may not hold every run folder: its
+row, provenance and per-episode scores carry over, marked as kept) or listed as not run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from learntolearn.engine.model_file import load_run
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.trainer import Trainer
 from learntolearn.experiments.tables import TABLES, Row
-from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.files import folder_in_use, load_tensors, write_json, write_text
 
 
 def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
@@ -138,12 +139,16 @@ def reproduce(
         }
         if not (run / "config.json").exists() and train_missing:
             Trainer(row.config(), run, data_root=data_root, download=True, progress=progress).run()
-        kept = None if (run / "config.json").exists() else earlier.get((row.preset, row.setting()))
+        training_now = folder_in_use(run) if (run / "config.json").exists() else None
+        if training_now is not None:  # its checkpoints change under us: keep the earlier row, or list it as not run
+            record["training_now"] = f"process {training_now} is training it"
+        here = (run / "config.json").exists() and training_now is None
+        kept = None if here else earlier.get((row.preset, row.setting()))
         if kept is not None:
-            record = {**kept, **record, "kept": True}
+            record = {**{k: v for k, v in kept.items() if k != "training_now"}, **record, "kept": True}
             scores = kept.get("episode_accuracies")
             result = None if scores is None else Evaluation(torch.tensor(scores, dtype=torch.float64))
-        elif (run / "config.json").exists():
+        elif here:
             model = load_run(run, data_root)
             result = _cached_evaluation(run, row, model, episodes, data_root)
             ours = 100 * (1 - result.mean) if row.paper_is_error else 100 * result.mean
@@ -189,7 +194,8 @@ def to_markdown(table: str, results: list[dict]) -> str:
     for r in results:
         paper = "—" if r["paper"] is None else f"{r['paper']}" + (f" ± {r['paper_ci']}" if r["paper_ci"] else "")
         if r["status"] == "not run":
-            lines.append(f"| {r['preset']} | {r['setting']} | not run | {paper} | | | | | |")
+            busy = f" ({r['training_now']}: scored once it ends)" if r.get("training_now") else ""
+            lines.append(f"| {r['preset']} | {r['setting']} | not run{busy} | {paper} | | | | | |")
             continue
         metric = "error " if r["metric"].startswith("error") else ""
         paired = r.get("paired", {})
@@ -215,7 +221,8 @@ def to_markdown(table: str, results: list[dict]) -> str:
             f"{r['threads']} thread(s), {r['checkpoint']}"
         )
         if r.get("kept"):
-            training += f"; kept from the table at `{r['kept_from'][:10]}` (run folder not on this machine)"
+            why = f"{r['training_now']}" if r.get("training_now") else "run folder not on this machine"
+            training += f"; kept from the table at `{r['kept_from'][:10]}` ({why})"
         setting = r["setting"] + (f" ({r['note']})" if r.get("note") else "")
         lines.append(
             f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
