@@ -101,6 +101,19 @@ def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
     assert rows[0]["status"] == "partial" and rows[0]["steps"] == 40 and rows[0]["of_steps"] == 60
     assert rows[0]["checkpoint"] == "best.pt" and rows[2]["status"] == "not run"
     assert "partial: 40 of 60 steps" in harness.to_markdown("smoke", rows)
+    # While a process trains the run, its checkpoints change under the scorer: the row is not scored from it.
+    from learntolearn.files import FolderLock
+
+    harness.write_table("smoke", rows, tmp_path / "results")
+    with FolderLock(run):
+        busy = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)
+        assert busy[0]["status"] == "not run" and busy[0]["training_now"].startswith("process ")
+        assert "not run (process " in harness.to_markdown("smoke", busy)
+        earlier = harness.read_table("smoke", tmp_path / "results")
+        kept = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False, earlier=earlier)[0]
+        assert kept["kept"] and kept["ours"] == rows[0]["ours"]
+        assert "is training it)" in harness.to_markdown("smoke", [kept])
+    assert harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)[0]["status"] == "partial"
 
 
 def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outputs(tmp_path):
@@ -126,16 +139,3 @@ def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outp
     assert git_commit(tmp_path / "results") == head
     (tmp_path / "code.py").write_text("2\n")
     assert git_commit(tmp_path / "results") == head + "-dirty"
-    # While a process trains the run, its checkpoints change under the scorer: the row is not scored from it.
-    from learntolearn.files import FolderLock
-
-    harness.write_table("smoke", rows, tmp_path / "results")
-    with FolderLock(run):
-        busy = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)
-        assert busy[0]["status"] == "not run" and busy[0]["training_now"].startswith("process ")
-        assert "not run (process " in harness.to_markdown("smoke", busy)
-        earlier = harness.read_table("smoke", tmp_path / "results")
-        kept = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False, earlier=earlier)[0]
-        assert kept["kept"] and kept["ours"] == rows[0]["ours"]
-        assert "is training it)" in harness.to_markdown("smoke", [kept])
-    assert harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)[0]["status"] == "partial"
