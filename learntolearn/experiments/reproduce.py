@@ -72,7 +72,9 @@ def _training(run: Path) -> dict:
         state = load_tensors(run / "last.pt")
         steps, seconds = state["step"], state["train_seconds"]
     words = trained.get("command", "").split()
-    command = " ".join(["ltl", *words[1:]] if words and os.path.basename(words[0]) == "ltl" else words)
+    # the entry point as a script (python learntolearn/cli/main.py, as from a checkout) is the ltl command
+    is_ltl = words and (os.path.basename(words[0]) == "ltl" or words[0].endswith("learntolearn/cli/main.py"))
+    command = " ".join(["ltl", *words[1:]] if is_ltl else words)
     command = command or f"(not recorded: {run.name} predates command logging; see the README)"
     return {
         "status": "complete" if steps >= config.steps else "partial",

@@ -101,6 +101,12 @@ def test_a_partial_run_is_scored_at_its_best_checkpoint_and_marked(tmp_path):
     assert rows[0]["status"] == "partial" and rows[0]["steps"] == 40 and rows[0]["of_steps"] == 60
     assert rows[0]["checkpoint"] == "best.pt" and rows[2]["status"] == "not run"
     assert "partial: 40 of 60 steps" in harness.to_markdown("smoke", rows)
+    # A run started as a script from a checkout is listed as the ltl command it is.
+    provenance = json.loads((run / "provenance.json").read_text())
+    provenance["command"] = "/src/learntolearn/cli/main.py train --preset protonet-synthetic-smoke --threads 1"
+    (run / "provenance.json").write_text(json.dumps(provenance))
+    command = harness.reproduce("smoke", tmp_path / "runs", episodes=10, progress=False)[0]["command"]
+    assert command == "ltl train --preset protonet-synthetic-smoke --threads 1"
     # While a process trains the run, its checkpoints change under the scorer: the row is not scored from it.
     from learntolearn.files import FolderLock
 
