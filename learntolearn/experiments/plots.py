@@ -144,9 +144,10 @@ def plot_continual_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path
     return path
 
 
-def plot_rl_history(run: Path) -> Path:
-    """``training_curve.png`` of an RL run, per iteration: for MAML-RL the meta-batch's average return before and
-    after adapting (TRPO iterations), for RL² the mean total reward per trial of the iteration's tasks (PPO)."""
+def plot_rl_history(run: Path, path: Path | None = None) -> Path:
+    """The training curve of an RL run into ``path`` (default ``run/training_curve.png``), per iteration: for
+    MAML-RL the meta-batch's average return before and after adapting (TRPO iterations), for RL² the mean total
+    reward per trial of the iteration's tasks (PPO)."""
     from learntolearn.files import load_tensors
 
     state = load_tensors(run / "checkpoint.pt", "RL checkpoint")
@@ -166,7 +167,7 @@ def plot_rl_history(run: Path) -> Path:
         ax.plot(iterations, moving_average(list(history), window))
         ax.set(xlabel="PPO iteration", ylabel=f"total reward per trial (mean of {window} iterations)")
     fig.tight_layout()
-    path = run / "training_curve.png"
+    path = path or run / "training_curve.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

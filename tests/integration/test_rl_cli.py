@@ -188,3 +188,24 @@ def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_witho
     assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
     assert again["rl2_runs"][0]["kept_from"] == scored["commit"]
     assert "Kept from earlier tables (run folders not given): n=10." in (out / "rl2-mdps.md").read_text()
+
+
+def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_curve(tmp_path):
+    from learntolearn.rl.maml_rl_runs import evaluate_maml_rl
+
+    run, out, figures = tmp_path / "maml-rl-navigation", tmp_path / "results", tmp_path / "figures"
+    train_maml_rl(tiny_maml(2), run, log=lambda _: None)
+    script = [sys.executable, str(ROOT / "scripts/reproduce/maml_rl.py"), "--tasks", "3", "--steps", "1"]
+    paths = ["--out", str(out), "--figures", str(figures)]
+    subprocess.run([*script, *paths, "--run", str(run)], check=True, capture_output=True, cwd=ROOT)
+    record = json.loads((out / "maml-rl-navigation.json").read_text())
+    assert record["returns"]["MAML (ours)"] == evaluate_maml_rl(run, tasks=3, steps=1)["returns"]
+    assert set(record["returns"]) == {"MAML (ours)", "random initialisation"}
+    assert record["runs"][0]["iteration"] == 2 and len(record["runs"][0]["history"]) == 2
+    table = (out / "maml-rl-navigation.md").read_text()
+    assert "maml-rl-navigation 2 of 2 TRPO iterations" in table and "| random initialisation |" in table
+    assert (figures / "maml-rl-navigation-curve.png").stat().st_size > 1000
+    wrong = subprocess.run(
+        [*script, *paths, "--family", "cheetah-dir", "--run", str(run)], capture_output=True, text=True
+    )
+    assert wrong.returncode != 0 and "trained maml-rl-navigation, not a cheetah-dir run" in wrong.stderr

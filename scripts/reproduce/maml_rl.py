@@ -1,0 +1,152 @@
+"""MAML-RL (Finn et al. 2017, Section 5.3): average return after 0-3 policy-gradient steps on fixed held-out
+tasks, for trained runs (MAML, first-order MAML, the policy pretrained on all tasks) and the random
+initialisation, all on the same tasks and sampling noise so that differences are paired per task.
+
+    ltl rl train maml-rl-navigation --iterations N       (and pretrained-rl-navigation)
+    python scripts/reproduce/maml_rl.py --run runs/maml-rl-navigation --run runs/pretrained-rl-navigation
+    ltl rl train maml-rl-cheetah-dir                     (resumable: continue it with the same command)
+    python scripts/reproduce/maml_rl.py --family cheetah-dir --run runs/maml-rl-cheetah-dir
+    python scripts/update_docs.py --write
+
+Writes results/maml-rl-FAMILY.json (every task's average return after each step, per row; each run's settings,
+iterations, CPU time and training curve) and results/maml-rl-FAMILY.md, with provenance, and the first run's
+training curve as docs/figures/maml-rl-FAMILY-curve.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from learntolearn.engine.evaluate import confidence_interval
+from learntolearn.engine.provenance import provenance
+from learntolearn.errors import LtlError
+from learntolearn.experiments.plots import plot_rl_history
+from learntolearn.files import load_tensors, write_json, write_text
+from learntolearn.rl.maml_rl_runs import evaluate_maml_rl, evaluate_policy, initial_policy, preset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Family:
+    tasks: int  # held-out tasks scored
+    reward: str  # what one episode's return sums, for the table's caption
+
+
+FAMILIES = {
+    "navigation": Family(100, "minus the summed distance to the goal, over 100 steps; held-out goals"),
+    "cheetah-dir": Family(
+        40, "direction x forward velocity minus 0.05 |action|^2, over 200 steps; held-out directions (+1 or -1)"
+    ),
+    "cheetah-vel": Family(
+        40, "minus |forward velocity - goal| minus 0.05 |action|^2, over 200 steps; held-out goal velocities"
+    ),
+}
+ROWS = {
+    "maml-rl": "MAML (ours)",
+    "fomaml-rl": "first-order MAML (ours)",
+    "pretrained-rl": "pretrained on all tasks (ours)",
+}
+RANDOM_ROW = "random initialisation"
+
+
+def row_name(preset_name: str, family: str) -> str:
+    return ROWS.get(preset_name.removesuffix(f"-{family}"), preset_name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="navigation")
+    parser.add_argument("--run", type=Path, action="append", default=[], help="A MAML-RL run folder; repeatable.")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    parser.add_argument("--tasks", type=int, help="Held-out tasks (default: 100 goals for navigation, 40 otherwise).")
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    family = FAMILIES[args.family]
+    tasks = args.tasks or family.tasks
+    torch.set_num_threads(1)
+    started = time.process_time()
+    returns: dict[str, list[list[float]]] = {}
+    runs = []
+    for run in args.run:
+        state = load_tensors(run / "checkpoint.pt", "MAML-RL checkpoint")
+        trained_preset = state.get("config", {}).get("name", "?")
+        if not trained_preset.endswith(f"-{args.family}"):
+            raise LtlError(f"{run} trained {trained_preset}, not a {args.family} run; pass the --family it trained")
+        scored = evaluate_maml_rl(run, tasks=tasks, steps=args.steps)
+        returns[row_name(scored["preset"], args.family)] = scored["returns"]
+        runs.append(
+            {
+                "preset": scored["preset"],
+                "config": state["config"],
+                "iteration": scored["iteration"],
+                "cpu_seconds": scored["cpu_seconds"],
+                "history": state["history"],
+            }
+        )
+    random_config = preset(f"maml-rl-{args.family}")
+    returns[RANDOM_ROW] = evaluate_policy(initial_policy(random_config), random_config, tasks, args.steps)["returns"]
+    cpu = round(time.process_time() - started, 1)
+    record = {"tasks": tasks, "steps": args.steps, "runs": runs, "returns": returns, "cpu_seconds": cpu}
+    record.update(provenance())
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"maml-rl-{args.family}"
+    write_json(args.out / f"{name}.json", record)
+    if args.run:
+        args.figures.mkdir(parents=True, exist_ok=True)
+        plot_rl_history(args.run[0], args.figures / f"{name}-curve.png")
+    trained = ", ".join(
+        f"{run['preset']} {run['iteration']} of {run['config']['iterations']} TRPO iterations "
+        f"({run['cpu_seconds']:,.0f} CPU s)"
+        for run in runs
+    )
+    command = "python scripts/reproduce/maml_rl.py" + (
+        f" --family {args.family}" if args.family != "navigation" else ""
+    )
+    lines = [
+        f"Generated by `{command}` at commit `{record['commit'][:10]}` ({cpu:,} CPU s to evaluate, 2-core x86_64). "
+        f"Average return per episode ({family.reward}) on the same {tasks} tasks (seed 0) after each "
+        f"policy-gradient step on {random_config.rollouts} episodes (the first of size {random_config.inner_lr:g}, "
+        f"later ones {random_config.inner_lr / 2:g}, as the MAML authors' evaluation halves it), mean with a normal "
+        f"95% interval over tasks. Trained: {trained or 'none'}; the random row is the untrained initialisation "
+        "(seed 0) adapted the same way.",
+        "",
+        "| policy | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
+        "|---|" + "---|" * (args.steps + 1),
+    ]
+    for row, values in returns.items():
+        lines.append(
+            f"| {row} | "
+            + " | ".join(f"{step.mean():.2f} ± {confidence_interval(step):.2f}" for step in torch.tensor(values))
+            + " |"
+        )
+    reference = ROWS["maml-rl"]
+    if reference in returns:
+        lines += ["", f"Paired differences per task, {reference} minus each other row (mean ± 95% interval):", ""]
+        lines += [
+            "| against | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
+            "|---|" + "---|" * (args.steps + 1),
+        ]
+        ours = np.array(returns[reference])
+        for row, values in returns.items():
+            if row == reference:
+                continue
+            differences = torch.from_numpy(ours - np.array(values))
+            lines.append(
+                f"| {row} | "
+                + " | ".join(f"{d.mean():+.2f} ± {confidence_interval(d):.2f}" for d in differences)
+                + " |"
+            )
+    write_text(args.out / f"{name}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
