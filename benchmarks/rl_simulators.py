@@ -1,6 +1,7 @@
 """Episode sampling for meta-RL: the batched tensor simulator against gymnasium's SyncVectorEnv and
 AsyncVectorEnv on the same navigation tasks and policy, HalfCheetah through both vector environments, and the
-share of a MAML-RL navigation meta-iteration spent simulating, adapting and in TRPO.
+share of a MAML-RL meta-iteration (navigation, and HalfCheetah at the preset's size) spent simulating, adapting and
+in TRPO.
 
     python benchmarks/rl_simulators.py
 
@@ -20,6 +21,7 @@ from record import append
 from learntolearn.rl.gym_tasks import VectorTasks, cheetah_directions, point_navigation
 from learntolearn.rl.maml_rl import (
     MAMLRLSettings,
+    Simulator,
     adapt,
     init_policy,
     meta_objective,
@@ -85,18 +87,21 @@ def cheetah_rates(copies: int, horizon: int = 200) -> dict[str, float]:
     return {name: round(copies * horizon / value) for name, value in seconds.items()}
 
 
-def meta_iteration_shares(rounds: int = 3) -> dict[str, float]:
-    """Seconds per part of one navigation meta-iteration at the preset's size (20 tasks x 20 episodes)."""
-    config, env = MAMLRLSettings(), PointNavigation()
-    params = init_policy(2, 2, (100, 100), torch.Generator().manual_seed(0))
+def meta_iteration_shares(
+    env: Simulator, goals: Callable[[torch.Generator], torch.Tensor], sizes: tuple[int, int], tasks: int, rounds: int
+) -> dict[str, float]:
+    """Seconds per part of one meta-iteration of ``tasks`` tasks x 20 episodes (a preset's size), median of
+    ``rounds`` after one warm-up."""
+    config = MAMLRLSettings()
+    params = init_policy(*sizes, (100, 100), torch.Generator().manual_seed(0))
     for value in params.values():
         value.requires_grad_(True)
     generator = torch.Generator().manual_seed(1)
     parts: dict[str, list[float]] = {"simulating (both samples)": [], "advantages and adaptation": [], "TRPO": []}
     for _ in range(rounds + 1):
-        goals = env.sample(20, generator).float()
+        batch = goals(generator)
         start = time.perf_counter()
-        train = sample_episodes(params, env, goals, 20, generator)
+        train = sample_episodes(params, env, batch, 20, generator)
         simulated = time.perf_counter() - start
         start = time.perf_counter()
         advantages = normalised_advantages(train, config.discount, config.gae_lambda)
@@ -104,7 +109,7 @@ def meta_iteration_shares(rounds: int = 3) -> dict[str, float]:
             fast = adapt({n: v.detach() for n, v in params.items()}, train, advantages, config.inner_lr)
         adapting = time.perf_counter() - start
         start = time.perf_counter()
-        valid = sample_episodes(fast, env, goals, 20, generator)
+        valid = sample_episodes(fast, env, batch, 20, generator)
         simulated += time.perf_counter() - start
         start = time.perf_counter()
         trpo_step(params, meta_objective(params, train, valid, config), config.max_kl)
@@ -119,6 +124,18 @@ def meta_iteration_shares(rounds: int = 3) -> dict[str, float]:
     }
 
 
+def navigation_meta_iteration() -> dict[str, float]:
+    env = PointNavigation()
+    return meta_iteration_shares(env, lambda g: env.sample(20, g).float(), (2, 2), tasks=20, rounds=3)
+
+
+def cheetah_meta_iteration() -> dict[str, float]:
+    """HalfCheetah forward/backward at the preset's size: 40 tasks x 20 episodes of 200 steps, SyncVectorEnv."""
+    sampler = cheetah_directions()
+    with VectorTasks(sampler, 40, 20) as env:
+        return meta_iteration_shares(env, lambda g: sampler.sample(40, g), (17, 6), tasks=40, rounds=1)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     append(
@@ -129,7 +146,8 @@ def main() -> None:
             "navigation 20 tasks x 2 episodes (steps/s)": navigation_rates(20, 2, asynchronous=True),
             "navigation 20 tasks x 20 episodes (steps/s)": navigation_rates(20, 20, asynchronous=False),
             "cheetah 8 copies x 200 steps (steps/s)": cheetah_rates(8),
-            "navigation meta-iteration (s)": meta_iteration_shares(),
+            "navigation meta-iteration (s)": navigation_meta_iteration(),
+            "cheetah meta-iteration (s)": cheetah_meta_iteration(),
         },
     )
 

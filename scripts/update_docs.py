@@ -342,6 +342,14 @@ def section() -> str:
             f"advantages and the inner step, {shares['TRPO']} s in TRPO; simulating is "
             f"{100 * shares['share simulating']:.1f}% of it.",
         ]
+        if "cheetah meta-iteration (s)" in r:
+            parts = r["cheetah meta-iteration (s)"]
+            out[-1] += (
+                " One HalfCheetah forward/backward meta-iteration (40 tasks x 20 episodes of 200 steps, second order, "
+                f"SyncVectorEnv): {parts['simulating (both samples)']} s simulating, "
+                f"{parts['advantages and adaptation']} s for advantages and the inner step, {parts['TRPO']} s in TRPO; "
+                f"simulating is {100 * parts['share simulating']:.1f}% of it."
+            )
     for preset, r in latest("time_to_accuracy").items():
         reached = "; ".join(
             f"{accuracy}% "
