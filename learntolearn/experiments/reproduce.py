@@ -13,6 +13,7 @@ row, provenance and per-episode scores carry over, marked as kept) or listed as 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -34,14 +35,19 @@ from learntolearn.files import folder_in_use, load_tensors, write_json, write_te
 
 
 def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
-    """Per-episode accuracies of the run's checkpoint on the row's episodes, cached beside the run."""
+    """Per-episode accuracies of the run's checkpoint on the row's episodes, cached beside the run under the
+    checkpoint's content digest (so a copied folder keeps its cache; entries keyed by its modification time,
+    as earlier versions wrote them, are still read)."""
+    setting = f"{row.setting()}:{episodes}:seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}"
+    digest = hashlib.blake2b(model.source.read_bytes(), digest_size=16).hexdigest()
+    key = f"{model.source.name}:blake2b-{digest}:{setting}"
     stat = model.source.stat()
-    key = (
-        f"{model.source.name}:{stat.st_mtime_ns}:{stat.st_size}:{row.setting()}:{episodes}:"
-        f"seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}"
-    )
+    earlier_key = f"{model.source.name}:{stat.st_mtime_ns}:{stat.st_size}:{setting}"
     cache_path = run / "table_evaluations.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    if key not in cache and earlier_key in cache:
+        cache[key] = cache.pop(earlier_key)
+        write_json(cache_path, cache)
     if key in cache:
         return Evaluation(torch.tensor(cache[key], dtype=torch.float64))
     c = model.config.episodes

@@ -62,9 +62,27 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "evaluate", no_evaluation)
     again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
     assert [r["ours"] for r in again] == [r["ours"] for r in table["rows"]]
+    # the cache is keyed by the checkpoint's content: a copy with new modification times is not rescored
+    import shutil
+
+    shutil.copytree(tmp_path / "runs", tmp_path / "copied", copy_function=shutil.copy)
+    copied = harness.reproduce("smoke", tmp_path / "copied", episodes=40, progress=False)
+    assert [r["ours"] for r in copied] == [r["ours"] for r in table["rows"]]
+    # an entry keyed by modification time (as earlier versions wrote it) is read and re-keyed by content
+    cache_path = tmp_path / "runs" / "protonet-synthetic-smoke" / "table_evaluations.json"
+    by_content = json.loads(cache_path.read_text())
+    assert len(by_content) == 2, "the run's two rows (5-way and 3-way)"
+    by_time = {}
+    for key, scores in by_content.items():
+        name, _, setting = key.split(":", 2)
+        checkpoint = (tmp_path / "runs" / "protonet-synthetic-smoke" / name).stat()
+        by_time[f"{name}:{checkpoint.st_mtime_ns}:{checkpoint.st_size}:{setting}"] = scores
+    cache_path.write_text(json.dumps(by_time))
+    again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
+    assert [r["ours"] for r in again] == [r["ours"] for r in table["rows"]]
+    assert json.loads(cache_path.read_text()) == by_content
 
     # A machine without the reference's run folder keeps its row, and pairs against its kept episode scores.
-    import shutil
 
     shutil.rmtree(tmp_path / "runs" / "protonet-synthetic-smoke")
     earlier = harness.read_table("smoke", tmp_path / "results")
