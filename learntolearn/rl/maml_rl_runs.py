@@ -211,8 +211,11 @@ def is_maml_rl_run(run: Path) -> bool:
     return load_tensors(Path(run) / "checkpoint.pt", "RL checkpoint").get("algorithm") == ALGORITHM
 
 
-def evaluate_maml_rl(run: Path, tasks: int = 100, steps: int = 3) -> dict[str, Any]:
-    state = load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
+def evaluate_maml_rl(
+    run: Path, tasks: int = 100, steps: int = 3, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Score the run's checkpoint, or ``state`` read from it already (one read, while training may replace it)."""
+    state = state or load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
     config = MAMLRLRunConfig(**{**OLDER_DEFAULTS, **state["config"], "hidden": tuple(state["config"]["hidden"])})

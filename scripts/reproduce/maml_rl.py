@@ -80,7 +80,7 @@ def main() -> None:
         trained_preset = state.get("config", {}).get("name", "?")
         if not trained_preset.endswith(f"-{args.family}"):
             raise LtlError(f"{run} trained {trained_preset}, not a {args.family} run; pass the --family it trained")
-        scored = evaluate_maml_rl(run, tasks=tasks, steps=args.steps)
+        scored = evaluate_maml_rl(run, tasks=tasks, steps=args.steps, state=state)  # the checkpoint read once
         returns[row_name(scored["preset"], args.family)] = scored["returns"]
         runs.append(
             {
