@@ -73,9 +73,11 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
 
 
-def write_json(path: str | os.PathLike[str], value: Any) -> None:
-    """Write ``value`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(value, indent=2) + "\n")
+def write_json(path: str | os.PathLike[str], value: Any, compact: bool = False) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically (``compact``: without whitespace, for records of
+    many per-task numbers, which indented JSON spreads one per line)."""
+    text = json.dumps(value, separators=(",", ":")) if compact else json.dumps(value, indent=2)
+    write_text(path, text + "\n")
 
 
 def spreadsheet_text(cell: str) -> str:

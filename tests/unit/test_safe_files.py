@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -148,3 +149,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_writing_into_a_missing_folder_names_the_target(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"cannot write .*missing/out.csv: the folder .*missing does not exist"):
         write_text(tmp_path / "missing" / "out.csv", "x")
+
+
+def test_compact_json_keeps_the_value_on_one_line(tmp_path):
+    from learntolearn.files import write_json
+
+    record = {"totals": {"greedy": list(range(1000))}, "commit": "abc"}
+    write_json(tmp_path / "indented.json", record)
+    write_json(tmp_path / "compact.json", record, compact=True)
+    compact = (tmp_path / "compact.json").read_text()
+    assert json.loads(compact) == json.loads((tmp_path / "indented.json").read_text()) == record
+    assert compact.count("\n") == 1 and len(compact) * 2 < (tmp_path / "indented.json").stat().st_size
