@@ -96,6 +96,10 @@ TABLES.register("omniglot")(
         Row("reptile-omniglot-5w5s", 99.48, None, "Nichol et al. 2018, Table 1 (transductive)"),
         Row("reptile-omniglot-20w1s", 89.43, None, "Nichol et al. 2018, Table 1 (transductive)"),
         Row("reptile-omniglot-20w5s", 97.12, None, "Nichol et al. 2018, Table 1 (transductive)"),
+        *(
+            Row(f"metasgd-omniglot-{setting}", paper, None, "Li et al. 2017 (Meta-SGD), Omniglot table")
+            for setting, paper in (("5w1s", 99.53), ("5w5s", 99.93), ("20w1s", 95.93), ("20w5s", 98.97))
+        ),
         Row(
             "reptile-omniglot-5w1s-30k", 97.68, 0.04, "Nichol et al. 2018, Table 1 (transductive), on the full schedule"
         ),
