@@ -356,7 +356,7 @@ def section() -> str:
             + (
                 f"after {t['reached_after_cpu_minutes']} CPU minutes"
                 if t["reached_after_cpu_minutes"] is not None
-                else "not reached"
+                else f"not reached in the {r['curve'][-1]['cpu_minutes']} CPU minutes run ({r['curve'][-1]['step']:,} steps)"
             )
             + f" (target: within {t['cpu_minutes_allowed']})"
             for accuracy, t in r["targets"].items()
