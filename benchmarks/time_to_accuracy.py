@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from record import append
 
+from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.metrics import read_metrics
 from learntolearn.engine.sources import task_source
 from learntolearn.engine.trainer import Trainer
@@ -29,7 +30,7 @@ from learntolearn.experiments.presets import get_preset
 #: the issue's targets per preset: accuracy (%) -> CPU minutes allowed; steps between scorings; steps in all
 TARGETS = {
     "maml-omniglot-5w1s": ({96.0: 10, 98.7: 120}, 500, 20_000),
-    "protonet-omniglot-5w1s": ({98.8: 30}, 250, 4_000),
+    "protonet-omniglot-5w1s": ({98.8: 30}, 250, 6_000),
 }
 
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    reuse_freed_memory()  # as `ltl` does (LTL_REUSE_FREED_MEMORY=0: the C library's defaults)
     targets, every, steps = TARGETS[args.preset]
     preset = get_preset(args.preset).config
     run = dataclasses.replace(preset.run, steps=args.steps or steps, val_every=args.every or every, patience=0)

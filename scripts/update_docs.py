@@ -363,8 +363,10 @@ def section() -> str:
         )
         out += [
             "",
-            f"`python benchmarks/time_to_accuracy.py --preset {preset}`: accuracy on the {r['test_episodes']:,} fixed",
-            f"test episodes against training CPU time on one thread (commit `{r['commit'][:10]}`): {reached}.",
+            f"`python {r['command']}`: accuracy on the {r['test_episodes']:,} fixed test episodes against",
+            f"training CPU time on one thread (commit `{r['commit'][:10]}`"
+            + (", with uncommitted changes" if r["commit"].endswith("-dirty") else "")
+            + f"): {reached}.",
             "",
             "| step | CPU minutes | test accuracy % (95% CI) |",
             "|---|---|---|",
