@@ -350,7 +350,7 @@ def section() -> str:
                 f"{parts['advantages and adaptation']} s for advantages and the inner step, {parts['TRPO']} s in TRPO; "
                 f"simulating is {100 * parts['share simulating']:.1f}% of it."
             )
-    for preset, r in latest("time_to_accuracy").items():
+    for r in latest("time_to_accuracy").values():
         reached = "; ".join(
             f"{accuracy}% "
             + (
