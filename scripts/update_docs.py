@@ -366,6 +366,11 @@ def section() -> str:
             f"`python {r['command']}`: accuracy on the {r['test_episodes']:,} fixed test episodes against",
             f"training CPU time on one thread (commit `{r['commit'][:10]}`"
             + (", with uncommitted changes" if r["commit"].endswith("-dirty") else "")
+            + (
+                "; the C library's default malloc, not the reuse of freed memory `ltl` sets, so slower than `ltl train`"
+                if r.get("malloc") == "default"
+                else ""
+            )
             + f"): {reached}.",
             "",
             "| step | CPU minutes | test accuracy % (95% CI) |",
