@@ -18,10 +18,11 @@ def git_commit(directory: Path) -> str:
     """HEAD of the repository holding ``directory``, with ``-dirty`` when tracked code differs from it;
     "unknown" outside a repository.
 
-    Recorded outputs (``results/``, ``benchmarks/results/``) do not count as changes: a benchmark that
-    appends its second record is still running the committed code.
+    Recorded outputs (``results/``, ``benchmarks/results/``) and Markdown (the docs the tables are copied
+    into) do not count as changes: a benchmark that appends its second record is still running the
+    committed code.
     """
-    outputs = [":(top)", ":(top,exclude)results", ":(top,exclude)benchmarks/results"]
+    outputs = [":(top)", ":(top,exclude)results", ":(top,exclude)benchmarks/results", ":(top,exclude,glob)**/*.md"]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=directory

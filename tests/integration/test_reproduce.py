@@ -151,7 +151,7 @@ def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outp
         )
 
     assert git_commit(tmp_path) == "unknown"
-    for name in ("code.py", "results/table.md", "benchmarks/results/speed.jsonl"):
+    for name in ("code.py", "results/table.md", "benchmarks/results/speed.jsonl", "docs/results.md", "README.md"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("1\n")
     git("init", "-q")
@@ -160,6 +160,8 @@ def test_the_recorded_commit_is_dirty_for_changed_code_but_not_for_recorded_outp
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
     (tmp_path / "results/table.md").write_text("2\n")
     (tmp_path / "benchmarks/results/speed.jsonl").write_text("1\n2\n")
+    (tmp_path / "docs/results.md").write_text("2\n")
+    (tmp_path / "README.md").write_text("2\n")
     assert git_commit(tmp_path / "results") == head
     (tmp_path / "code.py").write_text("2\n")
     assert git_commit(tmp_path / "results") == head + "-dirty"
