@@ -35,6 +35,7 @@ class RL2RunConfig:
     iterations: int = 1000
     learning_rate: float = 1e-3
     gae_lambda: float = 0.3
+    discount: float = 0.99
     value_scale: float = 1.0  # see PPOConfig
     seed: int = 0
     checkpoint_every: int = 25
@@ -81,7 +82,12 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     policy = RL2Policy(trials.observations, trials.actions, config.hidden)
     optimiser = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
-    ppo = PPOConfig(learning_rate=config.learning_rate, gae_lambda=config.gae_lambda, value_scale=config.value_scale)
+    ppo = PPOConfig(
+        discount=config.discount,
+        learning_rate=config.learning_rate,
+        gae_lambda=config.gae_lambda,
+        value_scale=config.value_scale,
+    )
     iteration, cpu_before, history = 0, 0.0, []
     run.mkdir(parents=True, exist_ok=True)
     with FolderLock(run):

@@ -40,6 +40,24 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         train_rl2(small(iterations=4, hidden=32), tmp_path / "resumed")
 
 
+def test_an_rl2_run_written_before_the_discount_setting_resumes_at_the_old_discount(tmp_path):
+    from learntolearn.files import save_tensors
+
+    straight = train_rl2(small(iterations=4), tmp_path / "straight", log=lambda _: None)
+    train_rl2(small(iterations=2), tmp_path / "old", log=lambda _: None)
+    state = load_tensors(tmp_path / "old" / "checkpoint.pt", "test")
+    del state["config"]["discount"]
+    save_tensors(state, tmp_path / "old" / "checkpoint.pt")
+    resumed = train_rl2(small(iterations=4), tmp_path / "old", log=lambda _: None)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    # and the setting reaches PPO: the same run undiscounted ends elsewhere
+    undiscounted = train_rl2(small(iterations=4, discount=1.0), tmp_path / "undiscounted", log=lambda _: None)
+    assert not torch.equal(undiscounted.logits.weight, straight.logits.weight)
+    with pytest.raises(LtlError, match="other settings .*discount 0.99 -> 1.0"):
+        train_rl2(small(iterations=6, discount=1.0), tmp_path / "old")
+
+
 def test_evaluation_tasks_are_the_reference_tables_tasks():
     bandits = trials_of(preset("rl2-bandits-k10-n100")).sample(5, torch.Generator().manual_seed(0))
     assert torch.equal(bandits, BernoulliBandits(10).sample(5, torch.Generator().manual_seed(0)))
