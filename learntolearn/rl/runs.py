@@ -36,6 +36,7 @@ class RL2RunConfig:
     learning_rate: float = 1e-3
     gae_lambda: float = 0.3
     discount: float = 0.99
+    entropy: float = 0.01  # weight of the policy's entropy in PPO's loss
     value_scale: float = 1.0  # see PPOConfig
     seed: int = 0
     checkpoint_every: int = 25
@@ -84,6 +85,7 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
     ppo = PPOConfig(
         discount=config.discount,
+        entropy=config.entropy,
         learning_rate=config.learning_rate,
         gae_lambda=config.gae_lambda,
         value_scale=config.value_scale,

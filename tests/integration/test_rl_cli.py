@@ -40,22 +40,23 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         train_rl2(small(iterations=4, hidden=32), tmp_path / "resumed")
 
 
-def test_an_rl2_run_written_before_the_discount_setting_resumes_at_the_old_discount(tmp_path):
+@pytest.mark.parametrize(("setting", "old", "new"), [("discount", 0.99, 1.0), ("entropy", 0.01, 0.05)])
+def test_an_rl2_run_written_before_a_ppo_setting_resumes_at_its_old_value(tmp_path, setting, old, new):
     from learntolearn.files import save_tensors
 
     straight = train_rl2(small(iterations=4), tmp_path / "straight", log=lambda _: None)
     train_rl2(small(iterations=2), tmp_path / "old", log=lambda _: None)
     state = load_tensors(tmp_path / "old" / "checkpoint.pt", "test")
-    del state["config"]["discount"]
+    assert state["config"].pop(setting) == old
     save_tensors(state, tmp_path / "old" / "checkpoint.pt")
     resumed = train_rl2(small(iterations=4), tmp_path / "old", log=lambda _: None)
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
-    # and the setting reaches PPO: the same run undiscounted ends elsewhere
-    undiscounted = train_rl2(small(iterations=4, discount=1.0), tmp_path / "undiscounted", log=lambda _: None)
-    assert not torch.equal(undiscounted.logits.weight, straight.logits.weight)
-    with pytest.raises(LtlError, match="other settings .*discount 0.99 -> 1.0"):
-        train_rl2(small(iterations=6, discount=1.0), tmp_path / "old")
+    # and the setting reaches PPO: the same run with the other value ends elsewhere
+    changed = train_rl2(small(iterations=4, **{setting: new}), tmp_path / "changed", log=lambda _: None)
+    assert not torch.equal(changed.logits.weight, straight.logits.weight)
+    with pytest.raises(LtlError, match=f"other settings .*{setting} {old} -> {new}"):
+        train_rl2(small(iterations=6, **{setting: new}), tmp_path / "old")
 
 
 def test_evaluation_tasks_are_the_reference_tables_tasks():
