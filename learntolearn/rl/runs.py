@@ -33,11 +33,12 @@ class RL2RunConfig:
     hidden: int = 256
     tasks_per_iteration: int = 128
     iterations: int = 1000
-    learning_rate: float = 1e-3
-    gae_lambda: float = 0.3
-    discount: float = 0.99
-    entropy: float = 0.01  # weight of the policy's entropy in PPO's loss
-    value_scale: float = 1.0  # see PPOConfig
+    # PPO's settings, with PPOConfig's defaults (runs written before discount and entropy were settings used these)
+    learning_rate: float = PPOConfig.learning_rate
+    gae_lambda: float = PPOConfig.gae_lambda
+    discount: float = PPOConfig.discount
+    entropy: float = PPOConfig.entropy  # weight of the policy's entropy in PPO's loss
+    value_scale: float = PPOConfig.value_scale
     seed: int = 0
     checkpoint_every: int = 25
 
