@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from learntolearn.files import load_tensors, write_json
-from learntolearn.rl.runs import evaluate_rl2
+from learntolearn.rl.runs import PRESETS, evaluate_rl2
 
 
 def part_of(text: str) -> tuple[int, int]:
@@ -74,3 +74,14 @@ def rl2_columns(
         )
     kept, kept_records = kept_columns(table, row, tasks, seed, set(columns))
     return {**columns, **kept}, records + kept_records
+
+
+def partial_note(records: Sequence[dict]) -> str:
+    """A sentence naming the RL² columns whose run stopped short of its preset's iterations ('' if none)."""
+    short = []
+    for record in records:
+        config = record["config"]
+        planned = PRESETS[config["name"]].iterations if config["name"] in PRESETS else config["iterations"]
+        if record["iteration"] < planned:
+            short.append(f"{record['column']} ({record['iteration']:,} of {planned:,})")
+    return f" Partial RL² runs, scored at the iteration they reached: {', '.join(short)}." if short else ""

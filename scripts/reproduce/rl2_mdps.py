@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from parts import rl2_columns
+from parts import partial_note, rl2_columns
 
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
@@ -86,6 +86,7 @@ def main() -> None:
             "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same MDPs; "
             "— where not trained."
             + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
+            + partial_note(rl2_runs)
             if rl2_runs
             else "RL² rows follow when trained."
         ),

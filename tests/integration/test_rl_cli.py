@@ -202,11 +202,14 @@ def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_witho
         "| RL² (ours: GRU + PPO) |" in (out / "rl2-mdps.md").read_text()
         and "| — |" in (out / "rl2-mdps.md").read_text()
     )
+    partial = "Partial RL² runs, scored at the iteration they reached: n=10 (1 of 1,000)."
+    assert partial in (out / "rl2-mdps.md").read_text()  # 1 iteration of the preset's 1,000
     subprocess.run(script, check=True, capture_output=True, cwd=ROOT)  # the run folder not given: kept
     again = json.loads((out / "rl2-mdps.json").read_text())
     assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
     assert again["rl2_runs"][0]["kept_from"] == scored["commit"]
     assert "Kept from earlier tables (run folders not given): n=10." in (out / "rl2-mdps.md").read_text()
+    assert partial in (out / "rl2-mdps.md").read_text()
 
 
 def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_curve(tmp_path):
