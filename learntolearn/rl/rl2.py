@@ -63,17 +63,12 @@ Trials = BanditTrials | MDPTrials
 
 
 class RL2Policy(nn.Module):
-    """GRU over (observation, previous action, reward, done) -> action logits and a value.
+    """GRU over (observation, previous action, reward, done) -> action logits and a value."""
 
-    With ``separate_value`` the value is read from a second GRU over the same inputs, so that fitting the value
-    does not move the policy's recurrent state; the hidden state then stacks the two GRUs' states.
-    """
-
-    def __init__(self, observations: int, actions: int, hidden: int = 256, separate_value: bool = False) -> None:
+    def __init__(self, observations: int, actions: int, hidden: int = 256) -> None:
         super().__init__()
         self.observations, self.actions = observations, actions
         self.gru = nn.GRU(observations + actions + 2, hidden, batch_first=True)
-        self.value_gru = nn.GRU(observations + actions + 2, hidden, batch_first=True) if separate_value else None
         self.logits, self.value = nn.Linear(hidden, actions), nn.Linear(hidden, 1)
 
     def inputs(self, observation: Tensor, previous_action: Tensor, reward: Tensor, done: Tensor) -> Tensor:
@@ -85,13 +80,8 @@ class RL2Policy(nn.Module):
 
     def forward(self, inputs: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``inputs`` ``[tasks, steps, features]`` -> logits, values ``[tasks, steps]``, the last hidden state."""
-        if self.value_gru is None:
-            out, hidden = self.gru(inputs, hidden)
-            return self.logits(out), self.value(out).squeeze(-1), hidden
-        policy_state, value_state = (None, None) if hidden is None else (hidden[:1], hidden[1:])
-        out, policy_state = self.gru(inputs, policy_state)
-        value_out, value_state = self.value_gru(inputs, value_state)
-        return self.logits(out), self.value(value_out).squeeze(-1), torch.cat([policy_state, value_state])
+        out, hidden = self.gru(inputs, hidden)
+        return self.logits(out), self.value(out).squeeze(-1), hidden
 
 
 @dataclass

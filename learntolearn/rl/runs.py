@@ -39,7 +39,6 @@ class RL2RunConfig:
     discount: float = PPOConfig.discount
     entropy: float = PPOConfig.entropy  # weight of the policy's entropy in PPO's loss
     value_scale: float = PPOConfig.value_scale
-    separate_value: bool = False  # the value read from a GRU of its own (see RL2Policy)
     seed: int = 0
     checkpoint_every: int = 25
 
@@ -82,7 +81,7 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
     trials = trials_of(config)
     torch.manual_seed(config.seed)
-    policy = RL2Policy(trials.observations, trials.actions, config.hidden, config.separate_value)
+    policy = RL2Policy(trials.observations, trials.actions, config.hidden)
     optimiser = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(TRAINING_SEED_OFFSET + config.seed)
     ppo = PPOConfig(
@@ -136,7 +135,7 @@ def evaluate_rl2(run: Path, tasks: int = 1000, seed: int = EVALUATION_SEED) -> d
     state = load_tensors(Path(run) / "checkpoint.pt", "RL² checkpoint")
     config = RL2RunConfig(**state["config"])
     trials = trials_of(config)
-    policy = RL2Policy(trials.observations, trials.actions, config.hidden, config.separate_value)
+    policy = RL2Policy(trials.observations, trials.actions, config.hidden)
     policy.load_state_dict(state["policy"])
     parameters = trials.sample(tasks, torch.Generator().manual_seed(seed))
     totals = rollout(policy, trials, parameters, torch.Generator().manual_seed(seed + 1)).totals

@@ -70,27 +70,13 @@ def test_value_scale_is_training_on_rewards_divided_by_it():
     assert any(not torch.allclose(a, b, atol=1e-4) for a, b in zip(unscaled.parameters(), scaled.parameters()))
 
 
-@pytest.mark.parametrize("separate_value", [False, True])
-def test_a_trial_played_step_by_step_is_the_trial_rerun_whole(separate_value):
-    """PPO reruns each trial from its start: the state carried step by step (both GRUs' with a separate value)
-    must give the rollout's own log-probabilities and values."""
+def test_a_trial_played_step_by_step_is_the_trial_rerun_whole():
+    """PPO reruns each trial from its start: the state carried step by step must give the rollout's own
+    log-probabilities and values."""
     trials = MDPTrials(TabularMDPs(states=3, actions=2, horizon=4), episodes=3)
     torch.manual_seed(0)
-    policy = RL2Policy(trials.observations, trials.actions, hidden=8, separate_value=separate_value)
+    policy = RL2Policy(trials.observations, trials.actions, hidden=8)
     played = rollout(policy, trials, trials.sample(5, torch.Generator().manual_seed(0)), torch.Generator())
-    logits, values, hidden = policy(played.inputs)
+    logits, values, _ = policy(played.inputs)
     log_probs = torch.distributions.Categorical(logits=logits).log_prob(played.actions)
     assert torch.allclose(log_probs, played.log_probs, atol=1e-6) and torch.allclose(values, played.values, atol=1e-6)
-    assert hidden.shape == (2 if separate_value else 1, 5, 8)
-
-
-def test_a_separate_value_gru_keeps_the_value_regression_out_of_the_policy():
-    inputs = torch.randn(4, 6, 1 + 3 + 2)
-    for separate_value, reaches_policy in ((False, True), (True, False)):
-        torch.manual_seed(0)
-        policy = RL2Policy(1, 3, hidden=8, separate_value=separate_value)
-        _, values, _ = policy(inputs)
-        values.pow(2).sum().backward()
-        policy_grad = policy.gru.weight_hh_l0.grad
-        assert (policy_grad is not None and policy_grad.abs().sum() > 0) == reaches_policy
-        assert policy.logits.weight.grad is None
