@@ -7,12 +7,18 @@ fixes, at the start of an episode, a table of actions per (step, state):
 * oracle - the optimal finite-horizon policy of the true MDP (an upper bound no learner reaches);
 * PSRL (Strens 2000; Osband et al. 2013) - the optimal policy of one MDP drawn from the posterior: a
   Dirichlet(1 + counts) per transition row and, for the reward means, the normal posterior of the task
-  prior N(1, 1) with unit-variance rewards.
+  prior N(1, 1) with unit-variance rewards;
+* greedy and epsilon-greedy - the optimal policy of the MDP estimated from what was seen (certainty
+  equivalence; untried actions' transitions uniform), with a random action at each step with probability
+  epsilon, as in Osband's TabulaRL code, whose learners RL²'s Table 2 compares against. TabulaRL's default
+  prior values an untried action's reward at 0, below the tasks' mean of 1, so its greedy learner seldom
+  tries a new action once one has paid; the rows with untried actions worth the prior mean 1 explore.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -23,12 +29,14 @@ from learntolearn.rl.tasks import MDPParameters, TabularMDPs
 
 def optimal_actions(transitions: Tensor, reward_means: Tensor, horizon: int) -> tuple[Tensor, Tensor]:
     """Finite-horizon dynamic programming: the best action per (task, step, state) ``[T, H, S]`` and the
-    optimal expected return from each state at the first step ``[T, S]``."""
-    tasks, states, _ = reward_means.shape
+    optimal expected return from each state at the first step ``[T, S]``. ``reward_means`` is ``[T, S, A]``,
+    or ``[T, H, S, A]`` for rewards that differ from step to step."""
+    tasks, states = reward_means.shape[0], reward_means.shape[-2]
     values = torch.zeros(tasks, states, dtype=reward_means.dtype)
     best = torch.empty(tasks, horizon, states, dtype=torch.long)
     for step in reversed(range(horizon)):
-        q = reward_means + torch.einsum("tsan,tn->tsa", transitions, values)
+        rewards = reward_means if reward_means.dim() == 3 else reward_means[:, step]
+        q = rewards + torch.einsum("tsan,tn->tsa", transitions, values)
         values, best[:, step] = q.max(dim=-1)
     return best, values
 
@@ -60,6 +68,14 @@ class Posterior:
             ) / precision.sqrt()
         return transitions, means
 
+    def estimate(self, unseen_mean: float = 1.0, prior_weight: float = 1e-4) -> tuple[Tensor, Tensor]:
+        """The posterior-mean MDP under a nearly flat prior of weight ``prior_weight``: the empirical transition
+        frequencies and reward means where a (state, action) was tried, uniform transitions and reward mean
+        ``unseen_mean`` where it was not."""
+        counts = prior_weight + self.transitions
+        means = (prior_weight * unseen_mean + self.reward_sums) / (prior_weight + self.visits)
+        return counts / counts.sum(-1, keepdim=True), means
+
 
 #: (true parameters, posterior, generator) -> actions per (task, step, state) for the next episode
 Learner = Callable[[MDPParameters, Posterior, torch.Generator | None], Tensor]
@@ -87,10 +103,34 @@ def psrl_policy(mdps: TabularMDPs) -> Learner:
     return learner
 
 
+def greedy_policy(mdps: TabularMDPs, epsilon: float = 0.0, unseen_mean: float = 1.0) -> Learner:
+    """The optimal policy of the estimated MDP (ties broken at random; an untried action's reward mean taken to
+    be ``unseen_mean``), each action replaced by a random one with probability ``epsilon``."""
+    if not 0.0 <= epsilon <= 1.0:
+        raise TaskError(f"epsilon is a probability, between 0 and 1, not {epsilon}")
+
+    def learner(parameters: MDPParameters, posterior: Posterior, generator: torch.Generator | None) -> Tensor:
+        transitions, means = posterior.estimate(unseen_mean)
+        # a tiny reward of its own for every (step, state, action) breaks ties at random at every step
+        tie_break = 1e-9 * torch.rand(
+            len(means), mdps.horizon, *means.shape[1:], generator=generator, dtype=means.dtype
+        )
+        plan = optimal_actions(transitions, means[:, None] + tie_break, mdps.horizon)[0]
+        explore = torch.rand(plan.shape, generator=generator) < epsilon
+        return torch.where(explore, torch.randint(mdps.actions, plan.shape, generator=generator), plan)
+
+    return learner
+
+
+#: the table's rows in order; new learners go last, since each row's seed follows its position
 LEARNERS: dict[str, Callable[[TabularMDPs], Learner]] = {
     "random": random_policy,
     "PSRL": psrl_policy,
     "oracle (MDP known)": oracle_policy,
+    "greedy (untried: 0)": partial(greedy_policy, unseen_mean=0.0),
+    "epsilon-greedy 0.1 (untried: 0)": partial(greedy_policy, epsilon=0.1, unseen_mean=0.0),
+    "greedy (untried: prior mean 1)": greedy_policy,
+    "epsilon-greedy 0.1 (untried: prior mean 1)": partial(greedy_policy, epsilon=0.1),
 }
 
 

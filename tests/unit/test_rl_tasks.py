@@ -7,7 +7,14 @@ import torch
 
 from learntolearn.errors import TaskError
 from learntolearn.rl.bandits import STRATEGIES, gittins, gittins_indices, greedy, play, thompson, ucb1
-from learntolearn.rl.mdp_baselines import LEARNERS, Posterior, optimal_actions, psrl_policy, run_trials
+from learntolearn.rl.mdp_baselines import (
+    LEARNERS,
+    Posterior,
+    greedy_policy,
+    optimal_actions,
+    psrl_policy,
+    run_trials,
+)
 from learntolearn.rl.tasks import BernoulliBandits, MDPParameters, PointNavigation, TabularMDPs
 
 
@@ -145,10 +152,36 @@ def test_psrl_learns_within_a_trial_and_stays_below_the_oracle():
     }
     assert totals["random"] == pytest.approx(100, abs=6)  # reward means average 1 over 100 steps
     assert totals["random"] + 15 < totals["PSRL"] < totals["oracle (MDP known)"] - 30
+    for name in ("greedy (untried: 0)", "epsilon-greedy 0.1 (untried: 0)"):
+        assert totals["random"] + 15 < totals[name] < totals["greedy (untried: prior mean 1)"] - 5
+    assert totals["greedy (untried: prior mean 1)"] < totals["oracle (MDP known)"] - 30
     again = run_trials(psrl_policy(mdps), mdps, parameters, 10, generator(3)).mean().item()
     assert again == totals["PSRL"]
     with pytest.raises(TaskError, match="at least one episode"):
         run_trials(psrl_policy(mdps), mdps, parameters, 0)
+
+
+def test_greedy_exploits_the_best_action_seen_and_tries_unseen_ones_worth_more():
+    mdps = TabularMDPs(states=2, actions=3, horizon=1)
+    parameters = mdps.sample(2, generator())
+    posterior = Posterior(2, mdps)
+    state, following = torch.tensor([0, 0]), torch.tensor([1, 1])
+    # task 0 saw action 1 pay 3 (above the prior mean 1 of unseen actions); task 1 saw actions 0 and 1 pay less
+    posterior.update(state, torch.tensor([1, 0]), following, torch.tensor([3.0, 0.2], dtype=torch.float64))
+    posterior.update(state, torch.tensor([1, 1]), following, torch.tensor([3.0, 0.5], dtype=torch.float64))
+    for seed in range(20):
+        plan = greedy_policy(mdps)(parameters, posterior, generator(seed))
+        assert plan[0, 0, 0].item() == 1 and plan[1, 0, 0].item() == 2
+        unseen_worth_nothing = greedy_policy(mdps, unseen_mean=0.0)(parameters, posterior, generator(seed))
+        assert unseen_worth_nothing[:, 0, 0].tolist() == [1, 1]
+    transitions, means = posterior.estimate()
+    assert means[1, 0, :2].tolist() == pytest.approx([0.2, 0.5], abs=1e-3) and means[1, 0, 2].item() == 1.0
+    assert transitions[1, 0, 0].tolist() == pytest.approx([0.0, 1.0], abs=1e-3)
+    assert transitions[1, 0, 2].tolist() == pytest.approx([0.5, 0.5])
+    explored = torch.stack([greedy_policy(mdps, 1.0)(parameters, posterior, generator(seed)) for seed in range(300)])
+    assert torch.bincount(explored[:, 0, 0, 0], minlength=3).min().item() > 70  # epsilon 1: uniform
+    with pytest.raises(TaskError, match="between 0 and 1"):
+        greedy_policy(mdps, 1.5)
 
 
 def test_the_posterior_concentrates_on_what_was_seen():
