@@ -4,6 +4,8 @@ batch of tasks at once: each strategy maps the pulls and successes so far to the
 * random; the oracle (the best arm from the start, an upper bound no learner reaches);
 * greedy - every arm once, then the best empirical mean;
 * epsilon-greedy - greedy, but a random arm with probability ``epsilon``;
+* greedy on posterior means - the arm of highest Beta(1 + successes, 1 + failures) mean, so an untried arm is
+  worth 1/2 and one that failed once is left for another (with a random arm with probability ``epsilon``);
 * UCB1 (Auer et al. 2002) - every arm once, then the highest ``mean + c sqrt(2 ln t / n)``;
 * Thompson sampling (Thompson 1933) - a draw from each arm's Beta(1 + successes, 1 + failures) posterior;
 * the Gittins index (Gittins 1979) of each arm's Beta posterior for a discount factor: Bayes-optimal for the
@@ -65,6 +67,20 @@ def epsilon_greedy(epsilon: float = 0.1) -> Strategy:
     ) -> Tensor:
         explore = torch.rand(len(pulls), generator=generator) < epsilon
         chosen = greedy(pulls, successes, step, probabilities, generator)
+        return torch.where(explore, random_arm(pulls, successes, step, probabilities, generator), chosen)
+
+    return strategy
+
+
+def posterior_greedy(epsilon: float = 0.0) -> Strategy:
+    if not 0 <= epsilon <= 1:
+        raise TaskError(f"epsilon {epsilon} must lie in [0, 1]")
+
+    def strategy(
+        pulls: Tensor, successes: Tensor, step: int, probabilities: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        explore = torch.rand(len(pulls), generator=generator) < epsilon
+        chosen = argmax_random_ties((1 + successes) / (2 + pulls), generator)
         return torch.where(explore, random_arm(pulls, successes, step, probabilities, generator), chosen)
 
     return strategy
@@ -151,7 +167,11 @@ STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "UCB1": lambda: ucb1(1.0),
     "Thompson sampling": lambda: thompson,
     "oracle (best arm known)": lambda: oracle,
+    "greedy (posterior mean)": lambda: posterior_greedy(0.0),
+    "epsilon-greedy 0.1 (posterior mean)": lambda: posterior_greedy(0.1),
 }
+#: rows added to the table after its tuned rows: they draw their seeds after them, so earlier rows keep theirs
+LATER_ROWS = ("greedy (posterior mean)", "epsilon-greedy 0.1 (posterior mean)")
 
 
 def play(

@@ -22,7 +22,7 @@ from parts import partial_note, rl2_columns
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
-from learntolearn.rl.bandits import STRATEGIES, Strategy, epsilon_greedy, gittins, play, ucb1
+from learntolearn.rl.bandits import LATER_ROWS, STRATEGIES, Strategy, epsilon_greedy, gittins, play, ucb1
 from learntolearn.rl.tasks import BernoulliBandits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,9 @@ def main() -> None:
             best = max(grid, key=lambda value: scores[value])
             tuned_settings[name][f"k={k},n={n}"] = best
             learners[name] = family(best, n)
-        for offset, (name, strategy) in enumerate(learners.items()):
+        order = [name for name in learners if name not in LATER_ROWS] + list(LATER_ROWS)
+        for offset, name in enumerate(order):
+            strategy = learners[name]
             generator = torch.Generator().manual_seed(args.seed + 1 + offset)
             totals.setdefault(name, {})[f"k={k},n={n}"] = (
                 play(strategy, bandits, probabilities, n, generator).long().tolist()

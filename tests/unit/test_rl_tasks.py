@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from learntolearn.errors import TaskError
-from learntolearn.rl.bandits import STRATEGIES, gittins, gittins_indices, greedy, play, thompson, ucb1
+from learntolearn.rl.bandits import (
+    STRATEGIES,
+    gittins,
+    gittins_indices,
+    greedy,
+    play,
+    posterior_greedy,
+    thompson,
+    ucb1,
+)
 from learntolearn.rl.mdp_baselines import (
     LEARNERS,
     Posterior,
@@ -40,8 +49,19 @@ def test_learners_rank_as_theory_says_on_two_armed_bandits():
     }
     assert totals["random"] == pytest.approx(50, abs=2)
     assert totals["oracle (best arm known)"] == pytest.approx(80, abs=1.5)
-    for learner in ("UCB1", "Thompson sampling", "epsilon-greedy (0.1)"):
+    for learner in ("UCB1", "Thompson sampling", "epsilon-greedy (0.1)", "epsilon-greedy 0.1 (posterior mean)"):
         assert 65 < totals[learner] <= totals["oracle (best arm known)"] + 1, learner
+
+
+def test_greedy_on_posterior_means_keeps_an_arm_that_paid_and_leaves_one_that_failed_for_an_untried_one():
+    pulls = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    successes = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    probabilities = torch.full((2, 3), 0.5, dtype=torch.float64)
+    chosen = torch.stack([posterior_greedy()(pulls, successes, 2, probabilities, generator(s)) for s in range(50)])
+    assert (chosen[:, 0] == 0).all()  # paid once: mean 2/3 beats an untried arm's 1/2
+    assert set(chosen[:, 1].tolist()) == {1, 2}  # failed once (1/3): one of the untried arms, at random
+    with pytest.raises(TaskError, match="epsilon"):
+        posterior_greedy(-0.1)
 
 
 def test_greedy_and_ucb_try_every_arm_before_repeating_one():
