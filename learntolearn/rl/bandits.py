@@ -58,7 +58,14 @@ def greedy(
     return untried_first(pulls, successes / pulls.clamp(min=1), generator)
 
 
-def epsilon_greedy(epsilon: float = 0.1) -> Strategy:
+def posterior_mean_greedy(
+    pulls: Tensor, successes: Tensor, step: int, probabilities: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    return argmax_random_ties((1 + successes) / (2 + pulls), generator)
+
+
+def epsilon_greedy(epsilon: float = 0.1, exploit: Strategy = greedy) -> Strategy:
+    """``exploit``'s arm, or a random arm with probability ``epsilon``."""
     if not 0 <= epsilon <= 1:
         raise TaskError(f"epsilon {epsilon} must lie in [0, 1]")
 
@@ -66,21 +73,7 @@ def epsilon_greedy(epsilon: float = 0.1) -> Strategy:
         pulls: Tensor, successes: Tensor, step: int, probabilities: Tensor, generator: torch.Generator | None
     ) -> Tensor:
         explore = torch.rand(len(pulls), generator=generator) < epsilon
-        chosen = greedy(pulls, successes, step, probabilities, generator)
-        return torch.where(explore, random_arm(pulls, successes, step, probabilities, generator), chosen)
-
-    return strategy
-
-
-def posterior_greedy(epsilon: float = 0.0) -> Strategy:
-    if not 0 <= epsilon <= 1:
-        raise TaskError(f"epsilon {epsilon} must lie in [0, 1]")
-
-    def strategy(
-        pulls: Tensor, successes: Tensor, step: int, probabilities: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
-        explore = torch.rand(len(pulls), generator=generator) < epsilon
-        chosen = argmax_random_ties((1 + successes) / (2 + pulls), generator)
+        chosen = exploit(pulls, successes, step, probabilities, generator)
         return torch.where(explore, random_arm(pulls, successes, step, probabilities, generator), chosen)
 
     return strategy
@@ -167,8 +160,9 @@ STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "UCB1": lambda: ucb1(1.0),
     "Thompson sampling": lambda: thompson,
     "oracle (best arm known)": lambda: oracle,
-    "greedy (posterior mean)": lambda: posterior_greedy(0.0),
-    "epsilon-greedy 0.1 (posterior mean)": lambda: posterior_greedy(0.1),
+    # with epsilon 0 the draw of whether to explore is still made, as when the table's figures were computed
+    "greedy (posterior mean)": lambda: epsilon_greedy(0.0, posterior_mean_greedy),
+    "epsilon-greedy 0.1 (posterior mean)": lambda: epsilon_greedy(0.1, posterior_mean_greedy),
 }
 #: rows added to the table after its tuned rows: they draw their seeds after them, so earlier rows keep theirs
 LATER_ROWS = ("greedy (posterior mean)", "epsilon-greedy 0.1 (posterior mean)")

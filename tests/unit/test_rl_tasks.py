@@ -8,11 +8,12 @@ import torch
 from learntolearn.errors import TaskError
 from learntolearn.rl.bandits import (
     STRATEGIES,
+    epsilon_greedy,
     gittins,
     gittins_indices,
     greedy,
     play,
-    posterior_greedy,
+    posterior_mean_greedy,
     thompson,
     ucb1,
 )
@@ -57,11 +58,11 @@ def test_greedy_on_posterior_means_keeps_an_arm_that_paid_and_leaves_one_that_fa
     pulls = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
     successes = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     probabilities = torch.full((2, 3), 0.5, dtype=torch.float64)
-    chosen = torch.stack([posterior_greedy()(pulls, successes, 2, probabilities, generator(s)) for s in range(50)])
+    chosen = torch.stack([posterior_mean_greedy(pulls, successes, 2, probabilities, generator(s)) for s in range(50)])
     assert (chosen[:, 0] == 0).all()  # paid once: mean 2/3 beats an untried arm's 1/2
     assert set(chosen[:, 1].tolist()) == {1, 2}  # failed once (1/3): one of the untried arms, at random
     with pytest.raises(TaskError, match="epsilon"):
-        posterior_greedy(-0.1)
+        epsilon_greedy(-0.1, posterior_mean_greedy)
 
 
 def test_greedy_and_ucb_try_every_arm_before_repeating_one():
