@@ -6,10 +6,11 @@ benchmark environment with torch 2.14.1 and its matching torchvision 0.29.1:
 
     python -m venv /tmp/l2lvenv && . /tmp/l2lvenv/bin/activate
     pip install torch==2.14.1 torchvision==0.29.1 cython numpy scipy requests tqdm gym qpth
-    pip download learn2learn==0.2.0 --no-deps --no-binary :all: && tar xzf learn2learn-0.2.0.tar.gz
+    pip download learn2learn==0.2.0 --no-deps --no-binary learn2learn --no-build-isolation
+    tar xzf learn2learn-0.2.0.tar.gz
     (cd learn2learn-0.2.0 && rm learn2learn/data/*.c && python setup.py build_ext --inplace \
         && pip install --no-deps --no-build-isolation .)
-    pip install --no-deps -e .      # learntolearn, in the same environment
+    pip install pillow click pyyaml && pip install --no-deps -e .   # learntolearn, in the same environment
     python benchmarks/maml_end_to_end.py --data-root ../shared/data
 
 Setting: MAML's own Omniglot protocol, 5-way 1-shot with 1 query per class, meta-batch 32, one
