@@ -1,15 +1,20 @@
-"""Where a float32 training step's time goes, against this CPU's float32 matrix-multiply rate.
+"""Where a float32 training step's time goes, ours and a peer's, against this CPU's float32 matrix-multiply rate.
 
     python benchmarks/float32_limit.py
 
-For the settings of the peer benchmarks (ProtoNets 20-way 5-shot 15-query; second-order MAML 5-way 1-shot
-with 15 queries and with 1, meta-batch 32, one inner step), one training step of learntolearn's default
-path on one thread: its time, the share spent in convolutions (forward, backward and, for MAML, the
-backward of the backward), the rate the convolutions reach (their floating-point operations counted by
+For the settings of the peer benchmarks (ProtoNets 20-way 5-shot 15-query; MAML 5-way 1-shot with 15
+queries and with 1, meta-batch 32, one inner step, second and first order), one training step on one
+thread of learntolearn's default path and of the peer it is compared with (plain PyTorch MAML, the
+fastest peer in ``benchmarks/maml_peers.py`` or level with it; for ProtoNets our algorithm on the
+published conv4, which runs at easyfsl's rate in ``benchmarks/protonet_peers.py``): each step's time,
+the share spent in convolutions (forward, backward and, for second-order MAML, the backward of the
+backward), the rate the convolutions reach (their floating-point operations counted by
 ``torch.utils.flop_counter``, their time by the profiler), and the rate of a 1024 x 1024 float32 matrix
-product on the same core. The step cannot run faster than its convolutions at the rate they reach, so
-``1 / share`` bounds the speed-up left from everything else; the matrix-product rate bounds what faster
-convolutions could give.
+product on the same core.
+
+A step cannot run faster than its convolutions at the best rate either implementation reaches, so
+``bound_over_peer`` (the peer's step time over that) is the largest speed-up over the peer that any
+float32 implementation with these convolution kernels could show, with every other operator free.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import time
 from collections.abc import Callable
 
 import torch
-from maml_peers import make_model
-from protonet_peers import learntolearn_default
+from maml_peers import make_model, plain_pytorch
+from protonet_peers import learntolearn_default, ours_step, papers_conv4
 from record import append
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
@@ -44,24 +49,28 @@ def matmul_gflops(size: int = 1024, rounds: int = 7) -> float:
     return 2 * size**3 / statistics.median(times[1:]) / 1e9
 
 
-def maml_step(backbone: str, queries: int) -> tuple[Callable[[], None], str]:
+def maml_steps(backbone: str, queries: int, first_order: bool) -> tuple[dict[str, Callable[[], None]], str]:
     glyphs = load_synthetic(subset="train", image_size=28)
     sampler = EpisodeSampler(glyphs, 5, 1, queries, seed=0)
     batch = [sampler.sample() for _ in range(32)]
-    maml = MAML(make_model(backbone, "channels_last"), inner_lr=0.4, inner_steps=1)
+    maml = MAML(make_model(backbone, "channels_last"), inner_lr=0.4, inner_steps=1, first_order=first_order)
 
-    def step() -> None:
+    def ours() -> None:
         maml.zero_grad()
         accumulate_meta_gradient(maml, batch, len(batch))
 
-    return step, f"MAML second order, 5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step"
+    peer = plain_pytorch(backbone, first_order)
+    order = "first" if first_order else "second"
+    setting = f"MAML {order} order, 5-way 1-shot {queries}-query, meta-batch 32, {backbone} 28x28, 1 inner step"
+    return {"learntolearn": ours, "plain PyTorch": lambda: peer(batch)}, setting
 
 
-def protonet_step() -> tuple[Callable[[], None], str]:
+def protonet_steps() -> tuple[dict[str, Callable[[], None]], str]:
     glyphs = load_synthetic(subset="train", image_size=28)
     task = EpisodeSampler(glyphs, 20, 5, 15, seed=0).sample()
-    step = learntolearn_default()
-    return lambda: step(task), "ProtoNets, 20-way 5-shot 15-query, conv4 28x28"
+    ours, peer = learntolearn_default(), ours_step(papers_conv4())
+    steps = {"learntolearn": lambda: ours(task), "published conv4 (easyfsl's rate)": lambda: peer(task)}
+    return steps, "ProtoNets, 20-way 5-shot 15-query, conv4 28x28"
 
 
 def examine(step: Callable[[], None]) -> dict:
@@ -93,14 +102,31 @@ def examine(step: Callable[[], None]) -> dict:
     }
 
 
+def bound_over_peer(ours: dict, peer: dict) -> float:
+    """The peer's step time over the time of the fewer convolution FLOPs at the faster convolution rate."""
+    best_rate = max(ours["convolution_gflops"], peer["convolution_gflops"])
+    fewest = min(ours["convolution_gflop_per_step"], peer["convolution_gflop_per_step"])
+    return round(peer["step_s"] / (fewest / best_rate), 2)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     reuse_freed_memory()
     rate = matmul_gflops()
     rows = {}
-    for build in (protonet_step, lambda: maml_step("conv4", 15), lambda: maml_step("conv4-strided", 1)):
-        step, setting = build()
-        rows[setting] = examine(step)
+    settings = [
+        protonet_steps,
+        lambda: maml_steps("conv4", 15, False),
+        lambda: maml_steps("conv4", 15, True),
+        lambda: maml_steps("conv4-strided", 1, False),
+        lambda: maml_steps("conv4-strided", 1, True),
+    ]
+    for build in settings:
+        steps, setting = build()
+        (ours_name, ours), (peer_name, peer) = steps.items()
+        row = {ours_name: examine(ours), "peer": peer_name, peer_name: examine(peer)}
+        row["bound_over_peer"] = bound_over_peer(row[ours_name], row[peer_name])
+        rows[setting] = row
     append("float32_limit", {"setting": "training steps", "threads": 1, "matmul_gflops": round(rate, 1), "steps": rows})
 
 
