@@ -8,7 +8,7 @@ Setting of the issue: 5-way 1-shot, 15 queries per class, meta-batch 32, conv4 +
 the growth of the process's peak resident memory (``ru_maxrss``) over one meta-iteration after the
 model and episodes are built ("cold"), and over one meta-iteration after a warm-up iteration on one
 1-query task ("warm": one-time costs such as kernel caches and lazily loaded code excluded, the graph's
-peak included), the median of three processes each. learntolearn's default backpropagates the meta-batch
+peak included), the median of five processes each. learntolearn's default backpropagates the meta-batch
 in chunks of as many tasks as keep the saved graph within 128 MB (``graph_memory_mb``); "whole meta-batch"
 builds all 32 tasks' graphs at once and ``--tasks-per-backward 1`` goes task by task, as the higher and
 torchopt examples do, for the same gradient; first-order MAML keeps no second-order graph.
@@ -33,8 +33,8 @@ from learntolearn.data.synthetic import load_synthetic
 from learntolearn.engine.trainer import MetaBatchChunks, accumulate_meta_gradient
 
 INNER_LR, INNER_STEPS = 0.4, 5
-#: processes per configuration and mode; the figure is their median (peaks vary by about 15 MB run to run)
-REPEATS = 3
+#: processes per configuration and mode; the figure is their median (peaks vary by 15-30 MB run to run)
+REPEATS = 5
 
 
 def ours(tasks_per_backward: int = 0, graph_memory_mb: int = 128, first_order: bool = False):

@@ -5,10 +5,11 @@ The adapted ("fast") parameters of MAML, ANIL and Meta-SGD come from one loop,
     theta_{i+1} = theta_i - alpha * grad L_support(theta_i)            (Finn et al. 2017, Eq. 1)
 
 where ``alpha`` is a scalar (MAML) or a learned tensor per parameter (Meta-SGD, Li et al. 2017,
-Eq. 3). Gradients are taken with ``torch.func.grad``, which composes with ``vmap`` over tasks and
-with ordinary autograd outside: backpropagating through the returned parameters gives the exact
-second-order meta-gradient. With ``first_order=True`` the inner gradients are detached, which is
-first-order MAML: the meta-gradient drops exactly the terms that differentiate through them.
+Eq. 3). Gradients are taken with ``torch.autograd.grad`` in eager code, and with ``torch.func.grad``
+under a function transform (``vmap`` over tasks) or ``torch.compile``, where plain autograd cannot
+run (:func:`grad_and_loss`); either way backpropagating through the returned parameters gives the
+exact second-order meta-gradient. With ``first_order=True`` the inner gradients are detached, which
+is first-order MAML: the meta-gradient drops exactly the terms that differentiate through them.
 """
 
 from __future__ import annotations
@@ -45,6 +46,29 @@ class InnerLoopConfig(AlgorithmConfig):
         check_inner_settings(self.inner_lr, self.inner_steps, self.test_inner_steps)
 
 
+def in_function_transform() -> bool:
+    """Whether the caller runs under a ``torch.func`` transform (``vmap``, ``grad``) or is being compiled."""
+    # functorch has no public query for its current level; this is the one its own transforms read
+    return torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None
+
+
+def grad_and_loss(loss_fn: Callable[[Params], Tensor], params: Params, *, create_graph: bool) -> tuple[Params, Tensor]:
+    """The gradient of ``loss_fn`` at ``params`` and the loss, differentiable further if ``create_graph``.
+
+    Eager code uses ``torch.autograd.grad`` directly: ``torch.func.grad`` wraps every tensor at each call
+    and its first call imports TorchDynamo (tens of MB), neither of which eager code needs. Under a
+    function transform or ``torch.compile`` it is ``torch.func.grad_and_value``, which always keeps the
+    graph (``create_graph`` is then the caller's to honour by detaching).
+    """
+    if in_function_transform():
+        return torch.func.grad_and_value(loss_fn)(params)
+    with torch.enable_grad():
+        inputs = {n: p if p.requires_grad else p.detach().requires_grad_() for n, p in params.items()}
+        loss = loss_fn(inputs)
+        grads = torch.autograd.grad(loss, list(inputs.values()), create_graph=create_graph, allow_unused=True)
+    return {n: torch.zeros_like(p) if g is None else g for (n, p), g in zip(inputs.items(), grads, strict=True)}, loss
+
+
 def sgd_trajectory(
     loss_fn: Callable[[Params], Tensor],
     params: Params,
@@ -61,10 +85,9 @@ def sgd_trajectory(
     finite (counting ``steps_before`` steps already taken); it must be off under ``vmap``, where values
     cannot be inspected.
     """
-    grad_and_loss = torch.func.grad_and_value(loss_fn)
     trajectory = []
     for step in range(steps):
-        grads, loss = grad_and_loss(params)
+        grads, loss = grad_and_loss(loss_fn, params, create_graph=not first_order)
         if check_finite and not bool(torch.isfinite(loss)):
             raise FloatingPointError(
                 f"the inner-loop loss became {loss.item()} at inner step {steps_before + step + 1}; the inner learning rate "
@@ -113,7 +136,7 @@ def adam_step_no_momentum(
     The update is Kingma & Ba's Algorithm 1 in its efficient form (Section 2), with ``m_t = g_t``:
     ``p -= lr * sqrt(1 - beta2^t) * g / (sqrt(v_t) + eps)``.
     """
-    grads, loss = torch.func.grad_and_value(loss_fn)(params)
+    grads, loss = grad_and_loss(loss_fn, params, create_graph=False)
     if check_finite and not bool(torch.isfinite(loss)):
         raise FloatingPointError(
             f"the inner-loop loss became {loss.item()} at inner step {steps_before + 1}; the inner "
