@@ -84,6 +84,9 @@ class Algorithm(nn.Module, abc.ABC):
     needs_feature_maps: ClassVar[bool] = False
     #: can learn regression tasks (float targets, squared error) as well as classifications
     supports_regression: ClassVar[bool] = False
+    #: raised when what the algorithm scores on a given checkpoint and episode changes, so that cached
+    #: table evaluations are redone
+    evaluation_version: ClassVar[int] = 1
     #: where the algorithm's own random draws (shuffles in training) come from; None: torch's global generator
     generator: torch.Generator | None = None
 

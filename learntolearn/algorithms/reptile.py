@@ -60,6 +60,8 @@ class Reptile(GradientLearner):
     """Reptile over any ``nn.Module``: first-order inner steps, and an outer step towards the adapted weights."""
 
     Config = ReptileConfig
+    #: 2: test-time minibatches come from a fixed seed per adaptation (they came from the global generator)
+    evaluation_version = 2
     inner_adam_steps: Tensor
 
     def __init__(
@@ -87,12 +89,16 @@ class Reptile(GradientLearner):
 
     def minibatches(self, size: int, steps: int) -> list[Tensor | None]:
         """Support indices for each inner step: ``inner_batch`` (``test_inner_batch`` in evaluation) at a time
-        from shuffled passes, or None (all)."""
+        from shuffled passes, or None (all); evaluation shuffles with a fixed seed, as the baselines do."""
         batch = self.inner_batch if self.training else (self.test_inner_batch or self.inner_batch)
         if not batch or size <= batch:
             return [None] * steps
         passes = -(-batch * steps // size)
-        order = torch.cat([self.permutation(size) for _ in range(passes)])
+        if self.training:
+            order = torch.cat([self.permutation(size) for _ in range(passes)])
+        else:  # the same draws for every adaptation, so a test episode's score depends on that episode alone
+            draws = torch.Generator().manual_seed(0)
+            order = torch.cat([torch.randperm(size, generator=draws) for _ in range(passes)])
         return list(order[: batch * steps].view(steps, batch))
 
     def fast_weights(

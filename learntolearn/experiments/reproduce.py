@@ -36,9 +36,11 @@ from learntolearn.files import folder_in_use, load_tensors, write_json, write_te
 
 def _cached_evaluation(run: Path, row: Row, model, episodes: int, data_root: str | None) -> Evaluation:
     """Per-episode accuracies of the run's checkpoint on the row's episodes, cached beside the run under the
-    checkpoint's content digest (so a copied folder keeps its cache; entries keyed by its modification time,
-    as earlier versions wrote them, are still read)."""
+    checkpoint's content digest and the algorithm's evaluation version (so a copied folder keeps its cache;
+    entries keyed by its modification time, as earlier versions wrote them, are still read)."""
     setting = f"{row.setting()}:{episodes}:seed{TEST_EPISODE_SEED}:episode-set-v{EPISODE_SET_VERSION}"
+    if model.algorithm.evaluation_version > 1:
+        setting += f":evaluation-v{model.algorithm.evaluation_version}"
     digest = hashlib.blake2b(model.source.read_bytes(), digest_size=16).hexdigest()
     key = f"{model.source.name}:blake2b-{digest}:{setting}"
     stat = model.source.stat()

@@ -62,6 +62,13 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "evaluate", no_evaluation)
     again = harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
     assert [r["ours"] for r in again] == [r["ours"] for r in table["rows"]]
+    # an algorithm whose evaluation changed is rescored; the others keep their cached scores
+    from learntolearn.algorithms import ANIL
+
+    monkeypatch.setattr(ANIL, "evaluation_version", 2)
+    with pytest.raises(AssertionError, match="recomputed"):
+        harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)
+    monkeypatch.setattr(ANIL, "evaluation_version", 1)
     # the cache is keyed by the checkpoint's content: a copy with new modification times is not rescored
     import shutil
 

@@ -162,6 +162,26 @@ def test_reptile_inner_minibatches_are_shuffled_passes_over_the_support_set():
     assert [len(batch) for batch in seen] == [2, 2, 2], "training keeps inner_batch"
 
 
+def test_reptile_test_adaptation_depends_on_the_episode_alone():
+    """Minibatched test-time adaptation draws its minibatches from a fixed seed: an episode's adapted weights
+    do not depend on the global generator or on the episodes adapted before it; training keeps drawing."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, WAYS)).double()
+    first, second = tasks(count=2)
+    reptile = Reptile(model, inner_lr=0.1, inner_steps=3, test_inner_batch=2).eval()
+    torch.manual_seed(1)
+    alone = reptile.adapt(first.support_x, first.support_y)
+    torch.manual_seed(2)
+    reptile.adapt(second.support_x, second.support_y)
+    after_another = reptile.adapt(first.support_x, first.support_y)
+    for name in alone:
+        torch.testing.assert_close(after_another[name], alone[name], rtol=0, atol=0)
+    reptile.train()
+    reptile.inner_batch = 2
+    drawn = [reptile.adapt(first.support_x, first.support_y) for _ in range(2)]
+    assert any(not torch.equal(drawn[0][n], drawn[1][n]) for n in drawn[0]), "training minibatches are drawn afresh"
+
+
 def test_momentumless_adam_step_equals_torch_adam_with_beta1_zero():
     """With eps = 0 Kingma & Ba's efficient form and torch.optim.Adam's coincide; the moments carry over."""
     from learntolearn.algorithms.inner import adam_step_no_momentum
