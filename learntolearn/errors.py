@@ -40,3 +40,7 @@ class DivergedError(LtlError, FloatingPointError):
 
 class TaskError(LtlError, ValueError):
     """A task (support and query sets) does not fit the algorithm: wrong labels, shapes or number of ways."""
+
+
+class StoppedError(LtlError):
+    """Training was asked to stop (Ctrl-C or SIGTERM) and stopped at a checkpoint it can resume from."""

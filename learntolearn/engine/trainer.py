@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 import torch
 from torch import Tensor
@@ -37,9 +40,47 @@ from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.sources import TaskSource, task_source
-from learntolearn.errors import ConfigError, ModelFileError
+from learntolearn.errors import ConfigError, ModelFileError, StoppedError
 from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json
 from learntolearn.types import Task
+
+
+class StopRequests:
+    """While entered, the first SIGINT or SIGTERM is recorded in :attr:`signal` for the training loop to act on
+    after its current step; a second one gets the signal's usual handling. A no-op off the main thread."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal: str | None = None
+        self.previous: dict[int, object] = {}
+
+    def _request(self, number: int, frame: FrameType | None) -> None:
+        if self.signal is not None:  # asked twice: do what the signal would have done
+            self._restore()
+            signal.raise_signal(number)
+            return
+        self.signal = signal.Signals(number).name
+        tqdm.write(
+            f"{self.signal}: stopping after this step with a checkpoint (send it again to stop at once)",
+            file=sys.stderr,
+        )
+
+    def _restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        self.previous.clear()
+
+    def __enter__(self) -> StopRequests:
+        if self.enabled:
+            self.previous = {number: signal.getsignal(number) for number in self.SIGNALS}
+            for number in self.SIGNALS:
+                signal.signal(number, self._request)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
 
 
 def saved_graph_bytes(loss: Tensor) -> int:
@@ -238,6 +279,13 @@ class Trainer:
             self.metrics.write(record)
 
     def train(self) -> None:
+        """Meta-train to ``run.steps``; a first Ctrl-C or SIGTERM ends the current step, saves ``last.pt`` and
+        raises :class:`StoppedError` (a second one stops at once, losing the steps since the last checkpoint)."""
+        # ranks of a distributed job would stop at different steps and wait on each other; they keep the defaults
+        with StopRequests(enabled=not self.dist.enabled) as stop_requests:
+            self._train(stop_requests)
+
+    def _train(self, stop_requests: StopRequests) -> None:
         run = self.config.run
         self.algorithm.train()
         bar = tqdm(total=run.steps, initial=self.step, desc="meta-training", unit="step", disable=not self.progress)
@@ -283,11 +331,21 @@ class Trainer:
             if self.source.validation is not None and run.val_every and self.step % run.val_every == 0:
                 stop = self._validate() if self.dist.is_main else False
                 stop = broadcast_flag(stop) if self.dist.enabled else stop
-            if self.dist.is_main and (stop or self.step % run.checkpoint_every == 0 or self.step == run.steps):
+            checkpoint = stop or stop_requests.signal is not None
+            if self.dist.is_main and (checkpoint or self.step % run.checkpoint_every == 0 or self.step == run.steps):
                 save_tensors(self._state(), self.run_dir / "last.pt")
             if stop:
                 self._log({"step": self.step, "early_stop": True, self.best_key: self.best_value()})
                 break
+            if stop_requests.signal is not None:
+                self._close(bar)
+                raise StoppedError(
+                    f"stopped by {stop_requests.signal} at step {self.step} of {run.steps}, saved in "
+                    f"{self.run_dir / 'last.pt'}; continue with `ltl train --resume {self.run_dir}`"
+                )
+        self._close(bar)
+
+    def _close(self, bar: tqdm) -> None:
         bar.close()
         if self.metrics is not None:
             self.metrics.close()
