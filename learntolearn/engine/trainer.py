@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 import torch
 from torch import Tensor
@@ -40,47 +37,10 @@ from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.sources import TaskSource, task_source
+from learntolearn.engine.stopping import StopRequests
 from learntolearn.errors import ConfigError, ModelFileError, StoppedError
 from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json
 from learntolearn.types import Task
-
-
-class StopRequests:
-    """While entered, the first SIGINT or SIGTERM is recorded in :attr:`signal` for the training loop to act on
-    after its current step; a second one gets the signal's usual handling. A no-op off the main thread."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.signal: str | None = None
-        self.previous: dict[int, object] = {}
-
-    def _request(self, number: int, frame: FrameType | None) -> None:
-        if self.signal is not None:  # asked twice: do what the signal would have done
-            self._restore()
-            signal.raise_signal(number)
-            return
-        self.signal = signal.Signals(number).name
-        tqdm.write(
-            f"{self.signal}: stopping after this step with a checkpoint (send it again to stop at once)",
-            file=sys.stderr,
-        )
-
-    def _restore(self) -> None:
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
-        self.previous.clear()
-
-    def __enter__(self) -> StopRequests:
-        if self.enabled:
-            self.previous = {number: signal.getsignal(number) for number in self.SIGNALS}
-            for number in self.SIGNALS:
-                signal.signal(number, self._request)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
 
 
 def saved_graph_bytes(loss: Tensor) -> int:

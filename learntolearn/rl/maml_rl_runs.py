@@ -17,6 +17,7 @@ import torch
 from learntolearn.engine.distributed import Distributed, all_reduce_tensor, init_from_environment, shard
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.launch import launch_processes
+from learntolearn.engine.stopping import StopRequests
 from learntolearn.errors import LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.maml_rl import (
@@ -29,7 +30,7 @@ from learntolearn.rl.maml_rl import (
     no_reduce,
     returns_while_adapting,
 )
-from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET
+from learntolearn.rl.runs import EVALUATION_SEED, TRAINING_SEED_OFFSET, stopped_error
 from learntolearn.rl.tasks import PointNavigation
 
 ALGORITHM = "maml-rl"
@@ -122,7 +123,8 @@ def train_maml_rl(
     config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] = print, distributed: Distributed | None = None
 ) -> Params:
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one. With
-    ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints."""
+    ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints. In one
+    process, Ctrl-C or SIGTERM stops it after the current iteration with a checkpoint and raises StoppedError."""
     distributed = distributed or Distributed()
     family = task_family(config.task, config.normalised_actions)
     params = initial_policy(config)
@@ -134,7 +136,7 @@ def train_maml_rl(
     if distributed.is_main:
         run.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(run) if distributed.is_main else contextlib.nullcontext()
-    with lock, simulating(family, len(tasks), config.rollouts) as env:
+    with lock, simulating(family, len(tasks), config.rollouts) as env, StopRequests(not distributed.enabled) as stop:
         if distributed.enabled:
             reduce(torch.zeros(1))  # every rank waits until rank 0 holds the folder
         state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint", older_defaults=OLDER_DEFAULTS)
@@ -152,7 +154,8 @@ def train_maml_rl(
             before_mean, after_mean = (reduce(torch.stack([before.sum(), after.sum()])) / config.meta_batch).tolist()
             iteration += 1
             history.append((before_mean, after_mean, step.kl, float(step.accepted)))
-            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+            stopping = stop.signal is not None
+            if stopping or iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 cpu = cpu_before + float(reduce(torch.tensor([time.process_time() - started], dtype=torch.float64)))
                 if distributed.is_main:
                     save_tensors(
@@ -170,6 +173,8 @@ def train_maml_rl(
                     log(
                         f"iteration {iteration}: return {before_mean:.2f} before adapting, {after_mean:.2f} after, {cpu:.0f} CPU s"
                     )
+            if stop.signal is not None:
+                raise stopped_error(stop.signal, config, iteration, run, PRESETS)
     return {n: v.detach() for n, v in params.items()}
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from learntolearn.engine.evaluate import confidence_interval
-from learntolearn.errors import UnknownNameError
+from learntolearn.engine.stopping import StopRequests
+from learntolearn.errors import StoppedError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.rl2 import BanditTrials, MDPTrials, PPOConfig, RL2Policy, Trials, ppo_update, rollout
 from learntolearn.rl.tasks import TabularMDPs
@@ -71,6 +72,20 @@ def preset(name: str, seed: int | None = None, iterations: int | None = None) ->
     return replace(config, **changes)
 
 
+def stopped_error(signal_name: str, config: Any, iteration: int, run: Path, presets: dict[str, Any]) -> StoppedError:
+    """The error a run stopped by a signal ends with: where it stopped and the command that continues it."""
+    command = f"ltl rl train {config.name} --run {run}"
+    default = presets.get(config.name)
+    if default is not None and config.iterations != default.iterations:
+        command += f" --iterations {config.iterations}"
+    if config.seed != 0:
+        command += f" --seed {config.seed}"
+    return StoppedError(
+        f"stopped by {signal_name} at iteration {iteration} of {config.iterations}, saved in "
+        f"{run / 'checkpoint.pt'}; continue with `{command}`"
+    )
+
+
 def trials_of(config: RL2RunConfig) -> Trials:
     if config.task == "bandits":
         return BanditTrials(config.arms, config.pulls)
@@ -78,7 +93,8 @@ def trials_of(config: RL2RunConfig) -> Trials:
 
 
 def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print) -> RL2Policy:
-    """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one."""
+    """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one. Ctrl-C or
+    SIGTERM stops it after the current iteration with a checkpoint and raises :class:`StoppedError`."""
     trials = trials_of(config)
     torch.manual_seed(config.seed)
     policy = RL2Policy(trials.observations, trials.actions, config.hidden)
@@ -93,7 +109,7 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
     )
     iteration, cpu_before, history = 0, 0.0, []
     run.mkdir(parents=True, exist_ok=True)
-    with FolderLock(run):
+    with FolderLock(run), StopRequests() as stop_requests:
         checkpoint = run / "checkpoint.pt"
         state = matching_checkpoint(run, asdict(config), "RL² checkpoint")
         if state is not None:
@@ -111,7 +127,8 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
             ppo_update(policy, optimiser, batch, ppo)
             iteration += 1
             history.append(batch.totals.mean().item())
-            if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+            stopping = stop_requests.signal is not None
+            if stopping or iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 cpu = cpu_before + time.process_time() - started
                 save_tensors(
                     {
@@ -127,6 +144,8 @@ def train_rl2(config: RL2RunConfig, run: Path, log: Callable[[str], Any] = print
                     checkpoint,
                 )
                 log(f"iteration {iteration}: mean trial reward {batch.totals.mean().item():.2f}, {cpu:.0f} CPU s")
+            if stop_requests.signal is not None:
+                raise stopped_error(stop_requests.signal, config, iteration, run, PRESETS)
     return policy
 
 

@@ -2,8 +2,10 @@
 and are evaluated on the reference tables' own tasks."""
 
 import json
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
-from learntolearn.errors import ConfigError, LtlError, TaskError, UnknownNameError
+from learntolearn.errors import ConfigError, LtlError, StoppedError, TaskError, UnknownNameError
 from learntolearn.files import load_tensors
 from learntolearn.rl.maml_rl_runs import initial_policy, launch_maml_rl, train_maml_rl
 from learntolearn.rl.maml_rl_runs import preset as maml_preset
@@ -38,6 +40,54 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
         assert torch.equal(a, b)
     with pytest.raises(LtlError, match="other settings .*hidden 16 -> 32"):
         train_rl2(small(iterations=4, hidden=32), tmp_path / "resumed")
+
+
+@pytest.fixture
+def sigterm_fails():
+    """While a test runs, a SIGTERM that training does not catch fails it instead of ending the test process."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed on the main thread")
+
+    def uncaught(number, frame):
+        raise AssertionError("training did not catch SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, uncaught)
+    yield uncaught
+    signal.signal(signal.SIGTERM, previous)
+
+
+def signal_during(monkeypatch, module, name: str, call: int) -> None:
+    """Send this process SIGTERM from inside the ``call``-th call of ``module.name`` (one training iteration)."""
+    real, calls = getattr(module, name), []
+
+    def signalling(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            signal.raise_signal(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, signalling)
+
+
+def test_sigterm_stops_an_rl2_run_with_a_checkpoint_that_resumes_to_the_uninterrupted_run(
+    tmp_path, monkeypatch, sigterm_fails
+):
+    import learntolearn.rl.runs as runs
+
+    straight = train_rl2(small(iterations=5), tmp_path / "straight", log=lambda _: None)
+    signal_during(monkeypatch, runs, "ppo_update", call=3)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(
+        StoppedError,
+        match=r"SIGTERM at iteration 3 of 5, .*`ltl rl train rl2-bandits-k5-n10 --run .*stopped --iterations 5`",
+    ):
+        train_rl2(small(iterations=5), stopped, log=lambda _: None)
+    assert signal.getsignal(signal.SIGTERM) is sigterm_fails  # training put the handler back
+    assert load_tensors(stopped / "checkpoint.pt", "checkpoint")["iteration"] == 3  # not a periodic one (every 2)
+    monkeypatch.undo()
+    resumed = train_rl2(small(iterations=5), stopped, log=lambda _: None)
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize(("setting", "old", "new"), [("discount", 0.99, 1.0), ("entropy", 0.01, 0.05)])
@@ -102,6 +152,25 @@ def test_a_resumed_maml_rl_run_equals_an_uninterrupted_one(tmp_path):
         train_maml_rl(tiny_maml(3, inner_lr=0.2), tmp_path / "resumed")
     with pytest.raises(UnknownNameError, match="unknown MAML-RL preset"):
         maml_preset("maml-rl-cheetah")
+
+
+def test_sigterm_stops_a_maml_rl_run_with_a_checkpoint_that_resumes_to_the_uninterrupted_run(
+    tmp_path, monkeypatch, sigterm_fails
+):
+    import learntolearn.rl.maml_rl_runs as maml_rl_runs
+
+    straight = train_maml_rl(tiny_maml(3, checkpoint_every=3), tmp_path / "straight", log=lambda _: None)
+    signal_during(monkeypatch, maml_rl_runs, "meta_iteration", call=2)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(
+        StoppedError,
+        match=r"SIGTERM at iteration 2 of 3, .*`ltl rl train maml-rl-navigation --run .*stopped --iterations 3`",
+    ):
+        train_maml_rl(tiny_maml(3, checkpoint_every=3), stopped, log=lambda _: None)
+    assert load_tensors(stopped / "checkpoint.pt", "checkpoint")["iteration"] == 2
+    monkeypatch.undo()
+    resumed = train_maml_rl(tiny_maml(3, checkpoint_every=3), stopped, log=lambda _: None)
+    assert all(torch.equal(straight[n], resumed[n]) for n in straight)
 
 
 def test_a_maml_rl_run_written_before_normalised_actions_counts_as_raw_actions(tmp_path):
