@@ -30,6 +30,25 @@ def allocator(record: dict) -> str:
     return ", C library's default allocator" if "malloc" in record else ""
 
 
+def maml_peer_ratios(rates: dict[str, float]) -> str:
+    """The sentence under a maml_peers table, its ratios taken from the rates over the fastest peer in the table
+    (plain PyTorch, higher or torchopt; records before 2026-12-04 stored ratios over higher and torchopt only)."""
+    peers = {n: v for n, v in rates.items() if not n.startswith("learntolearn")}
+    if not peers:
+        return "No peer ran."
+    fastest = max(peers, key=peers.get)
+    ours = [v for n, v in rates.items() if n.startswith("learntolearn (")]
+    ours_float32 = [v for n, v in rates.items() if n.startswith("learntolearn (") and "bfloat16" not in n]
+    anil = [v for n, v in rates.items() if n.startswith("learntolearn ANIL")]
+    sentence = f"learntolearn's best path over the fastest peer ({fastest}): {max(ours) / peers[fastest]:.2f}x"
+    if ours_float32 and max(ours_float32) != max(ours):
+        sentence += f" ({max(ours_float32) / peers[fastest]:.2f}x with float32 query passes)"
+    sentence += "."
+    if anil:
+        sentence += f" ANIL over learntolearn's MAML: {max(anil) / max(ours):.2f}x."
+    return sentence
+
+
 def section() -> str:
     out = [
         "Printed by `python scripts/update_docs.py` from the JSON lines the benchmark scripts append",
@@ -108,17 +127,7 @@ def section() -> str:
         ]
         out += [f"| {name} | {rate} |" for name, rate in r["meta_iterations_per_s"].items()]
         out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
-        float32 = r.get("ours_float32_over_fastest_peer")
-        out += [
-            "",
-            f"learntolearn's best path over the fastest peer: {r['ours_over_fastest_peer']}x"
-            + (
-                f" ({float32}x with float32 query passes)."
-                if float32 and float32 != r["ours_over_fastest_peer"]
-                else "."
-            )
-            + (f" ANIL over learntolearn's MAML: {r['anil_over_maml']}x." if "anil_over_maml" in r else ""),
-        ]
+        out += ["", maml_peer_ratios(r["meta_iterations_per_s"])]
     rows = latest("maml_precision")
     if rows:
         variants = list(next(iter(rows.values()))["relative_distance_to_float64"])
