@@ -17,17 +17,26 @@ RESULTS = ROOT / "benchmarks" / "results"
 TABLES = ROOT / "results"
 
 
-def latest(name: str) -> dict[str, dict]:
+def latest(name: str, per_cpu: bool = False) -> dict[str, dict]:
+    """The last record of each setting (of each setting and CPU model with ``per_cpu``, records that do not
+    name their model counting as one more model), keyed by setting."""
     path = RESULTS / f"{name}.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if per_cpu:
+        last = {(r["setting"], r.get("cpu_model")): r for r in records}
+        return {
+            f"{setting}, on {cpu or 'an earlier CPU (model not recorded)'}": r for (setting, cpu), r in last.items()
+        }
     return {r["setting"]: r for r in records}
 
 
 def allocator(record: dict) -> str:
-    """How the record's process allocated memory, for benchmarks whose implementations share one process."""
+    """How the record's process allocated memory, for benchmarks whose implementations share one process,
+    and the processor where the record names it."""
+    machine = f", {record['cpu_model']} ({record['cpu_capability']})" if "cpu_model" in record else ""
     if record.get("malloc") == "reuse-freed":
-        return ", freed buffers reused for every implementation"
-    return ", C library's default allocator" if "malloc" in record else ""
+        return ", freed buffers reused for every implementation" + machine
+    return (", C library's default allocator" if "malloc" in record else "") + machine
 
 
 def maml_peer_ratios(rates: dict[str, float]) -> str:
@@ -52,8 +61,9 @@ def maml_peer_ratios(rates: dict[str, float]) -> str:
 def section() -> str:
     out = [
         "Printed by `python scripts/update_docs.py` from the JSON lines the benchmark scripts append",
-        "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPU, torch",
-        "2.13.0, other jobs sometimes running). Absolute rates are noisy; ratios come from one run.",
+        "to `benchmarks/results/`; each row records its commit and thread count (2-core x86_64 CPUs, torch",
+        "2.13.0, other jobs sometimes running). The CPU model has changed between sittings, and records name it",
+        "from 2026-12-04 on. Absolute rates are noisy and differ between models; ratios come from one run.",
         "",
     ]
     rows = latest("episode_sampling")
@@ -115,7 +125,7 @@ def section() -> str:
             + f" | `{r['commit'][:10]}`, {r['threads']} |"
             for k, r in rows.items()
         ]
-    for setting, r in latest("maml_peers").items():
+    for setting, r in latest("maml_peers", per_cpu=True).items():
         out += [
             "",
             "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",

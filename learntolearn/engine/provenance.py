@@ -39,6 +39,16 @@ def git_commit(directory: Path) -> str:
     return commit + ("-dirty" if changed else "")
 
 
+def cpu_model() -> str:
+    """The processor's marketing name (Linux's /proc/cpuinfo), "unknown" elsewhere: rates and even speed-up
+    ratios differ between CPUs of one architecture."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
 def provenance() -> dict[str, Any]:
     """Commit of this code (see :func:`git_commit`), command, machine and library versions."""
     return {
@@ -47,6 +57,8 @@ def provenance() -> dict[str, Any]:
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector instructions PyTorch's kernels use
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "malloc": malloc_setting(),
