@@ -7,6 +7,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.files import load_tensors, write_json
 from learntolearn.rl.runs import PRESETS, evaluate_rl2
 
@@ -85,3 +89,39 @@ def partial_note(records: Sequence[dict]) -> str:
         if record["iteration"] < planned:
             short.append(f"{record['column']} ({record['iteration']:,} of {planned:,})")
     return f" Partial RL² runs, scored at the iteration they reached: {', '.join(short)}." if short else ""
+
+
+def mean_and_interval(values: Sequence[float]) -> str:
+    """``mean ± half-width of the normal 95% interval``, one decimal."""
+    array = np.asarray(values, dtype=np.float64)
+    return f"{array.mean():.1f} ± {confidence_interval(torch.from_numpy(array)):.1f}"
+
+
+def totals_table(totals: dict[str, dict[str, list]], columns: dict[str, str]) -> list[str]:
+    """Markdown rows: each learner's mean total per column (``columns``: key in ``totals`` -> header), — where
+    the learner has no totals."""
+    lines = ["| learner | " + " | ".join(columns.values()) + " |", "|---|" + "---|" * len(columns)]
+    for name, by_column in totals.items():
+        cells = [mean_and_interval(by_column[c]) if c in by_column else "—" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_table(totals: dict[str, dict[str, list]], row: str, columns: dict[str, str]) -> list[str]:
+    """Markdown rows: ``row`` minus each other learner, task by task on the same tasks (mean ± 95% interval of
+    the per-task differences); none when ``row`` has no totals."""
+    if row not in totals:
+        return []
+    lines = [
+        f"| {row} minus | " + " | ".join(columns.values()) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name, by_column in totals.items():
+        if name == row:
+            continue
+        cells = [
+            mean_and_interval(np.subtract(totals[row][c], by_column[c])) if c in totals[row] and c in by_column else "—"
+            for c in columns
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

@@ -15,11 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from parts import partial_note, rl2_columns
+from parts import paired_table, partial_note, rl2_columns, totals_table
 
-from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 from learntolearn.rl.bandits import LATER_ROWS, STRATEGIES, Strategy, epsilon_greedy, gittins, play, ucb1
@@ -122,18 +120,13 @@ def main() -> None:
             else "RL² rows follow when trained."
         ),
         "",
-        "| learner | " + " | ".join(f"n={n}, k={k}" for k, n in SETTINGS) + " |",
-        "|---|" + "---|" * len(SETTINGS),
     ]
-    for name in totals:
-        cells = []
-        for column in columns:
-            if column not in totals[name]:
-                cells.append("—")
-                continue
-            values = np.array(totals[name][column])
-            cells.append(f"{values.mean():.1f} ± {confidence_interval(torch.from_numpy(values)):.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    headers = {f"k={k},n={n}": f"n={n}, k={k}" for k, n in SETTINGS}
+    lines += totals_table(totals, headers)
+    paired = paired_table(totals, RL2_ROW, headers)
+    if paired:
+        lines += ["", "Paired differences on the same tasks, RL² minus each learner (mean ± 95% interval):", ""]
+        lines += paired
     write_text(args.out / "rl2-bandits.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

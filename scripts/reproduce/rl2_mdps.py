@@ -15,11 +15,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from parts import partial_note, rl2_columns
+from parts import paired_table, partial_note, rl2_columns, totals_table
 
-from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
 from learntolearn.rl.mdp_baselines import LEARNERS, run_trials
@@ -91,18 +89,13 @@ def main() -> None:
             else "RL² rows follow when trained."
         ),
         "",
-        "| learner | " + " | ".join(f"n={n}" for n in EPISODES) + " |",
-        "|---|" + "---|" * len(EPISODES),
     ]
-    for name, by_n in totals.items():
-        cells = []
-        for n in EPISODES:
-            if f"n={n}" not in by_n:
-                cells.append("—")
-                continue
-            values = np.array(by_n[f"n={n}"])
-            cells.append(f"{values.mean():.1f} ± {confidence_interval(torch.from_numpy(values)):.1f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    headers = {f"n={n}": f"n={n}" for n in EPISODES}
+    lines += totals_table(totals, headers)
+    paired = paired_table(totals, RL2_ROW, headers)
+    if paired:
+        lines += ["", "Paired differences on the same MDPs, RL² minus each learner (mean ± 95% interval):", ""]
+        lines += paired
     write_text(args.out / "rl2-mdps.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -14,6 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from learntolearn.cli.main import cli
+from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.errors import ConfigError, LtlError, StoppedError, TaskError, UnknownNameError
 from learntolearn.files import load_tensors
 from learntolearn.rl.maml_rl_runs import initial_policy, launch_maml_rl, train_maml_rl
@@ -273,6 +274,11 @@ def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_witho
     )
     partial = "Partial RL² runs, scored at the iteration they reached: n=10 (1 of 1,000)."
     assert partial in (out / "rl2-mdps.md").read_text()  # 1 iteration of the preset's 1,000
+    difference = torch.tensor(scored["totals"]["RL² (ours: GRU + PPO)"]["n=10"], dtype=torch.float64) - torch.tensor(
+        scored["totals"]["PSRL"]["n=10"], dtype=torch.float64
+    )  # paired on the same MDPs, so the table can be checked against the stored totals
+    paired = f"| PSRL | {difference.mean():.1f} ± {confidence_interval(difference):.1f} | — | — | — | — |"
+    assert "RL² minus each learner" in (out / "rl2-mdps.md").read_text() and paired in (out / "rl2-mdps.md").read_text()
     subprocess.run(script, check=True, capture_output=True, cwd=ROOT)  # the run folder not given: kept
     again = json.loads((out / "rl2-mdps.json").read_text())
     assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
