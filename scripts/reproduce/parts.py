@@ -67,17 +67,48 @@ def rl2_columns(
     columns: dict[str, list] = {}
     records: list[dict] = []
     for run in runs:
-        config = load_tensors(run / "checkpoint.pt", "RL² checkpoint")["config"]
+        checkpoint = load_tensors(run / "checkpoint.pt", "RL² checkpoint")
+        config = checkpoint["config"]
         if config["task"] != task:
             raise SystemExit(f"{run} is an RL² {config['task']} run; this table scores {task} runs")
         scored = evaluate_rl2(run, tasks=tasks, seed=seed)
         column = column_of(config)
         columns[column] = [value_of(v) for v in scored["totals"]]
         records.append(
-            {"column": column, "config": config, "iteration": scored["iteration"], "cpu_seconds": scored["cpu_seconds"]}
+            {
+                "column": column,
+                "config": config,
+                "iteration": scored["iteration"],
+                "cpu_seconds": scored["cpu_seconds"],
+                "training_curve": curve_means(checkpoint.get("history") or []),
+            }
         )
     kept, kept_records = kept_columns(table, row, tasks, seed, set(columns))
     return {**columns, **kept}, records + kept_records
+
+
+#: PPO iterations per point of the training curves the tables record
+CURVE_WINDOW = 50
+
+
+def curve_means(history: Sequence[float]) -> list[float]:
+    """Mean total reward per trial over each ``CURVE_WINDOW`` iterations of a run's history (the last window
+    may be shorter), one decimal."""
+    windows = [history[i : i + CURVE_WINDOW] for i in range(0, len(history), CURVE_WINDOW)]
+    return [round(sum(w) / len(w), 1) for w in windows]
+
+
+def curves_note(records: Sequence[dict]) -> str:
+    """A sentence with the training curve of each RL² column that recorded one ('' if none)."""
+    curves = [
+        f"{r['column']}: {', '.join(f'{v:g}' for v in r['training_curve'])}" for r in records if r.get("training_curve")
+    ]
+    if not curves:
+        return ""
+    return (
+        f" Training curves (mean total reward per trial of the training tasks, per {CURVE_WINDOW} PPO iterations, "
+        f"from the runs' checkpoints): {'; '.join(curves)}."
+    )
 
 
 def partial_note(records: Sequence[dict]) -> str:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from parts import paired_table, partial_note, rl2_columns, totals_table
+from parts import curves_note, paired_table, partial_note, rl2_columns, totals_table
 
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
@@ -85,6 +85,7 @@ def main() -> None:
             "— where not trained."
             + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
             + partial_note(rl2_runs)
+            + curves_note(rl2_runs)
             if rl2_runs
             else "RL² rows follow when trained."
         ),

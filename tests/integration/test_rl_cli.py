@@ -279,6 +279,12 @@ def test_the_mdp_table_scores_an_rl2_run_on_its_tasks_and_keeps_its_column_witho
     )  # paired on the same MDPs, so the table can be checked against the stored totals
     paired = f"| PSRL | {difference.mean():.1f} ± {confidence_interval(difference):.1f} | — | — | — | — |"
     assert "RL² minus each learner" in (out / "rl2-mdps.md").read_text() and paired in (out / "rl2-mdps.md").read_text()
+    history = load_tensors(run / "checkpoint.pt", "test")["history"]
+    assert scored["rl2_runs"][0]["training_curve"] == [round(history[0], 1)]  # one iteration: one point
+    assert (
+        f"per 50 PPO iterations, from the runs' checkpoints): n=10: {round(history[0], 1):g}."
+        in (out / "rl2-mdps.md").read_text()
+    )
     subprocess.run(script, check=True, capture_output=True, cwd=ROOT)  # the run folder not given: kept
     again = json.loads((out / "rl2-mdps.json").read_text())
     assert again["totals"]["RL² (ours: GRU + PPO)"] == scored["totals"]["RL² (ours: GRU + PPO)"]
