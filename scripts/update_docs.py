@@ -30,7 +30,7 @@ def latest(name: str, per_cpu: bool = False) -> dict[str, dict]:
     return {r["setting"]: r for r in records}
 
 
-def allocator(record: dict) -> str:
+def process_setup(record: dict) -> str:
     """How the record's process allocated memory, for benchmarks whose implementations share one process,
     and the processor where the record names it."""
     machine = f", {record['cpu_model']} ({record['cpu_capability']})" if "cpu_model" in record else ""
@@ -130,7 +130,7 @@ def section() -> str:
             "",
             "`python benchmarks/maml_peers.py` (peers installed with `pip install higher torchopt` in a separate",
             f"environment): MAML, {setting}; median meta-iterations/s of interleaved rounds",
-            f"(commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):",
+            f"(commit `{r['commit'][:10]}`, {r['threads']} thread{process_setup(r)}):",
             "",
             "| implementation | meta-iterations/s |",
             "|---|---|",
@@ -222,7 +222,7 @@ def section() -> str:
             "",
             "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
             f"environment): Prototypical Networks training steps, {setting}; median episodes/s of interleaved",
-            f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread{allocator(r)}):",
+            f"rounds (commit `{r['commit'][:10]}`, {r['threads']} thread{process_setup(r)}):",
             "",
             "| implementation | episodes/s | over easyfsl |",
             "|---|---|---|",
