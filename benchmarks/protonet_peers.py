@@ -106,7 +106,9 @@ def ours_step(backbone: nn.Module):
 
 def learntolearn_default(bfloat16: bool = False):
     torch.manual_seed(0)
-    backbone = conv4()
+    backbone = (
+        conv4().use_fused_blocks()
+    )  # as `ltl` builds it for metric learners (EmbeddingAlgorithm.prepare_backbone)
     return ours_step(backbone.use_bfloat16() if bfloat16 else backbone)
 
 
@@ -125,6 +127,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="episodes per implementation per round")
     parser.add_argument("--ways", type=int, nargs="+", default=[20, 60])
     args = parser.parse_args()
+    torch.set_num_threads(1)  # the rates are per core, as in every peer comparison here
     reuse_freed_memory()  # as `ltl` does, for every implementation in this process (LTL_REUSE_FREED_MEMORY=0: off)
     if args.data_root:
         data, source = (

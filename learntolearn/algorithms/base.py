@@ -206,6 +206,12 @@ class EmbeddingAlgorithm(Algorithm):
 
     precisions = PRECISIONS
 
+    @classmethod
+    def prepare_backbone(cls, backbone: nn.Module, setting: ModelSetting) -> nn.Module:
+        """As for every algorithm, and a conv net's blocks fused in training (first derivatives suffice here)."""
+        backbone = super().prepare_backbone(backbone, setting)
+        return backbone.use_fused_blocks() if isinstance(backbone, ConvNet) else backbone
+
     @abc.abstractmethod
     def embed(self, x: Tensor) -> Tensor:
         """Embeddings of a batch of inputs."""

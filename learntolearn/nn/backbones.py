@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from learntolearn.nn.adapter import ResidualAdapter
+from learntolearn.nn.norm_pool import norm_pool_relu
 from learntolearn.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
@@ -30,6 +31,14 @@ class ConvNet(nn.Sequential):
     def use_contiguous_layout(self) -> ConvNet:
         self.channels_last = False
         return self.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+    def use_fused_blocks(self) -> ConvNet:
+        """Run each conv block's BatchNorm, pooling and ReLU as one fused operator in training steps
+        (:mod:`learntolearn.nn.norm_pool`): first derivatives only, so for metric learners, not MAML."""
+        for block in self.modules():
+            if isinstance(block, ConvBlock):
+                block.fused = True
+        return self
 
     def use_bfloat16(self) -> ConvNet:
         """Mixed precision: convolutions run under bfloat16 autocast, weights and outputs stay float32.
@@ -66,7 +75,19 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+class ConvBlock(nn.Sequential):
+    """Convolution, BatchNorm, 2x2 max-pooling and ReLU; with ``fused`` set, the last three run fused."""
+
+    fused = False
+
+    def forward(self, x):
+        if not self.fused:
+            return super().forward(x)
+        conv, norm = self[0], self[1]
+        return norm_pool_relu(conv(x), norm)
+
+
+def conv_block(in_channels: int, out_channels: int) -> ConvBlock:
     """3x3 convolution, BatchNorm, ReLU, 2x2 max-pooling (Vinyals et al. 2016, Snell et al. 2017).
 
     The ReLU runs after the pooling: ReLU is monotonic, so ``max(relu(x)) == relu(max(x))`` and
@@ -76,7 +97,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     gradient, and only costs time.
     State dicts saved with the bias still load: it is folded into the running mean (tested).
     """
-    block = nn.Sequential(
+    block = ConvBlock(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.MaxPool2d(2),

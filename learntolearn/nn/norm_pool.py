@@ -1,0 +1,178 @@
+"""BatchNorm, 2x2 max-pooling and ReLU in training mode, fused into a few passes over memory.
+
+A conv block's BatchNorm, pooling and ReLU cost PyTorch about six full-size passes forward and
+backward on channels-last CPU tensors (normalise, pool, zero-fill and scatter the pooling gradient,
+BatchNorm's two backward passes), and its channels-last BatchNorm sums in single precision. The C
+kernels in ``kernels/norm_pool.c`` do the same computation in four full-size passes (statistics twice
+and pooling forward, one pass backward), accumulating in double:
+
+* forward: ``mean``, ``var`` (biased) over N, H, W; ``y = x * scale + shift`` with ``scale = weight /
+  sqrt(var + eps)``; each 2x2 window keeps its largest ``y`` (the first one on ties, NaN wins, as
+  PyTorch's pooling), and the ReLU of it. The window's ``x`` and position are kept for backward.
+* backward: the gradient reaching ``y`` is ``g = grad_out`` (where the output is positive) at each
+  window's chosen position and zero elsewhere, so BatchNorm's backward, ``weight * invstd * (g -
+  mean(g) - xhat * mean(g * xhat))``, needs only sums over the pooled cells and one pass over ``x``.
+
+The kernels are compiled with the system C compiler on first use and cached per CPU instruction set
+(``$XDG_CACHE_HOME/learntolearn/kernels``); without a compiler, :func:`norm_pool_relu` runs PyTorch's
+own operators, with the same results up to float rounding. The fused path has a first derivative
+only: second-order methods (MAML) keep PyTorch's operators.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from learntolearn.data.roots import default_cache_root
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("kernels") / "norm_pool.c"
+#: compiler flags per vector instruction set PyTorch reports for this CPU
+VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"], "AVX2": ["-mavx2", "-mfma"]}
+
+_float_p = ctypes.POINTER(ctypes.c_float)
+_double_p = ctypes.POINTER(ctypes.c_double)
+_i64, _int = ctypes.c_int64, ctypes.c_int
+SIGNATURES = {
+    "batch_statistics": [_float_p, _i64, _i64, ctypes.c_double, _float_p, _float_p, _float_p, _int],
+    "normalise_pool_relu": [_float_p, _i64, _i64, _i64, _i64, _float_p, _float_p, _float_p, _float_p, _float_p, _int],
+    "gradient_sums": [_float_p, _float_p, _float_p, _i64, _i64, _float_p, _float_p, _double_p, _double_p, _int],
+    "input_gradient": [_float_p] * 4 + [_i64] * 4 + [_float_p] * 4 + [_int],
+}
+
+
+@cache
+def kernels() -> ctypes.CDLL | None:
+    """The compiled kernels, built into the cache on first use; None where they cannot be built."""
+    if os.environ.get("LTL_FUSED_KERNELS", "1") == "0":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        log.info("no C compiler found: BatchNorm, pooling and ReLU run as PyTorch's separate operators")
+        return None
+    flags = ["-O3", "-fopenmp", "-fPIC", "-shared", *VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + " ".join([compiler, platform.machine(), *flags]).encode()).hexdigest()[:16]
+    library = default_cache_root() / "kernels" / f"norm_pool-{key}.so"
+    if not library.exists():
+        library.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=library.parent) as work:
+            built = Path(work) / library.name
+            result = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built), "-lm"], capture_output=True)
+            if result.returncode != 0:
+                log.warning("could not compile %s (%s); using PyTorch's operators", SOURCE.name, result.stderr[-500:])
+                return None
+            os.replace(built, library)  # atomic: another process never loads a half-written file
+    lib = ctypes.CDLL(str(library))
+    for name, arguments in SIGNATURES.items():
+        getattr(lib, name).argtypes = arguments
+        getattr(lib, name).restype = None
+    return lib
+
+
+def _loaded() -> ctypes.CDLL:
+    lib = kernels()
+    assert lib is not None, "the fused path runs only where can_fuse found the kernels"
+    return lib
+
+
+def _p(t: Tensor, kind=_float_p):
+    return ctypes.cast(t.data_ptr(), kind)
+
+
+class _NormPoolReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+        lib, threads = _loaded(), torch.get_num_threads()
+        n, c, h, w = x.shape
+        mean, var, invstd = (x.new_empty(c) for _ in range(3))
+        lib.batch_statistics(_p(x), n * h * w, c, eps, _p(mean), _p(var), _p(invstd), threads)
+        scale = (weight.detach() * invstd).contiguous()
+        shift = (bias.detach() - mean * scale).contiguous()
+        pooled = (n, c, h // 2, w // 2)
+        out = torch.empty(pooled, memory_format=torch.channels_last)
+        chosen_x = torch.empty_like(out)
+        position = torch.empty_like(out)
+        lib.normalise_pool_relu(_p(x), n, h, w, c, _p(scale), _p(shift), _p(out), _p(chosen_x), _p(position), threads)
+        ctx.save_for_backward(x, out, chosen_x, position, mean, invstd, weight)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor, _grad_mean, _grad_var):
+        x, out, chosen_x, position, mean, invstd, weight = ctx.saved_tensors
+        lib, threads = _loaded(), torch.get_num_threads()
+        n, c, h, w = x.shape
+        grad_out = grad_out.contiguous(memory_format=torch.channels_last)
+        sum_g, sum_gx = (torch.empty(c, dtype=torch.float64) for _ in range(2))
+        lib.gradient_sums(
+            _p(grad_out),
+            _p(out),
+            _p(chosen_x),
+            out.numel() // c,
+            c,
+            _p(mean),
+            _p(invstd),
+            _p(sum_g, _double_p),
+            _p(sum_gx, _double_p),
+            threads,
+        )
+        count = n * h * w
+        k = weight.detach().double() * invstd.double()
+        slope = -k * invstd.double() * sum_gx / count
+        offset = -k * sum_g / count - slope * mean.double()
+        k, slope, offset = k.float(), slope.float(), offset.float()
+        grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+        lib.input_gradient(
+            _p(x), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(k), _p(slope), _p(offset), _p(grad_x), threads
+        )
+        return grad_x, sum_gx.float(), sum_g.float(), None
+
+
+def can_fuse(x: Tensor, norm: nn.BatchNorm2d) -> bool:
+    """Whether :func:`norm_pool_relu` runs the fused kernels on ``x``: a training step in float32 on the CPU."""
+    return (
+        norm.training
+        and norm.affine
+        and torch.is_grad_enabled()
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and x.dim() == 4
+        and x.shape[2] >= 2
+        and x.shape[3] >= 2
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and not torch.jit.is_scripting()
+        and not torch.compiler.is_compiling()
+        and norm.weight.dtype == torch.float32
+        and kernels() is not None
+    )
+
+
+def norm_pool_relu(x: Tensor, norm: nn.BatchNorm2d) -> Tensor:
+    """``relu(max_pool2d(norm(x), 2))``, with ``norm``'s running statistics updated as in training mode."""
+    if not can_fuse(x, norm):
+        return F.relu(F.max_pool2d(norm(x), 2))
+    out, mean, var = _NormPoolReLU.apply(x, norm.weight, norm.bias, norm.eps)
+    if norm.track_running_stats and norm.running_mean is not None and norm.running_var is not None:
+        with torch.no_grad():
+            norm.num_batches_tracked.add_(1)  # type: ignore[union-attr]
+            momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)  # type: ignore[arg-type]
+            count = x.numel() // x.shape[1]
+            norm.running_mean.lerp_(mean, momentum)
+            norm.running_var.lerp_(var * count / max(count - 1, 1), momentum)
+    return out

@@ -1,0 +1,139 @@
+"""The fused BatchNorm + max-pooling + ReLU of conv blocks against PyTorch's operators in float64."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from learntolearn.algorithms import PrototypicalNetworks
+from learntolearn.nn import norm_pool
+from learntolearn.nn.backbones import conv4
+from learntolearn.nn.norm_pool import can_fuse, norm_pool_relu
+
+pytestmark = pytest.mark.skipif(norm_pool.kernels() is None, reason="no C compiler to build the fused kernels")
+
+
+def reference(x: torch.Tensor, norm: nn.BatchNorm2d) -> torch.Tensor:
+    return F.relu(F.max_pool2d(norm(x), 2))
+
+
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def run(fn, x0, norm, grad, dtype):
+    """Outputs, input/weight/bias gradients and running statistics of one training step of ``fn``."""
+    norm = copy.deepcopy(norm).to(dtype)
+    x = channels_last(x0.to(dtype)).requires_grad_()
+    out = fn(x, norm)
+    out.backward(channels_last(grad.to(dtype)))
+    return [
+        t.detach().double()
+        for t in (out, x.grad, norm.weight.grad, norm.bias.grad, norm.running_mean, norm.running_var)
+    ]
+
+
+@pytest.mark.parametrize("shape", [(40, 8, 12, 12), (30, 16, 7, 7), (20, 8, 5, 6), (6, 64, 3, 3)])
+def test_fused_step_equals_pytorchs_operators_in_float64(shape):
+    torch.manual_seed(0)
+    x0 = torch.randn(shape) * 3 + 1
+    norm = nn.BatchNorm2d(shape[1])
+    with torch.no_grad():
+        norm.weight.normal_()  # negative scales too: the window's maximum is then its smallest x
+        norm.bias.normal_()
+    grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    expected = run(reference, x0, norm, grad, torch.float64)
+    fused = run(norm_pool_relu, x0, norm, grad, torch.float32)
+    for name, got, want in zip(["out", "grad x", "grad weight", "grad bias", "mean", "var"], fused, expected):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), name
+
+
+def test_ties_route_the_gradient_to_the_first_maximum_as_pytorch_does():
+    x0 = torch.randint(0, 3, (16, 4, 6, 6)).float()  # many equal values in each window
+    norm, grad = nn.BatchNorm2d(4), torch.randn(16, 4, 3, 3)
+    expected = run(reference, x0, norm, grad, torch.float64)
+    fused = run(norm_pool_relu, x0, norm, grad, torch.float32)
+    assert torch.allclose(fused[1], expected[1], atol=1e-5)
+
+
+def test_nan_propagates_as_through_pytorchs_operators():
+    x0 = torch.randn(4, 2, 4, 4)
+    x0[1, 0, 2, 3] = float("nan")
+    norm = nn.BatchNorm2d(2)
+    out = norm_pool_relu(channels_last(x0).requires_grad_(), copy.deepcopy(norm))
+    assert torch.equal(out.isnan(), reference(x0, copy.deepcopy(norm)).isnan())
+
+
+def test_results_do_not_depend_on_the_number_of_threads():
+    torch.manual_seed(1)
+    x0, norm, grad = torch.randn(64, 8, 10, 10), nn.BatchNorm2d(8), torch.randn(64, 8, 5, 5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run(norm_pool_relu, x0, norm, grad, torch.float32)
+        torch.set_num_threads(2)
+        two = run(norm_pool_relu, x0, norm, grad, torch.float32)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
+def test_only_float32_training_steps_with_gradients_are_fused():
+    x, norm = channels_last(torch.randn(4, 3, 6, 6)), nn.BatchNorm2d(3)
+    assert can_fuse(x, norm)
+    assert not can_fuse(x.contiguous(), nn.BatchNorm2d(3)) or x.shape[1] == 1
+    assert not can_fuse(x.double(), norm.double())
+    with torch.no_grad():
+        assert not can_fuse(x, norm)
+    assert not can_fuse(x, norm.eval())
+
+
+def test_without_the_kernels_the_same_function_runs_pytorchs_operators(monkeypatch):
+    torch.manual_seed(2)
+    x0, norm, grad = torch.randn(8, 4, 6, 6), nn.BatchNorm2d(4), torch.randn(8, 4, 3, 3)
+    fused = run(norm_pool_relu, x0, norm, grad, torch.float32)
+    monkeypatch.setattr(norm_pool, "kernels", lambda: None)
+    assert not can_fuse(channels_last(x0), norm)
+    plain = run(norm_pool_relu, x0, norm, grad, torch.float32)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(fused, plain))
+
+
+def test_a_fused_conv4_trains_protonets_as_the_plain_one_in_float64_and_keeps_its_state_dict():
+    torch.manual_seed(3)
+    plain = conv4().double()
+    fused = copy.deepcopy(plain).float().use_fused_blocks()
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    x, y = torch.rand(30, 1, 28, 28, dtype=torch.float64), torch.arange(5).repeat(6)
+    losses, grads = [], []
+    for backbone, inputs in ((plain, x), (fused, x.float())):
+        model = PrototypicalNetworks(backbone)
+        support, query = model.embed(inputs[:10]), model.embed(inputs[10:])
+        loss = model.query_loss(model.compare(support, y[:10], 5, query), y[10:])
+        losses.append(loss.double())
+        grads.append([g.double() for g in torch.autograd.grad(loss, list(backbone.parameters()))])
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5)
+    for want, got in zip(*grads):
+        assert (got - want).norm() < 1e-4 * want.norm()
+    for want, got in zip(plain.state_dict().values(), fused.state_dict().values()):
+        assert torch.allclose(got.double(), want.double(), rtol=1e-5, atol=1e-6)  # running statistics updated alike
+
+
+def test_metric_learners_fuse_and_gradient_learners_do_not():
+    from learntolearn.algorithms.base import ModelSetting
+    from learntolearn.algorithms.maml import MAML
+
+    setting = ModelSetting(output_shape=(64,), ways=5, max_ways=5, train_classes=10)
+    assert all(b.fused for b in PrototypicalNetworks.prepare_backbone(conv4(), setting)[:4])
+    assert not any(b.fused for b in MAML.prepare_backbone(conv4(), setting)[:4])
+
+
+def test_a_second_derivative_through_the_fused_op_is_refused():
+    x = channels_last(torch.randn(4, 3, 6, 6)).requires_grad_()
+    out = norm_pool_relu(x, nn.BatchNorm2d(3))
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        grad.sum().backward()
