@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from learntolearn.nn.adapter import ResidualAdapter
-from learntolearn.nn.norm_pool import norm_pool_relu
+from learntolearn.nn.norm_pool import conv_norm_pool_relu
 from learntolearn.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
@@ -83,8 +83,7 @@ class ConvBlock(nn.Sequential):
     def forward(self, x):
         if not self.fused:
             return super().forward(x)
-        conv, norm = self[0], self[1]
-        return norm_pool_relu(conv(x), norm)
+        return conv_norm_pool_relu(x, self[0], self[1])
 
 
 def conv_block(in_channels: int, out_channels: int) -> ConvBlock:

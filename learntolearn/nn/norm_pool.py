@@ -13,6 +13,13 @@ and pooling forward, one pass backward), accumulating in double:
   window's chosen position and zero elsewhere, so BatchNorm's backward, ``weight * invstd * (g -
   mean(g) - xhat * mean(g * xhat))``, needs only sums over the pooled cells and one pass over ``x``.
 
+On a first block, whose input is an image of a few channels that needs no gradient, the convolution
+is taken in as well and its full-size output is never stored: the convolution is linear, so its
+output's mean and variance per channel follow from the mean and covariance of the input's 3x3 patches
+(one pass over the small image), the pooling pass computes it on the fly, and its weight gradient is
+``k * sum(g * chosen patch) + slope * sum(patch * y) + offset * sum(patch)``, whose last two sums
+again follow from the patches' moments.
+
 The kernels are compiled with the system C compiler on first use and cached per CPU instruction set
 (``$XDG_CACHE_HOME/learntolearn/kernels``); without a compiler, :func:`norm_pool_relu` runs PyTorch's
 own operators, with the same results up to float rounding. The fused path has a first derivative
@@ -52,7 +59,12 @@ SIGNATURES = {
     "normalise_pool_relu": [_float_p, _i64, _i64, _i64, _i64, _float_p, _float_p, _float_p, _float_p, _float_p, _int],
     "gradient_sums": [_float_p, _float_p, _float_p, _i64, _i64, _float_p, _float_p, _double_p, _double_p, _int],
     "input_gradient": [_float_p] * 4 + [_i64] * 4 + [_float_p] * 4 + [_int],
+    "patch_moments": [_float_p] + [_i64] * 4 + [_double_p, _double_p, _int],
+    "conv_normalise_pool_relu": [_float_p] + [_i64] * 4 + [_float_p, _i64] + [_float_p] * 5 + [_int],
+    "chosen_patch_gradient": [_float_p] * 4 + [_i64] * 5 + [_double_p, _int],
 }
+#: the most input channels for which a block's convolution is recomputed in the fused kernels instead of stored
+MAX_RECOMPUTED_CHANNELS = 4
 
 
 @cache
@@ -119,29 +131,95 @@ class _NormPoolReLU(torch.autograd.Function):
         lib, threads = _loaded(), torch.get_num_threads()
         n, c, h, w = x.shape
         grad_out = grad_out.contiguous(memory_format=torch.channels_last)
-        sum_g, sum_gx = (torch.empty(c, dtype=torch.float64) for _ in range(2))
-        lib.gradient_sums(
-            _p(grad_out),
-            _p(out),
-            _p(chosen_x),
-            out.numel() // c,
-            c,
-            _p(mean),
-            _p(invstd),
-            _p(sum_g, _double_p),
-            _p(sum_gx, _double_p),
-            threads,
-        )
-        count = n * h * w
-        k = weight.detach().double() * invstd.double()
-        slope = -k * invstd.double() * sum_gx / count
-        offset = -k * sum_g / count - slope * mean.double()
-        k, slope, offset = k.float(), slope.float(), offset.float()
+        sum_g, sum_gx = _gradient_sums(lib, grad_out, out, chosen_x, mean, invstd, threads)
+        k, slope, offset = _gradient_coefficients(weight, mean, invstd, sum_g, sum_gx, n * h * w)
         grad_x = torch.empty_like(x, memory_format=torch.channels_last)
         lib.input_gradient(
             _p(x), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(k), _p(slope), _p(offset), _p(grad_x), threads
         )
         return grad_x, sum_gx.float(), sum_g.float(), None
+
+
+class _ConvNormPoolReLU(torch.autograd.Function):
+    """As :class:`_NormPoolReLU` with the block's convolution recomputed from its small input in each pass."""
+
+    @staticmethod
+    def forward(ctx, padded: Tensor, conv_weight: Tensor, weight: Tensor, bias: Tensor, eps: float):
+        lib, threads = _loaded(), torch.get_num_threads()
+        n, hp, wp, cin = padded.shape
+        h, w, c = hp - 2, wp - 2, conv_weight.shape[0]
+        taps = conv_weight.detach().permute(2, 3, 1, 0).reshape(9 * cin, c).contiguous()
+        patch_mean, patch_cov = (
+            torch.empty(9 * cin, dtype=torch.float64),
+            torch.empty(9 * cin, 9 * cin, dtype=torch.float64),
+        )
+        lib.patch_moments(_p(padded), n, h, w, cin, _p(patch_mean, _double_p), _p(patch_cov, _double_p), threads)
+        taps64 = taps.double()  # the convolution is linear: its output's moments follow from the patches'
+        mean64 = patch_mean @ taps64
+        var64 = (taps64 * (patch_cov @ taps64)).sum(0).clamp_min(0)
+        mean, var, invstd = mean64.float(), var64.float(), (var64 + eps).rsqrt().float()
+        scale = (weight.detach() * invstd).contiguous()
+        shift = (bias.detach() - mean * scale).contiguous()
+        out = torch.empty((n, c, h // 2, w // 2), memory_format=torch.channels_last)
+        chosen, position = torch.empty_like(out), torch.empty_like(out)
+        lib.conv_normalise_pool_relu(
+            _p(padded), n, h, w, cin, _p(taps), c, _p(scale), _p(shift), _p(out), _p(chosen), _p(position), threads
+        )
+        ctx.save_for_backward(padded, taps64, patch_mean, patch_cov, out, chosen, position, mean, invstd, weight)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor, _grad_mean, _grad_var):
+        padded, taps64, patch_mean, patch_cov, out, chosen, position, mean, invstd, weight = ctx.saved_tensors
+        lib, threads = _loaded(), torch.get_num_threads()
+        n, hp, wp, cin = padded.shape
+        h, w, c = hp - 2, wp - 2, taps64.shape[1]
+        grad_out = grad_out.contiguous(memory_format=torch.channels_last)
+        sum_g, sum_gx = _gradient_sums(lib, grad_out, out, chosen, mean, invstd, threads)
+        k, slope, offset = _gradient_coefficients(weight, mean, invstd, sum_g, sum_gx, n * h * w)
+        chosen_patches = torch.empty(9 * cin, c, dtype=torch.float64)
+        lib.chosen_patch_gradient(
+            _p(padded), _p(grad_out), _p(out), _p(position), n, h, w, cin, c, _p(chosen_patches, _double_p), threads
+        )
+        # sum over positions of patch * (k g + slope y + offset), with y = patch . taps (see the C source)
+        count = n * h * w
+        patch_times_output = count * (patch_cov + torch.outer(patch_mean, patch_mean)) @ taps64
+        grad_taps = (
+            k.double() * chosen_patches
+            + slope.double() * patch_times_output
+            + offset.double() * count * patch_mean[:, None]
+        )
+        grad_conv = grad_taps.float().reshape(3, 3, cin, c).permute(3, 2, 0, 1)
+        return None, grad_conv, sum_gx.float(), sum_g.float(), None
+
+
+def _gradient_sums(lib, grad_out: Tensor, out: Tensor, chosen: Tensor, mean: Tensor, invstd: Tensor, threads: int):
+    """sum(g) and sum(g * xhat) over the pooled cells, g the gradient that passes the ReLU (float64)."""
+    c = out.shape[1]
+    sum_g, sum_gx = (torch.empty(c, dtype=torch.float64) for _ in range(2))
+    lib.gradient_sums(
+        _p(grad_out),
+        _p(out),
+        _p(chosen),
+        out.numel() // c,
+        c,
+        _p(mean),
+        _p(invstd),
+        _p(sum_g, _double_p),
+        _p(sum_gx, _double_p),
+        threads,
+    )
+    return sum_g, sum_gx
+
+
+def _gradient_coefficients(weight: Tensor, mean: Tensor, invstd: Tensor, sum_g: Tensor, sum_gx: Tensor, count: int):
+    """BatchNorm's input gradient is ``k * g + slope * x + offset`` per channel: k, slope and offset."""
+    k = weight.detach().double() * invstd.double()
+    slope = -k * invstd.double() * sum_gx / count
+    offset = -k * sum_g / count - slope * mean.double()
+    return k.float(), slope.float(), offset.float()
 
 
 def can_fuse(x: Tensor, norm: nn.BatchNorm2d) -> bool:
@@ -168,11 +246,42 @@ def norm_pool_relu(x: Tensor, norm: nn.BatchNorm2d) -> Tensor:
     if not can_fuse(x, norm):
         return F.relu(F.max_pool2d(norm(x), 2))
     out, mean, var = _NormPoolReLU.apply(x, norm.weight, norm.bias, norm.eps)
+    _update_running_statistics(norm, mean, var, x.numel() // x.shape[1])
+    return out
+
+
+def recomputes_conv(x: Tensor, conv: nn.Conv2d) -> bool:
+    """Whether :func:`conv_norm_pool_relu` recomputes ``conv`` in the kernels: few input channels, which need
+    no gradient (images), and the conv block's 3x3 convolution with padding 1 and no bias."""
+    return (
+        conv.in_channels <= MAX_RECOMPUTED_CHANNELS
+        and not x.requires_grad
+        and conv.bias is None
+        and conv.kernel_size == (3, 3)
+        and conv.stride == (1, 1)
+        and conv.padding == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.groups == 1
+        and conv.padding_mode == "zeros"
+        and conv.weight.dtype == torch.float32
+    )
+
+
+def conv_norm_pool_relu(x: Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d) -> Tensor:
+    """``relu(max_pool2d(norm(conv(x)), 2))``; on few input channels the convolution's full-size output is
+    never stored (recomputed from ``x`` in each pass), else :func:`norm_pool_relu` after ``conv``."""
+    if not (x.dim() == 4 and recomputes_conv(x, conv) and can_fuse(x, norm)):
+        return norm_pool_relu(conv(x), norm)
+    padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous()  # (N, H+2, W+2, Cin)
+    out, mean, var = _ConvNormPoolReLU.apply(padded, conv.weight, norm.weight, norm.bias, norm.eps)
+    _update_running_statistics(norm, mean, var, x.shape[0] * x.shape[2] * x.shape[3])
+    return out
+
+
+def _update_running_statistics(norm: nn.BatchNorm2d, mean: Tensor, var: Tensor, count: int) -> None:
     if norm.track_running_stats and norm.running_mean is not None and norm.running_var is not None:
         with torch.no_grad():
             norm.num_batches_tracked.add_(1)  # type: ignore[union-attr]
             momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)  # type: ignore[arg-type]
-            count = x.numel() // x.shape[1]
             norm.running_mean.lerp_(mean, momentum)
             norm.running_var.lerp_(var * count / max(count - 1, 1), momentum)
-    return out

@@ -12,7 +12,7 @@ from torch import nn
 from learntolearn.algorithms import PrototypicalNetworks
 from learntolearn.nn import norm_pool
 from learntolearn.nn.backbones import conv4
-from learntolearn.nn.norm_pool import can_fuse, norm_pool_relu
+from learntolearn.nn.norm_pool import can_fuse, conv_norm_pool_relu, norm_pool_relu, recomputes_conv
 
 pytestmark = pytest.mark.skipif(norm_pool.kernels() is None, reason="no C compiler to build the fused kernels")
 
@@ -50,6 +50,40 @@ def test_fused_step_equals_pytorchs_operators_in_float64(shape):
     fused = run(norm_pool_relu, x0, norm, grad, torch.float32)
     for name, got, want in zip(["out", "grad x", "grad weight", "grad bias", "mean", "var"], fused, expected):
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), name
+
+
+@pytest.mark.parametrize("shape", [(40, 1, 12, 12), (30, 3, 7, 7), (12, 1, 5, 6)])
+def test_a_first_block_with_its_convolution_recomputed_equals_pytorchs_operators_in_float64(shape):
+    torch.manual_seed(4)
+    x = channels_last(torch.rand(shape))
+    conv = nn.Conv2d(shape[1], 32, 3, padding=1, bias=False)
+    norm = nn.BatchNorm2d(32)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    grad = channels_last(torch.randn(shape[0], 32, shape[2] // 2, shape[3] // 2))
+    assert recomputes_conv(x, conv) and can_fuse(x, norm)
+
+    def step(fn, dtype):
+        c, b = copy.deepcopy(conv).to(dtype), copy.deepcopy(norm).to(dtype)
+        out = fn(x.to(dtype), c, b)
+        out.backward(grad.to(dtype))
+        return [
+            t.detach().double() for t in (out, c.weight.grad, b.weight.grad, b.bias.grad, b.running_mean, b.running_var)
+        ]
+
+    expected = step(lambda x, c, b: reference(c(x), b), torch.float64)
+    fused = step(conv_norm_pool_relu, torch.float32)
+    for name, got, want in zip(["out", "grad conv", "grad weight", "grad bias", "mean", "var"], fused, expected):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), name
+
+
+def test_the_convolution_is_recomputed_only_for_inputs_without_gradient():
+    x, conv = channels_last(torch.rand(4, 1, 6, 6)), nn.Conv2d(1, 8, 3, padding=1, bias=False)
+    assert recomputes_conv(x, conv)
+    assert not recomputes_conv(x.clone().requires_grad_(), conv)
+    assert not recomputes_conv(torch.rand(4, 16, 6, 6), nn.Conv2d(16, 8, 3, padding=1, bias=False))
+    assert not recomputes_conv(x, nn.Conv2d(1, 8, 3, padding=1))  # a bias is not in the kernels
 
 
 def test_ties_route_the_gradient_to_the_first_maximum_as_pytorch_does():

@@ -3,7 +3,8 @@
  *
  * x is laid out [rows][C] with rows = N*H*W (channels-last); pooled tensors are [N*Ho*Wo][C].
  * Statistics are accumulated in double, per chunk of rows, with a fixed chunking so that results
- * do not depend on the number of threads. See learntolearn/nn/norm_pool.py for the formulas.
+ * do not depend on the number of threads. A first block on few input channels (images) also takes
+ * its 3x3 convolution in (the functions from patch_moments on). See learntolearn/nn/norm_pool.py.
  */
 #include <math.h>
 #include <stdint.h>
@@ -183,4 +184,220 @@ void input_gradient(const float *restrict x, const float *restrict grad_out, con
             }
         }
     }
+}
+
+/* ---- A first block on few input channels: 3x3 convolution (padding 1, no bias) fused in as well. ----
+ * Its output is recomputed from the small input image in every pass instead of being stored: xp is the
+ * input zero-padded and channels-last, [N][H+2][W+2][Cin]; w is the weight as [9 * Cin][C] (tap-major). */
+
+typedef float vec8 __attribute__((vector_size(32))); /* GCC/Clang vectors: AVX registers, or SSE pairs */
+
+static vec8 load8(const float *p) {
+    vec8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store8(float *p, vec8 v) { memcpy(p, &v, sizeof v); }
+
+/* the offsets of a 3x3 x Cin patch's entries from its top-left entry, tap-major as the weight */
+static void patch_offsets(int64_t row_stride, int64_t Cin, int64_t *offsets) {
+    for (int64_t dy = 0; dy < 3; dy++)
+        for (int64_t dx = 0; dx < 3; dx++)
+            for (int64_t ci = 0; ci < Cin; ci++) offsets[(dy * 3 + dx) * Cin + ci] = dy * row_stride + dx * Cin + ci;
+}
+
+/* acc[c] = sum_t patch[offsets[t]] * w[t][c]: 32 channels at a time in registers where C allows */
+static void conv_pixel(const float *restrict patch, const int64_t *restrict offsets, int64_t taps,
+                       const float *restrict w, int64_t C, float *restrict acc) {
+    int64_t c0 = 0;
+    for (; c0 + 32 <= C; c0 += 32) {
+        vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t t = 0; t < taps; t++) {
+            vec8 v = (vec8){0} + patch[offsets[t]];
+            const float *wt = w + t * C + c0;
+            a0 += v * load8(wt);
+            a1 += v * load8(wt + 8);
+            a2 += v * load8(wt + 16);
+            a3 += v * load8(wt + 24);
+        }
+        store8(acc + c0, a0);
+        store8(acc + c0 + 8, a1);
+        store8(acc + c0 + 16, a2);
+        store8(acc + c0 + 24, a3);
+    }
+    for (int64_t c = c0; c < C; c++) {
+        float a = 0.0f;
+        for (int64_t t = 0; t < taps; t++) a += patch[offsets[t]] * w[t * C + c];
+        acc[c] = a;
+    }
+}
+
+static const float *patch_at(const float *xp, int64_t H, int64_t W, int64_t Cin, int64_t n, int64_t h, int64_t w) {
+    return xp + ((n * (H + 2) + h) * (W + 2) + w) * Cin;
+}
+
+/* the pixel at flat index p as (n, h, w), advanced without divisions */
+typedef struct {
+    int64_t n, h, w;
+} pixel_t;
+
+static pixel_t pixel_at(int64_t p, int64_t H, int64_t W) { return (pixel_t){p / (H * W), p / W % H, p % W}; }
+
+static void next_pixel(pixel_t *q, int64_t H, int64_t W) {
+    if (++q->w == W) {
+        q->w = 0;
+        if (++q->h == H) q->h = 0, q->n++;
+    }
+}
+
+/* mean[taps] and covariance[taps][taps] of the 3x3 x Cin input patches over all N*H*W positions, from two
+ * passes over the (small) input; the convolution's output then has mean w.mean and variance w'Cov w per
+ * channel, so its statistics need no pass over the output */
+void patch_moments(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin, double *mean, double *cov,
+                   int threads) {
+    int64_t pixels = N * H * W, taps = 9 * Cin, *offsets = malloc((size_t)taps * sizeof(int64_t));
+    patch_offsets((W + 2) * Cin, Cin, offsets);
+    double *partial = calloc((size_t)CHUNKS * taps * taps, sizeof(double));
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t k = 0; k < CHUNKS; k++) {
+        double *acc = partial + k * taps * taps;
+        pixel_t q = pixel_at(chunk_start(pixels, k), H, W);
+        for (int64_t p = chunk_start(pixels, k); p < chunk_start(pixels, k + 1); p++, next_pixel(&q, H, W)) {
+            const float *patch = patch_at(xp, H, W, Cin, q.n, q.h, q.w);
+            for (int64_t t = 0; t < taps; t++) acc[t] += patch[offsets[t]];
+        }
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        double s = 0;
+        for (int64_t k = 0; k < CHUNKS; k++) s += partial[k * taps * taps + t];
+        mean[t] = s / (double)pixels;
+    }
+    memset(partial, 0, (size_t)CHUNKS * taps * taps * sizeof(double));
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t k = 0; k < CHUNKS; k++) {
+        /* per block of BLOCK positions: centred patches transposed, [taps][BLOCK], then their dot products */
+        double *acc = partial + k * taps * taps;
+        float *d = calloc((size_t)taps * BLOCK, sizeof(float));
+        int64_t end = chunk_start(pixels, k + 1);
+        pixel_t q = pixel_at(chunk_start(pixels, k), H, W);
+        for (int64_t p0 = chunk_start(pixels, k); p0 < end; p0 += BLOCK) {
+            int64_t count = end - p0 < BLOCK ? end - p0 : BLOCK;
+            for (int64_t b = 0; b < count; b++, next_pixel(&q, H, W)) {
+                const float *patch = patch_at(xp, H, W, Cin, q.n, q.h, q.w);
+                for (int64_t t = 0; t < taps; t++) d[t * BLOCK + b] = (float)(patch[offsets[t]] - mean[t]);
+            }
+            for (int64_t b = count; b < BLOCK; b++)
+                for (int64_t t = 0; t < taps; t++) d[t * BLOCK + b] = 0.0f;
+            for (int64_t t = 0; t < taps; t++)
+                for (int64_t u = t; u < taps; u++) {
+                    vec8 a = {0};
+                    for (int64_t b = 0; b < BLOCK; b += 8) a += load8(d + t * BLOCK + b) * load8(d + u * BLOCK + b);
+                    float sum = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+                    acc[t * taps + u] += sum;
+                }
+        }
+        for (int64_t t = 0; t < taps; t++)
+            for (int64_t u = 0; u < t; u++) acc[t * taps + u] = acc[u * taps + t];
+        free(d);
+    }
+    for (int64_t t = 0; t < taps * taps; t++) {
+        double s = 0;
+        for (int64_t k = 0; k < CHUNKS; k++) s += partial[k * taps * taps + t];
+        cov[t] = s / (double)pixels;
+    }
+    free(partial);
+    free(offsets);
+}
+
+/* out = relu(maxpool(conv(x) * scale + shift)), keeping each window's chosen conv output and position */
+void conv_normalise_pool_relu(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin, const float *w,
+                              int64_t C, const float *scale, const float *shift, float *out, float *chosen_x,
+                              float *position, int threads) {
+    int64_t Ho = H / 2, Wo = W / 2, taps = 9 * Cin, *offsets = malloc((size_t)taps * sizeof(int64_t));
+    patch_offsets((W + 2) * Cin, Cin, offsets);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        float *y = malloc((size_t)4 * C * sizeof(float));
+        for (int64_t i = 0; i < Ho; i++) {
+            for (int64_t j = 0; j < Wo; j++) {
+                for (int64_t k = 0; k < 4; k++)
+                    conv_pixel(patch_at(xp, H, W, Cin, n, 2 * i + k / 2, 2 * j + k % 2), offsets, taps, w, C,
+                               y + k * C);
+                int64_t o = ((n * Ho + i) * Wo + j) * C;
+                pool_row(y, y + C, y + 2 * C, y + 3 * C, C, scale, shift, out + o, chosen_x + o, position + o);
+            }
+        }
+        free(y);
+    }
+    free(offsets);
+}
+
+/* sum over the pooled cells of g (grad_out where out > 0) times the input patch of the position each
+ * channel's window chose, [taps][C]. With BatchNorm's backward written as k * g_at_y + slope * y + offset
+ * (input_gradient), the convolution weight's gradient is k * this + slope * sum(patch y') + offset * sum(patch),
+ * and the last two follow from patch_moments, so the convolution's output is not recomputed. */
+void chosen_patch_gradient(const float *xp, const float *grad_out, const float *out, const float *position,
+                           int64_t N, int64_t H, int64_t W, int64_t Cin, int64_t C, double *result, int threads) {
+    int64_t Ho = H / 2, Wo = W / 2, cells = N * Ho * Wo, taps = 9 * Cin;
+    int64_t *offsets = malloc((size_t)taps * sizeof(int64_t));
+    patch_offsets((W + 2) * Cin, Cin, offsets);
+    double *partial = calloc((size_t)CHUNKS * taps * C, sizeof(double));
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t chunk = 0; chunk < CHUNKS; chunk++) {
+        double *acc = partial + chunk * taps * C;
+        /* per block of BLOCK cells: g split by chosen position, [BLOCK][4][C], and the four patches [BLOCK][4][taps] */
+        float *split = malloc((size_t)BLOCK * 4 * (C + taps) * sizeof(float)), *values = split + BLOCK * 4 * C;
+        int64_t end = chunk_start(cells, chunk + 1);
+        pixel_t q = pixel_at(chunk_start(cells, chunk), Ho, Wo);
+        for (int64_t c0 = chunk_start(cells, chunk); c0 < end; c0 += BLOCK) {
+            int64_t count = end - c0 < BLOCK ? end - c0 : BLOCK;
+            for (int64_t b = 0; b < count; b++, next_pixel(&q, Ho, Wo)) {
+                int64_t o = (c0 + b) * C;
+                for (int64_t k = 0; k < 4; k++) {
+                    const float *patch = patch_at(xp, H, W, Cin, q.n, 2 * q.h + k / 2, 2 * q.w + k % 2);
+                    for (int64_t t = 0; t < taps; t++) values[(b * 4 + k) * taps + t] = patch[offsets[t]];
+                    float here = (float)k, *g = split + (b * 4 + k) * C;
+#pragma omp simd
+                    for (int64_t c = 0; c < C; c++) {
+                        float upstream = grad_out[o + c], o_c = out[o + c];
+                        g[c] = (position[o + c] == here && (o_c > 0.0f || __builtin_isnan(o_c))) ? upstream : 0.0f;
+                    }
+                }
+            }
+            for (int64_t t = 0; t < taps; t++) {
+                int64_t c1 = 0;
+                for (; c1 + 32 <= C; c1 += 32) {
+                    vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                    for (int64_t r = 0; r < count * 4; r++) {
+                        vec8 v = (vec8){0} + values[r * taps + t];
+                        const float *g = split + r * C + c1;
+                        a0 += v * load8(g);
+                        a1 += v * load8(g + 8);
+                        a2 += v * load8(g + 16);
+                        a3 += v * load8(g + 24);
+                    }
+                    float sums[32];
+                    store8(sums, a0);
+                    store8(sums + 8, a1);
+                    store8(sums + 16, a2);
+                    store8(sums + 24, a3);
+                    for (int64_t c = 0; c < 32; c++) acc[t * C + c1 + c] += sums[c];
+                }
+                for (int64_t c = c1; c < C; c++) {
+                    float a = 0.0f;
+                    for (int64_t r = 0; r < count * 4; r++) a += values[r * taps + t] * split[r * C + c];
+                    acc[t * C + c] += a;
+                }
+            }
+        }
+        free(split);
+    }
+    for (int64_t t = 0; t < taps * C; t++) {
+        double s = 0;
+        for (int64_t chunk = 0; chunk < CHUNKS; chunk++) s += partial[chunk * taps * C + t];
+        result[t] = s;
+    }
+    free(partial);
+    free(offsets);
 }
