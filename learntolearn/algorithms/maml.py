@@ -40,6 +40,7 @@ from learntolearn.algorithms.execution import CompiledTasks, Execution, TaskLoop
 from learntolearn.algorithms.gradient import GradientLearner
 from learntolearn.algorithms.inner import InnerLoopConfig, Params, StepRates, sgd_trajectory
 from learntolearn.errors import ConfigError
+from learntolearn.nn.backbones import ConvNet
 from learntolearn.settings import setting
 from learntolearn.types import Task
 
@@ -157,6 +158,11 @@ class MAML(GradientLearner):
             execution=execution(batched, compiled, tasks_per_graph),
         )
         self.first_order, self.batched, self.compiled = first_order, batched, compiled
+        if first_order and not (batched or compiled):
+            # first derivatives only, so the conv blocks' fused BatchNorm, pooling and ReLU apply (nn.norm_pool)
+            for module in self.model.modules():
+                if isinstance(module, ConvNet):
+                    module.use_fused_blocks()
         self.step_rates = (
             nn.ParameterDict(
                 {

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learntolearn.algorithms import PrototypicalNetworks
+from learntolearn.algorithms import MAML, PrototypicalNetworks
 from learntolearn.nn import norm_pool
 from learntolearn.nn.backbones import conv4
 from learntolearn.nn.norm_pool import can_fuse, conv_norm_pool_relu, norm_pool_relu, recomputes_conv
@@ -156,13 +156,32 @@ def test_a_fused_conv4_trains_protonets_as_the_plain_one_in_float64_and_keeps_it
         assert torch.allclose(got.double(), want.double(), rtol=1e-5, atol=1e-6)  # running statistics updated alike
 
 
-def test_metric_learners_fuse_and_gradient_learners_do_not():
+def test_metric_learners_and_first_order_maml_fuse_and_second_order_maml_does_not():
     from learntolearn.algorithms.base import ModelSetting
-    from learntolearn.algorithms.maml import MAML
 
     setting = ModelSetting(output_shape=(64,), ways=5, max_ways=5, train_classes=10)
     assert all(b.fused for b in PrototypicalNetworks.prepare_backbone(conv4(), setting)[:4])
-    assert not any(b.fused for b in MAML.prepare_backbone(conv4(), setting)[:4])
+    assert not any(b.fused for b in MAML(nn.Sequential(conv4(), nn.Linear(64, 5))).model[0][:4])
+    assert all(b.fused for b in MAML(nn.Sequential(conv4(), nn.Linear(64, 5)), first_order=True).model[0][:4])
+    for options in ({"batched": True}, {"compiled": True}):  # vmap and Inductor take PyTorch's operators
+        maml = MAML(nn.Sequential(conv4(), nn.Linear(64, 5)), first_order=True, **options)
+        assert not any(b.fused for b in maml.model[0][:4])
+
+
+def test_first_order_maml_with_fused_blocks_has_the_meta_gradient_of_float64():
+    torch.manual_seed(5)
+    plain = nn.Sequential(conv4(), nn.Linear(64, 5)).double()
+    fused = copy.deepcopy(plain).float()
+    support, query = torch.rand(5, 1, 28, 28, dtype=torch.float64), torch.rand(15, 1, 28, 28, dtype=torch.float64)
+    y_support, y_query = torch.arange(5), torch.arange(5).repeat(3)
+    grads = []
+    for model, dtype in ((plain, torch.float64), (fused, torch.float32)):
+        maml = MAML(model, first_order=True)  # float64 runs PyTorch's operators (the fused path is float32)
+        fast = maml.fast_weights(support.to(dtype), y_support, 5)
+        loss = maml.query_loss(maml.forward_with(fast, query.to(dtype)), y_query)
+        grads.append([g.double() for g in torch.autograd.grad(loss, list(maml.model.parameters()))])
+    for want, got in zip(*grads):
+        assert (got - want).norm() <= 1e-4 * want.norm() + 1e-9
 
 
 def test_a_second_derivative_through_the_fused_op_is_refused():
