@@ -32,8 +32,8 @@ def latest(name: str, per_cpu: bool = False) -> dict[str, dict]:
 
 def process_setup(record: dict) -> str:
     """How the record's process allocated memory, for benchmarks whose implementations share one process,
-    and the processor where the record names it."""
-    machine = f", {record['cpu_model']} ({record['cpu_capability']})" if "cpu_model" in record else ""
+    and the vector instruction set where the record names it (the table's heading names the CPU model)."""
+    machine = f", {record['cpu_capability']}" if "cpu_capability" in record else ""
     if record.get("malloc") == "reuse-freed":
         return ", freed buffers reused for every implementation" + machine
     return (", C library's default allocator" if "malloc" in record else "") + machine
@@ -217,7 +217,7 @@ def section() -> str:
                     f"| {name} | {implementation} | {x['step_s']} | {100 * x['convolution_share']:.0f}% | "
                     f"{x['convolution_gflops']} | {x['convolution_gflop_per_step']} | {others} | {bound} |"
                 )
-    for setting, r in latest("protonet_peers").items():
+    for setting, r in latest("protonet_peers", per_cpu=True).items():
         out += [
             "",
             "`python benchmarks/protonet_peers.py --data-root ../shared/data` (easyfsl installed in a separate",
