@@ -69,13 +69,22 @@ MAX_RECOMPUTED_CHANNELS = 4
 
 @cache
 def kernels() -> ctypes.CDLL | None:
-    """The compiled kernels, built into the cache on first use; None where they cannot be built."""
+    """The compiled kernels, built into the cache on first use; None (PyTorch's operators then run) where
+    they cannot be: ``LTL_FUSED_KERNELS=0``, no C compiler, a failed build or an unwritable cache."""
     if os.environ.get("LTL_FUSED_KERNELS", "1") == "0":
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         log.info("no C compiler found: BatchNorm, pooling and ReLU run as PyTorch's separate operators")
         return None
+    try:
+        return _build_and_load(compiler)
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("the fused kernels are unavailable (%s); using PyTorch's operators", error)
+        return None
+
+
+def _build_and_load(compiler: str) -> ctypes.CDLL | None:
     flags = ["-O3", "-fopenmp", "-fPIC", "-shared", *VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + " ".join([compiler, platform.machine(), *flags]).encode()).hexdigest()[:16]
@@ -84,7 +93,8 @@ def kernels() -> ctypes.CDLL | None:
         library.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=library.parent) as work:
             built = Path(work) / library.name
-            result = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built), "-lm"], capture_output=True)
+            command = [compiler, *flags, str(SOURCE), "-o", str(built), "-lm"]
+            result = subprocess.run(command, capture_output=True, timeout=300)
             if result.returncode != 0:
                 log.warning("could not compile %s (%s); using PyTorch's operators", SOURCE.name, result.stderr[-500:])
                 return None

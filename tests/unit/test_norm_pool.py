@@ -136,6 +136,19 @@ def test_without_the_kernels_the_same_function_runs_pytorchs_operators(monkeypat
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(fused, plain))
 
 
+@pytest.mark.parametrize("environment", [{"CC": "/nonexistent/cc"}, {"CC": "false"}, {"LTL_FUSED_KERNELS": "0"}])
+def test_without_a_working_compiler_the_kernels_are_simply_absent(monkeypatch, tmp_path, environment):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built earlier is found
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    norm_pool.kernels.cache_clear()
+    try:
+        assert norm_pool.kernels() is None
+    finally:
+        monkeypatch.undo()
+        norm_pool.kernels.cache_clear()
+
+
 def test_a_fused_conv4_trains_protonets_as_the_plain_one_in_float64_and_keeps_its_state_dict():
     torch.manual_seed(3)
     plain = conv4().double()
