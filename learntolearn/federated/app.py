@@ -193,10 +193,16 @@ class SeededFedAvg(FedAvg):
         }
         return self._construct_messages(record, [self.nodes[p] for p in chosen], MessageType.TRAIN)
 
+    def _in_partition_order(self, replies: Iterable[Message]) -> list[Message]:
+        """Replies sorted by training client, not by arrival: the weighted sums then add in one order, so a run
+        gives the same model bit for bit however its clients' replies race (a resumed run equals a straight one)."""
+        partition_of = {node: partition for partition, node in self.nodes.items()}
+        return sorted(replies, key=lambda reply: partition_of.get(reply.metadata.src_node_id, -1))
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
+        replies = self._in_partition_order(replies)
         arrays, metrics = super().aggregate_train(server_round, replies)
         entry = self.history[self._absolute(server_round)]
         answered = [r for r in replies if not r.has_error()]
@@ -216,7 +222,7 @@ class SeededFedAvg(FedAvg):
         return self._construct_messages(record, [self.nodes[p] for p in sorted(self.nodes)], MessageType.EVALUATE)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        metrics = super().aggregate_evaluate(server_round, replies)
+        metrics = super().aggregate_evaluate(server_round, self._in_partition_order(replies))
         if metrics is not None:
             self.history[self._absolute(server_round)]["training_clients"] = dict(metrics)
         return metrics
