@@ -1,10 +1,11 @@
 """BatchNorm, 2x2 max-pooling and ReLU in training mode, fused into a few passes over memory.
 
-A conv block's BatchNorm, pooling and ReLU cost PyTorch about six full-size passes forward and
-backward on channels-last CPU tensors (normalise, pool, zero-fill and scatter the pooling gradient,
-BatchNorm's two backward passes), and its channels-last BatchNorm sums in single precision. The C
-kernels in ``kernels/norm_pool.c`` do the same computation in four full-size passes (statistics twice
-and pooling forward, one pass backward), accumulating in double:
+A conv block's BatchNorm, pooling and ReLU cost PyTorch about ten full-size passes over memory forward
+and backward on channels-last CPU tensors (statistics, normalise, pool; zero-fill and scatter the
+pooling gradient, BatchNorm's sums and its input gradient), and its channels-last BatchNorm sums in
+single precision. The C kernels in ``kernels/norm_pool.c`` read the input three times forward (twice
+for the statistics, once to pool) and once backward, writing only the input gradient at full size,
+and accumulate in double:
 
 * forward: ``mean``, ``var`` (biased) over N, H, W; ``y = x * scale + shift`` with ``scale = weight /
   sqrt(var + eps)``; each 2x2 window keeps its largest ``y`` (the first one on ties, NaN wins, as
