@@ -208,7 +208,7 @@ class EmbeddingAlgorithm(Algorithm):
 
     @classmethod
     def prepare_backbone(cls, backbone: nn.Module, setting: ModelSetting) -> nn.Module:
-        """As for every algorithm, and a conv net's blocks fused in training (first derivatives suffice here)."""
+        """As for every algorithm, and a conv net's blocks fused in training."""
         backbone = super().prepare_backbone(backbone, setting)
         return backbone.use_fused_blocks() if isinstance(backbone, ConvNet) else backbone
 

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from learntolearn.algorithms.base import AlgorithmConfig
 from learntolearn.errors import ConfigError
+from learntolearn.nn.norm_pool import twice_differentiable
 from learntolearn.settings import setting
 from learntolearn.types import Params
 
@@ -58,11 +59,12 @@ def grad_and_loss(loss_fn: Callable[[Params], Tensor], params: Params, *, create
     Eager code uses ``torch.autograd.grad`` directly: ``torch.func.grad`` wraps every tensor at each call
     and its first call imports TorchDynamo (tens of MB), neither of which eager code needs. Under a
     function transform or ``torch.compile`` it is ``torch.func.grad_and_value``, which always keeps the
-    graph (``create_graph`` is then the caller's to honour by detaching).
+    graph (``create_graph`` is then the caller's to honour by detaching). With ``create_graph`` the loss is
+    computed with twice-differentiable operators (:func:`~learntolearn.nn.norm_pool.twice_differentiable`).
     """
     if in_function_transform():
         return torch.func.grad_and_value(loss_fn)(params)
-    with torch.enable_grad():
+    with torch.enable_grad(), twice_differentiable(create_graph):
         inputs = {n: p if p.requires_grad else p.detach().requires_grad_() for n, p in params.items()}
         loss = loss_fn(inputs)
         grads = torch.autograd.grad(loss, list(inputs.values()), create_graph=create_graph, allow_unused=True)

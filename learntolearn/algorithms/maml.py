@@ -158,8 +158,7 @@ class MAML(GradientLearner):
             execution=execution(batched, compiled, tasks_per_graph),
         )
         self.first_order, self.batched, self.compiled = first_order, batched, compiled
-        if first_order and not (batched or compiled):
-            # first derivatives only, so the conv blocks' fused BatchNorm, pooling and ReLU apply (nn.norm_pool)
+        if not (batched or compiled):  # the conv blocks' fused BatchNorm, pooling and ReLU (nn.norm_pool)
             for module in self.model.modules():
                 if isinstance(module, ConvNet):
                     module.use_fused_blocks()

@@ -34,8 +34,7 @@ class ConvNet(nn.Sequential):
 
     def use_fused_blocks(self) -> ConvNet:
         """Run each conv block's BatchNorm, pooling and ReLU as one fused operator in training steps
-        (:mod:`learntolearn.nn.norm_pool`): first derivatives only, so for metric learners and first-order
-        MAML, not second order."""
+        (:mod:`learntolearn.nn.norm_pool`; twice differentiable inside its ``twice_differentiable()``)."""
         for block in self.modules():
             if isinstance(block, ConvBlock):
                 block.fused = True

@@ -23,12 +23,14 @@ again follow from the patches' moments.
 
 The kernels are compiled with the system C compiler on first use and cached per CPU instruction set
 (``$XDG_CACHE_HOME/learntolearn/kernels``); without a compiler, :func:`norm_pool_relu` runs PyTorch's
-own operators, with the same results up to float rounding. The fused path has a first derivative
-only: second-order methods (MAML) keep PyTorch's operators.
+own operators, with the same results up to float rounding. BatchNorm, pooling and ReLU are twice
+differentiable (:class:`_NormPoolReLUBackward`), for second-order MAML; a first block with its
+convolution taken in has a first derivative only, so that is not done within :func:`twice_differentiable`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import hashlib
 import logging
@@ -37,6 +39,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -59,13 +63,27 @@ SIGNATURES = {
     "batch_statistics": [_float_p, _i64, _i64, ctypes.c_double, _float_p, _float_p, _float_p, _int],
     "normalise_pool_relu": [_float_p, _i64, _i64, _i64, _i64, _float_p, _float_p, _float_p, _float_p, _float_p, _int],
     "gradient_sums": [_float_p, _float_p, _float_p, _i64, _i64, _float_p, _float_p, _double_p, _double_p, _int],
-    "input_gradient": [_float_p] * 4 + [_i64] * 4 + [_float_p] * 4 + [_int],
+    "input_gradient": [_float_p] * 4 + [_i64] * 4 + [_float_p] * 6 + [_int],
+    "double_backward_sums": [_float_p] * 5 + [_i64] * 4 + [_float_p] * 3 + [_double_p] * 3 + [_int],
     "patch_moments": [_float_p] + [_i64] * 4 + [_double_p, _double_p, _int],
     "conv_normalise_pool_relu": [_float_p] + [_i64] * 4 + [_float_p, _i64] + [_float_p] * 5 + [_int],
     "chosen_patch_gradient": [_float_p] * 4 + [_i64] * 5 + [_double_p, _int],
 }
 #: the most input channels for which a block's convolution is recomputed in the fused kernels instead of stored
 MAX_RECOMPUTED_CHANNELS = 4
+_TWICE_DIFFERENTIABLE = contextvars.ContextVar("twice_differentiable", default=False)
+
+
+@contextmanager
+def twice_differentiable(enabled: bool = True) -> Iterator[None]:
+    """Within it, conv blocks run operators with a second derivative: a first block's convolution is
+    PyTorch's, not recomputed in the kernels (which have a first derivative only). Inner loops whose
+    gradients are differentiated again (second-order MAML's support passes) run in it."""
+    token = _TWICE_DIFFERENTIABLE.set(enabled)
+    try:
+        yield
+    finally:
+        _TWICE_DIFFERENTIABLE.reset(token)
 
 
 @cache
@@ -136,9 +154,36 @@ class _NormPoolReLU(torch.autograd.Function):
         return out, mean, var
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out: Tensor, _grad_mean, _grad_var):
         x, out, chosen_x, position, mean, invstd, weight = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = _NormPoolReLUBackward.apply(
+            grad_out, x, weight, out.detach(), chosen_x, position, mean, invstd
+        )
+        return grad_x, grad_weight, grad_bias, None
+
+
+class _NormPoolReLUBackward(torch.autograd.Function):
+    """:class:`_NormPoolReLU`'s backward as a function of the upstream gradient, ``x`` and the weight, with its
+    own backward, so that second-order methods differentiate through the fused block.
+
+    Per channel, with ``M`` entries, ``s = invstd``, ``g`` the gradient passing the ReLU at each window's
+    chosen entry, ``a = sum(g) / M``, ``b = sum(g * xhat) / M``, the backward is ``grad_x = weight * s *
+    (g - a - xhat * b)``, ``grad_weight = M * b``, ``grad_bias = M * a``. Given the gradients ``u``, ``u_w``
+    and ``u_b`` reaching those three, and ``U1 = sum(u)``, ``U2 = sum(u * xhat)``, ``P = sum(g * u)`` (u at
+    the chosen entries), ``T = P - a * U1 - b * U2``:
+
+    * upstream: ``weight * s * (u - U1 / M - xhat * U2 / M) + u_w * xhat + u_b`` at the chosen entries,
+      where the ReLU passed;
+    * weight: ``s * T``;
+    * x: ``s * (F - mean(F) - xhat * mean(F * xhat)) - weight * T * s^2 * xhat / M`` with ``F = g * (u_w -
+      weight * s * U2 / M) - weight * s * b * u``, that is ``k * g + ucoef * u + slope * x + offset``.
+
+    The pooling winners and the ReLU's mask are piecewise constant, so they contribute nothing (as in
+    PyTorch's own double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out, x, weight, out, chosen_x, position, mean, invstd):
         lib, threads = _loaded(), torch.get_num_threads()
         n, c, h, w = x.shape
         grad_out = grad_out.contiguous(memory_format=torch.channels_last)
@@ -146,9 +191,60 @@ class _NormPoolReLU(torch.autograd.Function):
         k, slope, offset = _gradient_coefficients(weight, mean, invstd, sum_g, sum_gx, n * h * w)
         grad_x = torch.empty_like(x, memory_format=torch.channels_last)
         lib.input_gradient(
-            _p(x), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(k), _p(slope), _p(offset), _p(grad_x), threads
-        )
-        return grad_x, sum_gx.float(), sum_g.float(), None
+            _p(x), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(k), _p(slope), _p(offset), _p(grad_x),
+            None, None, threads,
+        )  # fmt: skip
+        ctx.save_for_backward(grad_out, x, weight, out, chosen_x, position, mean, invstd, sum_g, sum_gx)
+        return grad_x, sum_gx.float(), sum_g.float()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, u: Tensor, u_weight: Tensor, u_bias: Tensor):
+        grad_out, x, weight, out, chosen_x, position, mean, invstd, sum_g, sum_gx = ctx.saved_tensors
+        lib, threads = _loaded(), torch.get_num_threads()
+        n, c, h, w = x.shape
+        count = n * h * w
+        u = u.contiguous(memory_format=torch.channels_last)
+        u_chosen = torch.empty_like(out)
+        sum_u, sum_uxhat, sum_gu = (torch.empty(c, dtype=torch.float64) for _ in range(3))
+        lib.double_backward_sums(
+            _p(x), _p(u), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(mean), _p(invstd), _p(u_chosen),
+            _p(sum_u, _double_p), _p(sum_uxhat, _double_p), _p(sum_gu, _double_p), threads,
+        )  # fmt: skip
+        s, gamma, mu = invstd.double(), weight.detach().double(), mean.double()
+        a, b = sum_g / count, sum_gx / count
+        u_w, u_b = u_weight.double(), u_bias.double()
+        t = sum_gu - a * sum_u - b * sum_uxhat
+        gs = gamma * s
+        grad_upstream = grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:  # weight * s * u_chosen + slope * chosen_x + offset where the ReLU passed
+            slope_x = (u_w - gs * sum_uxhat / count) * s
+            offset_x = u_b - gs * sum_u / count - slope_x * mu
+            linear = u_chosen * _per_channel(gs) + chosen_x * _per_channel(slope_x) + _per_channel(offset_x)
+            grad_upstream = torch.where((out > 0) | out.isnan(), linear, 0)
+        if ctx.needs_input_grad[1]:
+            a_u = u_w - gs * sum_uxhat / count
+            xhat_coef = -s * (b * a_u - gs * b * sum_uxhat / count) - gamma * t * s * s / count
+            constant = -s * (a * a_u - gs * b * sum_u / count)
+            slope64 = xhat_coef * s
+            k, ucoef, slope, offset = (
+                (s * a_u).float(),
+                (-gs * s * b).float(),
+                slope64.float(),
+                (constant - slope64 * mu).float(),
+            )
+            grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+            lib.input_gradient(
+                _p(x), _p(grad_out), _p(out), _p(position), n, h, w, c, _p(k), _p(slope), _p(offset),
+                _p(grad_x), _p(u), _p(ucoef), threads,
+            )  # fmt: skip
+        if ctx.needs_input_grad[2]:
+            grad_weight = (s * t).float()
+        return grad_upstream, grad_x, grad_weight, None, None, None, None, None
+
+
+def _per_channel(values: Tensor) -> Tensor:
+    return values.float().view(1, -1, 1, 1)
 
 
 class _ConvNormPoolReLU(torch.autograd.Function):
@@ -280,8 +376,9 @@ def recomputes_conv(x: Tensor, conv: nn.Conv2d) -> bool:
 
 def conv_norm_pool_relu(x: Tensor, conv: nn.Conv2d, norm: nn.BatchNorm2d) -> Tensor:
     """``relu(max_pool2d(norm(conv(x)), 2))``; on few input channels the convolution's full-size output is
-    never stored (recomputed from ``x`` in each pass), else :func:`norm_pool_relu` after ``conv``."""
-    if not (x.dim() == 4 and recomputes_conv(x, conv) and can_fuse(x, norm)):
+    never stored (recomputed from ``x`` in each pass), else :func:`norm_pool_relu` after ``conv`` (always within
+    :func:`twice_differentiable`)."""
+    if not (x.dim() == 4 and not _TWICE_DIFFERENTIABLE.get() and recomputes_conv(x, conv) and can_fuse(x, norm)):
         return norm_pool_relu(conv(x), norm)
     padded = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous()  # (N, H+2, W+2, Cin)
     out, mean, var = _ConvNormPoolReLU.apply(padded, conv.weight, norm.weight, norm.bias, norm.eps)

@@ -169,19 +169,51 @@ def test_a_fused_conv4_trains_protonets_as_the_plain_one_in_float64_and_keeps_it
         assert torch.allclose(got.double(), want.double(), rtol=1e-5, atol=1e-6)  # running statistics updated alike
 
 
-def test_metric_learners_and_first_order_maml_fuse_and_second_order_maml_does_not():
+def test_metric_learners_and_maml_in_the_task_loop_fuse():
     from learntolearn.algorithms.base import ModelSetting
 
     setting = ModelSetting(output_shape=(64,), ways=5, max_ways=5, train_classes=10)
     assert all(b.fused for b in PrototypicalNetworks.prepare_backbone(conv4(), setting)[:4])
-    assert not any(b.fused for b in MAML(nn.Sequential(conv4(), nn.Linear(64, 5))).model[0][:4])
-    assert all(b.fused for b in MAML(nn.Sequential(conv4(), nn.Linear(64, 5)), first_order=True).model[0][:4])
+    for first_order in (True, False):
+        assert all(
+            b.fused for b in MAML(nn.Sequential(conv4(), nn.Linear(64, 5)), first_order=first_order).model[0][:4]
+        )
     for options in ({"batched": True}, {"compiled": True}):  # vmap and Inductor take PyTorch's operators
         maml = MAML(nn.Sequential(conv4(), nn.Linear(64, 5)), first_order=True, **options)
         assert not any(b.fused for b in maml.model[0][:4])
 
 
-def test_first_order_maml_with_fused_blocks_has_the_meta_gradient_of_float64():
+def second_order_step(fused: bool, x0, weight, bias, upstream, u, u_weight, u_bias, dtype):
+    """First derivatives of relu(max_pool2d(batch_norm(x))) taken with a graph, then the gradients of
+    <u, grad x> + <u_weight, grad weight> + <u_bias, grad bias> with respect to upstream, x and weight."""
+    x = channels_last(x0.to(dtype)).requires_grad_()
+    w, b = weight.to(dtype).requires_grad_(), bias.to(dtype).requires_grad_()
+    g = channels_last(upstream.to(dtype)).requires_grad_()
+    if fused:
+        out, _, _ = norm_pool._NormPoolReLU.apply(x, w, b, 1e-5)
+    else:
+        out = F.relu(F.max_pool2d(F.batch_norm(x, None, None, w, b, training=True, eps=1e-5), 2))
+    grad_x, grad_w, grad_b = torch.autograd.grad(out, (x, w, b), g, create_graph=True)
+    scalar = (grad_x * u.to(dtype)).sum() + (grad_w * u_weight.to(dtype)).sum() + (grad_b * u_bias.to(dtype)).sum()
+    return [t.detach().double() for t in (grad_x, grad_w, grad_b, *torch.autograd.grad(scalar, (g, x, w)))]
+
+
+@pytest.mark.parametrize("shape", [(40, 8, 12, 12), (30, 16, 7, 7), (20, 8, 5, 6), (6, 64, 3, 3)])
+def test_the_second_derivative_equals_pytorchs_double_backward_in_float64(shape):
+    torch.manual_seed(6)
+    n, c, h, w = shape
+    x0 = torch.randn(shape) * 3 + 1
+    inputs = (x0, torch.randn(c), torch.randn(c), torch.randn(n, c, h // 2, w // 2))
+    cotangents = (torch.randn(shape), torch.randn(c), torch.randn(c))
+    expected = second_order_step(False, *inputs, *cotangents, torch.float64)
+    fused = second_order_step(True, *inputs, *cotangents, torch.float32)
+    names = ["grad x", "grad weight", "grad bias", "d/d upstream", "d/dx", "d/d weight"]
+    for name, got, want in zip(names, fused, expected):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), name
+
+
+@pytest.mark.parametrize("first_order", [True, False])
+def test_maml_with_fused_blocks_has_the_meta_gradient_of_float64(first_order):
     torch.manual_seed(5)
     plain = nn.Sequential(conv4(), nn.Linear(64, 5)).double()
     fused = copy.deepcopy(plain).float()
@@ -189,7 +221,7 @@ def test_first_order_maml_with_fused_blocks_has_the_meta_gradient_of_float64():
     y_support, y_query = torch.arange(5), torch.arange(5).repeat(3)
     grads = []
     for model, dtype in ((plain, torch.float64), (fused, torch.float32)):
-        maml = MAML(model, first_order=True)  # float64 runs PyTorch's operators (the fused path is float32)
+        maml = MAML(model, first_order=first_order)  # float64 runs PyTorch's operators (the fused path is float32)
         fast = maml.fast_weights(support.to(dtype), y_support, 5)
         loss = maml.query_loss(maml.forward_with(fast, query.to(dtype)), y_query)
         grads.append([g.double() for g in torch.autograd.grad(loss, list(maml.model.parameters()))])
@@ -197,9 +229,13 @@ def test_first_order_maml_with_fused_blocks_has_the_meta_gradient_of_float64():
         assert (got - want).norm() <= 1e-4 * want.norm() + 1e-9
 
 
-def test_a_second_derivative_through_the_fused_op_is_refused():
-    x = channels_last(torch.randn(4, 3, 6, 6)).requires_grad_()
-    out = norm_pool_relu(x, nn.BatchNorm2d(3))
-    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+def test_a_recomputed_convolution_has_a_first_derivative_only_and_is_not_used_where_a_second_is_needed():
+    x, conv, norm = channels_last(torch.rand(4, 1, 6, 6)), nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3)
+    (grad,) = torch.autograd.grad(conv_norm_pool_relu(x, conv, norm).square().sum(), conv.weight, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|twice"):
         grad.sum().backward()
+    with norm_pool.twice_differentiable():
+        out = conv_norm_pool_relu(x, conv, norm)
+    (grad,) = torch.autograd.grad(out.square().sum(), conv.weight, create_graph=True)
+    grad.sum().backward()  # PyTorch's convolution, then the twice-differentiable fused BatchNorm, pooling and ReLU
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0

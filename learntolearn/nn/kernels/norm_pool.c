@@ -145,7 +145,8 @@ void gradient_sums(const float *grad_out, const float *out, const float *chosen_
     free(partial);
 }
 
-/* one row of grad_x: slope * x + offset, plus k * g where the window chose this entry (g = 0 outside windows) */
+/* one row of grad_x: slope * x + offset, plus k * g where the window chose this entry (g = 0 outside windows),
+ * plus ucoef * u where u is given (the double backward) */
 static void gradient_row(const float *restrict x, const float *restrict grad_out, const float *restrict out,
                          const float *restrict position, float here, int64_t C, const float *restrict k,
                          const float *restrict slope, const float *restrict offset, float *restrict grad_x) {
@@ -157,17 +158,31 @@ static void gradient_row(const float *restrict x, const float *restrict grad_out
     }
 }
 
+static void gradient_row_u(const float *restrict x, const float *restrict grad_out, const float *restrict out,
+                           const float *restrict position, float here, int64_t C, const float *restrict k,
+                           const float *restrict slope, const float *restrict offset, const float *restrict u,
+                           const float *restrict ucoef, float *restrict grad_x) {
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+        float upstream = grad_out[c];
+        float g = (position[c] == here && (out[c] > 0.0f || __builtin_isnan(out[c]))) ? upstream : 0.0f;
+        grad_x[c] = k[c] * g + (x[c] * slope[c] + offset[c]) + u[c] * ucoef[c];
+    }
+}
+
 static void gradient_row_outside(const float *restrict x, int64_t C, const float *restrict slope,
-                                 const float *restrict offset, float *restrict grad_x) {
-    for (int64_t c = 0; c < C; c++) grad_x[c] = x[c] * slope[c] + offset[c];
+                                 const float *restrict offset, const float *restrict u, const float *restrict ucoef,
+                                 float *restrict grad_x) {
+    for (int64_t c = 0; c < C; c++) grad_x[c] = x[c] * slope[c] + offset[c] + (u ? u[c] * ucoef[c] : 0.0f);
 }
 
 /* grad_x = k * (g_at_x - a - xhat * b), with k = weight * invstd, a = sum_g / M, b = sum_gx / M, written as
- * k * g_at_x + slope * x + offset (slope = -k * b * invstd, offset = -k * a - slope * mean) */
+ * k * g_at_x + slope * x + offset (slope = -k * b * invstd, offset = -k * a - slope * mean); with u given
+ * (not NULL), ucoef * u is added: the double backward's input gradient has that form too */
 void input_gradient(const float *restrict x, const float *restrict grad_out, const float *restrict out,
                     const float *restrict position, int64_t N, int64_t H, int64_t W, int64_t C,
                     const float *restrict k, const float *restrict slope, const float *restrict offset,
-                    float *restrict grad_x, int threads) {
+                    float *restrict grad_x, const float *restrict u, const float *restrict ucoef, int threads) {
     int64_t Ho = H / 2, Wo = W / 2;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t n = 0; n < N; n++) {
@@ -176,14 +191,79 @@ void input_gradient(const float *restrict x, const float *restrict grad_out, con
                 int64_t r = ((n * H + h) * W + w) * C;
                 if (h < 2 * Ho && w < 2 * Wo) {
                     int64_t o = ((n * Ho + h / 2) * Wo + w / 2) * C;
-                    gradient_row(x + r, grad_out + o, out + o, position + o, (float)((h & 1) * 2 + (w & 1)), C, k,
-                                 slope, offset, grad_x + r);
+                    float here = (float)((h & 1) * 2 + (w & 1));
+                    if (u)
+                        gradient_row_u(x + r, grad_out + o, out + o, position + o, here, C, k, slope, offset, u + r,
+                                       ucoef, grad_x + r);
+                    else
+                        gradient_row(x + r, grad_out + o, out + o, position + o, here, C, k, slope, offset,
+                                     grad_x + r);
                 } else {
-                    gradient_row_outside(x + r, C, slope, offset, grad_x + r);
+                    gradient_row_outside(x + r, C, slope, offset, u ? u + r : NULL, ucoef, grad_x + r);
                 }
             }
         }
     }
+}
+
+static void upstream_row_sums(const float *restrict x, const float *restrict u, int64_t C, const float *restrict mean,
+                              const float *restrict invstd, double *restrict acc_u, double *restrict acc_ux) {
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+        float v = u[c];
+        acc_u[c] += v;
+        acc_ux[c] += (double)(v * ((x[c] - mean[c]) * invstd[c]));
+    }
+}
+
+static void chosen_upstream_row(const float *restrict u, const float *restrict grad_out, const float *restrict out,
+                                const float *restrict position, float here, int64_t C, float *restrict u_chosen,
+                                double *restrict acc_gu) {
+#pragma omp simd
+    for (int64_t c = 0; c < C; c++) {
+        _Bool at = position[c] == here;
+        float v = u[c];
+        float g = (at && (out[c] > 0.0f || __builtin_isnan(out[c]))) ? grad_out[c] : 0.0f;
+        u_chosen[c] = at ? v : u_chosen[c];
+        acc_gu[c] += (double)(g * v);
+    }
+}
+
+/* the sums the double backward needs, u being the gradient reaching grad_x: sum(u) and sum(u * xhat) over
+ * every row, and over the windows u at the chosen entry (u_chosen, pooled) and sum(g * u_chosen), with
+ * g = grad_out where out > 0; chunked by image (a fixed chunking: thread-count independent) */
+void double_backward_sums(const float *x, const float *u, const float *grad_out, const float *out,
+                          const float *position, int64_t N, int64_t H, int64_t W, int64_t C, const float *mean,
+                          const float *invstd, float *u_chosen, double *sum_u, double *sum_uxhat, double *sum_gu,
+                          int threads) {
+    int64_t Ho = H / 2, Wo = W / 2;
+    double *partial = calloc((size_t)CHUNKS * 3 * C, sizeof(double));
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t k = 0; k < CHUNKS; k++) {
+        double *acc_u = partial + k * 3 * C, *acc_ux = acc_u + C, *acc_gu = acc_ux + C;
+        for (int64_t n = chunk_start(N, k); n < chunk_start(N, k + 1); n++) {
+            for (int64_t h = 0; h < H; h++) {
+                for (int64_t w = 0; w < W; w++) {
+                    int64_t r = ((n * H + h) * W + w) * C;
+                    upstream_row_sums(x + r, u + r, C, mean, invstd, acc_u, acc_ux);
+                    if (h < 2 * Ho && w < 2 * Wo) {
+                        int64_t o = ((n * Ho + h / 2) * Wo + w / 2) * C;
+                        chosen_upstream_row(u + r, grad_out + o, out + o, position + o,
+                                            (float)((h & 1) * 2 + (w & 1)), C, u_chosen + o, acc_gu);
+                    }
+                }
+            }
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        sum_u[c] = sum_uxhat[c] = sum_gu[c] = 0;
+        for (int64_t k = 0; k < CHUNKS; k++) {
+            sum_u[c] += partial[k * 3 * C + c];
+            sum_uxhat[c] += partial[k * 3 * C + C + c];
+            sum_gu[c] += partial[k * 3 * C + 2 * C + c];
+        }
+    }
+    free(partial);
 }
 
 /* ---- A first block on few input channels: 3x3 convolution (padding 1, no bias) fused in as well. ----
