@@ -6,7 +6,8 @@
 Trains the preset as ``ltl train`` does, scoring the current model on the preset's 1,000 fixed test
 episodes every ``--every`` steps in place of validation (so nothing is selected on them and no test
 result is reported from this run). The clock is the trainer's CPU time in training steps (sampling,
-meta-gradients, optimiser, and the compilers ``torch.compile`` runs), not the scoring. Rerunning the
+meta-gradients, optimiser, and the compilers ``torch.compile`` runs), not the scoring. ``--lr-halve-every``
+fits the preset's step schedule to a shorter budget (recorded with the curve). Rerunning the
 command resumes the run folder from its last checkpoint; the curve is read from its metrics. Appends the
 curve and the first CPU time at which each target accuracy was reached to
 ``benchmarks/results/time_to_accuracy.jsonl``.
@@ -44,6 +45,12 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(TARGETS), default="maml-omniglot-5w1s")
     parser.add_argument("--every", type=int, default=None, help="Training steps between scorings.")
     parser.add_argument("--steps", type=int, default=None, help="Training steps in all.")
+    parser.add_argument(
+        "--lr-halve-every",
+        type=int,
+        default=None,
+        help="Steps between halvings of the outer lr (default: the preset's).",
+    )
     parser.add_argument("--run", type=Path, required=True, help="Run folder (resumed if it exists).")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
@@ -52,6 +59,8 @@ def main() -> None:
     targets, every, steps = TARGETS[args.preset]
     preset = get_preset(args.preset).config
     run = dataclasses.replace(preset.run, steps=args.steps or steps, val_every=args.every or every, patience=0)
+    if args.lr_halve_every:
+        run = dataclasses.replace(run, lr_halve_every=args.lr_halve_every)
     config = dataclasses.replace(preset, run=run)
     source = task_source(config, data_root=args.data_root)
     scored_on_test = dataclasses.replace(source, validation=source.test, validation_count=source.test_count)
@@ -74,7 +83,8 @@ def main() -> None:
     append(
         "time_to_accuracy",
         {
-            "setting": args.preset,
+            "setting": args.preset
+            + (f", outer lr halved every {args.lr_halve_every:,} steps" if args.lr_halve_every else ""),
             "threads": 1,
             "test_episodes": source.test_count,
             "targets": {
