@@ -395,7 +395,8 @@ def section() -> str:
                 if r.get("malloc") == "default"
                 else ""
             )
-            + f"): {reached}.",
+            + f"): {reached}."
+            + (f" Note: {r['commit_note']}." if "commit_note" in r else ""),
             "",
             "| step | CPU minutes | test accuracy % (95% CI) |",
             "|---|---|---|",
