@@ -212,6 +212,21 @@ def test_the_second_derivative_equals_pytorchs_double_backward_in_float64(shape)
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max())), name
 
 
+def test_the_second_derivative_does_not_depend_on_the_number_of_threads():
+    torch.manual_seed(7)
+    inputs = (torch.randn(64, 8, 10, 10), torch.randn(8), torch.randn(8), torch.randn(64, 8, 5, 5))
+    cotangents = (torch.randn(64, 8, 10, 10), torch.randn(8), torch.randn(8))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = second_order_step(True, *inputs, *cotangents, torch.float32)
+        torch.set_num_threads(2)
+        two = second_order_step(True, *inputs, *cotangents, torch.float32)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
 @pytest.mark.parametrize("first_order", [True, False])
 def test_maml_with_fused_blocks_has_the_meta_gradient_of_float64(first_order):
     torch.manual_seed(5)
