@@ -34,7 +34,8 @@ class ConvNet(nn.Sequential):
 
     def use_fused_blocks(self) -> ConvNet:
         """Run each conv block's BatchNorm, pooling and ReLU as one fused operator in training steps
-        (:mod:`learntolearn.nn.norm_pool`; twice differentiable inside its ``twice_differentiable()``)."""
+        (:mod:`learntolearn.nn.norm_pool`; passes whose gradient is differentiated again run inside its
+        ``twice_differentiable()``)."""
         for block in self.modules():
             if isinstance(block, ConvBlock):
                 block.fused = True

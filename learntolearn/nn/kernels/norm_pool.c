@@ -145,8 +145,7 @@ void gradient_sums(const float *grad_out, const float *out, const float *chosen_
     free(partial);
 }
 
-/* one row of grad_x: slope * x + offset, plus k * g where the window chose this entry (g = 0 outside windows),
- * plus ucoef * u where u is given (the double backward) */
+/* one row of grad_x: slope * x + offset, plus k * g where the window chose this entry (g = 0 outside windows) */
 static void gradient_row(const float *restrict x, const float *restrict grad_out, const float *restrict out,
                          const float *restrict position, float here, int64_t C, const float *restrict k,
                          const float *restrict slope, const float *restrict offset, float *restrict grad_x) {
@@ -158,6 +157,7 @@ static void gradient_row(const float *restrict x, const float *restrict grad_out
     }
 }
 
+/* as gradient_row, plus ucoef * u (the double backward's input gradient) */
 static void gradient_row_u(const float *restrict x, const float *restrict grad_out, const float *restrict out,
                            const float *restrict position, float here, int64_t C, const float *restrict k,
                            const float *restrict slope, const float *restrict offset, const float *restrict u,
