@@ -26,6 +26,7 @@ from learntolearn.engine.memory import reuse_freed_memory
 from learntolearn.engine.metrics import read_metrics
 from learntolearn.engine.sources import task_source
 from learntolearn.engine.trainer import Trainer
+from learntolearn.errors import StoppedError
 from learntolearn.experiments.presets import get_preset
 
 #: the issue's targets per preset: accuracy (%) -> CPU minutes allowed; steps between scorings; steps in all
@@ -67,7 +68,13 @@ def main() -> None:
     trainer = Trainer(
         config, args.run, data_root=args.data_root, resume=(args.run / "config.json").exists(), source=scored_on_test
     )
-    trainer.train()
+    try:
+        trainer.train()
+    except StoppedError:
+        raise SystemExit(
+            f"stopped at step {trainer.step} of {run.steps} with a checkpoint in {args.run}; rerun this command to "
+            "resume (not `ltl train --resume`, which would score on validation episodes)"
+        ) from None
     records = read_metrics(args.run)
     cpu = {r["step"]: r["train_cpu_seconds"] for r in records if "train_cpu_seconds" in r}
     curve = [
