@@ -122,6 +122,20 @@ def partial_note(records: Sequence[dict]) -> str:
     return f" Partial RL² runs, scored at the iteration they reached: {', '.join(short)}." if short else ""
 
 
+def rl2_note(records: Sequence[dict], tasks_noun: str) -> str:
+    """The table note's sentences on the RL² row: what it is, which columns were kept, partial runs and curves."""
+    if not records:
+        return "RL² rows follow when trained."
+    kept = [r["column"] for r in records if "kept_from" in r]
+    return (
+        f"RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same {tasks_noun}; "
+        "— where not trained."
+        + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
+        + partial_note(records)
+        + curves_note(records)
+    )
+
+
 def mean_and_interval(values: Sequence[float]) -> str:
     """``mean ± half-width of the normal 95% interval``, one decimal."""
     array = np.asarray(values, dtype=np.float64)
@@ -135,6 +149,23 @@ def totals_table(totals: dict[str, dict[str, list]], columns: dict[str, str]) ->
     for name, by_column in totals.items():
         cells = [mean_and_interval(by_column[c]) if c in by_column else "—" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def totals_and_paired(
+    totals: dict[str, dict[str, list]], row: str, columns: dict[str, str], tasks_noun: str
+) -> list[str]:
+    """:func:`totals_table`, then :func:`paired_table` of ``row`` under a sentence saying what it pairs."""
+    lines = totals_table(totals, columns)
+    paired = paired_table(totals, row, columns)
+    if paired:
+        lines += [
+            "",
+            f"Paired differences on the same {tasks_noun}, {row.split(' (')[0]} minus each learner "
+            "(mean ± 95% interval):",
+            "",
+        ]
+        lines += paired
     return lines
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from parts import curves_note, paired_table, partial_note, rl2_columns, totals_table
+from parts import rl2_columns, rl2_note, totals_and_paired
 
 from learntolearn.engine.provenance import provenance
 from learntolearn.files import write_json, write_text
@@ -91,7 +91,6 @@ def main() -> None:
     )
     if columns:
         totals[RL2_ROW] = columns
-    kept = [r["column"] for r in rl2_runs if "kept_from" in r]
     cpu = round(time.process_time() - started, 1)
     record = {
         "settings": SETTINGS,
@@ -111,23 +110,11 @@ def main() -> None:
         f"2-core x86_64). Total reward per trial, mean over the same {args.tasks} tasks (seed {args.seed}) with a "
         "normal 95% interval. Textbook rows: epsilon 0.1, UCB1's c = 1; tuned rows: the setting chosen per column "
         f"on {args.tasks} other tasks ({', '.join(f'{n}: {g}' for n, (_, g) in TUNED.items())}). "
-        + (
-            "RL² (GRU 256, PPO; run settings, iterations and CPU time in the JSON) is scored on the same tasks; "
-            "— where not trained."
-            + (f" Kept from earlier tables (run folders not given): {', '.join(kept)}." if kept else "")
-            + partial_note(rl2_runs)
-            + curves_note(rl2_runs)
-            if rl2_runs
-            else "RL² rows follow when trained."
-        ),
+        + rl2_note(rl2_runs, "tasks"),
         "",
     ]
     headers = {f"k={k},n={n}": f"n={n}, k={k}" for k, n in SETTINGS}
-    lines += totals_table(totals, headers)
-    paired = paired_table(totals, RL2_ROW, headers)
-    if paired:
-        lines += ["", "Paired differences on the same tasks, RL² minus each learner (mean ± 95% interval):", ""]
-        lines += paired
+    lines += totals_and_paired(totals, RL2_ROW, headers, "tasks")
     write_text(args.out / "rl2-bandits.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
