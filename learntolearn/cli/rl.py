@@ -60,16 +60,24 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
 @click.option(
     "--steps", type=click.IntRange(min=0, max=20), default=3, show_default=True, help="MAML-RL adaptation steps."
 )
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MAML-RL: episodes per task for each adaptation step [the run's own].",
+)
 @threads_option
-def eval_(run_dir: str, tasks: int | None, steps: int) -> None:
+def eval_(run_dir: str, tasks: int | None, steps: int, episodes: int | None) -> None:
     """Score a run on fixed held-out tasks (RL²: total reward per trial on the reference tables' tasks; MAML-RL:
     average return after 0..STEPS adaptation steps); into RUN/evaluation.json."""
     if maml_rl_runs.is_maml_rl_run(Path(run_dir)):
-        scored = maml_rl_runs.evaluate_maml_rl(Path(run_dir), tasks=tasks or 100, steps=steps)
+        scored = maml_rl_runs.evaluate_maml_rl(Path(run_dir), tasks=tasks or 100, steps=steps, episodes=episodes)
         write_json(Path(run_dir) / "evaluation.json", scored)
         for step, (mean, ci) in enumerate(zip(scored["mean"], scored["ci95"])):
             click.echo(f"{scored['preset']}: {mean:.2f} ± {ci:.2f} average return after {step} adaptation steps")
         return
+    if episodes is not None:
+        raise ConfigError("--episodes sets MAML-RL's adaptation batch; an RL² trial's episodes are its preset's")
     scored = evaluate_rl2(Path(run_dir), tasks=tasks or 1000)
     write_json(Path(run_dir) / "evaluation.json", scored)
     click.echo(

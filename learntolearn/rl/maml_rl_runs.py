@@ -196,14 +196,21 @@ def launch_maml_rl(config: MAMLRLRunConfig, run: Path, nproc: int) -> None:
 
 
 def evaluate_policy(
-    params: Params, config: MAMLRLRunConfig, tasks: int = 100, steps: int = 3, seed: int = EVALUATION_SEED
+    params: Params,
+    config: MAMLRLRunConfig,
+    tasks: int = 100,
+    steps: int = 3,
+    seed: int = EVALUATION_SEED,
+    episodes: int | None = None,
 ) -> dict[str, Any]:
-    """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size)."""
+    """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size), each
+    step on ``episodes`` episodes per task (default: the ``rollouts`` the run trained its inner step on)."""
+    episodes = episodes or config.rollouts
     family = task_family(config.task, config.normalised_actions)
     goals = family.sample(tasks, torch.Generator().manual_seed(seed))
-    with simulating(family, tasks, config.rollouts) as env:
+    with simulating(family, tasks, episodes) as env:
         returns = returns_while_adapting(
-            params, env, goals, config.rollouts, steps, config, torch.Generator().manual_seed(seed + 1)
+            params, env, goals, episodes, steps, config, torch.Generator().manual_seed(seed + 1)
         )
     return {
         "mean": returns.mean(1).tolist(),
@@ -217,12 +224,12 @@ def is_maml_rl_run(run: Path) -> bool:
 
 
 def evaluate_maml_rl(
-    run: Path, tasks: int = 100, steps: int = 3, state: dict[str, Any] | None = None
+    run: Path, tasks: int = 100, steps: int = 3, state: dict[str, Any] | None = None, episodes: int | None = None
 ) -> dict[str, Any]:
     """Score the run's checkpoint, or ``state`` read from it already (one read, while training may replace it)."""
     state = state or load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
     config = MAMLRLRunConfig(**{**OLDER_DEFAULTS, **state["config"], "hidden": tuple(state["config"]["hidden"])})
-    scored = evaluate_policy(dict(state["policy"]), config, tasks, steps)
+    scored = evaluate_policy(dict(state["policy"]), config, tasks, steps, episodes=episodes)
     return {"preset": config.name, "iteration": state["iteration"], "cpu_seconds": state["cpu_seconds"], **scored}

@@ -134,6 +134,8 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     assert result.exit_code == 0, result.output
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
+    result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "40"])
+    assert result.exit_code != 0 and "--episodes sets MAML-RL's adaptation batch" in result.output
 
 
 def tiny_maml(iterations: int, **changes):
@@ -205,6 +207,12 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
     # the same goals and noise for every run: evaluating twice gives the same numbers
     again = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2"])
     assert json.loads((run / "evaluation.json").read_text())["returns"] == scored["returns"], again.output
+    # --episodes: each step on that many episodes per task; the run's own count (2) is the default
+    CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2", "--episodes", "2"])
+    assert json.loads((run / "evaluation.json").read_text())["returns"] == scored["returns"]
+    more = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2", "--episodes", "6"])
+    assert more.exit_code == 0, more.output
+    assert json.loads((run / "evaluation.json").read_text())["returns"] != scored["returns"]
 
 
 @pytest.mark.slow  # two spawned processes: ~30 s
@@ -312,3 +320,13 @@ def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_
         [*script, *paths, "--family", "cheetah-dir", "--run", str(run)], capture_output=True, text=True
     )
     assert wrong.returncode != 0 and "trained maml-rl-navigation, not a cheetah-dir run" in wrong.stderr
+    # more episodes per adaptation step: a table of its own beside the runs' own protocol, the curve not redrawn
+    (figures / "maml-rl-navigation-curve.png").unlink()
+    subprocess.run([*script, *paths, "--run", str(run), "--episodes", "4"], check=True, capture_output=True, cwd=ROOT)
+    doubled = json.loads((out / "maml-rl-navigation-4-episodes.json").read_text())
+    assert doubled["episodes"] == 4 and record["episodes"] == 2
+    assert doubled["returns"]["MAML (ours)"] == evaluate_maml_rl(run, tasks=3, steps=1, episodes=4)["returns"]
+    assert doubled["returns"]["MAML (ours)"] != record["returns"]["MAML (ours)"]
+    table = (out / "maml-rl-navigation-4-episodes.md").read_text()
+    assert "maml_rl.py --episodes 4`" in table and "policy-gradient step on 4 episodes" in table
+    assert not (figures / "maml-rl-navigation-curve.png").exists()
