@@ -73,8 +73,12 @@ def eval_(run_dir: str, tasks: int | None, steps: int, episodes: int | None) -> 
     if maml_rl_runs.is_maml_rl_run(Path(run_dir)):
         scored = maml_rl_runs.evaluate_maml_rl(Path(run_dir), tasks=tasks or 100, steps=steps, episodes=episodes)
         write_json(Path(run_dir) / "evaluation.json", scored)
-        for step, (mean, ci) in enumerate(zip(scored["mean"], scored["ci95"])):
-            click.echo(f"{scored['preset']}: {mean:.2f} ± {ci:.2f} average return after {step} adaptation steps")
+        for step, (mean, ci, ended) in enumerate(zip(scored["mean"], scored["ci95"], scored["ended_early"])):
+            share = sum(ended) / len(ended)
+            click.echo(
+                f"{scored['preset']}: {mean:.2f} ± {ci:.2f} average return after {step} adaptation steps"
+                + (f" ({share:.0%} of episodes ended before the horizon)" if share else "")
+            )
         return
     if episodes is not None:
         raise ConfigError("--episodes sets MAML-RL's adaptation batch; an RL² trial's episodes are its preset's")

@@ -133,6 +133,11 @@ class Episodes:
         """Average undiscounted return per task, ``[tasks]``."""
         return self.rewards.sum(-1).mean(-1)
 
+    @property
+    def ended_early(self) -> Tensor:
+        """Share of each task's episodes that ended before the horizon (navigation: reached the goal), ``[tasks]``."""
+        return (self.mask[..., -1] == 0).float().mean(-1)
+
     def flat(self) -> tuple[Tensor, Tensor, Tensor]:
         """Observations, actions and mask with episodes and steps merged, ``[tasks, n, ...]``."""
         tasks = len(self.mask)
@@ -442,18 +447,19 @@ def returns_while_adapting(
     config: MAMLRLSettings,
     generator: torch.Generator,
     later_step_scale: float = 0.5,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Average return per task after 0..``steps`` adaptation steps, each on the episodes of the step before,
-    ``[steps + 1, tasks]``. The first step has the inner step size, later ones ``later_step_scale`` times it
-    (the MAML authors' evaluation halves it after the first step)."""
-    current, per_task, rows = {n: v.detach() for n, v in params.items()}, False, []
+    ``[steps + 1, tasks]``, and the share of those episodes that ended early. The first step has the inner step
+    size, later ones ``later_step_scale`` times it (the MAML authors' evaluation halves it after the first step)."""
+    current, per_task, rows, ended = {n: v.detach() for n, v in params.items()}, False, [], []
     for step in range(steps + 1):
         episodes = sample_episodes(current, env, goals, rollouts, generator)
         rows.append(episodes.returns)
+        ended.append(episodes.ended_early)
         if step < steps:
             advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
             lr = config.inner_lr * (1.0 if step == 0 else later_step_scale)
             with torch.no_grad():
                 current = adapt(current, episodes, advantages, lr, 1, per_task=per_task)
             per_task = True
-    return torch.stack(rows)
+    return torch.stack(rows), torch.stack(ended)

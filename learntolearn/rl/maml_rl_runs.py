@@ -209,13 +209,14 @@ def evaluate_policy(
     family = task_family(config.task, config.normalised_actions)
     goals = family.sample(tasks, torch.Generator().manual_seed(seed))
     with simulating(family, tasks, episodes) as env:
-        returns = returns_while_adapting(
+        returns, ended_early = returns_while_adapting(
             params, env, goals, episodes, steps, config, torch.Generator().manual_seed(seed + 1)
         )
     return {
         "mean": returns.mean(1).tolist(),
         "ci95": [confidence_interval(row) for row in returns],
         "returns": returns.tolist(),
+        "ended_early": ended_early.tolist(),
     }
 
 

@@ -39,10 +39,13 @@ ROOT = Path(__file__).resolve().parents[2]
 class Family:
     tasks: int  # held-out tasks scored
     reward: str  # what one episode's return sums, for the table's caption
+    ends_early: str | None = None  # what an episode ending before the horizon means, where one can
 
 
 FAMILIES = {
-    "navigation": Family(100, "minus the summed distance to the goal, over 100 steps; held-out goals"),
+    "navigation": Family(
+        100, "minus the summed distance to the goal, over 100 steps; held-out goals", "reached the goal"
+    ),
     "cheetah-dir": Family(
         40, "direction x forward velocity minus 0.05 |action|^2, over 200 steps; held-out directions (+1 or -1)"
     ),
@@ -81,6 +84,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.process_time()
     returns: dict[str, list[list[float]]] = {}
+    ended_early: dict[str, list[list[float]]] = {}
     runs = []
     random_config = preset(f"maml-rl-{args.family}")
     episodes = args.episodes
@@ -93,6 +97,7 @@ def main() -> None:
         # the checkpoint read once
         scored = evaluate_maml_rl(run, tasks=tasks, steps=args.steps, state=state, episodes=episodes)
         returns[row_name(scored["preset"], args.family)] = scored["returns"]
+        ended_early[row_name(scored["preset"], args.family)] = scored["ended_early"]
         runs.append(
             {
                 "preset": scored["preset"],
@@ -104,9 +109,11 @@ def main() -> None:
         )
     episodes = episodes or random_config.rollouts
     random_policy = initial_policy(random_config)
-    returns[RANDOM_ROW] = evaluate_policy(random_policy, random_config, tasks, args.steps, episodes=episodes)["returns"]
+    scored = evaluate_policy(random_policy, random_config, tasks, args.steps, episodes=episodes)
+    returns[RANDOM_ROW], ended_early[RANDOM_ROW] = scored["returns"], scored["ended_early"]
     cpu = round(time.process_time() - started, 1)
     record = {"tasks": tasks, "steps": args.steps, "episodes": episodes, "runs": runs, "returns": returns}
+    record["ended_early"] = ended_early  # per row, step and task: the share of episodes ending before the horizon
     record.update(cpu_seconds=cpu, **provenance())
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"maml-rl-{args.family}" + (f"-{args.episodes}-episodes" if args.episodes else "")
@@ -158,6 +165,18 @@ def main() -> None:
                 + " | ".join(f"{d.mean():+.2f} ± {confidence_interval(d):.2f}" for d in differences)
                 + " |"
             )
+    if family.ends_early:
+        lines += [
+            "",
+            f"Episodes that {family.ends_early} (% of each task's episodes, mean over tasks):",
+            "",
+        ]
+        lines += [
+            "| policy | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
+            "|---|" + "---|" * (args.steps + 1),
+        ]
+        for row, shares in ended_early.items():
+            lines.append(f"| {row} | " + " | ".join(f"{100 * np.mean(step):.0f}" for step in shares) + " |")
     write_text(args.out / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -202,6 +202,7 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["returns"]) == 3 and all(len(row) == 3 for row in scored["returns"])
     assert "average return after 2 adaptation steps" in result.output
+    assert len(scored["ended_early"]) == 3 and all(0 <= share <= 1 for row in scored["ended_early"] for share in row)
     result = CliRunner().invoke(cli, ["rl", "plot", str(run)])
     assert result.exit_code == 0 and (run / "training_curve.png").stat().st_size > 1000, result.output
     # the same goals and noise for every run: evaluating twice gives the same numbers
@@ -315,6 +316,10 @@ def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_
     assert record["runs"][0]["iteration"] == 2 and len(record["runs"][0]["history"]) == 2
     table = (out / "maml-rl-navigation.md").read_text()
     assert "maml-rl-navigation 2 of 2 TRPO iterations" in table and "| random initialisation |" in table
+    # the share of episodes that reached the goal, per row and step, beside the returns
+    assert set(record["ended_early"]) == set(record["returns"])
+    assert all(len(steps) == 2 and len(steps[0]) == 3 for steps in record["ended_early"].values())
+    assert "Episodes that reached the goal (% of each task's episodes" in table
     assert (figures / "maml-rl-navigation-curve.png").stat().st_size > 1000
     wrong = subprocess.run(
         [*script, *paths, "--family", "cheetah-dir", "--run", str(run)], capture_output=True, text=True

@@ -184,6 +184,7 @@ def test_episodes_end_when_the_goal_is_reached():
     }
     episodes = sample_episodes(params, env, goals, 1, torch.Generator().manual_seed(0))
     assert episodes.mask[0, 0].tolist() == [1, 1, 0, 0, 0, 0]
+    assert episodes.ended_early.tolist() == [1.0]
     assert torch.allclose(episodes.rewards[0, 0, :2], torch.tensor([-0.075, 0.0]), atol=1e-6)
     assert episodes.rewards[0, 0, 2:].abs().sum() == 0
 
@@ -192,16 +193,17 @@ def test_evaluation_takes_the_first_step_at_the_inner_size_and_later_ones_at_hal
     env, config = PointNavigation(horizon=8, normalised_actions=True), MAMLRLSettings(inner_lr=0.3)
     goals = PointNavigation().sample(3, torch.Generator().manual_seed(0)).float()
     params = init_policy(2, 2, (16,), torch.Generator().manual_seed(1))
-    scored = returns_while_adapting(params, env, goals, 4, 2, config, torch.Generator().manual_seed(2))
-    generator, current, expected = torch.Generator().manual_seed(2), params, []
+    scored, ended = returns_while_adapting(params, env, goals, 4, 2, config, torch.Generator().manual_seed(2))
+    generator, current, expected, expected_ended = torch.Generator().manual_seed(2), params, [], []
     for step, lr in enumerate((0.3, 0.15, None)):
         episodes = sample_episodes(current, env, goals, 4, generator)
         expected.append(episodes.returns)
+        expected_ended.append((episodes.mask.sum(-1) < 8).float().mean(-1))
         if lr is not None:
             advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
             current = adapt(current, episodes, advantages, lr, 1, per_task=step > 0)
-    assert torch.equal(scored, torch.stack(expected))
-    same_size = returns_while_adapting(
+    assert torch.equal(scored, torch.stack(expected)) and torch.equal(ended, torch.stack(expected_ended))
+    same_size, _ = returns_while_adapting(
         params, env, goals, 4, 2, config, torch.Generator().manual_seed(2), later_step_scale=1.0
     )
     assert torch.equal(same_size[:2], scored[:2]) and not torch.equal(same_size[2], scored[2])
