@@ -6,9 +6,10 @@
 Trains the preset as ``ltl train`` does, scoring the current model on the preset's 1,000 fixed test
 episodes every ``--every`` steps in place of validation (so nothing is selected on them and no test
 result is reported from this run). The clock is the trainer's CPU time in training steps (sampling,
-meta-gradients, optimiser, and the compilers ``torch.compile`` runs), not the scoring. ``--lr-halve-every``
-fits the preset's step schedule to a shorter budget (recorded with the curve). Rerunning the
-command resumes the run folder from its last checkpoint; the curve is read from its metrics. Appends the
+meta-gradients, optimiser, and the compilers ``torch.compile`` runs), not the scoring. Training ends at the
+first scoring after ``--cpu-minutes`` (default: the largest target's allowance) or at ``--steps``, whichever
+comes first. ``--lr-halve-every`` fits the preset's step schedule to a shorter budget (recorded with the curve).
+Rerunning the command resumes the run folder from its last checkpoint; the curve is read from its metrics. Appends the
 curve and the first CPU time at which each target accuracy was reached to
 ``benchmarks/results/time_to_accuracy.jsonl``.
 """
@@ -45,7 +46,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=sorted(TARGETS), default="maml-omniglot-5w1s")
     parser.add_argument("--every", type=int, default=None, help="Training steps between scorings.")
-    parser.add_argument("--steps", type=int, default=None, help="Training steps in all.")
+    parser.add_argument("--steps", type=int, default=None, help="Training steps at most.")
+    parser.add_argument(
+        "--cpu-minutes",
+        type=float,
+        default=None,
+        help="Training CPU minutes, ending at the scoring after them (default: the largest target's).",
+    )
     parser.add_argument(
         "--lr-halve-every",
         type=int,
@@ -68,8 +75,9 @@ def main() -> None:
     trainer = Trainer(
         config, args.run, data_root=args.data_root, resume=(args.run / "config.json").exists(), source=scored_on_test
     )
+    budget_minutes = args.cpu_minutes or max(targets.values())
     try:
-        trainer.train()
+        trainer.train(cpu_budget_seconds=60 * budget_minutes)
     except StoppedError:
         raise SystemExit(
             f"stopped at step {trainer.step} of {run.steps} with a checkpoint in {args.run}; rerun this command to "
@@ -93,6 +101,7 @@ def main() -> None:
             "setting": args.preset
             + (f", outer lr halved every {args.lr_halve_every:,} steps" if args.lr_halve_every else ""),
             "threads": 1,
+            "cpu_minutes_budget": budget_minutes,
             "test_episodes": source.test_count,
             "targets": {
                 str(accuracy): {

@@ -238,18 +238,28 @@ class Trainer:
         if self.metrics is not None:
             self.metrics.write(record)
 
-    def train(self) -> None:
-        """Meta-train to ``run.steps``; a first Ctrl-C or SIGTERM ends the current step, saves ``last.pt`` and
-        raises :class:`StoppedError` (a second one stops at once, losing the steps since the last checkpoint)."""
+    def train(self, cpu_budget_seconds: float | None = None) -> None:
+        """Meta-train to ``run.steps``, or with ``cpu_budget_seconds`` until the first validation at or after that
+        much training CPU time (checkpointed there; resuming a spent budget trains nothing). A first Ctrl-C or
+        SIGTERM ends the current step, saves ``last.pt`` and raises :class:`StoppedError` (a second one stops at
+        once, losing the steps since the last checkpoint)."""
+        if cpu_budget_seconds is not None and self.dist.enabled:
+            raise ConfigError("a CPU-time budget stops one process; its ranks would stop at different steps")
         # ranks of a distributed job would stop at different steps and wait on each other; they keep the defaults
         with StopRequests(enabled=not self.dist.enabled) as stop_requests:
-            self._train(stop_requests)
+            self._train(stop_requests, cpu_budget_seconds)
 
-    def _train(self, stop_requests: StopRequests) -> None:
+    def budget_spent(self, cpu_budget_seconds: float | None) -> bool:
+        """Whether training has used ``cpu_budget_seconds`` of CPU time and its last step was validated."""
+        every = self.config.run.val_every if self.source.validation is not None else 0
+        aligned = not every or self.step % every == 0
+        return cpu_budget_seconds is not None and self.train_cpu_seconds >= cpu_budget_seconds and aligned
+
+    def _train(self, stop_requests: StopRequests, cpu_budget_seconds: float | None = None) -> None:
         run = self.config.run
         self.algorithm.train()
         bar = tqdm(total=run.steps, initial=self.step, desc="meta-training", unit="step", disable=not self.progress)
-        while self.step < run.steps:
+        while self.step < run.steps and not self.budget_spent(cpu_budget_seconds):
             started, started_cpu = time.perf_counter(), cpu_seconds()
             self.algorithm.train()
             self.optimizer.zero_grad(set_to_none=True)
@@ -291,11 +301,15 @@ class Trainer:
             if self.source.validation is not None and run.val_every and self.step % run.val_every == 0:
                 stop = self._validate() if self.dist.is_main else False
                 stop = broadcast_flag(stop) if self.dist.enabled else stop
-            checkpoint = stop or stop_requests.signal is not None
+            spent = self.budget_spent(cpu_budget_seconds)
+            checkpoint = stop or spent or stop_requests.signal is not None
             if self.dist.is_main and (checkpoint or self.step % run.checkpoint_every == 0 or self.step == run.steps):
                 save_tensors(self._state(), self.run_dir / "last.pt")
             if stop:
                 self._log({"step": self.step, "early_stop": True, self.best_key: self.best_value()})
+                break
+            if spent:
+                self._log({"step": self.step, "cpu_budget_spent": round(self.train_cpu_seconds, 3)})
                 break
             if stop_requests.signal is not None:
                 self._close(bar)

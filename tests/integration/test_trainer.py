@@ -213,3 +213,24 @@ def test_validation_results_reach_the_console_and_every_bar_knows_its_total(tmp_
     trainer_model = Trainer(tiny_config("protonet"), tmp_path / "other", progress=False).algorithm
     evaluate(trainer_model, tasks)
     assert re.search(r"evaluating: +\d+%\|[^|]*\| \d/3 ", capsys.readouterr().err), "a list gives the bar its total"
+
+
+def test_a_cpu_budget_stops_at_the_first_validation_after_it_and_a_rerun_trains_no_further(tmp_path, monkeypatch):
+    import learntolearn.engine.trainer as trainer_module
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(trainer_module, "cpu_seconds", lambda: float(next(clock)))  # each step costs one second
+    config = TrainConfig.create(**{**SMALL, "checkpoint_every": 100}, steps=50)
+    trainer = Trainer(config, tmp_path / "r", progress=False)
+    trainer.train(cpu_budget_seconds=12)  # spent during step 12; validations every 10 steps
+    assert trainer.step == 20 and trainer.train_cpu_seconds == 20
+    rows = metrics(tmp_path / "r")
+    assert rows[-1] == {"step": 20, "cpu_budget_spent": 20.0}
+    assert any("val_accuracy" in r for r in rows if r["step"] == 20)
+    again = Trainer(config, tmp_path / "r", resume=True, progress=False)
+    assert again.step == 20, "the step where the budget ran out is checkpointed (checkpoint_every is 100)"
+    again.train(cpu_budget_seconds=12)
+    assert again.step == 20 and metrics(tmp_path / "r") == rows
+    larger = Trainer(config, tmp_path / "r", resume=True, progress=False)
+    larger.train(cpu_budget_seconds=25)  # continues to the validation after the larger budget
+    assert larger.step == 30 and metrics(tmp_path / "r")[-1] == {"step": 30, "cpu_budget_spent": 30.0}
