@@ -11,7 +11,7 @@ initialisation, all on the same tasks and sampling noise so that differences are
 Writes results/maml-rl-FAMILY.json (every task's average return after each step, per row; each run's settings,
 iterations, CPU time and training curve) and results/maml-rl-FAMILY.md, with provenance, and the first run's
 training curve as docs/figures/maml-rl-FAMILY-curve.png. With ``--episodes N`` each adaptation step samples N
-episodes per task instead of the runs' own count (the MAML authors' evaluation script doubles it), into
+episodes per task for every row instead of the first run's count (the MAML authors' test script doubles it), into
 results/maml-rl-FAMILY-N-episodes.{json,md}.
 """
 
