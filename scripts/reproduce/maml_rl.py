@@ -105,6 +105,8 @@ def main() -> None:
                 "iteration": scored["iteration"],
                 "cpu_seconds": scored["cpu_seconds"],
                 "history": state["history"],
+                # the Gaussian policy's standard deviation per action dimension (in units of the largest action)
+                "policy_std": state["policy"]["log_std"].exp().tolist(),
             }
         )
     episodes = episodes or random_config.rollouts

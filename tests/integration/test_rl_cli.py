@@ -314,6 +314,8 @@ def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_
     assert record["returns"]["MAML (ours)"] == evaluate_maml_rl(run, tasks=3, steps=1)["returns"]
     assert set(record["returns"]) == {"MAML (ours)", "random initialisation"}
     assert record["runs"][0]["iteration"] == 2 and len(record["runs"][0]["history"]) == 2
+    policy = load_tensors(run / "checkpoint.pt", "test")["policy"]
+    assert record["runs"][0]["policy_std"] == policy["log_std"].exp().tolist()
     table = (out / "maml-rl-navigation.md").read_text()
     assert "maml-rl-navigation 2 of 2 TRPO iterations" in table and "| random initialisation |" in table
     # the share of episodes that reached the goal, per row and step, beside the returns
