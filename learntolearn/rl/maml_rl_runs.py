@@ -62,18 +62,17 @@ def cheetah(name: str, task: str, **changes: Any) -> MAMLRLRunConfig:
 #: shrinking the policy's standard deviation and so enlarge the untrained second and third adaptation steps:
 #: all three navigation rows score worse after 2-3 steps at 500 iterations than at 200 (docs/results.md)
 NAVIGATION_ITERATIONS = 200
-#: the inner step size of the authors' navigation code (cbfinn/maml_rl maml_examples/maml_trpo_point.py), whose
-#: policy acts in units of the largest step as ours does; their test script adapts that run with the same size
-NAVIGATION_INNER_LR = 0.5
+#: inner step 0.1; the MAML authors' navigation code's 0.5 gave a better first step but worse second and third
+#: ones (results/maml-rl-navigation-inner-lr-0.5/)
 
 PRESETS: dict[str, MAMLRLRunConfig] = {
-    "maml-rl-navigation": MAMLRLRunConfig(iterations=NAVIGATION_ITERATIONS, inner_lr=NAVIGATION_INNER_LR),
+    "maml-rl-navigation": MAMLRLRunConfig(iterations=NAVIGATION_ITERATIONS),
     "fomaml-rl-navigation": MAMLRLRunConfig(
-        name="fomaml-rl-navigation", first_order=True, iterations=NAVIGATION_ITERATIONS, inner_lr=NAVIGATION_INNER_LR
+        name="fomaml-rl-navigation", first_order=True, iterations=NAVIGATION_ITERATIONS
     ),
     # one policy trained by TRPO on all goals, fine-tuned at test time like MAML's (Finn et al.'s "pretrained")
     "pretrained-rl-navigation": MAMLRLRunConfig(
-        name="pretrained-rl-navigation", inner_steps=0, iterations=NAVIGATION_ITERATIONS, inner_lr=NAVIGATION_INNER_LR
+        name="pretrained-rl-navigation", inner_steps=0, iterations=NAVIGATION_ITERATIONS
     ),
     "maml-rl-cheetah-dir": cheetah("maml-rl-cheetah-dir", "cheetah-direction"),
     "maml-rl-cheetah-vel": cheetah("maml-rl-cheetah-vel", "cheetah-velocity"),

@@ -151,7 +151,7 @@ def test_a_resumed_maml_rl_run_equals_an_uninterrupted_one(tmp_path):
     resumed = train_maml_rl(tiny_maml(3), tmp_path / "resumed", log=lines.append)
     assert lines[0] == "resuming at iteration 1"
     assert all(torch.equal(straight[n], resumed[n]) for n in straight)
-    with pytest.raises(LtlError, match=r"other settings .*inner_lr 0.5 -> 0.2"):
+    with pytest.raises(LtlError, match=r"other settings .*inner_lr 0.1 -> 0.2"):
         train_maml_rl(tiny_maml(3, inner_lr=0.2), tmp_path / "resumed")
     with pytest.raises(UnknownNameError, match="unknown MAML-RL preset"):
         maml_preset("maml-rl-cheetah")
