@@ -62,10 +62,10 @@ def cheetah(name: str, task: str, **changes: Any) -> MAMLRLRunConfig:
 #: shrinking the policy's standard deviation and so enlarge the untrained second and third adaptation steps:
 #: all three navigation rows score worse after 2-3 steps at 500 iterations than at 200 (docs/results.md)
 NAVIGATION_ITERATIONS = 200
-#: inner step 0.1; the MAML authors' navigation code's 0.5 gave a better first step but worse second and third
-#: ones (results/maml-rl-navigation-inner-lr-0.5/)
 
 PRESETS: dict[str, MAMLRLRunConfig] = {
+    # inner step 0.1: the MAML authors' navigation code's 0.5 gave a better first step but worse second and
+    # third ones (results/maml-rl-navigation-inner-lr-0.5/)
     "maml-rl-navigation": MAMLRLRunConfig(iterations=NAVIGATION_ITERATIONS),
     "fomaml-rl-navigation": MAMLRLRunConfig(
         name="fomaml-rl-navigation", first_order=True, iterations=NAVIGATION_ITERATIONS
