@@ -32,7 +32,7 @@ from torch import Tensor
 
 from learntolearn.algorithms.inner import Params, sgd_inner_loop
 from learntolearn.errors import TaskError
-from learntolearn.rl.tasks import check_finite
+from learntolearn.rl.tasks import PointNavigation, check_finite
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -127,16 +127,30 @@ class Episodes:
     actions: Tensor  # [tasks, episodes, steps, action size]
     rewards: Tensor  # [tasks, episodes, steps], zero after an episode ended
     mask: Tensor  # [tasks, episodes, steps]
+    #: [tasks, episodes], one for a real episode: tasks of a step budget collect different numbers of episodes,
+    #: and the rows after a task's last are all-zero padding (None: every row is an episode)
+    counted: Tensor | None = None
+
+    def weights(self) -> Tensor:
+        """Each row's weight in a per-task average over episodes, ``[tasks, episodes]``."""
+        counted = torch.ones(self.mask.shape[:2]) if self.counted is None else self.counted
+        return counted / counted.sum(-1, keepdim=True)
 
     @property
     def returns(self) -> Tensor:
         """Average undiscounted return per task, ``[tasks]``."""
-        return self.rewards.sum(-1).mean(-1)
+        return (self.rewards.sum(-1) * self.weights()).sum(-1)
 
     @property
     def ended_early(self) -> Tensor:
         """Share of each task's episodes that ended before the horizon (navigation: reached the goal), ``[tasks]``."""
-        return (self.mask[..., -1] == 0).float().mean(-1)
+        ended = (self.mask[..., 0] == 1) & (self.mask[..., -1] == 0)
+        return (ended.float() * self.weights()).sum(-1)
+
+    @property
+    def count(self) -> Tensor:
+        """Episodes per task, ``[tasks]``."""
+        return (self.mask[..., 0] == 1).sum(-1)
 
     def flat(self) -> tuple[Tensor, Tensor, Tensor]:
         """Observations, actions and mask with episodes and steps merged, ``[tasks, n, ...]``."""
@@ -176,6 +190,78 @@ def sample_episodes(
             alive = alive * ~env.reached(goals, following)
             positions = following
     return Episodes(*(torch.stack(parts, dim=2) for parts in (observations, actions, rewards, masks)))
+
+
+def sample_step_budget(
+    params: Params, env: Simulator, goals: Tensor, budget: int, generator: torch.Generator, slots: int | None = None
+) -> Episodes:
+    """Episodes as rllab's vectorised sampler collects them in the MAML authors' code: ``slots`` episodes per
+    task (default ``budget // horizon``, at least one) run in lockstep, each slot starting a new episode from the
+    reset state when its episode ends, until the task's completed episodes hold at least ``budget`` steps; the
+    episodes still running then are dropped. Where episodes can end early (navigation: at the goal), short
+    episodes make up more of the sample than in a fixed number of episodes. Their test script samples each
+    adaptation step with a budget of 4,000 steps; their training sampler runs one slot per task."""
+    if not isinstance(env, PointNavigation):
+        raise TaskError(
+            "a step budget needs episodes that can end early and restart on their own (the navigation tasks); "
+            "MuJoCo episodes always run to the horizon, so use a number of episodes instead"
+        )
+    tasks, horizon = len(goals), env.horizon
+    slots = slots or max(1, budget // horizon)
+    start = env.reset(goals, slots)
+    positions, age = start.clone(), torch.zeros(tasks, slots, dtype=torch.long)
+    size = positions.shape[-1]
+    buffers = [torch.zeros(tasks, slots, horizon, size), torch.zeros(tasks, slots, horizon, size)]
+    rewards = torch.zeros(tasks, slots, horizon)
+    collected: list[tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []  # task, observations, actions, rewards, length
+    steps_done = torch.zeros(tasks, dtype=torch.long)
+    rows, slot_index = torch.arange(tasks)[:, None].expand(tasks, slots), torch.arange(slots).expand(tasks, slots)
+    step = 0
+    with torch.no_grad():
+        while bool((steps_done < budget).any()):
+            mean = policy_mean(params, positions)
+            action = mean + log_std_of(params, mean).exp() * torch.randn(mean.shape, generator=generator)
+            following, reward = env.step(goals, positions, action, step)
+            check_finite("a reward", reward, step, goals)
+            buffers[0][rows, slot_index, age] = positions.float()
+            buffers[1][rows, slot_index, age] = action.float()
+            rewards[rows, slot_index, age] = reward.float()
+            age += 1
+            ended = env.reached(goals, following) | (age == horizon)
+            keep = ended & (steps_done < budget)[:, None]
+            if keep.any():
+                task, slot = keep.nonzero(as_tuple=True)
+                lengths = age[task, slot]
+                collected.append(
+                    (
+                        task,
+                        buffers[0][task, slot].clone(),
+                        buffers[1][task, slot].clone(),
+                        rewards[task, slot].clone(),
+                        lengths,
+                    )
+                )
+                steps_done += torch.bincount(task, weights=lengths.float(), minlength=tasks).long()
+            for buffer in (*buffers, rewards):
+                buffer[ended] = 0
+            positions = torch.where(ended[..., None], start, following)
+            age = torch.where(ended, 0, age)
+            step += 1
+    task = torch.cat([part[0] for part in collected])
+    order = torch.sort(task, stable=True).indices
+    task = task[order]
+    observations, actions, episode_rewards, lengths = (
+        torch.cat([part[i] for part in collected])[order] for i in range(1, 5)
+    )
+    counts = torch.bincount(task, minlength=tasks)
+    position = torch.arange(len(task)) - (torch.cumsum(counts, 0) - counts)[task]
+    shape = (tasks, int(counts.max()), horizon)
+    mask = torch.zeros(shape)
+    mask[task, position] = (torch.arange(horizon) < lengths[:, None]).float()
+    padded = [torch.zeros(*shape, size), torch.zeros(*shape, size), torch.zeros(shape), torch.zeros(shape[:2])]
+    for out, values in zip(padded, (observations, actions, episode_rewards, torch.ones(len(task)))):
+        out[task, position] = values
+    return Episodes(padded[0], padded[1], padded[2], mask, counted=padded[3])
 
 
 def discounted_returns(rewards: Tensor, discount: float) -> Tensor:
@@ -399,6 +485,9 @@ class MAMLRLSettings:
     cg_damping: float = 1e-5
     line_search_steps: int = 15
     backtrack: float = 0.8
+    #: sample each task's episodes one after another until they hold ``rollouts`` x horizon steps, as the MAML
+    #: authors' training sampler does (:func:`sample_step_budget` with one slot), instead of exactly ``rollouts``
+    fill_step_budget: bool = False
 
 
 def meta_iteration(
@@ -415,7 +504,15 @@ def meta_iteration(
     ``shard`` of it); returns the step and the shard's returns per task before and after adapting."""
     shard = shard or Shard.whole(len(goals))
     mine = goals[shard.start : shard.stop]
-    train = sample_episodes(params, env, mine, rollouts, generator, shard)
+
+    def sample(policy: Params) -> Episodes:
+        if not config.fill_step_budget:
+            return sample_episodes(policy, env, mine, rollouts, generator, shard)
+        if shard.total != len(mine):
+            raise TaskError("fill_step_budget samples the whole meta-batch in one process; train without --nproc")
+        return sample_step_budget(policy, env, mine, rollouts * env.horizon, generator, slots=1)
+
+    train = sample(params)
     if config.inner_steps == 0:
         valid = train
     else:
@@ -424,7 +521,7 @@ def meta_iteration(
             fast = adapt(
                 {n: v.detach() for n, v in params.items()}, train, advantages, config.inner_lr, config.inner_steps
             )
-        valid = sample_episodes(fast, env, mine, rollouts, generator, shard)
+        valid = sample(fast)
     step = trpo_step(
         params,
         meta_objective(params, train, valid, config, shard.total),
@@ -447,19 +544,26 @@ def returns_while_adapting(
     config: MAMLRLSettings,
     generator: torch.Generator,
     later_step_scale: float = 0.5,
-) -> tuple[Tensor, Tensor]:
+    step_budget: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Average return per task after 0..``steps`` adaptation steps, each on the episodes of the step before,
-    ``[steps + 1, tasks]``, and the share of those episodes that ended early. The first step has the inner step
-    size, later ones ``later_step_scale`` times it (the MAML authors' evaluation halves it after the first step)."""
-    current, per_task, rows, ended = {n: v.detach() for n, v in params.items()}, False, [], []
+    ``[steps + 1, tasks]``, the share of those episodes that ended early and their number. The first step has the
+    inner step size, later ones ``later_step_scale`` times it (the MAML authors' evaluation halves it after the
+    first step). With ``step_budget``, each step samples as :func:`sample_step_budget` instead of ``rollouts``
+    episodes per task."""
+    current, per_task, rows, ended, counts = {n: v.detach() for n, v in params.items()}, False, [], [], []
     for step in range(steps + 1):
-        episodes = sample_episodes(current, env, goals, rollouts, generator)
+        if step_budget is None:
+            episodes = sample_episodes(current, env, goals, rollouts, generator)
+        else:
+            episodes = sample_step_budget(current, env, goals, step_budget, generator)
         rows.append(episodes.returns)
         ended.append(episodes.ended_early)
+        counts.append(episodes.count)
         if step < steps:
             advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
             lr = config.inner_lr * (1.0 if step == 0 else later_step_scale)
             with torch.no_grad():
                 current = adapt(current, episodes, advantages, lr, 1, per_task=per_task)
             per_task = True
-    return torch.stack(rows), torch.stack(ended)
+    return torch.stack(rows), torch.stack(ended), torch.stack(counts)

@@ -18,7 +18,7 @@ from learntolearn.engine.distributed import Distributed, all_reduce_tensor, init
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.launch import launch_processes
 from learntolearn.engine.stopping import StopRequests
-from learntolearn.errors import LtlError, UnknownNameError
+from learntolearn.errors import ConfigError, LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.maml_rl import (
     MAMLRLSettings,
@@ -198,6 +198,8 @@ def _rank_process(config: dict[str, Any], run: str) -> None:
 def launch_maml_rl(config: MAMLRLRunConfig, run: Path, nproc: int) -> None:
     """Meta-train with ``nproc`` local processes splitting each meta-batch (``ltl rl train ... --nproc``)."""
     shard(config.meta_batch, 0, nproc)  # a meta-batch too small to split fails here, with the fix
+    if config.fill_step_budget:
+        raise ConfigError(f"{config.name} fills a step budget per task, which one process samples; drop --nproc")
     launch_processes(
         nproc,
         _rank_process,
@@ -213,21 +215,34 @@ def evaluate_policy(
     steps: int = 3,
     seed: int = EVALUATION_SEED,
     episodes: int | None = None,
+    step_budget: int | None = None,
 ) -> dict[str, Any]:
     """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size), each
-    step on ``episodes`` episodes per task (default: the ``rollouts`` the run trained its inner step on)."""
+    step on ``episodes`` episodes per task (default: the ``rollouts`` the run trained its inner step on), or on
+    the episodes a ``step_budget`` collects as the MAML authors' sampler does
+    (:func:`~learntolearn.rl.maml_rl.sample_step_budget`)."""
+    if episodes is not None and step_budget is not None:
+        raise ConfigError("give a number of episodes or a step budget, not both")
     episodes = episodes or config.rollouts
     family = task_family(config.task, config.normalised_actions)
     goals = family.sample(tasks, torch.Generator().manual_seed(seed))
     with simulating(family, tasks, episodes) as env:
-        returns, ended_early = returns_while_adapting(
-            params, env, goals, episodes, steps, config, torch.Generator().manual_seed(seed + 1)
+        returns, ended_early, counts = returns_while_adapting(
+            params,
+            env,
+            goals,
+            episodes,
+            steps,
+            config,
+            torch.Generator().manual_seed(seed + 1),
+            step_budget=step_budget,
         )
     return {
         "mean": returns.mean(1).tolist(),
         "ci95": [confidence_interval(row) for row in returns],
         "returns": returns.tolist(),
         "ended_early": ended_early.tolist(),
+        "episodes": counts.tolist(),
     }
 
 
@@ -236,12 +251,17 @@ def is_maml_rl_run(run: Path) -> bool:
 
 
 def evaluate_maml_rl(
-    run: Path, tasks: int = 100, steps: int = 3, state: dict[str, Any] | None = None, episodes: int | None = None
+    run: Path,
+    tasks: int = 100,
+    steps: int = 3,
+    state: dict[str, Any] | None = None,
+    episodes: int | None = None,
+    step_budget: int | None = None,
 ) -> dict[str, Any]:
     """Score the run's checkpoint, or ``state`` read from it already (one read, while training may replace it)."""
     state = state or load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
     config = MAMLRLRunConfig(**{**OLDER_DEFAULTS, **state["config"], "hidden": tuple(state["config"]["hidden"])})
-    scored = evaluate_policy(dict(state["policy"]), config, tasks, steps, episodes=episodes)
+    scored = evaluate_policy(dict(state["policy"]), config, tasks, steps, episodes=episodes, step_budget=step_budget)
     return {"preset": config.name, "iteration": state["iteration"], "cpu_seconds": state["cpu_seconds"], **scored}

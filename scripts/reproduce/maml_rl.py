@@ -12,7 +12,9 @@ Writes results/maml-rl-FAMILY.json (every task's average return after each step,
 iterations, CPU time and training curve) and results/maml-rl-FAMILY.md, with provenance, and the first run's
 training curve as docs/figures/maml-rl-FAMILY-curve.png. With ``--episodes N`` each adaptation step samples N
 episodes per task for every row instead of the first run's count (the MAML authors' test script doubles it), into
-results/maml-rl-FAMILY-N-episodes.{json,md}.
+results/maml-rl-FAMILY-N-episodes.{json,md}. With ``--step-budget N`` (navigation) each step samples as the MAML
+authors' code does, episodes in lockstep until the completed ones hold N steps (their test script: 4,000), into
+results/maml-rl-FAMILY-step-budget-N.{json,md}.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from learntolearn.errors import LtlError
 from learntolearn.experiments.plots import plot_rl_history
 from learntolearn.files import load_tensors, write_json, write_text
 from learntolearn.rl.maml_rl_runs import evaluate_maml_rl, evaluate_policy, initial_policy, preset
+from learntolearn.rl.tasks import PointNavigation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,13 +81,23 @@ def main() -> None:
         type=int,
         help="Episodes per task for each adaptation step, every row (default: the first run's inner-step episodes).",
     )
+    parser.add_argument(
+        "--step-budget",
+        type=int,
+        help="Sample each adaptation step as the MAML authors' code does: episodes until they hold this many steps.",
+    )
     args = parser.parse_args()
+    if args.step_budget is not None and args.episodes is not None:
+        parser.error("give --episodes or --step-budget, not both")
+    if args.step_budget is not None and args.family != "navigation":
+        parser.error("--step-budget is for navigation, whose episodes end at the goal; others run to the horizon")
     family = FAMILIES[args.family]
     tasks = args.tasks or family.tasks
     torch.set_num_threads(1)
     started = time.process_time()
     returns: dict[str, list[list[float]]] = {}
     ended_early: dict[str, list[list[float]]] = {}
+    counts: dict[str, list[list[int]]] = {}  # episodes per step and task
     runs = []
     random_config = preset(f"maml-rl-{args.family}")
     episodes = args.episodes
@@ -93,11 +106,15 @@ def main() -> None:
         trained_preset = state.get("config", {}).get("name", "?")
         if not trained_preset.endswith(f"-{args.family}"):
             raise LtlError(f"{run} trained {trained_preset}, not a {args.family} run; pass the --family it trained")
-        episodes = episodes or state["config"]["rollouts"]  # every row on the same episodes, so rows pair
+        if args.step_budget is None:
+            episodes = episodes or state["config"]["rollouts"]  # every row on the same episodes, so rows pair
         # the checkpoint read once
-        scored = evaluate_maml_rl(run, tasks=tasks, steps=args.steps, state=state, episodes=episodes)
+        scored = evaluate_maml_rl(
+            run, tasks=tasks, steps=args.steps, state=state, episodes=episodes, step_budget=args.step_budget
+        )
         returns[row_name(scored["preset"], args.family)] = scored["returns"]
         ended_early[row_name(scored["preset"], args.family)] = scored["ended_early"]
+        counts[row_name(scored["preset"], args.family)] = scored["episodes"]
         runs.append(
             {
                 "preset": scored["preset"],
@@ -109,18 +126,24 @@ def main() -> None:
                 "policy_std": state["policy"]["log_std"].exp().tolist(),
             }
         )
-    episodes = episodes or random_config.rollouts
+    if args.step_budget is None:
+        episodes = episodes or random_config.rollouts
     random_policy = initial_policy(random_config)
-    scored = evaluate_policy(random_policy, random_config, tasks, args.steps, episodes=episodes)
+    scored = evaluate_policy(
+        random_policy, random_config, tasks, args.steps, episodes=episodes, step_budget=args.step_budget
+    )
     returns[RANDOM_ROW], ended_early[RANDOM_ROW] = scored["returns"], scored["ended_early"]
+    counts[RANDOM_ROW] = scored["episodes"]
     cpu = round(time.process_time() - started, 1)
-    record = {"tasks": tasks, "steps": args.steps, "episodes": episodes, "runs": runs, "returns": returns}
+    record = {"tasks": tasks, "steps": args.steps, "episodes": episodes, "step_budget": args.step_budget}
+    record |= {"runs": runs, "returns": returns, "episodes_per_task": counts}
     record["ended_early"] = ended_early  # per row, step and task: the share of episodes ending before the horizon
     record.update(cpu_seconds=cpu, **provenance())
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"maml-rl-{args.family}" + (f"-{args.episodes}-episodes" if args.episodes else "")
+    name += f"-step-budget-{args.step_budget}" if args.step_budget else ""
     write_json(args.out / f"{name}.json", record)
-    if args.run and not args.episodes:
+    if args.run and not args.episodes and not args.step_budget:
         args.figures.mkdir(parents=True, exist_ok=True)
         plot_rl_history(args.run[0], args.figures / f"{name}-curve.png")
     trained = ", ".join(
@@ -133,13 +156,28 @@ def main() -> None:
     )
     if args.episodes:
         command += f" --episodes {args.episodes}"
+    if args.step_budget:
+        command += f" --step-budget {args.step_budget}"
+    sampled = (
+        f"the episodes that a budget of {args.step_budget:,} steps collects"
+        if args.step_budget
+        else f"{episodes} episodes"
+    )
+    sampler = (
+        f" Sampled as in the MAML authors' code: {args.step_budget // PointNavigation.horizon} episodes per task run "
+        "in lockstep, each slot starting another when its episode ends, until the completed episodes hold the budget; "
+        "episodes still running then are dropped and the average is over the completed ones, so episodes that end "
+        "early at the goal weigh more than in a fixed number of episodes."
+        if args.step_budget
+        else ""
+    )
     lines = [
         f"Generated by `{command}` at commit `{record['commit'][:10]}` ({cpu:,} CPU s to evaluate, 2-core x86_64). "
         f"Average return per episode ({family.reward}) on the same {tasks} tasks (seed 0) after each "
-        f"policy-gradient step on {episodes} episodes (the first of size {random_config.inner_lr:g}, "
+        f"policy-gradient step on {sampled} (the first of size {random_config.inner_lr:g}, "
         f"later ones {random_config.inner_lr / 2:g}, as the MAML authors' evaluation halves it), mean with a normal "
         f"95% interval over tasks. Trained: {trained or 'none'}; the random row is the untrained initialisation "
-        "(seed 0) adapted the same way.",
+        f"(seed 0) adapted the same way.{sampler}",
         "",
         "| policy | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
         "|---|" + "---|" * (args.steps + 1),
@@ -179,6 +217,14 @@ def main() -> None:
         ]
         for row, shares in ended_early.items():
             lines.append(f"| {row} | " + " | ".join(f"{100 * np.mean(step):.0f}" for step in shares) + " |")
+    if args.step_budget:
+        lines += ["", "Episodes per task in each step's sample (mean over tasks):", ""]
+        lines += [
+            "| policy | " + " | ".join(f"{s} steps" for s in range(args.steps + 1)) + " |",
+            "|---|" + "---|" * (args.steps + 1),
+        ]
+        for row, numbers in counts.items():
+            lines.append(f"| {row} | " + " | ".join(f"{np.mean(step):.1f}" for step in numbers) + " |")
     write_text(args.out / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -135,13 +135,18 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
     result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "40"])
-    assert result.exit_code != 0 and "--episodes sets MAML-RL's adaptation batch" in result.output
+    assert result.exit_code != 0 and "--episodes and --step-budget set MAML-RL's adaptation batch" in result.output
 
 
 def tiny_maml(iterations: int, **changes):
     """The navigation preset shrunk to a fraction of a second per iteration."""
     config = maml_preset("maml-rl-navigation", iterations=iterations)
     return replace(config, **{"hidden": (8,), "meta_batch": 2, "rollouts": 2, "checkpoint_every": 1, **changes})
+
+
+def test_a_run_filling_a_step_budget_refuses_to_split_across_processes(tmp_path):
+    with pytest.raises(ConfigError, match="drop --nproc"):
+        launch_maml_rl(tiny_maml(1, fill_step_budget=True), tmp_path / "run", 2)
 
 
 def test_a_resumed_maml_rl_run_equals_an_uninterrupted_one(tmp_path):
@@ -214,6 +219,13 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
     more = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "2", "--episodes", "6"])
     assert more.exit_code == 0, more.output
     assert json.loads((run / "evaluation.json").read_text())["returns"] != scored["returns"]
+    # --step-budget: the authors' sampler, as many episodes as the budget holds (at least its 300 // 100 slots)
+    budget = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "1", "--step-budget", "300"])
+    assert budget.exit_code == 0, budget.output
+    counts = json.loads((run / "evaluation.json").read_text())["episodes"]
+    assert len(counts) == 2 and all(n >= 3 for row in counts for n in row)
+    both = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "2", "--step-budget", "300"])
+    assert both.exit_code != 0 and "a number of episodes or a step budget, not both" in both.output
 
 
 @pytest.mark.slow  # two spawned processes: ~30 s
@@ -221,7 +233,8 @@ def test_ltl_rl_eval_scores_a_maml_rl_run_after_each_adaptation_step(tmp_path):
 def test_two_processes_splitting_each_meta_batch_train_the_policy_one_process_trains(tmp_path):
     # float32 sums in another order differ by ~1e-7; CG's late iterations on a barely damped Fisher amplify that
     # (measured: the 10th differs by 1e-1 relative), so equivalence is checked on CG's well-conditioned first steps
-    config = tiny_maml(2, meta_batch=4, cg_iterations=4)
+    # a fixed number of episodes per task: the only sampling that splits (a filled step budget needs one process)
+    config = tiny_maml(2, meta_batch=4, cg_iterations=4, fill_step_budget=False)
     alone = train_maml_rl(config, tmp_path / "alone", log=lambda _: None)
     launch_maml_rl(config, tmp_path / "split", nproc=2)
     state = load_tensors(tmp_path / "split" / "checkpoint.pt", "test")
@@ -253,7 +266,7 @@ class PoisonedNavigation(PointNavigation):
 def test_a_nan_reward_names_the_task_and_step_and_leaves_the_last_checkpoint(tmp_path, monkeypatch):
     from learntolearn.rl import maml_rl_runs
 
-    config = tiny_maml(5)
+    config = tiny_maml(5, fill_step_budget=False)  # samplings of exactly 100 steps, so the fault's step is known
     healthy = maml_rl_runs.task_family("navigation")
     poisoned = PoisonedNavigation(after=2 * 2 * 100 + 150)  # two iterations of two samplings of 100 steps, then NaN
     family = replace(healthy, simulator=lambda tasks, episodes: poisoned)
@@ -337,3 +350,16 @@ def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_
     table = (out / "maml-rl-navigation-4-episodes.md").read_text()
     assert "maml_rl.py --episodes 4`" in table and "policy-gradient step on 4 episodes" in table
     assert not (figures / "maml-rl-navigation-curve.png").exists()
+    # the authors' sampler: a table of its own with the episodes each step collected
+    budget = [*script, *paths, "--run", str(run), "--step-budget", "300"]
+    subprocess.run(budget, check=True, capture_output=True, cwd=ROOT)
+    sampled = json.loads((out / "maml-rl-navigation-step-budget-300.json").read_text())
+    assert sampled["step_budget"] == 300 and sampled["episodes"] is None
+    expected = evaluate_maml_rl(run, tasks=3, steps=1, step_budget=300)
+    assert sampled["returns"]["MAML (ours)"] == expected["returns"]
+    assert sampled["episodes_per_task"]["MAML (ours)"] == expected["episodes"]
+    table = (out / "maml-rl-navigation-step-budget-300.md").read_text()
+    assert "maml_rl.py --step-budget 300`" in table and "a budget of 300 steps collects" in table
+    assert "Episodes per task in each step's sample" in table
+    cheetah = subprocess.run([*budget, "--family", "cheetah-dir"], capture_output=True, text=True, cwd=ROOT)
+    assert cheetah.returncode != 0 and "--step-budget is for navigation" in cheetah.stderr

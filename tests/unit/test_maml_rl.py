@@ -10,6 +10,7 @@ from learntolearn.errors import TaskError
 from learntolearn.rl.maml_rl import (
     Episodes,
     MAMLRLSettings,
+    Shard,
     adapt,
     conjugate_gradient,
     discounted_returns,
@@ -18,12 +19,14 @@ from learntolearn.rl.maml_rl import (
     init_policy,
     linear_baseline,
     log_std_of,
+    meta_iteration,
     meta_objective,
     normalised_advantages,
     policy_mean,
     reinforce_loss,
     returns_while_adapting,
     sample_episodes,
+    sample_step_budget,
     trpo_step,
 )
 from learntolearn.rl.tasks import PointNavigation
@@ -193,7 +196,7 @@ def test_evaluation_takes_the_first_step_at_the_inner_size_and_later_ones_at_hal
     env, config = PointNavigation(horizon=8, normalised_actions=True), MAMLRLSettings(inner_lr=0.3)
     goals = PointNavigation().sample(3, torch.Generator().manual_seed(0)).float()
     params = init_policy(2, 2, (16,), torch.Generator().manual_seed(1))
-    scored, ended = returns_while_adapting(params, env, goals, 4, 2, config, torch.Generator().manual_seed(2))
+    scored, ended, counts = returns_while_adapting(params, env, goals, 4, 2, config, torch.Generator().manual_seed(2))
     generator, current, expected, expected_ended = torch.Generator().manual_seed(2), params, [], []
     for step, lr in enumerate((0.3, 0.15, None)):
         episodes = sample_episodes(current, env, goals, 4, generator)
@@ -203,7 +206,101 @@ def test_evaluation_takes_the_first_step_at_the_inner_size_and_later_ones_at_hal
             advantages = normalised_advantages(episodes, config.discount, config.gae_lambda)
             current = adapt(current, episodes, advantages, lr, 1, per_task=step > 0)
     assert torch.equal(scored, torch.stack(expected)) and torch.equal(ended, torch.stack(expected_ended))
-    same_size, _ = returns_while_adapting(
+    assert counts.tolist() == [[4, 4, 4]] * 3
+    same_size, _, _ = returns_while_adapting(
         params, env, goals, 4, 2, config, torch.Generator().manual_seed(2), later_step_scale=1.0
     )
     assert torch.equal(same_size[:2], scored[:2]) and not torch.equal(same_size[2], scored[2])
+
+
+def rllab_vectorised_sampler(params, env, goals, budget, generator):
+    """A per-task, per-slot loop over the same noise as the MAML authors' sampler: ``budget // horizon`` slots in
+    lockstep, a new episode wherever one ends, stopping once the completed episodes hold ``budget`` steps."""
+    tasks, slots = len(goals), max(1, budget // env.horizon)
+    positions = torch.zeros(tasks, slots, 2)
+    running = [[[] for _ in range(slots)] for _ in range(tasks)]
+    done, collected, step = [0] * tasks, [[] for _ in range(tasks)], 0
+    while min(done) < budget:
+        mean = policy_mean(params, positions)
+        actions = mean + log_std_of(params, mean).exp() * torch.randn(mean.shape, generator=generator)
+        following, rewards = env.step(goals, positions, actions, step)
+        reached = env.reached(goals, following)
+        finished = []
+        for task in range(tasks):
+            for slot in range(slots):
+                running[task][slot].append(float(rewards[task, slot]))
+                if reached[task, slot] or len(running[task][slot]) == env.horizon:
+                    finished.append((task, running[task][slot]))
+                    running[task][slot] = []
+                    following[task, slot] = 0.0
+        collecting = [steps < budget for steps in done]  # checked once per step, as the sampler's while loop
+        for task, episode in finished:
+            if collecting[task]:
+                collected[task].append(episode)
+                done[task] += len(episode)
+        positions, step = following, step + 1
+    return collected
+
+
+def test_a_step_budget_collects_the_episodes_of_the_authors_sampler():
+    env = PointNavigation(horizon=6, goal_tolerance=0.15, normalised_actions=True)
+    goals = torch.tensor([[0.1, 0.1], [0.45, -0.45], [-0.05, 0.12]])
+    params = init_policy(2, 2, (8,), torch.Generator().manual_seed(3))
+    episodes = sample_step_budget(params, env, goals, 20, torch.Generator().manual_seed(4))
+    expected = rllab_vectorised_sampler(params, env, goals, 20, torch.Generator().manual_seed(4))
+    assert episodes.count.tolist() == [len(task) for task in expected]
+    for task, task_episodes in enumerate(expected):
+        lengths = [len(episode) for episode in task_episodes]
+        assert sum(lengths) >= 20
+        assert episodes.mask[task].sum(-1).tolist()[: len(lengths)] == lengths
+        sums = sorted(round(sum(episode), 4) for episode in task_episodes)
+        assert sorted(round(float(r), 4) for r in episodes.rewards[task, : len(lengths)].sum(-1)) == sums
+        assert episodes.returns[task].item() == pytest.approx(sum(sums) / len(sums), abs=1e-4)
+        assert episodes.ended_early[task].item() == pytest.approx(sum(n < 6 for n in lengths) / len(lengths))
+    assert episodes.mask[0, 0, 0] == 1 and episodes.count.max() > 3  # the goals near the start end episodes early
+    assert episodes.counted is not None and episodes.counted.sum() == episodes.count.sum()
+
+
+def test_padded_episodes_change_neither_the_adaptation_step_nor_the_returns():
+    env = PointNavigation(horizon=5, normalised_actions=True)
+    goals = PointNavigation().sample(2, torch.Generator().manual_seed(0)).float()
+    params = init_policy(2, 2, (8,), torch.Generator().manual_seed(1))
+    episodes = sample_episodes(params, env, goals, 3, torch.Generator().manual_seed(2))
+    pad = [torch.cat([t, torch.zeros_like(t[:, :2])], dim=1) for t in (episodes.observations, episodes.actions)]
+    padded = Episodes(
+        *pad,
+        torch.cat([episodes.rewards, torch.zeros_like(episodes.rewards[:, :2])], dim=1),
+        torch.cat([episodes.mask, torch.zeros_like(episodes.mask[:, :2])], dim=1),
+        torch.cat([torch.ones(2, 3), torch.zeros(2, 2)], dim=1),
+    )
+    assert torch.allclose(padded.returns, episodes.returns) and torch.equal(padded.count, episodes.count)
+    steps = [adapt(params, e, normalised_advantages(e, 0.99, 1.0), 0.1) for e in (episodes, padded)]
+    for name in params:
+        assert torch.allclose(steps[0][name], steps[1][name], atol=1e-6)
+
+
+def test_a_step_budget_refuses_simulators_whose_episodes_cannot_restart_alone():
+    class Cheetahs:
+        horizon = 200
+
+    with pytest.raises(TaskError, match="step budget"):
+        sample_step_budget({}, Cheetahs(), torch.zeros(1, 1), 400, torch.Generator())
+
+
+def test_filling_a_step_budget_in_training_samples_one_episode_after_another_per_task():
+    env = PointNavigation(horizon=6, goal_tolerance=0.15, normalised_actions=True)
+    goals = torch.tensor([[0.1, 0.1], [0.45, -0.45]])
+    params = {n: v.requires_grad_() for n, v in init_policy(2, 2, (8,), torch.Generator().manual_seed(3)).items()}
+    config = MAMLRLSettings(first_order=True, fill_step_budget=True, cg_iterations=2)
+    expected = sample_step_budget(params, env, goals, 18, torch.Generator().manual_seed(4), slots=1)
+    _, before, _ = meta_iteration(params, env, goals, 3, config, torch.Generator().manual_seed(4))
+    assert torch.equal(before, expected.returns)
+    assert expected.count[0] > 3 and expected.count[1] == 3  # the goal near the start ends episodes early
+    assert (expected.mask.sum((1, 2)) >= 18).all()
+    nan_goals = torch.tensor([[0.1, 0.1], [float("nan"), 0.0]])
+    with pytest.raises(
+        TaskError, match=r"a reward is not finite for task 1 \(task parameter \[nan, 0\.0\]\) at step 0"
+    ):
+        sample_step_budget(params, env, nan_goals, 18, torch.Generator(), slots=1)
+    with pytest.raises(TaskError, match="one process"):
+        meta_iteration(params, env, goals[:1], 3, config, torch.Generator(), shard=Shard(0, 1, 2))
