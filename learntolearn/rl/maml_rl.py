@@ -153,13 +153,21 @@ class Episodes:
         return (self.mask[..., 0] == 1).sum(-1)
 
     def flat(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Observations, actions and mask with episodes and steps merged, ``[tasks, n, ...]``."""
-        tasks = len(self.mask)
-        return (
-            self.observations.reshape(tasks, -1, self.observations.shape[-1]),
-            self.actions.reshape(tasks, -1, self.actions.shape[-1]),
-            self.mask.reshape(tasks, -1),
-        )
+        """Observations, actions and mask with episodes and steps merged, ``[tasks, n, ...]`` (laid out as
+        :meth:`steps`)."""
+        return self.steps(self.observations), self.steps(self.actions), self.steps(self.mask)
+
+    def steps(self, values: Tensor) -> Tensor:
+        """``values`` per step, ``[tasks, episodes, steps, ...]``, with episodes and steps merged. With padding rows (``counted``) each task's steps taken come first and the
+        rest is cut to the longest task's count: a task of many short episodes would otherwise pad every task to
+        its number of episodes times the horizon, in every policy pass of the meta-gradient."""
+        merged = values.flatten(1, 2)
+        if self.counted is None:
+            return merged
+        mask = self.mask.flatten(1)
+        order = torch.sort((mask == 0).to(torch.uint8), dim=1, stable=True).indices[:, : int(mask.sum(1).max())]
+        index = order.reshape(*order.shape, *[1] * (merged.dim() - 2)).expand(*order.shape, *merged.shape[2:])
+        return merged.gather(1, index)
 
 
 def sample_episodes(
@@ -285,9 +293,8 @@ def baseline_features(episodes: Episodes) -> Tensor:
 def linear_baseline(episodes: Episodes, returns: Tensor, regulariser: float = 1e-5) -> Tensor:
     """Values from a ridge regression of the returns on :func:`baseline_features`, fitted per task."""
     features = baseline_features(episodes).to(torch.float64)
-    tasks = len(features)
-    x = features.reshape(tasks, -1, features.shape[-1])
-    y = (returns * episodes.mask).to(torch.float64).reshape(tasks, -1, 1)
+    x = episodes.steps(features)
+    y = episodes.steps((returns * episodes.mask).to(torch.float64))[..., None]
     gram, target = x.transpose(1, 2) @ x, x.transpose(1, 2) @ y
     eye = torch.eye(x.shape[-1], dtype=torch.float64)
     for _ in range(5):  # raise the ridge until the system is well posed, as Duan et al.'s baseline does
@@ -307,10 +314,11 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, discount: float, gae_lamb
 
 
 def normalised_advantages(episodes: Episodes, discount: float, gae_lambda: float) -> Tensor:
-    """GAE advantages over the linear baseline, standardised per task over the steps taken, ``[tasks, n]``."""
+    """GAE advantages over the linear baseline, standardised per task over the steps taken, ``[tasks, n]`` (laid
+    out as :meth:`Episodes.steps`)."""
     values = linear_baseline(episodes, discounted_returns(episodes.rewards, discount))
-    advantages = gae(episodes.rewards, values, episodes.mask, discount, gae_lambda).reshape(len(values), -1)
-    mask = episodes.mask.reshape(len(values), -1)
+    advantages = episodes.steps(gae(episodes.rewards, values, episodes.mask, discount, gae_lambda))
+    mask = episodes.steps(episodes.mask)
     count = mask.sum(1, keepdim=True)
     mean = (advantages * mask).sum(1, keepdim=True) / count
     std = (((advantages - mean) * mask).square().sum(1, keepdim=True) / count).sqrt()

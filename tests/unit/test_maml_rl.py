@@ -274,6 +274,9 @@ def test_padded_episodes_change_neither_the_adaptation_step_nor_the_returns():
         torch.cat([torch.ones(2, 3), torch.zeros(2, 2)], dim=1),
     )
     assert torch.allclose(padded.returns, episodes.returns) and torch.equal(padded.count, episodes.count)
+    # the policy passes see each task's steps taken, cut to the longest task's count, not the padding
+    taken = episodes.mask.sum((1, 2))
+    assert padded.flat()[2].shape == (2, int(taken.max())) and torch.equal(padded.flat()[2].sum(1), taken)
     steps = [adapt(params, e, normalised_advantages(e, 0.99, 1.0), 0.1) for e in (episodes, padded)]
     for name in params:
         assert torch.allclose(steps[0][name], steps[1][name], atol=1e-6)
