@@ -65,15 +65,15 @@ NAVIGATION_ITERATIONS = 200
 
 PRESETS: dict[str, MAMLRLRunConfig] = {
     # inner step 0.1: the MAML authors' navigation code's 0.5 gave a better first step but worse second and
-    # third ones (results/maml-rl-navigation-inner-lr-0.5/)
-    # episodes sampled as the authors' training sampler does: one after another until they hold 20 x 100 steps
-    "maml-rl-navigation": MAMLRLRunConfig(iterations=NAVIGATION_ITERATIONS, fill_step_budget=True),
+    # third ones (results/maml-rl-navigation-inner-lr-0.5/); exactly 20 episodes per task: filling 20 x 100
+    # steps as their training sampler does made MAML's later steps worse (results/maml-rl-navigation-fill-step-budget/)
+    "maml-rl-navigation": MAMLRLRunConfig(iterations=NAVIGATION_ITERATIONS),
     "fomaml-rl-navigation": MAMLRLRunConfig(
-        name="fomaml-rl-navigation", first_order=True, iterations=NAVIGATION_ITERATIONS, fill_step_budget=True
+        name="fomaml-rl-navigation", first_order=True, iterations=NAVIGATION_ITERATIONS
     ),
     # one policy trained by TRPO on all goals, fine-tuned at test time like MAML's (Finn et al.'s "pretrained")
     "pretrained-rl-navigation": MAMLRLRunConfig(
-        name="pretrained-rl-navigation", inner_steps=0, iterations=NAVIGATION_ITERATIONS, fill_step_budget=True
+        name="pretrained-rl-navigation", inner_steps=0, iterations=NAVIGATION_ITERATIONS
     ),
     "maml-rl-cheetah-dir": cheetah("maml-rl-cheetah-dir", "cheetah-direction"),
     "maml-rl-cheetah-vel": cheetah("maml-rl-cheetah-vel", "cheetah-velocity"),
