@@ -158,9 +158,10 @@ class Episodes:
         return self.steps(self.observations), self.steps(self.actions), self.steps(self.mask)
 
     def steps(self, values: Tensor) -> Tensor:
-        """``values`` per step, ``[tasks, episodes, steps, ...]``, with episodes and steps merged. With padding rows (``counted``) each task's steps taken come first and the
-        rest is cut to the longest task's count: a task of many short episodes would otherwise pad every task to
-        its number of episodes times the horizon, in every policy pass of the meta-gradient."""
+        """``values`` per step, ``[tasks, episodes, steps, ...]``, with episodes and steps merged. With padding
+        rows (``counted``) each task's steps taken come first and the rest is cut to the longest task's count: a
+        task of many short episodes would otherwise pad every task to its number of episodes times the horizon,
+        in every policy pass of the meta-gradient."""
         merged = values.flatten(1, 2)
         if self.counted is None:
             return merged
