@@ -14,6 +14,7 @@ import click
 from learntolearn.algorithms import ALGORITHMS
 from learntolearn.cli.automl import automl
 from learntolearn.cli.continual import continual
+from learntolearn.cli.families import FAMILIES, family_of_preset, other_family_run
 from learntolearn.cli.federated import federated
 from learntolearn.cli.options import (
     config_options,
@@ -39,7 +40,7 @@ from learntolearn.engine.model_file import export_model, load_run
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.sources import task_source
 from learntolearn.engine.trainer import Trainer
-from learntolearn.errors import LtlError
+from learntolearn.errors import LtlError, ModelFileError
 from learntolearn.experiments.plots import plot_accuracy_vs_shots, plot_learning_curves
 from learntolearn.experiments.presets import get_preset, preset_names
 from learntolearn.experiments.reproduce import read_table, write_table
@@ -67,6 +68,20 @@ class FriendlyErrors(click.Group):
             DistributedTrainingError,
         ) as err:
             raise click.ClickException(str(err)) from err
+
+
+class PresetChoice(click.Choice):
+    """``ltl train``'s presets; a preset of another command family is named with the command that trains it."""
+
+    def convert(self, value, param, ctx):
+        family = family_of_preset(value) if value not in self.choices else None
+        if family is not None:
+            self.fail(
+                f"{value} is a preset of `{family.command}`: `{family.command} {family.train} {value}` trains it",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
 
 
 @click.group(cls=FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,7 +128,7 @@ def datasets(data_root: str | None) -> None:
     help="YAML (or JSON) config file; options given explicitly override it, and it overrides --preset.",
 )
 @click.option(
-    "--preset", type=click.Choice(preset_names()), default=None, help="Start from a paper setting (see `ltl presets`)."
+    "--preset", type=PresetChoice(preset_names()), default=None, help="Start from a paper setting (see `ltl presets`)."
 )
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit without training.")
 @click.option(
@@ -214,7 +229,9 @@ def _resumed_config(run_dir: Path, steps: int | None) -> TrainConfig:
     """The run's saved config, with ``steps`` raised to ``steps`` when given and larger."""
     path = run_dir / "config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); nothing to resume")
+        raise ModelFileError(
+            other_family_run(run_dir) or f"{run_dir} is not a run folder (no config.json); nothing to resume"
+        )
     saved = TrainConfig.from_dict(json.loads(path.read_text()))
     return saved.with_keys(steps=max(steps or 0, saved.run.steps))
 
@@ -237,6 +254,8 @@ def presets() -> None:
     for name in preset_names():
         preset = get_preset(name)
         click.echo(f"{name}\n  follows: {preset.follows}\n  deviates: {preset.deviates}")
+    for family in FAMILIES:
+        click.echo(f"\npresets of `{family.command} {family.train} PRESET`: {', '.join(sorted(family.presets))}")
 
 
 @cli.command(name="eval")
@@ -257,6 +276,8 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     Each evaluation is also appended, with its command and commit, to RUN_DIR/evaluations.jsonl.
     """
     run = Path(run_dir)
+    if other := other_family_run(run):
+        raise ModelFileError(other)
     model = load_run(run, data_root)
     config, checkpoint, algorithm = model.config.episodes, model.source, model.algorithm
     ways, shots, queries = ways or config.ways, shots or config.shots, queries or config.queries

@@ -134,6 +134,16 @@ def test_presets_are_listed_with_their_deviations(runner):
     assert "maml-omniglot-5w1s\n  follows: Finn et al. 2017" in result.output and "deviates:" in result.output
 
 
+def test_presets_of_the_other_command_families_are_listed_and_named_with_their_command(runner, tmp_path):
+    listed = runner.invoke(cli, ["presets"]).output
+    assert "presets of `ltl rl train PRESET`: fomaml-rl-navigation," in listed and "oml-omniglot" in listed
+    result = runner.invoke(cli, ["train", "--preset", "maml-rl-navigation", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "`ltl rl train maml-rl-navigation` trains it" in result.output
+    result = runner.invoke(cli, ["train", "--preset", "no-such-preset", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "'no-such-preset' is not one of" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_preset_with_explicit_overrides(runner, tmp_path):
     out = tmp_path / "run"
     args = [

@@ -136,6 +136,13 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
     result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "40"])
     assert result.exit_code != 0 and "--episodes and --step-budget set MAML-RL's adaptation batch" in result.output
+    for command in (["eval", str(run)], ["train", "--resume", str(run)]):  # the image commands name the RL ones
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert (
+            f"`ltl rl eval {run}`" in result.output
+            and f"`ltl rl train rl2-bandits-k5-n10 --run {run}`" in result.output
+        )
 
 
 def tiny_maml(iterations: int, **changes):
