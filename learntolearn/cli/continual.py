@@ -7,6 +7,7 @@ from statistics import mean
 
 import click
 
+from learntolearn.cli.families import check_run_of
 from learntolearn.cli.options import data_root_option, threads_option
 from learntolearn.continual.runs import PRESETS, evaluate_run, meta_train, omniglot_classes, preset
 from learntolearn.experiments.plots import plot_continual_curves
@@ -29,6 +30,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, steps: int | 
     """Meta-train a preset on the first background characters, or continue its run."""
     config = preset(preset_name, seed=seed, steps=steps)
     run = Path(run_dir or Path("runs") / config.name)
+    check_run_of(run, "ltl continual")
     images = omniglot_classes("background", data_root)[: config.meta_train_classes]
     meta_train(config, images, run, log=click.echo)
     click.echo(f"meta-trained {config.name} in {run}")
@@ -48,6 +50,7 @@ def eval_(run_dir: str, classes: str, orders: int, lr: float | None, optimizer: 
     """Learn streams of C new Omniglot characters one drawing at a time; memorisation and generalisation
     accuracy per C into RUN/continual.json (and continual.png with matplotlib)."""
     run = Path(run_dir)
+    check_run_of(run, "ltl continual")
     counts = [int(part) for part in classes.split(",") if part.strip()]
     scored = evaluate_run(run, counts, orders, lr, optimizer, data_root)
     write_json(run / "continual.json", scored)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from learntolearn.cli.families import check_run_of
 from learntolearn.cli.options import data_root_option, threads_option
 from learntolearn.errors import LtlError
 from learntolearn.federated.runs import PRESETS, preset
@@ -85,12 +86,12 @@ def run(
         dp_clip=dp_clip,
         dp_noise=dp_noise,
     )
+    run_folder = Path(run_dir or Path("runs") / config.name)
+    check_run_of(run_folder, "ltl federated")
     app = _flower()
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)
-    state = app.simulate(
-        config, Path(run_dir or Path("runs") / config.name), data_root, workers=workers, log=click.echo
-    )
+    state = app.simulate(config, run_folder, data_root, workers=workers, log=click.echo)
     _summary(state)
 
 
@@ -100,6 +101,7 @@ def status(run_dir: str) -> None:
     """Rounds done, bytes sent and the held-out clients' personalised accuracy of a run folder."""
     from learntolearn.files import load_tensors
 
+    check_run_of(Path(run_dir), "ltl federated")
     _summary(load_tensors(Path(run_dir) / "checkpoint.pt", "federated checkpoint"))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from learntolearn.cli.families import check_run_of
 from learntolearn.cli.options import threads_option
 from learntolearn.errors import ConfigError
 from learntolearn.files import write_json
@@ -40,6 +41,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
     if preset_name in maml_rl_runs.PRESETS:
         maml_config = maml_rl_runs.preset(preset_name, seed=seed, iterations=iterations)
         run = Path(run_dir or Path("runs") / maml_config.name)
+        check_run_of(run, "ltl rl")
         if nproc > 1:
             maml_rl_runs.launch_maml_rl(maml_config, run, nproc)
         else:
@@ -50,6 +52,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
         raise ConfigError("--nproc splits MAML-RL meta-batches; RL² presets train in one process")
     config = preset(preset_name, seed=seed, iterations=iterations)
     run = Path(run_dir or Path("runs") / config.name)
+    check_run_of(run, "ltl rl")
     train_rl2(config, run, log=click.echo)
     click.echo(f"trained {config.name} in {run}; evaluate it with: ltl rl eval {run}")
 
@@ -76,6 +79,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
 def eval_(run_dir: str, tasks: int | None, steps: int, episodes: int | None, step_budget: int | None) -> None:
     """Score a run on fixed held-out tasks (RL²: total reward per trial on the reference tables' tasks; MAML-RL:
     average return after 0..STEPS adaptation steps); into RUN/evaluation.json."""
+    check_run_of(Path(run_dir), "ltl rl")
     if maml_rl_runs.is_maml_rl_run(Path(run_dir)):
         scored = maml_rl_runs.evaluate_maml_rl(
             Path(run_dir), tasks=tasks or 100, steps=steps, episodes=episodes, step_budget=step_budget
@@ -106,4 +110,5 @@ def plot(run_dir: str) -> None:
     total reward per trial, per iteration."""
     from learntolearn.experiments.plots import plot_rl_history
 
+    check_run_of(Path(run_dir), "ltl rl")
     click.echo(f"wrote {plot_rl_history(Path(run_dir))}")

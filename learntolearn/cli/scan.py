@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from learntolearn.cli.families import check_run_of
 from learntolearn.cli.options import data_root_option, threads_option
 from learntolearn.compositional.scan_runs import PRESETS, ScanTranslator, preset, score_episodes, score_run, train_run
 from learntolearn.errors import LtlError
@@ -31,6 +32,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, steps: int | 
     """Train a SCAN preset, or continue its run from the last checkpoint."""
     config = preset(preset_name, seed=seed, steps=steps)
     run = Path(run_dir or Path("runs") / config.name)
+    check_run_of(run, "ltl scan")
     train_run(config, run, data_root, log=click.echo)
     click.echo(f"trained {config.name} in {run}; score it with: ltl scan eval {run}")
 
@@ -47,6 +49,7 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, steps: int | 
 @data_root_option
 def eval_(run_dir: str, episodes: int | None, data_root: str | None) -> None:
     """Exact-match accuracy on the run's whole test split; per-command results into RUN/evaluation.json."""
+    check_run_of(Path(run_dir), "ltl scan")
     scored = score_run(run_dir, data_root)
     if episodes:
         scored["held_out_episodes"] = held = score_episodes(run_dir, data_root, episodes)
@@ -73,6 +76,7 @@ def eval_(run_dir: str, episodes: int | None, data_root: str | None) -> None:
 @threads_option
 def translate(run_dir: str, commands: tuple[str, ...], meanings: tuple[str, ...], max_length: int | None) -> None:
     """Print the actions of each COMMAND (or of each line of standard input) with a trained run."""
+    check_run_of(Path(run_dir), "ltl scan")
     pairs = {}
     for meaning in meanings:
         word, separator, action = meaning.partition("=")

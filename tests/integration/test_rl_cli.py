@@ -143,6 +143,16 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
             f"`ltl rl eval {run}`" in result.output
             and f"`ltl rl train rl2-bandits-k5-n10 --run {run}`" in result.output
         )
+    for family in (["continual", "eval"], ["scan", "eval"], ["federated", "status"]):  # and so do the others
+        result = CliRunner().invoke(cli, [*family, str(run)])
+        assert result.exit_code == 1 and "is a `ltl rl` run of rl2-bandits-k5-n10" in result.output, result.output
+    image_run = tmp_path / "image-run"  # an `ltl train` run folder: the RL commands neither read nor write it
+    image_run.mkdir()
+    (image_run / "config.json").write_text("{}")
+    for command in (["eval", str(image_run)], ["train", "rl2-bandits-k5-n10", "--run", str(image_run)]):
+        result = CliRunner().invoke(cli, ["rl", *command])
+        assert result.exit_code == 1 and f"is an `ltl train` run: read it with `ltl eval {image_run}`" in result.output
+    assert sorted(p.name for p in image_run.iterdir()) == ["config.json"]
 
 
 def tiny_maml(iterations: int, **changes):

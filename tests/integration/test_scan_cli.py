@@ -45,6 +45,13 @@ def test_training_resumes_and_refuses_other_settings_in_the_same_folder(trained)
     assert result.exit_code == 1 and "seed 0 -> 5" in result.output and "Traceback" not in result.output
 
 
+def test_other_commands_given_a_scan_run_name_the_scan_command(trained):
+    run = trained[1] / "mlc-scan-addjump"
+    for command in (["eval", str(run)], ["rl", "eval", str(run)], ["continual", "eval", str(run)]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1 and f"is a `ltl scan` run: read it with `ltl scan eval {run}`" in result.output
+
+
 def test_a_run_of_an_earlier_network_version_is_refused_with_the_fix(trained, tmp_path):
     root, runs = trained
     state = load_tensors(runs / "metaseq2seq-scan-addjump" / "checkpoint.pt", "test")
