@@ -195,6 +195,7 @@ def train(
             return
         if run_dir is None:
             raise click.UsageError("give --out RUN_DIR, the run folder to create (or --resume RUN_DIR to continue one)")
+        refuse_other_family(Path(run_dir))
         if Path(run_dir, "config.json").exists():
             raise click.UsageError(
                 f"{run_dir} already holds a run; continue it with `ltl train --resume {run_dir}` "
@@ -223,6 +224,12 @@ def train(
         summary = None if evaluation is None else str(evaluation)
     if summary is not None:
         click.echo(f"test accuracy {summary} (run folder {run_dir})")
+
+
+def refuse_other_family(run: Path) -> None:
+    """Raise naming the command to use if ``run`` holds a run of another command family (``ltl rl``, ...)."""
+    if other := other_family_run(run):
+        raise ModelFileError(other)
 
 
 def _resumed_config(run_dir: Path, steps: int | None) -> TrainConfig:
@@ -276,8 +283,7 @@ def eval_(run_dir: str, subset, lake_runs, ways, shots, queries, episodes, episo
     Each evaluation is also appended, with its command and commit, to RUN_DIR/evaluations.jsonl.
     """
     run = Path(run_dir)
-    if other := other_family_run(run):
-        raise ModelFileError(other)
+    refuse_other_family(run)
     model = load_run(run, data_root)
     config, checkpoint, algorithm = model.config.episodes, model.source, model.algorithm
     ways, shots, queries = ways or config.ways, shots or config.shots, queries or config.queries
@@ -339,6 +345,7 @@ def plot(run_dir: str, shots: str, queries: int, episodes: int, data_root: str |
         shot_values = sorted({int(k) for k in shots.split(",") if k.strip()})
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {shots!r}", param_hint="--shots") from None
+    refuse_other_family(Path(run_dir))
     click.echo(f"wrote {plot_learning_curves(run_dir)}")
     if shot_values:
         click.echo(
@@ -442,6 +449,7 @@ def reproduce(
 @data_root_option
 def export(run_dir: str, path: str, force: bool, data_root: str | None) -> None:
     """Write a run's best model as one self-describing file (weights, config, preprocessing) for `ltl adapt`."""
+    refuse_other_family(Path(run_dir))
     written = export_model(run_dir, path, force=force, data_root=data_root)
     click.echo(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 

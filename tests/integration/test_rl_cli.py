@@ -136,13 +136,16 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
     result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "40"])
     assert result.exit_code != 0 and "--episodes and --step-budget set MAML-RL's adaptation batch" in result.output
-    for command in (["eval", str(run)], ["train", "--resume", str(run)]):  # the image commands name the RL ones
-        result = CliRunner().invoke(cli, command)
+    exported = tmp_path / "model.ltl"
+    for command in (["eval"], ["train", "--resume"], ["train", "--out"], ["plot"], ["export", "--out", str(exported)]):
+        # the image commands name the RL ones
+        result = CliRunner().invoke(cli, [*command, str(run)])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert (
             f"`ltl rl eval {run}`" in result.output
             and f"`ltl rl train rl2-bandits-k5-n10 --run {run}`" in result.output
         )
+    assert not exported.exists() and not (run / "config.json").exists()
     for family in (["continual", "eval"], ["scan", "eval"], ["federated", "status"]):  # and so do the others
         result = CliRunner().invoke(cli, [*family, str(run)])
         assert result.exit_code == 1 and "is a `ltl rl` run of rl2-bandits-k5-n10" in result.output, result.output
