@@ -75,14 +75,28 @@ def train(preset_name: str, run_dir: str | None, seed: int | None, iterations: i
     default=None,
     help="MAML-RL navigation: sample each step as the MAML authors' code, episodes until they hold this many steps.",
 )
+@click.option(
+    "--goal",
+    type=(float, float),
+    default=None,
+    metavar="X Y",
+    help="MAML-RL navigation: every task has this goal; the tasks differ in the episodes they sample.",
+)
 @threads_option
-def eval_(run_dir: str, tasks: int | None, steps: int, episodes: int | None, step_budget: int | None) -> None:
+def eval_(
+    run_dir: str,
+    tasks: int | None,
+    steps: int,
+    episodes: int | None,
+    step_budget: int | None,
+    goal: tuple[float, float] | None,
+) -> None:
     """Score a run on fixed held-out tasks (RL²: total reward per trial on the reference tables' tasks; MAML-RL:
     average return after 0..STEPS adaptation steps); into RUN/evaluation.json."""
     check_run_of(Path(run_dir), "ltl rl")
     if maml_rl_runs.is_maml_rl_run(Path(run_dir)):
         scored = maml_rl_runs.evaluate_maml_rl(
-            Path(run_dir), tasks=tasks or 100, steps=steps, episodes=episodes, step_budget=step_budget
+            Path(run_dir), tasks=tasks or 100, steps=steps, episodes=episodes, step_budget=step_budget, goal=goal
         )
         write_json(Path(run_dir) / "evaluation.json", scored)
         for step, (mean, ci, ended) in enumerate(zip(scored["mean"], scored["ci95"], scored["ended_early"])):
@@ -92,9 +106,9 @@ def eval_(run_dir: str, tasks: int | None, steps: int, episodes: int | None, ste
                 + (f" ({share:.0%} of episodes ended before the horizon)" if share else "")
             )
         return
-    if episodes is not None or step_budget is not None:
+    if episodes is not None or step_budget is not None or goal is not None:
         raise ConfigError(
-            "--episodes and --step-budget set MAML-RL's adaptation batch; an RL² trial's episodes are its preset's"
+            "--episodes, --step-budget and --goal set MAML-RL's evaluation; an RL² trial's episodes are its preset's"
         )
     scored = evaluate_rl2(Path(run_dir), tasks=tasks or 1000)
     write_json(Path(run_dir) / "evaluation.json", scored)

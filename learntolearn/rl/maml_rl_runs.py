@@ -217,16 +217,24 @@ def evaluate_policy(
     seed: int = EVALUATION_SEED,
     episodes: int | None = None,
     step_budget: int | None = None,
+    goal: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Average return per held-out task after 0..``steps`` adaptation steps (``config``'s inner step size), each
     step on ``episodes`` episodes per task (default: the ``rollouts`` the run trained its inner step on), or on
     the episodes a ``step_budget`` collects as the MAML authors' sampler does
-    (:func:`~learntolearn.rl.maml_rl.sample_step_budget`)."""
+    (:func:`~learntolearn.rl.maml_rl.sample_step_budget`). With ``goal`` (navigation), every task has that goal
+    and the tasks differ only in the episodes they sample."""
     if episodes is not None and step_budget is not None:
         raise ConfigError("give a number of episodes or a step budget, not both")
     episodes = episodes or config.rollouts
     family = task_family(config.task, config.normalised_actions)
     goals = family.sample(tasks, torch.Generator().manual_seed(seed))
+    if goal is not None:
+        if config.task != "navigation":
+            raise ConfigError(f"a goal is a navigation task's parameter; {config.name} runs {config.task}")
+        if not all(abs(x) < float("inf") for x in goal):
+            raise ConfigError(f"the goal {goal} is not finite")
+        goals = torch.tensor(goal, dtype=goals.dtype).expand_as(goals).clone()
     with simulating(family, tasks, episodes) as env:
         returns, ended_early, counts = returns_while_adapting(
             params,
@@ -258,11 +266,14 @@ def evaluate_maml_rl(
     state: dict[str, Any] | None = None,
     episodes: int | None = None,
     step_budget: int | None = None,
+    goal: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Score the run's checkpoint, or ``state`` read from it already (one read, while training may replace it)."""
     state = state or load_tensors(Path(run) / "checkpoint.pt", "MAML-RL checkpoint")
     if state.get("algorithm") != ALGORITHM:
         raise LtlError(f"{run} is not a MAML-RL run")
     config = MAMLRLRunConfig(**{**OLDER_DEFAULTS, **state["config"], "hidden": tuple(state["config"]["hidden"])})
-    scored = evaluate_policy(dict(state["policy"]), config, tasks, steps, episodes=episodes, step_budget=step_budget)
+    scored = evaluate_policy(
+        dict(state["policy"]), config, tasks, steps, episodes=episodes, step_budget=step_budget, goal=goal
+    )
     return {"preset": config.name, "iteration": state["iteration"], "cpu_seconds": state["cpu_seconds"], **scored}

@@ -17,7 +17,7 @@ from learntolearn.cli.main import cli
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.errors import ConfigError, LtlError, StoppedError, TaskError, UnknownNameError
 from learntolearn.files import load_tensors
-from learntolearn.rl.maml_rl_runs import initial_policy, launch_maml_rl, train_maml_rl
+from learntolearn.rl.maml_rl_runs import evaluate_policy, initial_policy, launch_maml_rl, train_maml_rl
 from learntolearn.rl.maml_rl_runs import preset as maml_preset
 from learntolearn.rl.runs import evaluate_rl2, preset, train_rl2, trials_of
 from learntolearn.rl.tasks import BernoulliBandits, PointNavigation, TabularMDPs
@@ -135,7 +135,7 @@ def test_the_commands_train_and_evaluate_a_run(tmp_path):
     scored = json.loads((run / "evaluation.json").read_text())
     assert len(scored["totals"]) == 20 and "total reward per trial over 20 tasks" in result.output
     result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--episodes", "40"])
-    assert result.exit_code != 0 and "--episodes and --step-budget set MAML-RL's adaptation batch" in result.output
+    assert result.exit_code != 0 and "--episodes, --step-budget and --goal set MAML-RL's evaluation" in result.output
     exported = tmp_path / "model.ltl"
     for command in (["eval"], ["train", "--resume"], ["train", "--out"], ["plot"], ["export", "--out", str(exported)]):
         # the image commands name the RL ones
@@ -203,7 +203,7 @@ def test_sigterm_stops_a_maml_rl_run_with_a_checkpoint_that_resumes_to_the_unint
 
 def test_a_maml_rl_run_written_before_normalised_actions_counts_as_raw_actions(tmp_path):
     from learntolearn.files import save_tensors
-    from learntolearn.rl.maml_rl_runs import evaluate_maml_rl, evaluate_policy
+    from learntolearn.rl.maml_rl_runs import evaluate_maml_rl
 
     old = tmp_path / "old"
     train_maml_rl(tiny_maml(1, normalised_actions=False), old, log=lambda _: None)
@@ -383,3 +383,22 @@ def test_the_maml_rl_table_scores_runs_on_their_family_and_draws_the_first_runs_
     assert "Episodes per task in each step's sample" in table
     cheetah = subprocess.run([*budget, "--family", "cheetah-dir"], capture_output=True, text=True, cwd=ROOT)
     assert cheetah.returncode != 0 and "--step-budget is for navigation" in cheetah.stderr
+
+
+def test_a_navigation_run_is_scored_on_one_goal_given_to_every_task(tmp_path):
+    run = tmp_path / "run"
+    train_maml_rl(tiny_maml(1), run, log=lambda _: None)
+    # a point moves at most 0.1 per coordinate per step, so in 100 steps from the origin it stays within 10 of it
+    # per coordinate: every step of an episode pays between 90 and 110 for a goal at (100, 0), at most 10 * 2**0.5
+    # for one at the origin
+    result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "0", "--goal", "100", "0"])
+    assert result.exit_code == 0, result.output
+    far = json.loads((run / "evaluation.json").read_text())["returns"][0]
+    assert len(far) == 3 and all(-110 * 100 <= r <= -90 * 100 for r in far)
+    CliRunner().invoke(cli, ["rl", "eval", str(run), "--tasks", "3", "--steps", "0", "--goal", "0", "0"])
+    near = json.loads((run / "evaluation.json").read_text())["returns"][0]
+    assert all(-(2**0.5) * 10 * 100 <= r <= 0 for r in near)
+    result = CliRunner().invoke(cli, ["rl", "eval", str(run), "--goal", "nan", "0"])
+    assert result.exit_code == 1 and "is not finite" in result.output
+    with pytest.raises(ConfigError, match="a goal is a navigation task's parameter"):
+        evaluate_policy({}, maml_preset("maml-rl-cheetah-dir"), goal=(1.0, 0.0))
