@@ -28,6 +28,7 @@ from learntolearn.engine.distributed import (
     DEFAULT_TIMEOUT_SECONDS,
     all_reduce_gradients,
     all_reduce_sum,
+    all_reduce_tensor,
     average_buffers,
     broadcast_flag,
     init_from_environment,
@@ -37,7 +38,7 @@ from learntolearn.engine.evaluate import Evaluation, evaluate
 from learntolearn.engine.metrics import MetricsLog
 from learntolearn.engine.provenance import provenance
 from learntolearn.engine.sources import TaskSource, task_source
-from learntolearn.engine.stopping import StopRequests
+from learntolearn.engine.stopping import StopRequests, stop_agreed
 from learntolearn.errors import ConfigError, ModelFileError, StoppedError
 from learntolearn.files import FolderLock, load_tensors, save_tensors, write_json
 from learntolearn.types import Task
@@ -242,11 +243,10 @@ class Trainer:
         """Meta-train to ``run.steps``, or with ``cpu_budget_seconds`` until the first validation at or after that
         much training CPU time (checkpointed there; resuming a spent budget trains nothing). A first Ctrl-C or
         SIGTERM ends the current step, saves ``last.pt`` and raises :class:`StoppedError` (a second one stops at
-        once, losing the steps since the last checkpoint)."""
+        once, losing the steps since the last checkpoint); the ranks of a distributed job stop at the same step."""
         if cpu_budget_seconds is not None and self.dist.enabled:
             raise ConfigError("a CPU-time budget stops one process; its ranks would stop at different steps")
-        # ranks of a distributed job would stop at different steps and wait on each other; they keep the defaults
-        with StopRequests(enabled=not self.dist.enabled) as stop_requests:
+        with StopRequests(rank=self.dist.rank if self.dist.enabled else None) as stop_requests:
             self._train(stop_requests, cpu_budget_seconds)
 
     def budget_spent(self, cpu_budget_seconds: float | None) -> bool:
@@ -302,7 +302,8 @@ class Trainer:
                 stop = self._validate() if self.dist.is_main else False
                 stop = broadcast_flag(stop) if self.dist.enabled else stop
             spent = self.budget_spent(cpu_budget_seconds)
-            checkpoint = stop or spent or stop_requests.signal is not None
+            asked = stop_agreed(stop_requests, all_reduce_tensor if self.dist.enabled else None)
+            checkpoint = stop or spent or asked
             if self.dist.is_main and (checkpoint or self.step % run.checkpoint_every == 0 or self.step == run.steps):
                 save_tensors(self._state(), self.run_dir / "last.pt")
             if stop:
@@ -311,11 +312,11 @@ class Trainer:
             if spent:
                 self._log({"step": self.step, "cpu_budget_spent": round(self.train_cpu_seconds, 3)})
                 break
-            if stop_requests.signal is not None:
+            if asked:
                 self._close(bar)
                 raise StoppedError(
-                    f"stopped by {stop_requests.signal} at step {self.step} of {run.steps}, saved in "
-                    f"{self.run_dir / 'last.pt'}; continue with `ltl train --resume {self.run_dir}`"
+                    f"stopped by {stop_requests.signal or 'a signal to another process'} at step {self.step} of "
+                    f"{run.steps}, saved in {self.run_dir / 'last.pt'}; continue with `ltl train --resume {self.run_dir}`"
                 )
         self._close(bar)
 

@@ -17,7 +17,7 @@ import torch
 from learntolearn.engine.distributed import Distributed, all_reduce_tensor, init_from_environment, shard
 from learntolearn.engine.evaluate import confidence_interval
 from learntolearn.engine.launch import launch_processes
-from learntolearn.engine.stopping import StopRequests
+from learntolearn.engine.stopping import StopRequests, stop_agreed
 from learntolearn.errors import ConfigError, LtlError, UnknownNameError
 from learntolearn.files import FolderLock, load_tensors, matching_checkpoint, save_tensors
 from learntolearn.rl.maml_rl import (
@@ -135,8 +135,9 @@ def train_maml_rl(
     config: MAMLRLRunConfig, run: Path, log: Callable[[str], Any] = print, distributed: Distributed | None = None
 ) -> Params:
     """Meta-train ``config`` in the folder ``run``, continuing from its checkpoint if there is one. With
-    ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints. In one
-    process, Ctrl-C or SIGTERM stops it after the current iteration with a checkpoint and raises StoppedError."""
+    ``distributed``, this process simulates its share of each meta-batch; rank 0 logs and writes checkpoints. Ctrl-C or
+    SIGTERM stops it after the current iteration with a checkpoint and raises StoppedError (every rank at the same
+    iteration)."""
     distributed = distributed or Distributed()
     family = task_family(config.task, config.normalised_actions)
     params = initial_policy(config)
@@ -148,7 +149,11 @@ def train_maml_rl(
     if distributed.is_main:
         run.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(run) if distributed.is_main else contextlib.nullcontext()
-    with lock, simulating(family, len(tasks), config.rollouts) as env, StopRequests(not distributed.enabled) as stop:
+    with (
+        lock,
+        simulating(family, len(tasks), config.rollouts) as env,
+        StopRequests(rank=distributed.rank if distributed.enabled else None) as stop,
+    ):
         if distributed.enabled:
             reduce(torch.zeros(1))  # every rank waits until rank 0 holds the folder
         state = matching_checkpoint(run, asdict(config), "MAML-RL checkpoint", older_defaults=OLDER_DEFAULTS)
@@ -166,7 +171,7 @@ def train_maml_rl(
             before_mean, after_mean = (reduce(torch.stack([before.sum(), after.sum()])) / config.meta_batch).tolist()
             iteration += 1
             history.append((before_mean, after_mean, step.kl, float(step.accepted)))
-            stopping = stop.signal is not None
+            stopping = stop_agreed(stop, reduce if distributed.enabled else None)
             if stopping or iteration % config.checkpoint_every == 0 or iteration == config.iterations:
                 cpu = cpu_before + float(reduce(torch.tensor([time.process_time() - started], dtype=torch.float64)))
                 if distributed.is_main:
@@ -185,8 +190,8 @@ def train_maml_rl(
                     log(
                         f"iteration {iteration}: return {before_mean:.2f} before adapting, {after_mean:.2f} after, {cpu:.0f} CPU s"
                     )
-            if stop.signal is not None:
-                raise stopped_error(stop.signal, config, iteration, run, PRESETS)
+            if stopping:
+                raise stopped_error(stop.signal or "a signal to another process", config, iteration, run, PRESETS)
     return {n: v.detach() for n, v in params.items()}
 
 
@@ -201,11 +206,20 @@ def launch_maml_rl(config: MAMLRLRunConfig, run: Path, nproc: int) -> None:
     shard(config.meta_batch, 0, nproc)  # a meta-batch too small to split fails here, with the fix
     if config.fill_step_budget:
         raise ConfigError(f"{config.name} fills a step budget per task, which one process samples; drop --nproc")
+
+    def stopped(signal_name: str) -> str:
+        checkpoint = run / "checkpoint.pt"
+        if not checkpoint.exists():
+            return f"stopped by {signal_name} before the first checkpoint; nothing in {run} to continue from"
+        iteration = load_tensors(checkpoint, "MAML-RL checkpoint")["iteration"]
+        return str(stopped_error(signal_name, config, iteration, run, PRESETS, nproc))
+
     launch_processes(
         nproc,
         _rank_process,
         (asdict(config), str(run)),
         f"The last checkpoint in {run} is intact; continue with the same command.",
+        stopped,
     )
 
 

@@ -72,7 +72,9 @@ def preset(name: str, seed: int | None = None, iterations: int | None = None) ->
     return replace(config, **changes)
 
 
-def stopped_error(signal_name: str, config: Any, iteration: int, run: Path, presets: dict[str, Any]) -> StoppedError:
+def stopped_error(
+    signal_name: str, config: Any, iteration: int, run: Path, presets: dict[str, Any], nproc: int = 1
+) -> StoppedError:
     """The error a run stopped by a signal ends with: where it stopped and the command that continues it."""
     command = f"ltl rl train {config.name} --run {run}"
     default = presets.get(config.name)
@@ -80,6 +82,8 @@ def stopped_error(signal_name: str, config: Any, iteration: int, run: Path, pres
         command += f" --iterations {config.iterations}"
     if config.seed != 0:
         command += f" --seed {config.seed}"
+    if nproc > 1:
+        command += f" --nproc {nproc}"
     return StoppedError(
         f"stopped by {signal_name} at iteration {iteration} of {config.iterations}, saved in "
         f"{run / 'checkpoint.pt'}; continue with `{command}`"

@@ -150,3 +150,38 @@ def test_a_killed_rank_fails_the_job_loudly_and_leaves_a_resumable_checkpoint(tm
     assert step >= 2
     subprocess.run(ltl("train", "--resume", str(run)), env=ENV, check=True, capture_output=True)
     assert load_tensors(run / "last.pt")["step"] == 150
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_rank_at_one_step_with_a_checkpoint_and_one_line(tmp_path):
+    run = tmp_path / "run"
+    args = [*SMALL[: SMALL.index("--checkpoint-every")], "--checkpoint-every", "1000", "--val-every", "1000"]
+    job = subprocess.Popen(
+        ltl("train", *args, "--steps", "400", "--nproc", "2", "--out", str(run)),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 1
+    step = load_tensors(run / "last.pt")["step"]
+    assert 0 < step < 400, "no periodic checkpoint before step 1000: this one was written on the signal"
+    last_line = stderr.strip().splitlines()[-1]
+    assert (
+        last_line
+        == f"Error: stopped by SIGTERM at step {step} of 400, saved in {run / 'last.pt'}; continue with "
+        + (f"`ltl train --resume {run} --nproc 2`")
+    )
+    assert "Traceback" not in stderr and "death signal" not in stderr
+    resumed = subprocess.run(
+        ltl("train", "--resume", str(run), "--nproc", "2"), env=ENV, check=False, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if '"loss"' in line]
+    assert steps == list(range(1, 401)), "resumed from the step both ranks stopped at, nothing lost or repeated"

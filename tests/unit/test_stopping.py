@@ -1,0 +1,39 @@
+"""Stop requests: one signal asks for a checkpointed stop; the ranks of a distributed job agree on the step."""
+
+import signal
+
+import pytest
+
+from learntolearn.engine.stopping import StopRequests, stop_agreed
+
+
+def test_a_second_signal_stops_a_lone_process_at_once():
+    with StopRequests() as requests:
+        signal.raise_signal(signal.SIGINT)
+        assert requests.signal == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):  # Python's own SIGINT handling, restored
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_rank_takes_repeated_signals_as_the_one_request_its_launcher_also_forwards():
+    previous = signal.getsignal(signal.SIGTERM)
+    with StopRequests(rank=1) as requests:
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # the terminal's Ctrl-C, then the launcher passing it on
+        signal.raise_signal(signal.SIGTERM)
+        assert requests.signal == "SIGINT"
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_every_rank_stops_when_any_rank_was_asked():
+    def others_asked(count: int):
+        return lambda flag: flag + count  # the sum over ranks, as all_reduce gives it
+
+    quiet = StopRequests(enabled=False)
+    assert not stop_agreed(quiet, None)
+    assert not stop_agreed(quiet, others_asked(0))
+    assert stop_agreed(quiet, others_asked(1)), "another rank got the signal first"
+    asked = StopRequests(enabled=False)
+    asked.signal = "SIGTERM"
+    assert stop_agreed(asked, None) and stop_agreed(asked, others_asked(0))
