@@ -237,7 +237,7 @@ def to_markdown(table: str, results: list[dict]) -> str:
         lines.append(
             f"| {r['preset']} | {setting} | {metric}{r['ours']:.2f} ± {r['ci95']:.2f} "
             f"({episodes}) | {paper} | {gap} | {paired} | {training} | {r['seed']} | "
-            f"`{r['commit'][:10]}` |"
+            f"`{r['commit'][:10]}`{' with uncommitted changes' if r['commit'].endswith('-dirty') else ''} |"
         )
     lines += [
         "",

@@ -100,6 +100,9 @@ def test_the_smoke_table_trains_scores_pairs_and_caches(tmp_path, monkeypatch):
     assert kept5["kept_from"] == table["generated_at_commit"] and "paired" not in kept5
     assert "kept" not in anil_again and anil_again["paired"] == anil["paired"]
     assert "kept from the table at" in harness.to_markdown("smoke", [kept5, kept3, anil_again])
+    clean, dirty = ({**anil_again, "commit": "0123456789abcdef" + mark} for mark in ("", "-dirty"))
+    assert "| `0123456789` |" in harness.to_markdown("smoke", [kept5, clean])
+    assert "| `0123456789` with uncommitted changes |" in harness.to_markdown("smoke", [kept5, dirty])
     assert harness.reproduce("smoke", tmp_path / "runs", episodes=40, progress=False)[0]["status"] == "not run"
 
     (tmp_path / "results" / "smoke.episodes.json").unlink()
