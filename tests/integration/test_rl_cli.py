@@ -2,16 +2,19 @@
 and are evaluated on the reference tables' own tasks."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import ltl
 
 from learntolearn.cli.main import cli
 from learntolearn.engine.evaluate import confidence_interval
@@ -264,6 +267,32 @@ def test_two_processes_splitting_each_meta_batch_train_the_policy_one_process_tr
         assert not torch.equal(value, initial_policy(config)[name])
     with pytest.raises(ConfigError, match="cannot be split over 8 processes"):
         launch_maml_rl(config, tmp_path / "too-many", nproc=8)
+
+
+@pytest.mark.slow  # two spawned processes and ten TRPO iterations: ~40 s
+@pytest.mark.xdist_group("processes")
+def test_sigterm_to_a_two_process_maml_rl_launcher_stops_both_with_a_checkpoint_and_one_line(tmp_path):
+    run = tmp_path / "run"
+    job = subprocess.Popen(
+        ltl("rl", "train", "fomaml-rl-navigation", "--run", str(run), "--nproc", "2", "--iterations", "100"),
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 180
+    while time.time() < deadline and not (run / "checkpoint.pt").exists():  # the first, at iteration 10
+        time.sleep(0.1)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 1
+    iteration = load_tensors(run / "checkpoint.pt", "test")["iteration"]
+    assert 10 <= iteration < 100
+    assert stderr.strip().splitlines()[-1] == (
+        f"Error: stopped by SIGTERM at iteration {iteration} of 100, saved in {run / 'checkpoint.pt'}; continue "
+        f"with `ltl rl train fomaml-rl-navigation --run {run} --iterations 100 --nproc 2`"
+    )
+    assert "Traceback" not in stderr
 
 
 class PoisonedNavigation(PointNavigation):
