@@ -42,7 +42,9 @@ def test_without_steps_it_is_cosine_prototypes_and_with_steps_it_fits_the_views_
         expected = reference.predict(reference.adapt(support_x, support_y), query_x)
     torch.testing.assert_close(untuned.predict(untuned.adapt(support_x, support_y), query_x), 10 * expected)
 
-    tuner = SupportFineTuning(backbone, steps=30, lr=1e-3, views=1, seed=3)
+    # at the default step size the loss falls steadily; at 1e-3 Adam overshoots once the loss is near zero, and
+    # where it stands after 30 steps changed with the number of threads (measured: 0.48 on two, 0.97 on one)
+    tuner = SupportFineTuning(backbone, steps=30, lr=1e-4, views=1, seed=3)
     views = random_resized_crops(support_x, torch.Generator().manual_seed(3))  # the view the tuner draws
 
     def view_loss(parameters):
@@ -52,7 +54,7 @@ def test_without_steps_it_is_cosine_prototypes_and_with_steps_it_fits_the_views_
             return float(F.cross_entropy(logits, support_y))
 
     tuned, centres = tuner.adapt(support_x, support_y)
-    assert view_loss(tuned) < 0.5 * view_loss(dict(backbone.named_parameters()))
+    assert view_loss(tuned) < 0.1 * view_loss(dict(backbone.named_parameters()))
     for name, value in backbone.state_dict().items():
         assert torch.equal(value, before[name]), f"fine-tuning changed the model's own {name}"
     assert tuner.predict((tuned, centres), query_x).shape == (7, 5)
