@@ -8,8 +8,9 @@ episodes every ``--every`` steps in place of validation (so nothing is selected 
 result is reported from this run). The clock is the trainer's CPU time in training steps (sampling,
 meta-gradients, optimiser, and the compilers ``torch.compile`` runs), not the scoring. Training ends at the
 first scoring after ``--cpu-minutes`` (default: the largest target's allowance) or at ``--steps``, whichever
-comes first. ``--lr-halve-every`` fits the preset's step schedule to a shorter budget and ``--train-queries`` makes
-training episodes cheaper (both recorded with the curve).
+comes first. ``--lr-halve-every`` fits the preset's step schedule to a shorter budget, ``--train-queries`` makes
+training episodes cheaper, ``--meta-batch`` and ``--lr`` trade the preset's tasks per step and outer step size
+for more steps per CPU-minute (each recorded with the curve).
 Rerunning the command resumes the run folder from its last checkpoint; the curve is read from its metrics. Appends the
 curve and the first CPU time at which each target accuracy was reached to
 ``benchmarks/results/time_to_accuracy.jsonl``.
@@ -68,6 +69,8 @@ def main() -> None:
         default=None,
         help="Query examples per class in training episodes (default: the preset's); test episodes keep theirs.",
     )
+    parser.add_argument("--meta-batch", type=int, default=None, help="Tasks per training step (default: the preset's).")
+    parser.add_argument("--lr", type=float, default=None, help="Outer learning rate (default: the preset's).")
     parser.add_argument("--run", type=Path, required=True, help="Run folder (resumed if it exists).")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args()
@@ -78,6 +81,10 @@ def main() -> None:
     run = dataclasses.replace(preset.run, steps=args.steps or steps, val_every=args.every or every, patience=0)
     if args.lr_halve_every:
         run = dataclasses.replace(run, lr_halve_every=args.lr_halve_every)
+    if args.meta_batch:
+        run = dataclasses.replace(run, meta_batch=args.meta_batch)
+    if args.lr:
+        run = dataclasses.replace(run, lr=args.lr)
     episodes = preset.episodes
     if args.train_queries:
         episodes = dataclasses.replace(episodes, train_queries=args.train_queries)
@@ -112,7 +119,9 @@ def main() -> None:
         {
             "setting": args.preset
             + (f", outer lr halved every {args.lr_halve_every:,} steps" if args.lr_halve_every else "")
-            + (f", {args.train_queries} training queries per class" if args.train_queries else ""),
+            + (f", {args.train_queries} training queries per class" if args.train_queries else "")
+            + (f", meta-batch {args.meta_batch}" if args.meta_batch else "")
+            + (f", outer lr {args.lr:g}" if args.lr else ""),
             "threads": 1,
             "cpu_minutes_budget": budget_minutes,
             "test_episodes": source.test_count,
