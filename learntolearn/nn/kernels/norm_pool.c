@@ -270,15 +270,22 @@ void double_backward_sums(const float *x, const float *u, const float *grad_out,
  * Its output is recomputed from the small input image in every pass instead of being stored: xp is the
  * input zero-padded and channels-last, [N][H+2][W+2][Cin]; w is the weight as [9 * Cin][C] (tap-major). */
 
-typedef float vec8 __attribute__((vector_size(32))); /* GCC/Clang vectors: AVX registers, or SSE pairs */
+/* GCC/Clang vectors of VW floats: AVX-512 registers where compiled for them, else AVX registers (or SSE pairs) */
+#ifdef __AVX512F__
+#define VW 16
+#else
+#define VW 8
+#endif
+typedef float vecf __attribute__((vector_size(VW * 4)));
+typedef double vecd __attribute__((vector_size(VW * 8)));
 
-static vec8 load8(const float *p) {
-    vec8 v;
+static vecf loadv(const float *p) {
+    vecf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static void store8(float *p, vec8 v) { memcpy(p, &v, sizeof v); }
+static void storev(float *p, vecf v) { memcpy(p, &v, sizeof v); }
 
 /* the offsets of a 3x3 x Cin patch's entries from its top-left entry, tap-major as the weight */
 static void patch_offsets(int64_t row_stride, int64_t Cin, int64_t *offsets) {
@@ -287,30 +294,44 @@ static void patch_offsets(int64_t row_stride, int64_t Cin, int64_t *offsets) {
             for (int64_t ci = 0; ci < Cin; ci++) offsets[(dy * 3 + dx) * Cin + ci] = dy * row_stride + dx * Cin + ci;
 }
 
-/* acc[c] = sum_t patch[offsets[t]] * w[t][c]: 32 channels at a time in registers where C allows */
-static void conv_pixel(const float *restrict patch, const int64_t *restrict offsets, int64_t taps,
-                       const float *restrict w, int64_t C, float *restrict acc) {
+/* y[k][c] = sum_t patch_k[offsets[t]] * w[t][c] for the four pixels k of a 2x2 window (row-major), whose patches
+ * start at patch, patch + Cin, patch + row_stride and patch + row_stride + Cin: 2 * VW channels of all four at a
+ * time in registers, so that each weight vector loaded serves four pixels */
+static void conv_window(const float *restrict patch, const int64_t *restrict offsets, int64_t taps, int64_t Cin,
+                        int64_t row_stride, const float *restrict w, int64_t C, float *restrict y) {
+    const float *p0 = patch, *p1 = patch + Cin, *p2 = patch + row_stride, *p3 = patch + row_stride + Cin;
     int64_t c0 = 0;
-    for (; c0 + 32 <= C; c0 += 32) {
-        vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (; c0 + 2 * VW <= C; c0 += 2 * VW) {
+        vecf a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
         for (int64_t t = 0; t < taps; t++) {
-            vec8 v = (vec8){0} + patch[offsets[t]];
-            const float *wt = w + t * C + c0;
-            a0 += v * load8(wt);
-            a1 += v * load8(wt + 8);
-            a2 += v * load8(wt + 16);
-            a3 += v * load8(wt + 24);
+            int64_t o = offsets[t];
+            vecf w0 = loadv(w + t * C + c0), w1 = loadv(w + t * C + c0 + VW);
+            vecf v0 = (vecf){0} + p0[o], v1 = (vecf){0} + p1[o], v2 = (vecf){0} + p2[o], v3 = (vecf){0} + p3[o];
+            a00 += v0 * w0;
+            a01 += v0 * w1;
+            a10 += v1 * w0;
+            a11 += v1 * w1;
+            a20 += v2 * w0;
+            a21 += v2 * w1;
+            a30 += v3 * w0;
+            a31 += v3 * w1;
         }
-        store8(acc + c0, a0);
-        store8(acc + c0 + 8, a1);
-        store8(acc + c0 + 16, a2);
-        store8(acc + c0 + 24, a3);
+        storev(y + c0, a00);
+        storev(y + c0 + VW, a01);
+        storev(y + C + c0, a10);
+        storev(y + C + c0 + VW, a11);
+        storev(y + 2 * C + c0, a20);
+        storev(y + 2 * C + c0 + VW, a21);
+        storev(y + 3 * C + c0, a30);
+        storev(y + 3 * C + c0 + VW, a31);
     }
-    for (int64_t c = c0; c < C; c++) {
-        float a = 0.0f;
-        for (int64_t t = 0; t < taps; t++) a += patch[offsets[t]] * w[t * C + c];
-        acc[c] = a;
-    }
+    const float *pixels[4] = {p0, p1, p2, p3};
+    for (int64_t k = 0; k < 4; k++)
+        for (int64_t c = c0; c < C; c++) {
+            float a = 0.0f;
+            for (int64_t t = 0; t < taps; t++) a += pixels[k][offsets[t]] * w[t * C + c];
+            y[k * C + c] = a;
+        }
 }
 
 static const float *patch_at(const float *xp, int64_t H, int64_t W, int64_t Cin, int64_t n, int64_t h, int64_t w) {
@@ -356,9 +377,11 @@ void patch_moments(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin
     memset(partial, 0, (size_t)CHUNKS * taps * taps * sizeof(double));
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t k = 0; k < CHUNKS; k++) {
-        /* per block of BLOCK positions: centred patches transposed, [taps][BLOCK], then their dot products */
+        /* per block of BLOCK positions: centred patches transposed, [taps][BLOCK], then their products summed
+         * lane by lane in single precision, added to a double vector per pair (summed across lanes at the end) */
         double *acc = partial + k * taps * taps;
         float *d = calloc((size_t)taps * BLOCK, sizeof(float));
+        vecd *pair_sums = calloc((size_t)taps * taps, sizeof(vecd));
         int64_t end = chunk_start(pixels, k + 1);
         pixel_t q = pixel_at(chunk_start(pixels, k), H, W);
         for (int64_t p0 = chunk_start(pixels, k); p0 < end; p0 += BLOCK) {
@@ -371,14 +394,22 @@ void patch_moments(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin
                 for (int64_t t = 0; t < taps; t++) d[t * BLOCK + b] = 0.0f;
             for (int64_t t = 0; t < taps; t++)
                 for (int64_t u = t; u < taps; u++) {
-                    vec8 a = {0};
-                    for (int64_t b = 0; b < BLOCK; b += 8) a += load8(d + t * BLOCK + b) * load8(d + u * BLOCK + b);
-                    float sum = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
-                    acc[t * taps + u] += sum;
+                    vecf a = {0};
+                    for (int64_t b = 0; b < BLOCK; b += VW) a += loadv(d + t * BLOCK + b) * loadv(d + u * BLOCK + b);
+                    vecd sums;
+                    memcpy(&sums, pair_sums + t * taps + u, sizeof sums);
+                    sums += __builtin_convertvector(a, vecd);
+                    memcpy(pair_sums + t * taps + u, &sums, sizeof sums);
                 }
         }
         for (int64_t t = 0; t < taps; t++)
-            for (int64_t u = 0; u < t; u++) acc[t * taps + u] = acc[u * taps + t];
+            for (int64_t u = t; u < taps; u++) {
+                vecd sums;
+                memcpy(&sums, pair_sums + t * taps + u, sizeof sums);
+                for (int64_t l = 0; l < VW; l++) acc[t * taps + u] += sums[l];
+                acc[u * taps + t] = acc[t * taps + u];
+            }
+        free(pair_sums);
         free(d);
     }
     for (int64_t t = 0; t < taps * taps; t++) {
@@ -401,9 +432,7 @@ void conv_normalise_pool_relu(const float *xp, int64_t N, int64_t H, int64_t W, 
         float *y = malloc((size_t)4 * C * sizeof(float));
         for (int64_t i = 0; i < Ho; i++) {
             for (int64_t j = 0; j < Wo; j++) {
-                for (int64_t k = 0; k < 4; k++)
-                    conv_pixel(patch_at(xp, H, W, Cin, n, 2 * i + k / 2, 2 * j + k % 2), offsets, taps, w, C,
-                               y + k * C);
+                conv_window(patch_at(xp, H, W, Cin, n, 2 * i, 2 * j), offsets, taps, Cin, (W + 2) * Cin, w, C, y);
                 int64_t o = ((n * Ho + i) * Wo + j) * C;
                 pool_row(y, y + C, y + 2 * C, y + 3 * C, C, scale, shift, out + o, chosen_x + o, position + o);
             }
@@ -447,23 +476,32 @@ void chosen_patch_gradient(const float *xp, const float *grad_out, const float *
             }
             for (int64_t t = 0; t < taps; t++) {
                 int64_t c1 = 0;
-                for (; c1 + 32 <= C; c1 += 32) {
-                    vec8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                    for (int64_t r = 0; r < count * 4; r++) {
-                        vec8 v = (vec8){0} + values[r * taps + t];
-                        const float *g = split + r * C + c1;
-                        a0 += v * load8(g);
-                        a1 += v * load8(g + 8);
-                        a2 += v * load8(g + 16);
-                        a3 += v * load8(g + 24);
+                if (t % 3 == 0) /* taps = 9 * Cin: three taps at a time, each g vector loaded serving three */
+                    for (; c1 + 2 * VW <= C; c1 += 2 * VW) {
+                        vecf a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0};
+                        for (int64_t r = 0; r < count * 4; r++) {
+                            const float *v = values + r * taps + t, *g = split + r * C + c1;
+                            vecf g0 = loadv(g), g1 = loadv(g + VW);
+                            vecf v0 = (vecf){0} + v[0], v1 = (vecf){0} + v[1], v2 = (vecf){0} + v[2];
+                            a00 += v0 * g0;
+                            a01 += v0 * g1;
+                            a10 += v1 * g0;
+                            a11 += v1 * g1;
+                            a20 += v2 * g0;
+                            a21 += v2 * g1;
+                        }
+                        float sums[6 * VW];
+                        storev(sums, a00);
+                        storev(sums + VW, a01);
+                        storev(sums + 2 * VW, a10);
+                        storev(sums + 3 * VW, a11);
+                        storev(sums + 4 * VW, a20);
+                        storev(sums + 5 * VW, a21);
+                        for (int64_t j = 0; j < 3; j++)
+                            for (int64_t c = 0; c < 2 * VW; c++) acc[(t + j) * C + c1 + c] += sums[2 * VW * j + c];
                     }
-                    float sums[32];
-                    store8(sums, a0);
-                    store8(sums + 8, a1);
-                    store8(sums + 16, a2);
-                    store8(sums + 24, a3);
-                    for (int64_t c = 0; c < 32; c++) acc[t * C + c1 + c] += sums[c];
-                }
+                else /* the channels past the last whole block of 2 * VW, for the other two taps of the three */
+                    c1 = C - C % (2 * VW);
                 for (int64_t c = c1; c < C; c++) {
                     float a = 0.0f;
                     for (int64_t r = 0; r < count * 4; r++) a += values[r * taps + t] * split[r * C + c];
