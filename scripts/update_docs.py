@@ -192,13 +192,15 @@ def section() -> str:
             out += ["| configuration | peak growth, MB |", "|---|---|"]
             out += [f"| {name} | {mb:,.0f} |" for name, mb in r["peak_growth_mb"].items()]
             out += [f"| {name} | {why} |" for name, why in r["missing"].items()]
-    for r in latest("float32_limit").values():
+    for setting, r in latest("float32_limit", per_cpu=True).items():
         out += [
             "",
             "`python benchmarks/float32_limit.py`: one training step of learntolearn's default path and of its peer,",
             "the share of each step's time in convolutions (forward, backward, and backward of the backward) and",
             f"the rate they reach, against a 1024 x 1024 float32 matrix product on the same core, {r['matmul_gflops']}",
-            f"GFLOP/s (commit `{r['commit'][:10]}`, 1 thread). The last column is the peer's step time over the time of",
+            f"GFLOP/s ({setting.removeprefix('training steps, ')}, commit `{r['commit'][:10]}`, 1 thread"
+            f"{', ' + r['cpu_capability'] if 'cpu_capability' in r else ''}). "
+            "The last column is the peer's step time over the time of",
             "the step's convolutions at the better of the two rates: the largest speed-up over the peer that any",
             "float32 implementation with these convolution kernels could show, every other operator free:",
             "",
