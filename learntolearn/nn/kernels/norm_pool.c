@@ -277,7 +277,7 @@ void double_backward_sums(const float *x, const float *u, const float *grad_out,
 #define VW 8
 #endif
 typedef float vecf __attribute__((vector_size(VW * 4)));
-typedef double vecd __attribute__((vector_size(VW * 8)));
+typedef float vec8 __attribute__((vector_size(32)));
 
 static vecf loadv(const float *p) {
     vecf v;
@@ -286,6 +286,12 @@ static vecf loadv(const float *p) {
 }
 
 static void storev(float *p, vecf v) { memcpy(p, &v, sizeof v); }
+
+static vec8 load8(const float *p) {
+    vec8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 
 /* the offsets of a 3x3 x Cin patch's entries from its top-left entry, tap-major as the weight */
 static void patch_offsets(int64_t row_stride, int64_t Cin, int64_t *offsets) {
@@ -377,11 +383,9 @@ void patch_moments(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin
     memset(partial, 0, (size_t)CHUNKS * taps * taps * sizeof(double));
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t k = 0; k < CHUNKS; k++) {
-        /* per block of BLOCK positions: centred patches transposed, [taps][BLOCK], then their products summed
-         * lane by lane in single precision, added to a double vector per pair (summed across lanes at the end) */
+        /* per block of BLOCK positions: centred patches transposed, [taps][BLOCK], then their dot products */
         double *acc = partial + k * taps * taps;
         float *d = calloc((size_t)taps * BLOCK, sizeof(float));
-        vecd *pair_sums = calloc((size_t)taps * taps, sizeof(vecd));
         int64_t end = chunk_start(pixels, k + 1);
         pixel_t q = pixel_at(chunk_start(pixels, k), H, W);
         for (int64_t p0 = chunk_start(pixels, k); p0 < end; p0 += BLOCK) {
@@ -394,22 +398,14 @@ void patch_moments(const float *xp, int64_t N, int64_t H, int64_t W, int64_t Cin
                 for (int64_t t = 0; t < taps; t++) d[t * BLOCK + b] = 0.0f;
             for (int64_t t = 0; t < taps; t++)
                 for (int64_t u = t; u < taps; u++) {
-                    vecf a = {0};
-                    for (int64_t b = 0; b < BLOCK; b += VW) a += loadv(d + t * BLOCK + b) * loadv(d + u * BLOCK + b);
-                    vecd sums;
-                    memcpy(&sums, pair_sums + t * taps + u, sizeof sums);
-                    sums += __builtin_convertvector(a, vecd);
-                    memcpy(pair_sums + t * taps + u, &sums, sizeof sums);
+                    vec8 a = {0}; /* 8 lanes whatever VW: summed in this order, trained models stay the same */
+                    for (int64_t b = 0; b < BLOCK; b += 8) a += load8(d + t * BLOCK + b) * load8(d + u * BLOCK + b);
+                    float sum = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+                    acc[t * taps + u] += sum;
                 }
         }
         for (int64_t t = 0; t < taps; t++)
-            for (int64_t u = t; u < taps; u++) {
-                vecd sums;
-                memcpy(&sums, pair_sums + t * taps + u, sizeof sums);
-                for (int64_t l = 0; l < VW; l++) acc[t * taps + u] += sums[l];
-                acc[u * taps + t] = acc[t * taps + u];
-            }
-        free(pair_sums);
+            for (int64_t u = 0; u < t; u++) acc[t * taps + u] = acc[u * taps + t];
         free(d);
     }
     for (int64_t t = 0; t < taps * taps; t++) {
