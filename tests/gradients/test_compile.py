@@ -108,3 +108,43 @@ def test_compiled_max_pooling_gradients_equal_eager_to_second_order(layout):
         torch.nn.Linear(4 * 3 * 3, 3),
     ).to(memory_format=layout)
     assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 6, 6).contiguous(memory_format=layout))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stride,padding,bias", [(2, 1, True), (1, 0, False)])
+def test_one_channel_convolutions_compile_to_patches_with_equal_second_order_gradients(
+    monkeypatch, stride, padding, bias
+):
+    """The first layer on grey images runs as gathered patches times the weight matrix in the graphs; a
+    one-channel convolution deeper in the net (whose input gradient is needed) keeps PyTorch's backward."""
+    import learntolearn.nn.compile as compile_module
+
+    decomposed: dict[str, list[bool]] = {"patch_convolution": [], "patch_convolution_backward": []}
+
+    def counting(name: str):
+        decomposition, calls = getattr(compile_module, name), decomposed[name]
+
+        def counted(*args):
+            out = decomposition(*args)
+            calls.append(out is not NotImplemented)
+            return out
+
+        return counted
+
+    for name in decomposed:
+        monkeypatch.setattr(compile_module, name, counting(name))  # read when the graph compiles
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 3, stride=stride, padding=padding, bias=bias),
+        torch.nn.BatchNorm2d(6, track_running_stats=False),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 1, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(1, 3, 3, padding=1),
+        torch.nn.Flatten(),
+    ).to(memory_format=torch.channels_last)
+    assert_compiled_second_order_gradients_equal_eager(net, torch.randn(5, 1, 9, 9))
+    # the first layer's forward, its weight gradient in the inner step and again in the outer one
+    assert decomposed["patch_convolution"].count(True) >= 2
+    assert decomposed["patch_convolution_backward"].count(True) >= 1
+    assert False in decomposed["patch_convolution_backward"]  # the last layer's, whose input gradient is needed
