@@ -107,12 +107,12 @@ def section() -> str:
         f"`{r['commit'][:10]}`, {r['threads']} |"
         for k, r in rows.items()
     ]
-    rows = latest("compiled_maml")
+    rows = latest("compiled_maml", per_cpu=True)
     if rows:
-        variants = list(next(iter(rows.values()))["meta_iterations_per_s"])
+        variants = list(dict.fromkeys(v for r in rows.values() for v in r["meta_iterations_per_s"]))
         out += [
             "",
-            "`python benchmarks/compiled_maml.py`: compiled MAML (`compiled=True`) with 1 or 8 tasks per graph and",
+            "`python benchmarks/compiled_maml.py`: compiled MAML (`compiled=True`) with 1 to 8 tasks per graph and",
             "Inductor's Python or C++ wrapper code, meta-iterations/s (first meta-iteration, compilation",
             "included, in seconds):",
             "",
@@ -121,7 +121,12 @@ def section() -> str:
         ]
         out += [
             f"| {k} | "
-            + " | ".join(f"{r['meta_iterations_per_s'][v]} ({r['first_step_seconds'][v]} s)" for v in variants)
+            + " | ".join(
+                f"{r['meta_iterations_per_s'][v]} ({r['first_step_seconds'][v]} s)"
+                if v in r["meta_iterations_per_s"]
+                else "—"
+                for v in variants
+            )
             + f" | `{r['commit'][:10]}`, {r['threads']} |"
             for k, r in rows.items()
         ]
@@ -155,7 +160,7 @@ def section() -> str:
             + f" | `{r['commit'][:10]}` |"
             for k, r in rows.items()
         ]
-    for setting, r in latest("maml_end_to_end").items():
+    for setting, r in latest("maml_end_to_end", per_cpu=True).items():
         rates = r["meta_iterations_per_s"]
         out += [
             "",
