@@ -101,8 +101,8 @@ class MAML(GradientLearner):
         batched: vmap over the tasks of a batch instead of looping in Python.
         compiled: meta-train through ``torch.compile`` (same values up to float rounding).
         tasks_per_graph: with ``compiled``, the number of tasks unrolled into one compiled graph (default: 8 in
-            first order; in second order 4 with one inner step, which compiles about 3x longer for a few percent
-            per step, and 1 with more, whose graphs are larger still).
+            first order, 1 in second order, where 4 make steps a few percent faster but compile about 3x longer,
+            a cost that short runs do not repay).
         per_step_rates: MAML++'s learned rate per parameter tensor and inner step.
         multi_step_loss_steps: MAML++'s multi-step loss, annealed over this many meta-iterations (0: off).
     """
@@ -148,7 +148,7 @@ class MAML(GradientLearner):
         else:
             GradientConfig(**settings)  # the one place the settings' rules live
         if tasks_per_graph is None:
-            tasks_per_graph = 8 if first_order else 4 if inner_steps == 1 else 1
+            tasks_per_graph = 8 if first_order else 1
         super().__init__(
             model,
             inner_lr=inner_lr,
