@@ -159,10 +159,11 @@ class MAML(GradientLearner):
             execution=execution(batched, compiled, tasks_per_graph),
         )
         self.first_order, self.batched, self.compiled = first_order, batched, compiled
-        if not (batched or compiled):  # the conv blocks' fused BatchNorm, pooling and ReLU (nn.norm_pool)
-            for module in self.model.modules():
-                if isinstance(module, ConvNet):
-                    module.use_fused_blocks()
+        for module in self.model.modules():
+            if isinstance(module, ConvNet) and not batched:
+                module.use_native_convolutions()  # strided 3x3 convolutions in C (nn.strided_conv)
+            if isinstance(module, ConvNet) and not (batched or compiled):
+                module.use_fused_blocks()  # the conv blocks' fused BatchNorm, pooling and ReLU (nn.norm_pool)
         self.step_rates = (
             nn.ParameterDict(
                 {

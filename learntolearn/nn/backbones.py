@@ -9,6 +9,8 @@ from torch import nn
 
 from learntolearn.nn.adapter import ResidualAdapter
 from learntolearn.nn.norm_pool import conv_norm_pool_relu
+from learntolearn.nn.strided_conv import StridedConv2d
+from learntolearn.nn.strided_conv import kernels as strided_conv_kernels
 from learntolearn.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
@@ -29,8 +31,19 @@ class ConvNet(nn.Sequential):
         self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits it
 
     def use_contiguous_layout(self) -> ConvNet:
+        """NCHW throughout, and PyTorch's convolutions (the C ones need channels-last maps and have no vmap rule)."""
         self.channels_last = False
+        self.use_native_convolutions(False)
         return self.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+    def use_native_convolutions(self, enabled: bool = True) -> ConvNet:
+        """Run the strided 3x3 convolutions as the C kernels of :mod:`learntolearn.nn.strided_conv`, faster on the
+        small batches of a task (where they could be built: :mod:`learntolearn.nn.native`)."""
+        enabled = enabled and strided_conv_kernels() is not None
+        for layer in self.modules():
+            if isinstance(layer, StridedConv2d):
+                layer.native = enabled
+        return self
 
     def use_fused_blocks(self) -> ConvNet:
         """Run each conv block's BatchNorm, pooling and ReLU as one fused operator in training steps
@@ -156,7 +169,7 @@ def conv4_strided(in_channels: int = 1, hidden: int = 64) -> ConvNet:
     layers: list[nn.Module] = []
     for i in range(4):
         layers += [
-            nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, stride=2, padding=1),
+            StridedConv2d(in_channels if i == 0 else hidden, hidden),
             nn.BatchNorm2d(hidden),
             nn.ReLU(),
         ]

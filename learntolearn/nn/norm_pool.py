@@ -32,34 +32,21 @@ from __future__ import annotations
 
 import contextvars
 import ctypes
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from learntolearn.data.roots import default_cache_root
+from learntolearn.nn import native
 
-log = logging.getLogger(__name__)
-SOURCE = Path(__file__).with_name("kernels") / "norm_pool.c"
-#: compiler flags per vector instruction set PyTorch reports for this CPU
-VECTOR_FLAGS = {"AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"], "AVX2": ["-mavx2", "-mfma"]}
-
-_float_p = ctypes.POINTER(ctypes.c_float)
-_double_p = ctypes.POINTER(ctypes.c_double)
+SOURCE = native.KERNELS / "norm_pool.c"
+_float_p, _double_p = native.float_p, native.double_p
 _i64, _int = ctypes.c_int64, ctypes.c_int
-SIGNATURES = {
+SIGNATURES: dict[str, list] = {
     "batch_statistics": [_float_p, _i64, _i64, ctypes.c_double, _float_p, _float_p, _float_p, _int],
     "normalise_pool_relu": [_float_p, _i64, _i64, _i64, _i64, _float_p, _float_p, _float_p, _float_p, _float_p, _int],
     "gradient_sums": [_float_p, _float_p, _float_p, _i64, _i64, _float_p, _float_p, _double_p, _double_p, _int],
@@ -88,41 +75,8 @@ def twice_differentiable(enabled: bool = True) -> Iterator[None]:
 
 @cache
 def kernels() -> ctypes.CDLL | None:
-    """The compiled kernels, built into the cache on first use; None (PyTorch's operators then run) where
-    they cannot be: ``LTL_FUSED_KERNELS=0``, no C compiler, a failed build or an unwritable cache."""
-    if os.environ.get("LTL_FUSED_KERNELS", "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        log.info("no C compiler found: BatchNorm, pooling and ReLU run as PyTorch's separate operators")
-        return None
-    try:
-        return _build_and_load(compiler)
-    except (OSError, subprocess.SubprocessError) as error:
-        log.warning("the fused kernels are unavailable (%s); using PyTorch's operators", error)
-        return None
-
-
-def _build_and_load(compiler: str) -> ctypes.CDLL | None:
-    flags = ["-O3", "-fopenmp", "-fPIC", "-shared", *VECTOR_FLAGS.get(torch.backends.cpu.get_cpu_capability(), [])]
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join([compiler, platform.machine(), *flags]).encode()).hexdigest()[:16]
-    library = default_cache_root() / "kernels" / f"norm_pool-{key}.so"
-    if not library.exists():
-        library.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=library.parent) as work:
-            built = Path(work) / library.name
-            command = [compiler, *flags, str(SOURCE), "-o", str(built), "-lm"]
-            result = subprocess.run(command, capture_output=True, timeout=300)
-            if result.returncode != 0:
-                log.warning("could not compile %s (%s); using PyTorch's operators", SOURCE.name, result.stderr[-500:])
-                return None
-            os.replace(built, library)  # atomic: another process never loads a half-written file
-    lib = ctypes.CDLL(str(library))
-    for name, arguments in SIGNATURES.items():
-        getattr(lib, name).argtypes = arguments
-        getattr(lib, name).restype = None
-    return lib
+    """The compiled kernels (:func:`learntolearn.nn.native.build`); None where they cannot be built."""
+    return native.build(SOURCE.name, SIGNATURES)
 
 
 def _loaded() -> ctypes.CDLL:
@@ -132,7 +86,7 @@ def _loaded() -> ctypes.CDLL:
 
 
 def _p(t: Tensor, kind=_float_p):
-    return ctypes.cast(t.data_ptr(), kind)
+    return native.pointer(t, kind)
 
 
 class _NormPoolReLU(torch.autograd.Function):

@@ -1,8 +1,12 @@
 """The compile backend's float form of ReLU's backward against PyTorch's own."""
 
+import copy
+
 import pytest
 import torch
 
+from learntolearn.nn import strided_conv
+from learntolearn.nn.backbones import conv4_strided
 from learntolearn.nn.compile import compile_without_bool_masks, threshold_backward_in_floats
 
 
@@ -148,3 +152,47 @@ def test_one_channel_convolutions_compile_to_patches_with_equal_second_order_gra
     assert decomposed["patch_convolution"].count(True) >= 2
     assert decomposed["patch_convolution_backward"].count(True) >= 1
     assert False in decomposed["patch_convolution_backward"]  # the last layer's, whose input gradient is needed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(strided_conv.kernels() is None, reason="no C compiler to build the strided convolution kernels")
+def test_strided_conv_kernels_compile_with_equal_second_order_gradients(monkeypatch):
+    """MAML's strided conv4 with the C convolutions (learntolearn.nn.strided_conv): the compiled graph calls them
+    and its second-order gradients equal eager PyTorch convolutions'."""
+    calls: list[str] = []
+    lib = strided_conv.kernels()
+
+    class Counting:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(lib, name)
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(conv4_strided(), torch.nn.Flatten(), torch.nn.Linear(64, 5))
+    for norm in net.modules():
+        if isinstance(norm, torch.nn.BatchNorm2d):  # batch statistics only, as MAML's inner loop uses them
+            norm.track_running_stats, norm.running_mean, norm.running_var, norm.num_batches_tracked = (
+                False,
+                None,
+                None,
+                None,
+            )
+    x = torch.randn(5, 1, 12, 12)
+    plain = copy.deepcopy(net)
+
+    def second_order(net, x):
+        params = dict(net.named_parameters())
+        loss = lambda p: torch.func.functional_call(net, p, (x,)).square().mean()
+        inner = torch.func.grad(loss)(params)
+        return loss({n: p - 0.1 * inner[n] for n, p in params.items()})
+
+    eager = torch.autograd.grad(second_order(plain, x), list(plain.parameters()))
+    net[0].use_native_convolutions()
+    monkeypatch.setattr(strided_conv, "_lib", Counting)
+    compiled = torch.autograd.grad(compile_without_bool_masks(second_order)(net, x), list(net.parameters()))
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+    # three 64-channel layers, each: forward twice, input and weight gradient in the inner step, their
+    # derivatives and the query pass's in the outer one
+    assert {"strided_conv_forward", "strided_conv_input_grad", "strided_conv_weight_grad"} <= set(calls)
+    assert len(calls) >= 3 * 12
