@@ -16,12 +16,15 @@ or without a C compiler (:mod:`learntolearn.nn.native`), it is ``nn.Conv2d``.
 from __future__ import annotations
 
 import ctypes
+import math
 from collections.abc import Callable
 from functools import cache
 
 import torch
 from torch import Tensor, nn
 from torch._functorch.utils import enable_single_level_autograd_function
+from torch.autograd.function import _SingleLevelFunction
+from torch.utils.flop_counter import register_flop_formula
 
 from learntolearn.nn import native
 
@@ -131,6 +134,26 @@ for _name, _kernel, _shape in _KERNELS:
     torch.library.register_fake(f"learntolearn::{_name}", _shape, lib=_LIBRARY)
 
 
+def _convolution_flops(grad_or_output_shape, channels: int) -> int:
+    """Multiply-adds x 2 of one of the three products: every output (or output-gradient) entry takes 9 x channels."""
+    return 2 * math.prod(grad_or_output_shape) * 9 * channels
+
+
+@register_flop_formula(_OPS.strided_conv)
+def _(x_shape, w_shape, bias_shape, *, out_shape, **kwargs) -> int:
+    return _convolution_flops(out_shape, x_shape[1])
+
+
+@register_flop_formula(_OPS.strided_conv_input_grad)
+def _(grad_shape, w_shape, *args, out_shape, **kwargs) -> int:
+    return _convolution_flops(grad_shape, w_shape[1])
+
+
+@register_flop_formula(_OPS.strided_conv_weight_grad)
+def _(x_shape, grad_shape, *, out_shape, **kwargs) -> int:
+    return _convolution_flops(grad_shape, x_shape[1])
+
+
 def _below_autograd(keyset, op, *args):
     # past this level's Autograd key only, with gradients on (autograd.Function turns them off in forward): under
     # torch.func.grad the outer levels' Autograd kernels then record the operator too, as with PyTorch's own
@@ -138,7 +161,7 @@ def _below_autograd(keyset, op, *args):
         return op.redispatch(keyset & torch._C._after_autograd_keyset, *args)
 
 
-class _Conv(torch.autograd.Function):
+class _Conv(_SingleLevelFunction):
     @staticmethod
     def forward(keyset, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return _below_autograd(keyset, _OPS.strided_conv.default, x, weight, bias)
@@ -158,7 +181,7 @@ class _Conv(torch.autograd.Function):
         return None, grad_x, grad_weight, grad_bias
 
 
-class _InputGrad(torch.autograd.Function):
+class _InputGrad(_SingleLevelFunction):
     """grad_x = B(grad_y, weight), linear in each: <B(grad_y, weight), h> = <grad_y, conv(h, weight)>."""
 
     @staticmethod
@@ -177,7 +200,7 @@ class _InputGrad(torch.autograd.Function):
         return None, d_grad_y, d_weight, None, None
 
 
-class _WeightGrad(torch.autograd.Function):
+class _WeightGrad(_SingleLevelFunction):
     """grad_weight = G(x, grad_y), linear in each: <G(x, grad_y), h> = <grad_y, conv(x, h)>."""
 
     @staticmethod
@@ -196,14 +219,15 @@ class _WeightGrad(torch.autograd.Function):
         return None, d_x, d_grad_y
 
 
-def _autograd_kernel(function: type[torch.autograd.Function]):
-    # the plain autograd.Function application, as PyTorch's own operators' Autograd kernels record their node:
-    # torch.func's transforms have already unwrapped the tensors to this kernel's level
+def _autograd_kernel(function: type[_SingleLevelFunction]):
+    # records one autograd node at this kernel's level, as PyTorch's own operators' Autograd kernels do: torch.func's
+    # transforms have already unwrapped the tensors to this level, and each level runs the kernel once (the
+    # single-level functions are what torch.func itself builds for autograd.Function, one per level)
     def kernel(keyset, *args):
         if not torch.is_grad_enabled():  # e.g. inside compiled graphs: nothing to record
             return function.forward(keyset, *args)
         with enable_single_level_autograd_function():
-            return super(torch.autograd.Function, function).apply(keyset, *args)
+            return function.apply(keyset, *args)
 
     return kernel
 

@@ -111,3 +111,16 @@ def test_without_kernels_the_layers_stay_pytorch(monkeypatch):
     monkeypatch.setattr("learntolearn.nn.backbones.strided_conv_kernels", lambda: None)
     net = conv4_strided().use_native_convolutions()
     assert not any(m.native for m in net.modules() if isinstance(m, StridedConv2d))
+
+
+def test_flop_counter_counts_the_kernels_as_pytorch_counts_its_convolutions():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, weight, bias = inputs(3, 64, (7, 7))
+    counts = []
+    for fn in (conv, reference):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn(x, weight, bias).sum().backward()
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0
