@@ -54,23 +54,16 @@ static inline void tile_product(vecf acc[TILE][VECS], const float *const a_rows[
     }
 }
 
-/* weight[o][i][kh][kw] (strides s) -> packed[tap][i][o] (forward) */
-static float *pack_forward(const float *weight, const int64_t *s, int64_t C, int64_t CO) {
+/* weight[o][i][kh][kw] (strides s) -> packed[tap][i][o] (forward, by_input) or packed[tap][o][i] (input gradient) */
+static float *pack(const float *weight, const int64_t *s, int64_t C, int64_t CO, int by_input) {
     float *packed = aligned_alloc(64, (size_t)(9 * C * CO) * sizeof(float) + 64);
+    int64_t rows = by_input ? C : CO, columns = by_input ? CO : C;
     for (int64_t tap = 0; tap < 9; tap++)
-        for (int64_t i = 0; i < C; i++)
-            for (int64_t o = 0; o < CO; o++)
-                packed[(tap * C + i) * CO + o] = weight[o * s[0] + i * s[1] + (tap / 3) * s[2] + (tap % 3) * s[3]];
-    return packed;
-}
-
-/* weight[o][i][kh][kw] (strides s) -> packed[tap][o][i] (input gradient) */
-static float *pack_backward(const float *weight, const int64_t *s, int64_t C, int64_t CO) {
-    float *packed = aligned_alloc(64, (size_t)(9 * C * CO) * sizeof(float) + 64);
-    for (int64_t tap = 0; tap < 9; tap++)
-        for (int64_t o = 0; o < CO; o++)
-            for (int64_t i = 0; i < C; i++)
-                packed[(tap * CO + o) * C + i] = weight[o * s[0] + i * s[1] + (tap / 3) * s[2] + (tap % 3) * s[3]];
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < columns; c++) {
+                int64_t o = by_input ? c : r, i = by_input ? r : c;
+                packed[(tap * rows + r) * columns + c] = weight[o * s[0] + i * s[1] + tap / 3 * s[2] + tap % 3 * s[3]];
+            }
     return packed;
 }
 
@@ -78,7 +71,7 @@ static float *pack_backward(const float *weight, const int64_t *s, int64_t C, in
 void strided_conv_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C, const float *weight,
                           const int64_t *weight_strides, int64_t CO, const float *bias, float *y, int threads) {
     int64_t OH = (H + 1) / 2, OW = (W + 1) / 2, P = N * OH * OW;
-    float *packed = pack_forward(weight, weight_strides, C, CO);
+    float *packed = pack(weight, weight_strides, C, CO, 1);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t p0 = 0; p0 < P; p0 += TILE) {
         for (int64_t ob = 0; ob < CO; ob += BLOCK) {
@@ -107,7 +100,7 @@ void strided_conv_forward(const float *x, int64_t N, int64_t H, int64_t W, int64
 void strided_conv_input_grad(const float *grad_y, int64_t N, int64_t H, int64_t W, int64_t C, const float *weight,
                              const int64_t *weight_strides, int64_t CO, float *grad_x, int threads) {
     int64_t OH = (H + 1) / 2, OW = (W + 1) / 2;
-    float *packed = pack_backward(weight, weight_strides, C, CO);
+    float *packed = pack(weight, weight_strides, C, CO, 0);
     for (int py = 0; py < 2; py++)
         for (int px = 0; px < 2; px++) {
             int64_t ch = (H - py + 1) / 2, cw = (W - px + 1) / 2, count = N * ch * cw; /* pixels in the class */
