@@ -5,12 +5,13 @@ the strided conv4, 4x4 maps, runs at a fraction of its 28x28 rate; ``benchmarks/
 ``kernels/strided_conv.c`` compute the forward pass, the input gradient and the weight gradient directly on
 channels-last maps: each is a register-tiled matrix product whose rows are gathered from the maps as it goes.
 
-The three are PyTorch custom operators (``torch.compile`` calls them as external kernels) inside autograd
-functions whose derivatives are again the three (the input gradient is linear in the output gradient and the
-weight, the weight gradient in the input and the output gradient), so :func:`conv` has derivatives of every
-order and runs under ``torch.func`` transforms. :class:`StridedConv2d` uses them once :meth:`~learntolearn.nn.backbones.ConvNet.use_native_convolutions`
-sets ``native`` and a call qualifies (float32 on the CPU outside autocast, channels a multiple of 64); otherwise,
-or without a C compiler (:mod:`learntolearn.nn.native`), it is ``nn.Conv2d``.
+The three are dispatcher operators (``torch.compile`` calls them as external kernels) whose Autograd kernels
+record one node per ``torch.func`` level, as PyTorch's own operators do, and whose derivatives are again the
+three (the input gradient is linear in the output gradient and the weight, the weight gradient in the input
+and the output gradient): :func:`conv` has derivatives of every order, under transforms and compiled.
+:class:`StridedConv2d` uses them once :meth:`~learntolearn.nn.backbones.ConvNet.use_native_convolutions` sets
+``native`` and a call qualifies (float32 on the CPU outside autocast, channels a multiple of 64); otherwise, or
+without a C compiler (:mod:`learntolearn.nn.native`), it is ``nn.Conv2d``.
 """
 
 from __future__ import annotations
